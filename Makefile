@@ -1,0 +1,52 @@
+# The make targets are the project's interface: demo, test, lint, protos, docs, bench.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+PROTOS := $(wildcard protos/article6/v1/*.proto)
+GENERATED := article6/v1/.generated
+
+.PHONY: all install protos lint test demo docs clean
+
+all: test
+
+$(VENV)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed $(GENERATED)
+
+# Python messages, typed stubs and gRPC stubs for protos/, written beside article6/v1/__init__.py.
+$(GENERATED): $(VENV)/.installed $(PROTOS) protos/buf.yaml
+	rm -f article6/v1/*_pb2*.py article6/v1/*_pb2*.pyi
+	$(PY) -m grpc_tools.protoc -I protos \
+		--python_out=. --grpc_python_out=. \
+		--plugin=protoc-gen-mypy=$(BIN)/protoc-gen-mypy --mypy_out=. \
+		--plugin=protoc-gen-mypy_grpc=$(BIN)/protoc-gen-mypy_grpc --mypy_grpc_out=. \
+		$(PROTOS)
+	touch $@
+
+protos: $(GENERATED)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	cd protos && ../$(BIN)/buf lint
+	cd protos && ../$(BIN)/buf build -o /dev/null
+
+test: lint
+	$(BIN)/pytest
+
+# Rewrite the generated sections of docs/PROTOCOL.md (response codes, test vectors).
+docs: install
+	$(PY) -m article6.docs --write
+
+demo: install
+	$(PY) -m article6.demo
+
+clean:
+	rm -rf $(VENV) article6/v1/*_pb2*.py article6/v1/*_pb2*.pyi $(GENERATED) run

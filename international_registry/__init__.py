@@ -1,0 +1,1 @@
+"""The international registry with its additional registry services (ARS)."""

@@ -1,0 +1,1 @@
+"""A reference national (Party) registry and conformance aid."""
