@@ -1,0 +1,136 @@
+"""A development PKI: one CA, a TLS certificate and a signing key per registry.
+
+``article6 pki init --out DIR --registry HUB --registry GHA01 ...`` writes::
+
+    DIR/ca.crt  DIR/ca.key                  the development CA (ECDSA P-256)
+    DIR/<ID>/tls.crt  DIR/<ID>/tls.key      TLS certificate: CN=<ID>, DNS SAN=<ID lowercased>
+    DIR/<ID>/signing.key                    Ed25519 signing key of <ID> (PKCS#8 PEM)
+    DIR/keys.toml                           every public signing key with its registry and validity
+
+The TLS identity of a registry is its certificate's common name, equal to its registry id.
+Private files are created with mode 0600 and never overwritten. For production, registries
+bring certificates from the secretariat's CA and publish their own signing keys; only the
+layout is shared with this development helper.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from article6.identifiers import check_registry_id
+from article6.keys import DirectoryKey, SigningKey, key_file_text
+
+CERTIFICATE_DAYS = 365
+CA_NAME = "Article 6 gateway development CA"
+
+
+@dataclass(frozen=True)
+class RegistryFiles:
+    """Where one registry's credentials live inside a PKI folder."""
+
+    folder: Path
+    registry: str
+
+    @property
+    def tls_certificate(self) -> Path:
+        return self.folder / self.registry / "tls.crt"
+
+    @property
+    def tls_key(self) -> Path:
+        return self.folder / self.registry / "tls.key"
+
+    @property
+    def signing_key(self) -> Path:
+        return self.folder / self.registry / "signing.key"
+
+    @property
+    def ca_certificate(self) -> Path:
+        return self.folder / "ca.crt"
+
+
+def _write_new(path: Path, data: bytes, private: bool) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+    with os.fdopen(os.open(path, flags, 0o600 if private else 0o644), "wb") as handle:
+        handle.write(data)
+
+
+def _private_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def _certificate(
+    subject: str,
+    public_key: ec.EllipticCurvePublicKey,
+    issuer: x509.Name,
+    issuer_key: ec.EllipticCurvePrivateKey,
+    *,
+    now: datetime,
+    is_ca: bool,
+) -> x509.Certificate:
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+        .issuer_name(issuer)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=CERTIFICATE_DAYS))
+        .add_extension(x509.BasicConstraints(ca=is_ca, path_length=None), critical=True)
+    )
+    if is_ca:
+        usage = x509.KeyUsage(False, False, False, False, False, True, True, False, False)
+        builder = builder.add_extension(usage, critical=True)
+    else:
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName([x509.DNSName(subject.lower())]), critical=False
+        ).add_extension(
+            x509.ExtendedKeyUsage(
+                [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
+            ),
+            critical=False,
+        )
+    return builder.sign(issuer_key, hashes.SHA256())
+
+
+def init_pki(folder: Path, registries: Sequence[str], now: datetime | None = None) -> list[str]:
+    """Write a CA and credentials for each registry; return the key ids written, in order."""
+    for registry in registries:
+        check_registry_id(registry)
+    if len(set(registries)) != len(registries):
+        raise ValueError("registry ids must be distinct")
+    now = now or datetime.now(UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, CA_NAME)])
+    ca_cert = _certificate(CA_NAME, ca_key.public_key(), ca_name, ca_key, now=now, is_ca=True)
+    _write_new(folder / "ca.key", _private_pem(ca_key), private=True)
+    _write_new(folder / "ca.crt", ca_cert.public_bytes(serialization.Encoding.PEM), private=False)
+    signing_keys: list[tuple[str, SigningKey]] = []
+    for registry in registries:
+        files = RegistryFiles(folder, registry)
+        tls_key = ec.generate_private_key(ec.SECP256R1())
+        cert = _certificate(registry, tls_key.public_key(), ca_name, ca_key, now=now, is_ca=False)
+        _write_new(files.tls_key, _private_pem(tls_key), private=True)
+        _write_new(files.tls_certificate, cert.public_bytes(serialization.Encoding.PEM), False)
+        signing_key = SigningKey.generate()
+        _write_new(files.signing_key, signing_key.to_pem(), private=True)
+        signing_keys.append((registry, signing_key))
+    not_before = now - timedelta(minutes=5)
+    directory = [
+        DirectoryKey(registry, key.public_raw, not_before) for registry, key in signing_keys
+    ]
+    _write_new(folder / "keys.toml", key_file_text(directory).encode(), private=False)
+    return [key.key_id for _, key in signing_keys]

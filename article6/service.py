@@ -1,0 +1,57 @@
+"""Serving Envelope RPCs: raw bytes in, refusals out as numbered gRPC statuses.
+
+The hub and every registry serve services whose RPCs take and return an ``Envelope``. The
+handlers registered here receive the raw request bytes, so malformed or oversized input is
+refused with its own code (ENVELOPE_MALFORMED, MESSAGE_TOO_LARGE) rather than a generic
+deserialization error, and any ``Refusal`` raised by a method ends the RPC through
+``article6.status.abort``. gRPC's own receive limit should sit above ``max_bytes``
+(``grpc_message_options``), so moderately oversized envelopes still get the numbered code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+
+import grpc
+import grpc.aio
+
+from article6.codes import Refusal
+from article6.envelope import MAX_ENVELOPE_BYTES, read_envelope
+from article6.status import abort
+from article6.v1 import envelope_pb2
+
+Context = grpc.aio.ServicerContext[bytes, bytes]
+EnvelopeMethod = Callable[[envelope_pb2.Envelope, Context], Awaitable[envelope_pb2.Envelope]]
+
+GRPC_LIMIT_MARGIN_BYTES = 64 * 1024
+
+
+def grpc_message_options(max_bytes: int = MAX_ENVELOPE_BYTES) -> list[tuple[str, int]]:
+    """Server or channel options whose gRPC message limits sit just above ``max_bytes``."""
+    limit = max_bytes + GRPC_LIMIT_MARGIN_BYTES
+    return [("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", limit)]
+
+
+def _handler(
+    method: EnvelopeMethod, max_bytes: int
+) -> Callable[[bytes, Context], Awaitable[bytes]]:
+    async def handle(raw: bytes, context: Context) -> bytes:
+        try:
+            envelope = read_envelope(raw, max_bytes)
+            reply = await method(envelope, context)
+        except Refusal as refusal:
+            await abort(context, refusal)
+        return reply.SerializeToString()
+
+    return handle
+
+
+def envelope_service(
+    service: str, methods: Mapping[str, EnvelopeMethod], max_bytes: int = MAX_ENVELOPE_BYTES
+) -> grpc.GenericRpcHandler[bytes, bytes]:
+    """A generic handler for ``service`` (e.g. "article6.v1.Hub") serving ``methods`` by name."""
+    handlers = {
+        name: grpc.unary_unary_rpc_method_handler(_handler(method, max_bytes))
+        for name, method in methods.items()
+    }
+    return grpc.method_handlers_generic_handler(service, handlers)
