@@ -1,0 +1,27 @@
+"""Fixtures shared by every test layer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from article6.pki import init_pki
+
+REGISTRIES = ("HUB", "GHA01", "CHE01")
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A development PKI for HUB, GHA01 and CHE01."""
+    folder = tmp_path_factory.mktemp("pki")
+    init_pki(folder, REGISTRIES)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def rogue_pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Another CA's PKI issuing a certificate that claims to be GHA01."""
+    folder = tmp_path_factory.mktemp("rogue-pki")
+    init_pki(folder, ("GHA01",))
+    return folder
