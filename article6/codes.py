@@ -119,6 +119,8 @@ class Code(enum.IntEnum):
     TRANSACTION_TIMED_OUT = 4012
     SERIALS_ALREADY_ISSUED = 4013
     ACCOUNT_TYPE_NOT_ALLOWED = 4014
+    ACQUIRING_REGISTRY_SUSPENDED = 4015
+    ACQUIRING_REGISTRY_MISMATCH = 4016
 
     # 5xxx: Article 6 specific.
     COOPERATIVE_APPROACH_NOT_AUTHORIZED = 5001
@@ -301,6 +303,12 @@ CATALOGUE: dict[Code, CodeInfo] = {
         "An issuance names serials that the originating registry already issued."
     ),
     Code.ACCOUNT_TYPE_NOT_ALLOWED: _info("The account's type does not allow this transaction."),
+    Code.ACQUIRING_REGISTRY_SUSPENDED: _info(
+        "The acquiring registry is suspended by the hub's operators.", retryable=True
+    ),
+    Code.ACQUIRING_REGISTRY_MISMATCH: _info(
+        "A transaction of this type must name the transferring registry as acquiring registry."
+    ),
     Code.COOPERATIVE_APPROACH_NOT_AUTHORIZED: _info(
         "The registry has no authority to issue or act under this cooperative approach."
     ),

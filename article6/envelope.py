@@ -66,6 +66,20 @@ def seal(message: Message, keys: Sequence[SigningKey]) -> envelope_pb2.Envelope:
     )
 
 
+def reseal(
+    envelope: envelope_pb2.Envelope,
+    payload_class: type[Message],
+    keys: Sequence[SigningKey],
+    sent_at: datetime,
+) -> envelope_pb2.Envelope:
+    """The same message, same message id, with ``sent_at`` re-stamped and signed again: for a
+    retry refused as stale (1036), which proves the receiver never recorded it."""
+    payload = payload_class.FromString(envelope.payload)
+    header: header_pb2.Header = getattr(payload, "header")  # noqa: B009 (field of any payload)
+    header.sent_at.FromDatetime(sent_at)
+    return seal(payload, keys)
+
+
 def payload_sha256(envelope: envelope_pb2.Envelope) -> bytes:
     return hashlib.sha256(envelope.payload).digest()
 

@@ -8,6 +8,7 @@ DNS name), so an endpoint can be a bare loopback address.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,9 +64,16 @@ def channel_options(peer_registry: str) -> list[tuple[str, str]]:
     return [("grpc.ssl_target_name_override", peer_registry.lower())]
 
 
-def secure_channel(target: str, peer_registry: str, material: TlsMaterial) -> grpc.aio.Channel:
+def secure_channel(
+    target: str,
+    peer_registry: str,
+    material: TlsMaterial,
+    options: Sequence[tuple[str, Any]] = (),
+) -> grpc.aio.Channel:
     return grpc.aio.secure_channel(
-        target, channel_credentials(material), options=channel_options(peer_registry)
+        target,
+        channel_credentials(material),
+        options=[*channel_options(peer_registry), *options],
     )
 
 

@@ -1,0 +1,132 @@
+"""Unit blocks in SQL tables: the columns, the row mapping, and overlap lookups.
+
+Shared by the hub's ledger and every registry's holdings, so that all of them store and find
+blocks the same way. Serial numbers are unsigned 64-bit; they are stored shifted by -2**63 in
+signed BIGINT columns (``to_db``/``from_db``), which keeps order and exactness on SQLite
+(whose INTEGER is signed 64-bit) and PostgreSQL alike.
+
+Within a table, blocks of one serial space are disjoint, so what overlaps a range is found
+with two index range scans (the one row starting at or before the range, and the rows
+starting inside it): O(log n + k), never a scan of the space.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import BigInteger, Column, Connection, Integer, Row, String, Table, select
+
+from article6.blocks import Block
+from article6.identifiers import SERIAL_MAX
+from article6.model import Purpose, UnitAttributes, UnitBlock, UnitKind, UnitState
+
+SERIAL_SHIFT = 2**63
+
+
+def to_db(serial: int) -> int:
+    return serial - SERIAL_SHIFT
+
+
+def from_db(value: int) -> int:
+    return value + SERIAL_SHIFT
+
+
+def block_columns() -> list[Column[Any]]:
+    """The columns of a block row: its space (originating registry), serials and attributes."""
+    return [
+        Column("space", String(16), nullable=False),
+        Column("serial_first", BigInteger, nullable=False),
+        Column("serial_last", BigInteger, nullable=False),
+        Column("vintage", Integer, nullable=False),
+        Column("cooperative_approach", String(16), nullable=False),
+        Column("first_transferring_party", String(3), nullable=False),
+        Column("authorization_id", String(64), nullable=False),
+        Column("purpose", Integer, nullable=False),
+        Column("unit_kind", Integer, nullable=False),
+        Column("state", Integer, nullable=False),
+        Column("activity_id", String(64), nullable=False),
+        Column("host_party", String(3), nullable=False),
+        Column("metric", String(16), nullable=False),
+    ]
+
+
+def unit_block(row: Row[Any]) -> UnitBlock:
+    unit = UnitAttributes(
+        originating_registry=row.space,
+        vintage=row.vintage,
+        cooperative_approach=row.cooperative_approach,
+        first_transferring_party=row.first_transferring_party,
+        authorization_id=row.authorization_id,
+        purpose=Purpose(row.purpose),
+        unit_kind=UnitKind(row.unit_kind),
+        state=UnitState(row.state),
+        activity_id=row.activity_id,
+        host_party=row.host_party,
+        metric=row.metric,
+    )
+    return Block(from_db(row.serial_first), from_db(row.serial_last), unit)
+
+
+def block_row(block: UnitBlock) -> dict[str, Any]:
+    unit = block.attributes
+    return {
+        "space": unit.originating_registry,
+        "serial_first": to_db(block.serial_first),
+        "serial_last": to_db(block.serial_last),
+        "vintage": unit.vintage,
+        "cooperative_approach": unit.cooperative_approach,
+        "first_transferring_party": unit.first_transferring_party,
+        "authorization_id": unit.authorization_id,
+        "purpose": unit.purpose.value,
+        "unit_kind": unit.unit_kind.value,
+        "state": unit.state.value,
+        "activity_id": unit.activity_id,
+        "host_party": unit.host_party,
+        "metric": unit.metric,
+    }
+
+
+def overlapping_rows(
+    connection: Connection, table: Table, space: str, first: int, last: int
+) -> list[Row[Any]]:
+    """Rows of ``space`` sharing a serial with ``first..last``."""
+    first, last = max(first, 0), min(last, SERIAL_MAX)
+    column = table.c.serial_first
+    before = (
+        select(table)
+        .where(table.c.space == space, column <= to_db(first))
+        .order_by(column.desc())
+        .limit(1)
+    )
+    inside = select(table).where(
+        table.c.space == space, column > to_db(first), column <= to_db(last)
+    )
+    rows = [*connection.execute(before), *connection.execute(inside)]
+    return [row for row in rows if from_db(row.serial_last) >= first]
+
+
+def rows_around(
+    connection: Connection, table: Table, space: str, ranges: Iterable[Block[Any]], margin: int
+) -> dict[int, Row[Any]]:
+    """Rows overlapping any range widened by ``margin`` (1 to include touching neighbours),
+    by row id. The table needs an integer ``id`` column."""
+    found: dict[int, Row[Any]] = {}
+    for wanted in ranges:
+        first, last = wanted.serial_first - margin, wanted.serial_last + margin
+        for row in overlapping_rows(connection, table, space, first, last):
+            found[row.id] = row
+    return found
+
+
+def overlapping_blocks(blocks: Iterable[Block[Any]], ranges: Iterable[Block[Any]]) -> list[Any]:
+    """Those of ``blocks`` that share a serial with any of ``ranges``."""
+    wanted = list(ranges)
+    return [
+        block
+        for block in blocks
+        if any(
+            block.serial_first <= r.serial_last and r.serial_first <= block.serial_last
+            for r in wanted
+        )
+    ]

@@ -1,0 +1,156 @@
+"""Domain types shared by the hub and the registries, free of wire and storage code.
+
+The enums repeat the numbers of ``protos/article6/v1`` so that domain logic needs no
+generated code; a test keeps both in step. ``article6.wire`` converts at the edge.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, replace
+
+from article6.blocks import Block
+
+
+class TransactionType(enum.IntEnum):
+    ISSUANCE = 1
+    EXTERNAL_TRANSFER = 3
+    CANCELLATION = 4
+    USE = 5
+    INTERNAL_TRANSFER = 10
+    AUTHORIZATION = 11
+    FIRST_TRANSFER = 12
+    VOLUNTARY_CANCELLATION = 13
+
+
+class Status(enum.IntEnum):
+    """Transaction status, with the Kyoto DES numbers."""
+
+    PROPOSED = 1
+    CHECKED = 2
+    CHECKED_DISCREPANCY = 3
+    COMPLETED = 4
+    TERMINATED = 5
+    REJECTED = 6
+    CANCELLED = 7
+    ACCEPTED = 8
+
+    @property
+    def final(self) -> bool:
+        return self in FINAL_STATUSES
+
+
+FINAL_STATUSES = frozenset({Status.COMPLETED, Status.TERMINATED, Status.REJECTED, Status.CANCELLED})
+
+
+class UnitKind(enum.IntEnum):
+    MITIGATION_OUTCOME = 1
+    ITMO = 2
+    A64ER = 3
+
+
+class UnitState(enum.IntEnum):
+    HELD = 1
+    USED = 2
+    CANCELLED = 3
+
+
+class Purpose(enum.IntEnum):
+    UNSPECIFIED = 0
+    NDC = 1
+    OIMP = 2
+    NDC_AND_OIMP = 3
+
+    def allows(self, use: Purpose) -> bool:
+        """Whether units authorized for this purpose may be used for ``use``."""
+        return use is not Purpose.UNSPECIFIED and (use is self or self is Purpose.NDC_AND_OIMP)
+
+
+class AccountType(enum.IntEnum):
+    HOLDING = 1
+    NDC_USE = 2
+    OIMP_USE = 3
+    VOLUNTARY_CANCELLATION = 4
+    MANDATORY_CANCELLATION = 5
+    PENDING = 6
+    ADAPTATION_FUND = 7
+
+
+@dataclass(frozen=True)
+class UnitAttributes:
+    """Everything about a unit except its serial number."""
+
+    originating_registry: str
+    vintage: int
+    cooperative_approach: str
+    first_transferring_party: str
+    authorization_id: str
+    purpose: Purpose
+    unit_kind: UnitKind
+    state: UnitState
+    activity_id: str = ""
+    host_party: str = ""
+    metric: str = ""
+
+    def with_state(self, state: UnitState) -> UnitAttributes:
+        return replace(self, state=state)
+
+
+@dataclass(frozen=True, order=True)
+class Holder:
+    """Where units are held: an account of a registry."""
+
+    registry: str
+    account_id: str
+
+
+@dataclass(frozen=True)
+class Held:
+    """Ledger attributes: who holds the units, and what they are."""
+
+    holder: Holder
+    unit: UnitAttributes
+
+
+UnitBlock = Block[UnitAttributes]
+LedgerBlock = Block[Held]
+
+
+@dataclass(frozen=True)
+class UseDetails:
+    using_party: str
+    year_of_use: int
+    purpose: Purpose
+
+
+@dataclass(frozen=True)
+class TransactionSpec:
+    """A proposed transaction as the domain sees it."""
+
+    transaction_id: str
+    type: TransactionType
+    transferring_registry: str
+    transferring_account: str
+    acquiring_registry: str
+    acquiring_account: str
+    blocks: tuple[UnitBlock, ...]
+    quantity: int
+    use: UseDetails | None = None
+    subtype: str = ""
+
+    @property
+    def registries(self) -> frozenset[str]:
+        return frozenset({self.transferring_registry, self.acquiring_registry} - {""})
+
+    @property
+    def source(self) -> Holder:
+        return Holder(self.transferring_registry, self.transferring_account)
+
+    @property
+    def target(self) -> Holder:
+        return Holder(self.acquiring_registry, self.acquiring_account)
+
+
+def spaces(blocks: tuple[UnitBlock, ...] | list[UnitBlock]) -> list[str]:
+    """The serial spaces (originating registries) touched, sorted: the lock order."""
+    return sorted({block.attributes.originating_registry for block in blocks})

@@ -1,0 +1,113 @@
+"""Conversions between the wire messages of ``article6.v1`` and the domain types of
+``article6.model``. Values are copied as they are: validation is the checks' job, and an enum
+number the domain does not know is refused here with the field's code."""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from article6.blocks import Block
+from article6.codes import Code, Refusal
+from article6.model import (
+    Held,
+    Holder,
+    LedgerBlock,
+    Purpose,
+    TransactionSpec,
+    TransactionType,
+    UnitAttributes,
+    UnitBlock,
+    UnitKind,
+    UnitState,
+    UseDetails,
+)
+from article6.v1 import transaction_pb2, units_pb2
+
+E = TypeVar("E", Purpose, UnitKind, UnitState, TransactionType)
+
+
+def _enum(kind: type[E], value: int, code: Code, what: str) -> E:
+    try:
+        return kind(value)
+    except ValueError:
+        raise Refusal(code, f"{what} {value} is not valid") from None
+
+
+def unit_block(message: units_pb2.UnitBlock) -> UnitBlock:
+    if message.serial_first > message.serial_last:
+        raise Refusal(
+            Code.SERIAL_RANGE_INVALID,
+            f"serial_first {message.serial_first} > serial_last {message.serial_last}",
+        )
+    attributes = UnitAttributes(
+        originating_registry=message.originating_registry,
+        vintage=message.vintage,
+        cooperative_approach=message.cooperative_approach,
+        first_transferring_party=message.first_transferring_party,
+        authorization_id=message.authorization_id,
+        purpose=_enum(Purpose, message.purpose, Code.REQUIRED_FIELD_MISSING, "purpose"),
+        unit_kind=_enum(UnitKind, message.unit_kind, Code.UNIT_KIND_INVALID, "unit kind"),
+        state=_enum(UnitState, message.state, Code.UNIT_STATE_INVALID, "unit state"),
+        activity_id=message.activity_id,
+        host_party=message.host_party,
+        metric=message.metric,
+    )
+    return Block(message.serial_first, message.serial_last, attributes)
+
+
+def unit_block_message(block: UnitBlock) -> units_pb2.UnitBlock:
+    unit = block.attributes
+    return units_pb2.UnitBlock(
+        serial_first=block.serial_first,
+        serial_last=block.serial_last,
+        originating_registry=unit.originating_registry,
+        vintage=unit.vintage,
+        cooperative_approach=unit.cooperative_approach,
+        first_transferring_party=unit.first_transferring_party,
+        authorization_id=unit.authorization_id,
+        purpose=units_pb2.Purpose.ValueType(unit.purpose.value),
+        unit_kind=units_pb2.UnitKind.ValueType(unit.unit_kind.value),
+        state=units_pb2.UnitState.ValueType(unit.state.value),
+        activity_id=unit.activity_id,
+        host_party=unit.host_party,
+        metric=unit.metric,
+    )
+
+
+def held_block_message(block: LedgerBlock) -> units_pb2.HeldBlock:
+    unit = Block(block.serial_first, block.serial_last, block.attributes.unit)
+    return units_pb2.HeldBlock(
+        block=unit_block_message(unit),
+        registry=block.attributes.holder.registry,
+        account_id=block.attributes.holder.account_id,
+    )
+
+
+def held_block(message: units_pb2.HeldBlock) -> LedgerBlock:
+    unit = unit_block(message.block)
+    holder = Holder(message.registry, message.account_id)
+    return unit.with_attributes(Held(holder, unit.attributes))
+
+
+def transaction_spec(message: transaction_pb2.Transaction) -> TransactionSpec:
+    use = None
+    if message.HasField("use"):
+        use = UseDetails(
+            message.use.using_party,
+            message.use.year_of_use,
+            _enum(Purpose, message.use.purpose, Code.USE_DETAILS_INVALID, "purpose of use"),
+        )
+    return TransactionSpec(
+        transaction_id=message.transaction_id,
+        type=_enum(
+            TransactionType, message.type, Code.TRANSACTION_TYPE_UNSUPPORTED, "transaction type"
+        ),
+        transferring_registry=message.transferring_registry,
+        transferring_account=message.transferring_account,
+        acquiring_registry=message.acquiring_registry,
+        acquiring_account=message.acquiring_account,
+        blocks=tuple(unit_block(block) for block in message.blocks),
+        quantity=message.quantity,
+        use=use,
+        subtype=message.subtype,
+    )
