@@ -1,0 +1,192 @@
+"""``article6.v1.AdminService``: what operators call, on its own port.
+
+Callers authenticate with a client certificate whose identity is listed in the hub's
+``admin_identities``; anyone else gets PERMISSION_DENIED.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import grpc
+import grpc.aio
+
+from article6.tls import peer_identity
+from article6.v1 import admin_pb2, admin_pb2_grpc, transaction_pb2
+from article6.wire import held_block_message
+from gateway.config import RegistryEntry
+from gateway.storage import ledger
+from gateway.storage.database import Database
+from gateway.storage.records import (
+    OutboxMessage,
+    TransactionRecord,
+    decode_results,
+    get_transaction,
+    history,
+    list_outbox,
+    list_transactions,
+    retry_dead_letter,
+    set_suspended,
+)
+
+log = logging.getLogger("gateway.admin")
+Context = grpc.aio.ServicerContext[Any, Any]
+LIMIT_DEFAULT, LIMIT_MAX = 100, 1000
+
+
+def _limit(requested: int) -> int:
+    return min(requested or LIMIT_DEFAULT, LIMIT_MAX)
+
+
+def transaction_summary(record: TransactionRecord) -> admin_pb2.TransactionSummary:
+    summary = admin_pb2.TransactionSummary(
+        transaction=transaction_pb2.Transaction.FromString(record.body),
+        status=transaction_pb2.TransactionStatus.ValueType(record.status.value),
+    )
+    for code, detail in record.results:
+        summary.results.add(code=code.value, detail=detail)
+    summary.proposed_at.FromDatetime(record.proposed_at)
+    summary.status_at.FromDatetime(record.status_at)
+    return summary
+
+
+def outbox_entry(message: OutboxMessage) -> admin_pb2.OutboxEntry:
+    entry = admin_pb2.OutboxEntry(
+        entry_id=message.id,
+        recipient=message.recipient,
+        message_id=message.message_id,
+        payload_type=message.payload_type,
+        transaction_id=message.transaction_id or "",
+        attempts=message.attempts,
+        last_error=message.last_error,
+    )
+    if message.created_at:
+        entry.created_at.FromDatetime(message.created_at)
+    if message.next_attempt_at and message.state == "pending":
+        entry.next_attempt_at.FromDatetime(message.next_attempt_at)
+    return entry
+
+
+class AdminService(admin_pb2_grpc.AdminServiceServicer):
+    def __init__(
+        self,
+        database: Database,
+        operators: frozenset[str],
+        registries: Callable[[], dict[str, RegistryEntry]],
+        key_ids: Callable[[str], list[str]],
+        on_change: Callable[[], None],
+    ) -> None:
+        self.database = database
+        self.operators = operators
+        self.registries = registries
+        self.key_ids = key_ids
+        self.on_change = on_change
+
+    async def _authorize(self, context: Context) -> str:
+        identity = peer_identity(context)
+        if identity not in self.operators:
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, "not an operator identity")
+        assert identity is not None
+        return identity
+
+    async def ListTransactions(
+        self, request: admin_pb2.ListTransactionsRequest, context: Context
+    ) -> admin_pb2.ListTransactionsResponse:
+        await self._authorize(context)
+        records = await self.database.read(
+            lambda c: list_transactions(
+                c, request.status, request.type, request.registry, _limit(request.limit)
+            )
+        )
+        return admin_pb2.ListTransactionsResponse(
+            transactions=[transaction_summary(record) for record in records]
+        )
+
+    async def GetTransaction(
+        self, request: admin_pb2.GetTransactionRequest, context: Context
+    ) -> admin_pb2.GetTransactionResponse:
+        await self._authorize(context)
+        record = await self.database.read(lambda c: get_transaction(c, request.transaction_id))
+        if record is None:
+            await context.abort(
+                grpc.StatusCode.NOT_FOUND, f"no transaction {request.transaction_id}"
+            )
+        assert record is not None
+        changes = await self.database.read(lambda c: history(c, request.transaction_id))
+        response = admin_pb2.GetTransactionResponse(summary=transaction_summary(record))
+        for status, at, results in changes:
+            change = response.history.add(
+                status=transaction_pb2.TransactionStatus.ValueType(status)
+            )
+            change.at.FromDatetime(at)
+            for code, detail in decode_results(results):
+                change.results.add(code=code.value, detail=detail)
+        return response
+
+    def _info(self, entry: RegistryEntry) -> admin_pb2.RegistryInfo:
+        return admin_pb2.RegistryInfo(
+            registry_id=entry.registry_id,
+            kind=entry.kind,
+            endpoint=entry.endpoint,
+            suspended=entry.suspended,
+            key_ids=self.key_ids(entry.registry_id),
+        )
+
+    async def ListRegistries(
+        self, request: admin_pb2.ListRegistriesRequest, context: Context
+    ) -> admin_pb2.ListRegistriesResponse:
+        await self._authorize(context)
+        entries = sorted(self.registries().values(), key=lambda entry: entry.registry_id)
+        return admin_pb2.ListRegistriesResponse(registries=[self._info(e) for e in entries])
+
+    async def SetRegistryStatus(
+        self, request: admin_pb2.SetRegistryStatusRequest, context: Context
+    ) -> admin_pb2.SetRegistryStatusResponse:
+        operator = await self._authorize(context)
+        if request.registry_id not in self.registries():
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"no registry {request.registry_id}")
+        now = datetime.now(UTC)
+        await self.database.write(
+            lambda c: set_suspended(c, request.registry_id, request.suspended, request.reason, now)
+        )
+        self.on_change()
+        log.warning(
+            "registry %s %s by %s: %s", request.registry_id,
+            "suspended" if request.suspended else "resumed", operator, request.reason,
+            extra={"peer": request.registry_id},
+        )  # fmt: skip
+        entry = self.registries()[request.registry_id]
+        return admin_pb2.SetRegistryStatusResponse(registry=self._info(entry))
+
+    async def ListOutbox(
+        self, request: admin_pb2.ListOutboxRequest, context: Context
+    ) -> admin_pb2.ListOutboxResponse:
+        await self._authorize(context)
+        messages = await self.database.read(
+            lambda c: list_outbox(c, request.dead_letters, request.registry, _limit(request.limit))
+        )
+        return admin_pb2.ListOutboxResponse(entries=[outbox_entry(m) for m in messages])
+
+    async def RetryDeadLetter(
+        self, request: admin_pb2.RetryDeadLetterRequest, context: Context
+    ) -> admin_pb2.RetryDeadLetterResponse:
+        await self._authorize(context)
+        now = datetime.now(UTC)
+        message = await self.database.write(lambda c: retry_dead_letter(c, request.entry_id, now))
+        if message is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"no dead letter {request.entry_id}")
+        assert message is not None
+        self.on_change()
+        return admin_pb2.RetryDeadLetterResponse(entry=outbox_entry(message))
+
+    async def ListHoldings(
+        self, request: admin_pb2.ListHoldingsRequest, context: Context
+    ) -> admin_pb2.ListHoldingsResponse:
+        await self._authorize(context)
+        blocks = await self.database.read(
+            lambda c: ledger.blocks_of_registry(c, request.registry or None)
+        )
+        return admin_pb2.ListHoldingsResponse(blocks=[held_block_message(b) for b in blocks])

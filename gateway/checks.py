@@ -1,0 +1,181 @@
+"""The hub's checks of a proposed transaction that need no ledger: form, routing, authority.
+
+Pure functions over ``article6.model`` types. Each raises ``Refusal`` with the code of the
+first check that fails, in a fixed order (data integrity, then routing, then type-specific
+Article 6 checks), so a registry always sees the same code for the same proposal. The ledger
+checks (units held, not locked) follow in ``gateway.lifecycle``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from article6.blocks import find_overlaps
+from article6.codes import Code, Refusal
+from article6.identifiers import (
+    account_registry,
+    check_account_id,
+    check_cooperative_approach_id,
+    check_party_code,
+    check_registry_id,
+    check_transaction_id,
+    check_year,
+)
+from article6.model import (
+    Purpose,
+    TransactionSpec,
+    TransactionType,
+    UnitBlock,
+    UnitKind,
+    UnitState,
+)
+
+MAX_BLOCKS = 10_000
+
+SUPPORTED_TYPES = frozenset(
+    {
+        TransactionType.ISSUANCE,
+        TransactionType.EXTERNAL_TRANSFER,
+        TransactionType.INTERNAL_TRANSFER,
+        TransactionType.USE,
+        TransactionType.CANCELLATION,
+        TransactionType.VOLUNTARY_CANCELLATION,
+    }
+)
+SINGLE_REGISTRY_TYPES = SUPPORTED_TYPES - {TransactionType.EXTERNAL_TRANSFER}
+
+
+@dataclass(frozen=True)
+class Peer:
+    """What the checks need to know of a registry in the directory."""
+
+    registry_id: str
+    cooperative_approaches: frozenset[str]
+    suspended: bool
+
+
+def check_proposal(spec: TransactionSpec, sender: str, peers: Mapping[str, Peer]) -> None:
+    """Refuse a proposal that is malformed, misrouted or beyond the sender's authority."""
+    check_transaction_id(spec.transaction_id, sender)
+    if spec.type not in SUPPORTED_TYPES:
+        raise Refusal(Code.TRANSACTION_TYPE_UNSUPPORTED, f"type {spec.type.name} is not handled")
+    _check_blocks(spec)
+    _check_routing(spec, sender, peers)
+    if spec.type is TransactionType.ISSUANCE:
+        _check_issuance(spec, sender, peers[sender])
+    if spec.type is TransactionType.USE:
+        _check_use(spec)
+
+
+def _check_blocks(spec: TransactionSpec) -> None:
+    if not spec.blocks:
+        raise Refusal(Code.REQUIRED_FIELD_MISSING, "no blocks")
+    if len(spec.blocks) > MAX_BLOCKS:
+        raise Refusal(Code.TOO_MANY_BLOCKS, f"{len(spec.blocks)} blocks, limit {MAX_BLOCKS}")
+    if spec.quantity <= 0:
+        raise Refusal(Code.QUANTITY_NOT_POSITIVE, f"quantity {spec.quantity}")
+    total = sum(block.unit_count for block in spec.blocks)
+    if total != spec.quantity:
+        raise Refusal(Code.QUANTITY_MISMATCH, f"quantity {spec.quantity}, blocks hold {total}")
+    for block in spec.blocks:
+        _check_block(block)
+    by_space: dict[str, list[UnitBlock]] = {}
+    for block in spec.blocks:
+        by_space.setdefault(block.attributes.originating_registry, []).append(block)
+    for blocks in by_space.values():
+        overlaps = find_overlaps(blocks)
+        if overlaps:
+            left, right = overlaps[0]
+            raise Refusal(
+                Code.BLOCKS_OVERLAP,
+                f"serials {left.serial_first}-{left.serial_last} and "
+                f"{right.serial_first}-{right.serial_last} overlap",
+            )
+
+
+def _check_block(block: UnitBlock) -> None:
+    unit = block.attributes
+    check_registry_id(unit.originating_registry)
+    check_year(unit.vintage)
+    if unit.unit_kind is not UnitKind.MITIGATION_OUTCOME or unit.cooperative_approach:
+        check_cooperative_approach_id(unit.cooperative_approach)
+    if unit.first_transferring_party:
+        check_party_code(unit.first_transferring_party)
+    if unit.host_party:
+        check_party_code(unit.host_party)
+    if unit.state is not UnitState.HELD:
+        raise Refusal(Code.UNIT_STATE_INVALID, "blocks are proposed as held")
+
+
+def _check_account(account_id: str, registry: str) -> None:
+    check_account_id(account_id)
+    if account_registry(account_id) != registry:
+        raise Refusal(Code.ACCOUNT_ID_INVALID, f"account {account_id} is not of {registry}")
+
+
+def _check_routing(spec: TransactionSpec, sender: str, peers: Mapping[str, Peer]) -> None:
+    if spec.transferring_registry != sender:
+        raise Refusal(
+            Code.REGISTRY_NOT_PARTY_TO_UNITS,
+            f"{sender} proposed for transferring registry {spec.transferring_registry!r}",
+        )
+    if spec.type is TransactionType.EXTERNAL_TRANSFER:
+        _check_acquirer(spec, sender, peers)
+    elif spec.acquiring_registry != sender:
+        raise Refusal(
+            Code.ACQUIRING_REGISTRY_MISMATCH,
+            f"a {spec.type.name.lower()} stays in {sender}",
+        )
+    if spec.type is not TransactionType.ISSUANCE:
+        _check_account(spec.transferring_account, sender)
+    if spec.acquiring_account or spec.type in {
+        TransactionType.ISSUANCE,
+        TransactionType.EXTERNAL_TRANSFER,
+        TransactionType.INTERNAL_TRANSFER,
+    }:
+        _check_account(spec.acquiring_account, spec.acquiring_registry)
+
+
+def _check_acquirer(spec: TransactionSpec, sender: str, peers: Mapping[str, Peer]) -> None:
+    acquirer = peers.get(spec.acquiring_registry)
+    if acquirer is None:
+        raise Refusal(
+            Code.ACQUIRING_REGISTRY_UNKNOWN, f"{spec.acquiring_registry!r} is not in the directory"
+        )
+    if acquirer.registry_id == sender:
+        raise Refusal(Code.ACQUIRING_REGISTRY_SAME)
+    if acquirer.suspended:
+        raise Refusal(Code.ACQUIRING_REGISTRY_SUSPENDED, f"{acquirer.registry_id} is suspended")
+
+
+def _check_issuance(spec: TransactionSpec, sender: str, issuer: Peer) -> None:
+    for block in spec.blocks:
+        unit = block.attributes
+        if unit.originating_registry != sender:
+            raise Refusal(
+                Code.REGISTRY_NOT_PARTY_TO_UNITS,
+                f"{sender} cannot issue units originating in {unit.originating_registry}",
+            )
+        if unit.cooperative_approach not in issuer.cooperative_approaches:
+            raise Refusal(
+                Code.COOPERATIVE_APPROACH_NOT_AUTHORIZED,
+                f"{sender} may not issue under {unit.cooperative_approach}",
+            )
+
+
+def _check_use(spec: TransactionSpec) -> None:
+    use = spec.use
+    if use is None or use.purpose is Purpose.UNSPECIFIED or not use.using_party:
+        raise Refusal(Code.USE_DETAILS_INVALID, "a use needs the using Party and its purpose")
+    check_party_code(use.using_party)
+    if use.purpose is Purpose.NDC:
+        if not use.year_of_use:
+            raise Refusal(Code.USE_DETAILS_INVALID, "a use towards an NDC needs its year of use")
+        check_year(use.year_of_use)
+    for block in spec.blocks:
+        if not block.attributes.purpose.allows(use.purpose):
+            raise Refusal(
+                Code.PURPOSE_NOT_AUTHORIZED,
+                f"units authorized for {block.attributes.purpose.name} used for {use.purpose.name}",
+            )

@@ -1,0 +1,120 @@
+"""The hub's configuration file (TOML). Relative paths are relative to the file's folder.
+
+[hub]
+registry_id = "HUB"
+listen = "127.0.0.1:7000"               # registries call article6.v1.Hub here
+admin_listen = "127.0.0.1:7001"         # operators call article6.v1.AdminService here
+database = "hub.db"                     # a SQLite file, or a SQLAlchemy URL (postgresql+psycopg://...)
+ca_certificate = "pki/ca.crt"
+tls_certificate = "pki/HUB/tls.crt"
+tls_key = "pki/HUB/tls.key"
+signing_key = "pki/HUB/signing.key"
+keys = "pki/keys.toml"                  # every registry's public signing keys
+admin_identities = ["OPERATOR"]         # TLS identities allowed on the admin port
+acceptance_timeout_seconds = 60         # an acquiring registry's time to answer
+
+[delivery]
+max_attempts = 12                       # then the message is a dead letter
+backoff_initial_seconds = 0.2
+backoff_max_seconds = 10
+rpc_timeout_seconds = 5
+
+[[registries]]
+registry_id = "GHA01"
+kind = "party"                          # international, ars, mechanism or party
+endpoint = "127.0.0.1:7010"             # where it serves article6.v1.Registry
+cooperative_approaches = ["CA0001"]     # approaches under which it may issue
+suspended = false
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from article6.identifiers import check_cooperative_approach_id, check_registry_id
+
+REGISTRY_KINDS = frozenset({"international", "ars", "mechanism", "party"})
+
+
+@dataclass(frozen=True)
+class RegistryEntry:
+    registry_id: str
+    kind: str
+    endpoint: str
+    cooperative_approaches: frozenset[str] = frozenset()
+    suspended: bool = False
+
+
+@dataclass(frozen=True)
+class DeliveryConfig:
+    max_attempts: int = 12
+    backoff_initial_seconds: float = 0.2
+    backoff_max_seconds: float = 10.0
+    rpc_timeout_seconds: float = 5.0
+    poll_interval_seconds: float = 0.05
+    batch_size: int = 64
+
+
+@dataclass(frozen=True)
+class HubConfig:
+    registry_id: str
+    listen: str
+    admin_listen: str
+    database: str
+    ca_certificate: Path
+    tls_certificate: Path
+    tls_key: Path
+    signing_key: Path
+    keys: Path
+    registries: dict[str, RegistryEntry]
+    admin_identities: frozenset[str] = frozenset({"OPERATOR"})
+    acceptance_timeout_seconds: float = 60.0
+    delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
+
+
+def database_url(value: str, base: Path) -> str:
+    """A SQLAlchemy URL as is; anything else is a SQLite file path relative to ``base``."""
+    if "://" in value:
+        return value
+    return f"sqlite:///{(base / value).resolve()}"
+
+
+def _registry(entry: dict[str, Any]) -> RegistryEntry:
+    kind = entry.get("kind", "party")
+    if kind not in REGISTRY_KINDS:
+        raise ValueError(f"registry {entry.get('registry_id')}: unknown kind {kind!r}")
+    return RegistryEntry(
+        registry_id=check_registry_id(entry["registry_id"]),
+        kind=kind,
+        endpoint=entry["endpoint"],
+        cooperative_approaches=frozenset(
+            check_cooperative_approach_id(ca) for ca in entry.get("cooperative_approaches", [])
+        ),
+        suspended=bool(entry.get("suspended", False)),
+    )
+
+
+def load_config(path: Path) -> HubConfig:
+    with path.open("rb") as handle:
+        document = tomllib.load(handle)
+    base = path.resolve().parent
+    hub = document["hub"]
+    registries = [_registry(entry) for entry in document.get("registries", [])]
+    return HubConfig(
+        registry_id=check_registry_id(hub["registry_id"]),
+        listen=hub["listen"],
+        admin_listen=hub["admin_listen"],
+        database=database_url(hub["database"], base),
+        ca_certificate=base / hub["ca_certificate"],
+        tls_certificate=base / hub["tls_certificate"],
+        tls_key=base / hub["tls_key"],
+        signing_key=base / hub["signing_key"],
+        keys=base / hub["keys"],
+        registries={entry.registry_id: entry for entry in registries},
+        admin_identities=frozenset(hub.get("admin_identities", ["OPERATOR"])),
+        acceptance_timeout_seconds=float(hub.get("acceptance_timeout_seconds", 60)),
+        delivery=DeliveryConfig(**document.get("delivery", {})),
+    )

@@ -1,0 +1,204 @@
+"""Delivery of the outbox, and the time-out sweep.
+
+Outbox rows are claimed for a lease (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so several hub
+processes share the work and a crashed one's claims lapse), delivered through
+``Registry.Deliver`` over mTLS, and marked delivered only once the registry's signed receipt
+verifies. Failures back off exponentially with jitter (tenacity's wait maths, persisted as
+``next_attempt_at``) up to ``max_attempts``, then become dead letters. A late retry refused
+as stale (1036) proves the registry never recorded it, so it is re-stamped and re-signed under
+the same message id, as docs/PROTOCOL.md section 7 prescribes.
+
+The receipt to an AcquisitionRequest carries the acquiring registry's decision; it is applied
+in the same SQL transaction that marks the message delivered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
+
+import grpc
+import grpc.aio
+from google.protobuf.message import Message
+from sqlalchemy import Connection
+
+from article6.codes import Code, Refusal
+from article6.envelope import open_envelope, reseal
+from article6.keys import KeyDirectory
+from article6.model import Status
+from article6.retry import Backoff
+from article6.service import grpc_message_options
+from article6.status import refusal_from_error
+from article6.tls import TlsMaterial, secure_channel
+from article6.v1 import envelope_pb2, registry_pb2_grpc, transaction_pb2
+from gateway.config import DeliveryConfig, RegistryEntry
+from gateway.lifecycle import ACQUISITION_REQUEST, Lifecycle
+from gateway.mailer import Mailer
+from gateway.storage.database import Database
+from gateway.storage.records import (
+    OutboxMessage,
+    claim_outbox,
+    outbox_delivered,
+    outbox_failed,
+)
+
+log = logging.getLogger("gateway.delivery")
+
+RECEIPT = {"article6.v1.Receipt": transaction_pb2.Receipt}
+PAYLOADS: dict[str, type[Message]] = {
+    "article6.v1.AcquisitionRequest": transaction_pb2.AcquisitionRequest,
+    "article6.v1.StatusNotice": transaction_pb2.StatusNotice,
+}
+LEASE = timedelta(seconds=30)
+
+
+class Deliverer:
+    def __init__(
+        self,
+        hub_id: str,
+        config: DeliveryConfig,
+        database: Database,
+        lifecycle: Lifecycle,
+        mailer: Mailer,
+        directory: KeyDirectory,
+        tls: TlsMaterial,
+        registries: Callable[[], Mapping[str, RegistryEntry]],
+    ) -> None:
+        self.hub_id = hub_id
+        self.config = config
+        self.database = database
+        self.lifecycle = lifecycle
+        self.mailer = mailer
+        self.directory = directory
+        self.tls = tls
+        self.registries = registries
+        self._channels: dict[str, grpc.aio.Channel] = {}
+        self._wakeup = asyncio.Event()
+        self.backoff = Backoff(config.backoff_initial_seconds, config.backoff_max_seconds)
+
+    def wake(self) -> None:
+        """Something was written to the outbox: look now rather than at the next poll."""
+        self._wakeup.set()
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        while not stopping.is_set():
+            batch = await self.database.write(self._claim)
+            if batch:
+                await asyncio.gather(*(self._deliver(message) for message in batch))
+                continue
+            self._wakeup.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), self.config.poll_interval_seconds)
+
+    def _claim(self, connection: Connection) -> list[OutboxMessage]:
+        return claim_outbox(connection, datetime.now(UTC), self.config.batch_size, LEASE)
+
+    def _channel(self, registry: str) -> grpc.aio.Channel:
+        channel = self._channels.get(registry)
+        if channel is None:
+            endpoint = self.registries()[registry].endpoint
+            channel = secure_channel(endpoint, registry, self.tls, grpc_message_options())
+            self._channels[registry] = channel
+        return channel
+
+    async def _deliver(self, message: OutboxMessage) -> None:
+        envelope = envelope_pb2.Envelope.FromString(message.envelope)
+        stub = registry_pb2_grpc.RegistryStub(self._channel(message.recipient))
+        try:
+            reply = await stub.Deliver(envelope, timeout=self.config.rpc_timeout_seconds)
+        except grpc.aio.AioRpcError as error:
+            await self._failed(message, error)
+            return
+        try:
+            await self.database.write(lambda c: self._delivered(c, message, reply))
+        except Refusal as refusal:
+            reason = f"bad receipt: {refusal}"
+            await self.database.write(lambda c: self._retry(c, message, reason))
+
+    def _delivered(
+        self, connection: Connection, message: OutboxMessage, reply: envelope_pb2.Envelope
+    ) -> None:
+        now = datetime.now(UTC)
+        opened = open_envelope(
+            reply,
+            accepted=RECEIPT,
+            directory=self.directory,
+            recipient=self.hub_id,
+            peer_identity=message.recipient,  # the TLS handshake verified the server
+            now=now,
+        )
+        receipt = opened.payload
+        assert isinstance(receipt, transaction_pb2.Receipt)
+        if receipt.in_reply_to != message.message_id:
+            raise Refusal(Code.RECIPIENT_WRONG, "receipt answers another message")
+        outbox_delivered(connection, message.id, now)
+        if message.payload_type == ACQUISITION_REQUEST and message.transaction_id:
+            self._decision(connection, message.transaction_id, receipt, now)
+
+    def _decision(
+        self,
+        connection: Connection,
+        transaction_id: str,
+        receipt: transaction_pb2.Receipt,
+        now: datetime,
+    ) -> None:
+        results = [(Code(r.code), r.detail) for r in receipt.results if r.code in _CODES]
+        if receipt.accepted and receipt.status == Status.ACCEPTED.value:
+            self.lifecycle.decide(connection, transaction_id, Status.ACCEPTED, [], now)
+        elif not receipt.accepted or receipt.status == Status.TERMINATED.value:
+            self.lifecycle.decide(connection, transaction_id, Status.TERMINATED, results, now)
+        # Otherwise the registry decides later and calls Hub.NotifyStatus.
+
+    async def _failed(self, message: OutboxMessage, error: grpc.aio.AioRpcError) -> None:
+        refusal = refusal_from_error(error)
+        if refusal is not None and refusal.code is Code.CLOCK_SKEW:
+            restamped = self._restamp(message)
+            await self.database.write(
+                lambda c: outbox_failed(c, message, str(refusal), datetime.now(UTC), restamped)
+            )
+            return
+        reason = str(refusal) if refusal else f"{error.code().name}: {error.details()}"
+        await self.database.write(lambda c: self._retry(c, message, reason))
+
+    def _retry(self, connection: Connection, message: OutboxMessage, reason: str) -> None:
+        attempts = message.attempts + 1
+        retry_at = None
+        if attempts < self.config.max_attempts:
+            retry_at = datetime.now(UTC) + timedelta(seconds=self.backoff.delay_seconds(attempts))
+        else:
+            log.warning(
+                "dead letter to %s after %d attempts: %s", message.recipient, attempts, reason,
+                extra={"message_id": message.message_id, "peer": message.recipient,
+                       "transaction_id": message.transaction_id},
+            )  # fmt: skip
+        outbox_failed(connection, message, reason, retry_at)
+
+    def _restamp(self, message: OutboxMessage) -> bytes:
+        envelope = envelope_pb2.Envelope.FromString(message.envelope)
+        payload_class = PAYLOADS[envelope.payload_type]
+        resealed = reseal(envelope, payload_class, [self.mailer.key], datetime.now(UTC))
+        return resealed.SerializeToString()
+
+    async def close(self) -> None:
+        for channel in self._channels.values():
+            await channel.close(grace=None)
+        self._channels.clear()
+
+
+async def expire_loop(
+    database: Database, lifecycle: Lifecycle, wake: Callable[[], None], stopping: asyncio.Event
+) -> None:
+    """Cancel external transfers past their ``respond_by``, twice a second."""
+    while not stopping.is_set():
+        cancelled = await database.write(lambda c: lifecycle.cancel_expired(c, datetime.now(UTC)))
+        if cancelled:
+            log.info("cancelled %d transactions past their acceptance time-out", cancelled)
+            wake()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), 0.5)
+
+
+_CODES = frozenset(code.value for code in Code)

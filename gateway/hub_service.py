@@ -1,0 +1,219 @@
+"""``article6.v1.Hub``: what registries call.
+
+Each RPC authenticates its envelope on the event loop (``open_envelope``), then hands one
+unit of work to the writer thread, which in a single SQL transaction: looks the message up in
+the inbox (a replay gets the stored receipt, byte for byte; other bytes under the same id get
+3001), checks freshness and the sender's standing, applies the lifecycle, signs the receipt
+and records it. A retry that arrives while the original is still being processed waits behind
+it on the writer and then finds its receipt.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+
+import grpc
+from google.protobuf.message import Message
+from sqlalchemy import Connection
+
+from article6.codes import Code, Refusal
+from article6.envelope import Opened, open_envelope, payload_sha256
+from article6.headers import check_fresh
+from article6.keys import KeyDirectory
+from article6.model import Status
+from article6.service import Context, envelope_service
+from article6.tls import peer_identity
+from article6.v1 import envelope_pb2, transaction_pb2
+from gateway.checks import Peer
+from gateway.lifecycle import Lifecycle, Outcome
+from gateway.mailer import Mailer
+from gateway.storage.database import Database
+from gateway.storage.records import add_inbox, find_inbox, get_transaction
+
+log = logging.getLogger("gateway.hub")
+
+PROPOSAL = {"article6.v1.TransactionProposal": transaction_pb2.TransactionProposal}
+NOTICE = {"article6.v1.StatusNotice": transaction_pb2.StatusNotice}
+QUERY = {"article6.v1.StatusQuery": transaction_pb2.StatusQuery}
+
+
+class HubService:
+    def __init__(
+        self,
+        hub_id: str,
+        directory: KeyDirectory,
+        database: Database,
+        lifecycle: Lifecycle,
+        mailer: Mailer,
+        peers: Callable[[], Mapping[str, Peer]],
+        wrote: Callable[[], None],
+    ) -> None:
+        self.hub_id = hub_id
+        self.directory = directory
+        self.database = database
+        self.lifecycle = lifecycle
+        self.mailer = mailer
+        self.peers = peers
+        self.wrote = wrote  # wakes the delivery loop: the outbox may have grown
+
+    def handler(self) -> grpc.GenericRpcHandler[bytes, bytes]:
+        return envelope_service(
+            "article6.v1.Hub",
+            {
+                "ProposeTransaction": self.propose_transaction,
+                "NotifyStatus": self.notify_status,
+                "GetTransactionStatus": self.get_transaction_status,
+            },
+        )
+
+    def _open(
+        self,
+        envelope: envelope_pb2.Envelope,
+        context: Context,
+        accepted: Mapping[str, type[Message]],
+    ) -> Opened:
+        return open_envelope(
+            envelope,
+            accepted=accepted,
+            directory=self.directory,
+            recipient=self.hub_id,
+            peer_identity=peer_identity(context) or "",
+            now=datetime.now(UTC),
+            known_registries=self.peers().keys(),
+        )
+
+    def _receipt(self, opened: Opened, outcome: Outcome, now: datetime) -> bytes:
+        receipt = transaction_pb2.Receipt(
+            in_reply_to=opened.header.message_id,
+            request_payload_sha256=payload_sha256(opened.envelope),
+            accepted=outcome.accepted,
+            transaction_id=outcome.transaction_id,
+            status=transaction_pb2.TransactionStatus.ValueType(
+                outcome.status.value if outcome.status else 0
+            ),
+        )
+        for code, detail in outcome.results:
+            receipt.results.add(code=code.value, detail=detail)
+        return self.mailer.seal(receipt, opened.signer, now)
+
+    def _once(
+        self,
+        connection: Connection,
+        opened: Opened,
+        handle: Callable[[Connection, datetime], Outcome],
+    ) -> bytes:
+        """Apply a message exactly once and return its (stored) signed receipt."""
+        sender, message_id = opened.signer, opened.header.message_id
+        digest = payload_sha256(opened.envelope)
+        stored = find_inbox(connection, sender, message_id)
+        if stored is not None:
+            if stored.payload_sha256 != digest:
+                raise Refusal(Code.MESSAGE_ID_REUSED, f"{sender} {message_id}")
+            return stored.response
+        now = datetime.now(UTC)
+        check_fresh(opened.header, now)
+        peer = self.peers().get(sender)
+        if peer is None or peer.suspended:
+            raise Refusal(Code.REGISTRY_SUSPENDED, f"{sender} is suspended")
+        outcome = handle(connection, now)
+        response = self._receipt(opened, outcome, now)
+        add_inbox(connection, sender, message_id, digest, response, now)
+        log.info(
+            "%s %s: %s",
+            opened.envelope.payload_type.rsplit(".", 1)[-1],
+            outcome.transaction_id,
+            outcome.status.name if outcome.status else "refused",
+            extra={"transaction_id": outcome.transaction_id, "message_id": message_id,
+                   "peer": sender, "codes": [code.value for code, _ in outcome.results]},
+        )  # fmt: skip
+        return response
+
+    async def propose_transaction(
+        self, envelope: envelope_pb2.Envelope, context: Context
+    ) -> envelope_pb2.Envelope:
+        opened = self._open(envelope, context, PROPOSAL)
+        proposal = opened.payload
+        assert isinstance(proposal, transaction_pb2.TransactionProposal)
+
+        def handle(connection: Connection, now: datetime) -> Outcome:
+            return self.lifecycle.propose(
+                connection, opened.signer, proposal.transaction, self.peers(), now
+            )
+
+        response = await self.database.write(lambda c: self._once(c, opened, handle))
+        self.wrote()
+        return envelope_pb2.Envelope.FromString(response)
+
+    async def notify_status(
+        self, envelope: envelope_pb2.Envelope, context: Context
+    ) -> envelope_pb2.Envelope:
+        opened = self._open(envelope, context, NOTICE)
+        notice = opened.payload
+        assert isinstance(notice, transaction_pb2.StatusNotice)
+
+        def handle(connection: Connection, now: datetime) -> Outcome:
+            return self._notified(connection, opened.signer, notice, now)
+
+        response = await self.database.write(lambda c: self._once(c, opened, handle))
+        self.wrote()
+        return envelope_pb2.Envelope.FromString(response)
+
+    def _notified(
+        self,
+        connection: Connection,
+        sender: str,
+        notice: transaction_pb2.StatusNotice,
+        now: datetime,
+    ) -> Outcome:
+        transaction_id = notice.transaction_id
+        record = get_transaction(connection, transaction_id)
+        if record is None or sender not in {
+            record.transferring_registry,
+            record.acquiring_registry,
+        }:
+            return Outcome(transaction_id, None, [(Code.TRANSACTION_UNKNOWN, transaction_id)])
+        if sender != record.acquiring_registry:
+            detail = "only the acquiring registry reports acceptance"
+            return Outcome(
+                transaction_id, record.status, [(Code.REGISTRY_NOT_PARTY_TO_UNITS, detail)]
+            )
+        decisions = {Status.ACCEPTED.value, Status.TERMINATED.value}
+        if notice.status not in decisions:
+            detail = f"a registry reports ACCEPTED or TERMINATED, not {notice.status}"
+            return Outcome(
+                transaction_id, record.status, [(Code.STATUS_TRANSITION_INVALID, detail)]
+            )
+        results = [(Code(r.code), r.detail) for r in notice.results if r.code in _CODES]
+        return self.lifecycle.decide(
+            connection, transaction_id, Status(notice.status), results, now
+        )
+
+    async def get_transaction_status(
+        self, envelope: envelope_pb2.Envelope, context: Context
+    ) -> envelope_pb2.Envelope:
+        opened = self._open(envelope, context, QUERY)
+        query = opened.payload
+        assert isinstance(query, transaction_pb2.StatusQuery)
+        now = datetime.now(UTC)
+        check_fresh(opened.header, now)  # answers are not recorded: every query is new
+        record = await self.database.read(lambda c: get_transaction(c, query.transaction_id))
+        answer = transaction_pb2.StatusAnswer(in_reply_to=opened.header.message_id)
+        involved = record is not None and opened.signer in {
+            record.transferring_registry,
+            record.acquiring_registry,
+        }
+        if record is not None and involved:
+            answer.found = True
+            answer.transaction.ParseFromString(record.body)
+            answer.status = transaction_pb2.TransactionStatus.ValueType(record.status.value)
+            answer.status_at.FromDatetime(record.status_at)
+            for code, detail in record.results:
+                answer.results.add(code=code.value, detail=detail)
+        else:
+            answer.results.add(code=Code.TRANSACTION_UNKNOWN.value, detail=query.transaction_id)
+        return envelope_pb2.Envelope.FromString(self.mailer.seal(answer, opened.signer, now))
+
+
+_CODES = frozenset(code.value for code in Code)

@@ -1,0 +1,259 @@
+"""The transaction state machine and its effects on the ledger.
+
+Every method runs inside the caller's SQL transaction and makes exactly one state change:
+status, history, ledger, locks and outbox notices commit together or not at all.
+
+    PROPOSED -> REJECTED                        the hub's checks failed
+    PROPOSED -> CHECKED -> COMPLETED            single-registry types, at once
+    PROPOSED -> CHECKED -> ACCEPTED -> COMPLETED   external transfer, acquirer accepted
+    CHECKED -> TERMINATED                       the acquiring registry refused
+    CHECKED -> CANCELLED                        no answer before respond_by
+
+Units of a CHECKED transaction are locked; the ledger changes only on completion, and final
+states never change. Each registry involved gets a StatusNotice of the final status.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import Connection
+
+from article6 import holdings
+from article6.codes import Code, Refusal
+from article6.identifiers import check_transaction_id
+from article6.model import (
+    Status,
+    TransactionSpec,
+    TransactionType,
+    UnitBlock,
+    spaces,
+)
+from article6.v1 import transaction_pb2
+from article6.wire import transaction_spec
+from gateway.checks import Peer, check_proposal
+from gateway.mailer import Mailer
+from gateway.storage import ledger
+from gateway.storage.database import lock_spaces
+from gateway.storage.records import (
+    TransactionRecord,
+    expired_transactions,
+    get_transaction,
+    insert_transaction,
+    obsolete_outbox,
+    set_status,
+)
+
+ACQUISITION_REQUEST = "article6.v1.AcquisitionRequest"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a receipt reports about a transaction."""
+
+    transaction_id: str
+    status: Status | None
+    results: list[tuple[Code, str]] = field(default_factory=list)
+
+    @property
+    def accepted(self) -> bool:
+        return self.status is not None and self.status is not Status.REJECTED and not self.results
+
+
+def _by_space(blocks: tuple[UnitBlock, ...]) -> dict[str, list[UnitBlock]]:
+    grouped: dict[str, list[UnitBlock]] = {}
+    for block in blocks:
+        grouped.setdefault(block.attributes.originating_registry, []).append(block)
+    return grouped
+
+
+class Lifecycle:
+    def __init__(self, mailer: Mailer, acceptance_timeout: timedelta) -> None:
+        self.mailer = mailer
+        self.acceptance_timeout = acceptance_timeout
+
+    # --- proposal ------------------------------------------------------------------------
+
+    def propose(
+        self,
+        connection: Connection,
+        sender: str,
+        message: transaction_pb2.Transaction,
+        peers: Mapping[str, Peer],
+        now: datetime,
+    ) -> Outcome:
+        """Check a proposal and record it as REJECTED, CHECKED or (single registry) COMPLETED."""
+        try:
+            check_transaction_id(message.transaction_id, sender)
+        except Refusal as refusal:
+            return Outcome(message.transaction_id, None, [(refusal.code, refusal.detail)])
+        if get_transaction(connection, message.transaction_id) is not None:
+            detail = f"{message.transaction_id} was proposed before"
+            return Outcome(message.transaction_id, None, [(Code.TRANSACTION_ID_REUSED, detail)])
+        record = TransactionRecord(
+            transaction_id=message.transaction_id,
+            type=message.type,
+            proposer=sender,
+            transferring_registry=message.transferring_registry,
+            acquiring_registry=message.acquiring_registry,
+            quantity=message.quantity,
+            status=Status.PROPOSED,
+            results=[],
+            body=message.SerializeToString(deterministic=True),
+            proposed_at=now,
+            status_at=now,
+            respond_by=None,
+        )
+        try:
+            spec = transaction_spec(message)
+            check_proposal(spec, sender, peers)
+            lock_spaces(connection, spaces(spec.blocks))
+            self._check_ledger(connection, spec)
+        except Refusal as refusal:
+            results = [(refusal.code, refusal.detail)]
+            insert_transaction(connection, record)
+            set_status(connection, record, Status.REJECTED, now, results)
+            return Outcome(record.transaction_id, Status.REJECTED, results)
+        return self._checked(connection, record, spec, message, now)
+
+    def _check_ledger(self, connection: Connection, spec: TransactionSpec) -> None:
+        for space, wanted in _by_space(spec.blocks).items():
+            locked_by = ledger.lock_overlaps(connection, space, wanted)
+            if locked_by:
+                raise Refusal(Code.UNITS_LOCKED, f"locked by {', '.join(locked_by)}")
+            present = ledger.Neighbourhood(connection, space, wanted).overlapping(wanted)
+            if spec.type is TransactionType.ISSUANCE:
+                if present:
+                    block = present[0]
+                    raise Refusal(
+                        Code.SERIALS_ALREADY_ISSUED,
+                        f"{space} serials {block.serial_first}-{block.serial_last} exist",
+                    )
+            else:
+                holdings.check_held(wanted, present, spec.source)
+
+    def _checked(
+        self,
+        connection: Connection,
+        record: TransactionRecord,
+        spec: TransactionSpec,
+        message: transaction_pb2.Transaction,
+        now: datetime,
+    ) -> Outcome:
+        if spec.type is TransactionType.EXTERNAL_TRANSFER:
+            respond_by = now + self.acceptance_timeout
+            record = TransactionRecord(**{**record.__dict__, "respond_by": respond_by})
+            insert_transaction(connection, record)
+            set_status(connection, record, Status.CHECKED, now)
+            ledger.add_locks(connection, record.transaction_id, spec.blocks)
+            request = transaction_pb2.AcquisitionRequest(transaction=message)
+            request.respond_by.FromDatetime(respond_by)
+            self.mailer.post(connection, spec.acquiring_registry, request, spec.transaction_id, now)
+            return Outcome(record.transaction_id, Status.CHECKED)
+        insert_transaction(connection, record)
+        record = set_status(connection, record, Status.CHECKED, now)
+        self._complete(connection, record, spec, now)
+        return Outcome(record.transaction_id, Status.COMPLETED)
+
+    # --- acquiring registry's answer -----------------------------------------------------
+
+    def decide(
+        self,
+        connection: Connection,
+        transaction_id: str,
+        decision: Status,
+        results: list[tuple[Code, str]],
+        now: datetime,
+    ) -> Outcome:
+        """Apply the acquiring registry's ACCEPTED or TERMINATED; a final transaction stays."""
+        assert decision in {Status.ACCEPTED, Status.TERMINATED}
+        record = get_transaction(connection, transaction_id)
+        assert record is not None, transaction_id
+        if record.status.final:
+            detail = f"{transaction_id} is already {record.status.name.lower()}"
+            return Outcome(
+                transaction_id, record.status, [(Code.TRANSACTION_ALREADY_FINAL, detail)]
+            )
+        spec = transaction_spec(transaction_pb2.Transaction.FromString(record.body))
+        lock_spaces(connection, spaces(spec.blocks))
+        if decision is Status.TERMINATED:
+            results = results or [(Code.ACQUIRING_REGISTRY_REFUSED, "")]
+            self._end(connection, record, Status.TERMINATED, results, now)
+            return Outcome(transaction_id, Status.TERMINATED)
+        record = set_status(connection, record, Status.ACCEPTED, now)
+        self._complete(connection, record, spec, now)
+        return Outcome(transaction_id, Status.COMPLETED)
+
+    def _complete(
+        self,
+        connection: Connection,
+        record: TransactionRecord,
+        spec: TransactionSpec,
+        now: datetime,
+    ) -> None:
+        change = holdings.completion(spec)
+        for space, wanted in _by_space(spec.blocks).items():
+            neighbourhood = ledger.Neighbourhood(connection, space, wanted)
+            if spec.type is TransactionType.ISSUANCE:
+                new = [holdings.holding(block, spec.target) for block in wanted]
+                neighbourhood.replace(connection, holdings.add(neighbourhood.blocks, new))
+            else:
+                holdings.check_held(wanted, neighbourhood.overlapping(wanted), spec.source)
+                moved = holdings.move(neighbourhood.blocks, wanted, change)
+                neighbourhood.replace(connection, moved)
+        ledger.release_locks(connection, record.transaction_id)
+        record = set_status(connection, record, Status.COMPLETED, now)
+        self._notify(connection, record, spec.registries, now)
+
+    def _end(
+        self,
+        connection: Connection,
+        record: TransactionRecord,
+        status: Status,
+        results: list[tuple[Code, str]],
+        now: datetime,
+    ) -> None:
+        """Terminate or cancel: release the locks and tell both registries."""
+        ledger.release_locks(connection, record.transaction_id)
+        obsolete_outbox(connection, record.transaction_id, ACQUISITION_REQUEST)
+        record = set_status(connection, record, status, now, results)
+        registries = {record.transferring_registry, record.acquiring_registry}
+        self._notify(connection, record, frozenset(registries), now)
+
+    def _notify(
+        self,
+        connection: Connection,
+        record: TransactionRecord,
+        registries: frozenset[str],
+        now: datetime,
+    ) -> None:
+        for registry in sorted(registries):
+            notice = status_notice(record)
+            self.mailer.post(connection, registry, notice, record.transaction_id, now)
+
+    # --- time-outs -----------------------------------------------------------------------
+
+    def cancel_expired(self, connection: Connection, now: datetime, limit: int = 100) -> int:
+        """Cancel external transfers whose acquiring registry did not answer in time."""
+        cancelled = 0
+        for transaction_id in expired_transactions(connection, now, limit):
+            record = get_transaction(connection, transaction_id)
+            assert record is not None
+            results = [(Code.TRANSACTION_TIMED_OUT, f"no answer by {record.respond_by}")]
+            self._end(connection, record, Status.CANCELLED, results, now)
+            cancelled += 1
+        return cancelled
+
+
+def status_notice(record: TransactionRecord) -> transaction_pb2.StatusNotice:
+    notice = transaction_pb2.StatusNotice(
+        transaction_id=record.transaction_id,
+        status=transaction_pb2.TransactionStatus.ValueType(record.status.value),
+        transaction=transaction_pb2.Transaction.FromString(record.body),
+    )
+    for code, detail in record.results:
+        notice.results.add(code=code.value, detail=detail)
+    notice.status_at.FromDatetime(record.status_at)
+    return notice

@@ -1,0 +1,150 @@
+"""The hub process: the composition root that wires config, storage, services and loops."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Mapping
+from datetime import timedelta
+
+import grpc
+import grpc.aio
+from grpc_health.v1 import _async as health_aio  # what `health.aio` re-exports
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from article6.keys import SigningKey, read_key_file
+from article6.service import grpc_message_options
+from article6.tls import TlsMaterial, server_credentials
+from article6.v1 import admin_pb2, admin_pb2_grpc, hub_pb2
+from gateway.admin import AdminService
+from gateway.checks import Peer
+from gateway.config import HubConfig, RegistryEntry
+from gateway.delivery import Deliverer, expire_loop
+from gateway.hub_service import HubService
+from gateway.lifecycle import Lifecycle
+from gateway.mailer import Mailer
+from gateway.storage.database import Database
+from gateway.storage.records import suspended_overrides
+
+log = logging.getLogger("gateway.server")
+HUB_SERVICE = hub_pb2.DESCRIPTOR.services_by_name["Hub"].full_name
+ADMIN_SERVICE = admin_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name
+SHUTDOWN_GRACE_SECONDS = 5.0
+
+
+class Hub:
+    """One hub process: the Hub and admin servers, the delivery and time-out loops."""
+
+    def __init__(self, config: HubConfig) -> None:
+        self.config = config
+        self.directory = read_key_file(config.keys)
+        self.key = SigningKey.from_pem(config.signing_key.read_bytes())
+        self.tls = TlsMaterial.from_paths(
+            config.ca_certificate, config.tls_certificate, config.tls_key
+        )
+        self.database = Database(config.database)
+        self._overrides: dict[str, bool] = {}
+        self.mailer = Mailer(config.registry_id, self.key)
+        self.lifecycle = Lifecycle(self.mailer, _seconds(config.acceptance_timeout_seconds))
+        self.deliverer = Deliverer(
+            config.registry_id, config.delivery, self.database, self.lifecycle, self.mailer,
+            self.directory, self.tls, self.registries,
+        )  # fmt: skip
+        self.hub_service = HubService(
+            config.registry_id, self.directory, self.database, self.lifecycle, self.mailer,
+            self.peers, self.deliverer.wake,
+        )  # fmt: skip
+        self.health = health_aio.HealthServicer()
+        self.stopping = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._servers: list[grpc.aio.Server] = []
+
+    def registries(self) -> dict[str, RegistryEntry]:
+        return {
+            registry_id: RegistryEntry(
+                **{**entry.__dict__, "suspended": self._overrides.get(registry_id, entry.suspended)}
+            )
+            for registry_id, entry in self.config.registries.items()
+        }
+
+    def peers(self) -> Mapping[str, Peer]:
+        return {
+            registry_id: Peer(registry_id, entry.cooperative_approaches, entry.suspended)
+            for registry_id, entry in self.registries().items()
+        }
+
+    def reload_status(self) -> None:
+        self._overrides = self.database.read_now(suspended_overrides)
+
+    def _key_ids(self, registry: str) -> list[str]:
+        return sorted(key.key_id for key in self.directory.keys_of(registry))
+
+    async def start(self) -> None:
+        self.database.migrate()
+        self.reload_status()
+        credentials = server_credentials(self.tls)
+        hub_server = grpc.aio.server(options=grpc_message_options())
+        hub_server.add_generic_rpc_handlers([self.hub_service.handler()])
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, hub_server)
+        reflection.enable_server_reflection(
+            [HUB_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME], hub_server
+        )
+        hub_server.add_secure_port(self.config.listen, credentials)
+        admin_server = grpc.aio.server()
+        admin = AdminService(
+            self.database, self.config.admin_identities, self.registries, self._key_ids,
+            self._admin_changed,
+        )  # fmt: skip
+        admin_pb2_grpc.add_AdminServiceServicer_to_server(admin, admin_server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, admin_server)
+        reflection.enable_server_reflection([ADMIN_SERVICE, health.SERVICE_NAME], admin_server)
+        admin_server.add_secure_port(self.config.admin_listen, credentials)
+        for server in (hub_server, admin_server):
+            await server.start()
+            self._servers.append(server)
+        self._tasks = [
+            asyncio.create_task(self.deliverer.run(self.stopping), name="delivery"),
+            asyncio.create_task(
+                expire_loop(self.database, self.lifecycle, self.deliverer.wake, self.stopping),
+                name="time-outs",
+            ),
+        ]
+        for service in ("", HUB_SERVICE):
+            await self.health.set(service, health_pb2.HealthCheckResponse.SERVING)
+        log.info("hub %s serving on %s, admin on %s", self.config.registry_id,
+                 self.config.listen, self.config.admin_listen)  # fmt: skip
+
+    def _admin_changed(self) -> None:
+        self.reload_status()
+        self.deliverer.wake()
+
+    async def stop(self) -> None:
+        """Graceful: stop taking calls, let calls in flight finish, stop the loops, close."""
+        await self.health.enter_graceful_shutdown()
+        for server in self._servers:
+            await server.stop(grace=SHUTDOWN_GRACE_SECONDS)
+        self.stopping.set()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.deliverer.close()
+        self.database.close()
+        log.info("hub %s stopped", self.config.registry_id)
+
+
+def _seconds(value: float) -> timedelta:
+    return timedelta(seconds=value)
+
+
+async def serve(config: HubConfig) -> None:
+    hub = Hub(config)
+    await hub.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
+    await hub.stop()

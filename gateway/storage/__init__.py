@@ -1,0 +1,1 @@
+"""The hub's persistence: schema, migrations, and the queries of each record kind."""

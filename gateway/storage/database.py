@@ -1,0 +1,124 @@
+"""Engines, migrations and the unit of work.
+
+Every state change runs as one SQL transaction on the **writer** thread (``Database.write``),
+so a process never races itself for SQLite's write lock, and each change commits its inbox
+record, its state and its outbox rows together or not at all. Reads that need no lock run on
+reader threads. SQLite runs in WAL mode with ``synchronous=FULL``: a commit is on disk before
+a receipt leaves. On PostgreSQL several hub processes share one database; their conflicting
+changes are ordered by transaction-scoped advisory locks, one per serial space
+(``lock_spaces``), and a unique-key race (two hubs recording the same message) is retried,
+after which the loser finds the winner's record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import zlib
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.exc import IntegrityError
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt
+
+T = TypeVar("T")
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+def _sqlite_engine(url: str, immediate: bool) -> Engine:
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+    @event.listens_for(engine, "connect")
+    def on_connect(dbapi_connection: Any, _: object) -> None:
+        dbapi_connection.isolation_level = None  # SQLAlchemy emits BEGIN itself, below
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def on_begin(connection: Connection) -> None:
+        # A writer takes the write lock up front, so a read-then-write never fails half way.
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+def make_engine(url: str, immediate: bool = True) -> Engine:
+    if url.startswith("sqlite"):
+        return _sqlite_engine(url, immediate)
+    return create_engine(url, pool_pre_ping=True, pool_size=4)
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest migration (several processes may call this at once)."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(7110)"))
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+
+
+def lock_spaces(connection: Connection, spaces: Iterable[str]) -> None:
+    """Serialize transactions on the same serial spaces across processes (PostgreSQL).
+
+    Taken in sorted order, so two transactions never wait on each other in a cycle. SQLite
+    needs none: its write lock already serializes every writer.
+    """
+    if connection.dialect.name != "postgresql":
+        return
+    for space in sorted(set(spaces)):
+        key = zlib.crc32(space.encode())
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+
+
+class Database:
+    """The hub's database: one writer thread, a few reader threads."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = make_engine(url, immediate=True)
+        self.read_engine = (
+            make_engine(url, immediate=False) if url.startswith("sqlite") else (self.engine)
+        )
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="db-writer")
+        self._readers = ThreadPoolExecutor(2, thread_name_prefix="db-reader")
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def migrate(self) -> None:
+        migrate(self.engine)
+
+    def write_now(self, work: Callable[[Connection], T]) -> T:
+        """Run ``work`` in one transaction on the calling thread (startup, tests, CLI)."""
+        for attempt in Retrying(
+            retry=retry_if_exception_type(IntegrityError), stop=stop_after_attempt(3), reraise=True
+        ):
+            with attempt, self.engine.begin() as connection:
+                return work(connection)
+        raise AssertionError("unreachable")
+
+    def read_now(self, work: Callable[[Connection], T]) -> T:
+        with self.read_engine.connect() as connection:
+            return work(connection)
+
+    async def write(self, work: Callable[[Connection], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._writer, self.write_now, work)
+
+    async def read(self, work: Callable[[Connection], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._readers, self.read_now, work)
+
+    def close(self) -> None:
+        self._writer.shutdown(wait=True)
+        self._readers.shutdown(wait=True)
+        self.engine.dispose()
+        self.read_engine.dispose()

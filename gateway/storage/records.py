@@ -1,0 +1,385 @@
+"""Transactions and their history, the idempotency inbox, the outbox, registry status."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, and_, insert, or_, select, update
+
+from article6.codes import Code
+from article6.model import Status
+from gateway.storage.schema import (
+    inbox,
+    outbox,
+    registry_status,
+    transaction_history,
+    transactions,
+)
+
+Results = Sequence[tuple[Code, str]]
+
+
+def encode_results(results: Results) -> str:
+    return json.dumps([[code.value, detail] for code, detail in results])
+
+
+def decode_results(text: str) -> list[tuple[Code, str]]:
+    return [(Code(code), detail) for code, detail in json.loads(text)]
+
+
+# --- transactions --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TransactionRecord:
+    transaction_id: str
+    type: int
+    proposer: str
+    transferring_registry: str
+    acquiring_registry: str
+    quantity: int
+    status: Status
+    results: list[tuple[Code, str]]
+    body: bytes
+    proposed_at: datetime
+    status_at: datetime
+    respond_by: datetime | None
+
+
+def _record(row: Any) -> TransactionRecord:
+    return TransactionRecord(
+        transaction_id=row.transaction_id,
+        type=row.type,
+        proposer=row.proposer,
+        transferring_registry=row.transferring_registry,
+        acquiring_registry=row.acquiring_registry,
+        quantity=row.quantity,
+        status=Status(row.status),
+        results=decode_results(row.results),
+        body=row.body,
+        proposed_at=row.proposed_at,
+        status_at=row.status_at,
+        respond_by=row.respond_by,
+    )
+
+
+def insert_transaction(connection: Connection, record: TransactionRecord) -> None:
+    connection.execute(
+        insert(transactions).values(
+            transaction_id=record.transaction_id,
+            type=record.type,
+            proposer=record.proposer,
+            transferring_registry=record.transferring_registry,
+            acquiring_registry=record.acquiring_registry,
+            quantity=record.quantity,
+            status=record.status.value,
+            results=encode_results(record.results),
+            body=record.body,
+            proposed_at=record.proposed_at,
+            status_at=record.status_at,
+            respond_by=record.respond_by,
+        )
+    )
+    _history(connection, record.transaction_id, record.status, record.status_at, record.results)
+
+
+def _history(
+    connection: Connection, transaction_id: str, status: Status, at: datetime, results: Results
+) -> None:
+    connection.execute(
+        insert(transaction_history).values(
+            transaction_id=transaction_id,
+            status=status.value,
+            at=at,
+            results=encode_results(results),
+        )
+    )
+
+
+def get_transaction(connection: Connection, transaction_id: str) -> TransactionRecord | None:
+    row = connection.execute(
+        select(transactions).where(transactions.c.transaction_id == transaction_id)
+    ).first()
+    return None if row is None else _record(row)
+
+
+def set_status(
+    connection: Connection,
+    record: TransactionRecord,
+    status: Status,
+    at: datetime,
+    results: Results = (),
+) -> TransactionRecord:
+    """Move a transaction to ``status``; a final status never changes (asserted in SQL)."""
+    assert not record.status.final, f"{record.transaction_id} is final ({record.status.name})"
+    changed = connection.execute(
+        update(transactions)
+        .where(
+            transactions.c.transaction_id == record.transaction_id,
+            transactions.c.status == record.status.value,
+        )
+        .values(status=status.value, status_at=at, results=encode_results(results))
+    )
+    assert changed.rowcount == 1, f"{record.transaction_id} changed under us"
+    _history(connection, record.transaction_id, status, at, results)
+    return TransactionRecord(
+        **{**record.__dict__, "status": status, "status_at": at, "results": list(results)}
+    )
+
+
+def expired_transactions(connection: Connection, now: datetime, limit: int) -> list[str]:
+    rows = connection.execute(
+        select(transactions.c.transaction_id)
+        .where(
+            transactions.c.status.in_([Status.CHECKED.value, Status.ACCEPTED.value]),
+            transactions.c.respond_by < now,
+        )
+        .limit(limit)
+    )
+    return [row.transaction_id for row in rows]
+
+
+def list_transactions(
+    connection: Connection,
+    status: int = 0,
+    type_: int = 0,
+    registry: str = "",
+    limit: int = 100,
+) -> list[TransactionRecord]:
+    query = select(transactions).order_by(transactions.c.proposed_at.desc()).limit(limit)
+    if status:
+        query = query.where(transactions.c.status == status)
+    if type_:
+        query = query.where(transactions.c.type == type_)
+    if registry:
+        query = query.where(
+            or_(
+                transactions.c.transferring_registry == registry,
+                transactions.c.acquiring_registry == registry,
+            )
+        )
+    return [_record(row) for row in connection.execute(query)]
+
+
+def history(connection: Connection, transaction_id: str) -> list[tuple[Status, datetime, str]]:
+    rows = connection.execute(
+        select(transaction_history)
+        .where(transaction_history.c.transaction_id == transaction_id)
+        .order_by(transaction_history.c.id)
+    )
+    return [(Status(row.status), row.at, row.results) for row in rows]
+
+
+# --- inbox ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InboxEntry:
+    payload_sha256: bytes
+    response: bytes
+
+
+def find_inbox(connection: Connection, sender: str, message_id: str) -> InboxEntry | None:
+    row = connection.execute(
+        select(inbox.c.payload_sha256, inbox.c.response).where(
+            inbox.c.sender == sender, inbox.c.message_id == message_id
+        )
+    ).first()
+    return None if row is None else InboxEntry(row.payload_sha256, row.response)
+
+
+def add_inbox(
+    connection: Connection,
+    sender: str,
+    message_id: str,
+    payload_sha256: bytes,
+    response: bytes,
+    at: datetime,
+) -> None:
+    connection.execute(
+        insert(inbox).values(
+            sender=sender,
+            message_id=message_id,
+            payload_sha256=payload_sha256,
+            response=response,
+            received_at=at,
+        )
+    )
+
+
+# --- outbox --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OutboxMessage:
+    id: int
+    recipient: str
+    message_id: str
+    payload_type: str
+    transaction_id: str | None
+    envelope: bytes
+    attempts: int
+    state: str = "pending"
+    created_at: datetime | None = None
+    next_attempt_at: datetime | None = None
+    last_error: str = ""
+
+
+def _outbox_message(row: Any) -> OutboxMessage:
+    return OutboxMessage(
+        id=row.id,
+        recipient=row.recipient,
+        message_id=row.message_id,
+        payload_type=row.payload_type,
+        transaction_id=row.transaction_id,
+        envelope=row.envelope,
+        attempts=row.attempts,
+        state=row.state,
+        created_at=row.created_at,
+        next_attempt_at=row.next_attempt_at,
+        last_error=row.last_error,
+    )
+
+
+def add_outbox(
+    connection: Connection,
+    *,
+    recipient: str,
+    message_id: str,
+    payload_type: str,
+    transaction_id: str | None,
+    envelope: bytes,
+    at: datetime,
+) -> None:
+    connection.execute(
+        insert(outbox).values(
+            recipient=recipient,
+            message_id=message_id,
+            payload_type=payload_type,
+            transaction_id=transaction_id,
+            envelope=envelope,
+            state="pending",
+            attempts=0,
+            created_at=at,
+            next_attempt_at=at,
+            last_error="",
+        )
+    )
+
+
+def claim_outbox(
+    connection: Connection, now: datetime, limit: int, lease: timedelta
+) -> list[OutboxMessage]:
+    """Claim due messages for ``lease``; another hub process skips rows already claimed."""
+    due = and_(
+        outbox.c.state == "pending",
+        outbox.c.next_attempt_at <= now,
+        or_(outbox.c.claimed_until.is_(None), outbox.c.claimed_until < now),
+    )
+    rows = connection.execute(
+        select(outbox)
+        .where(due)
+        .order_by(outbox.c.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    ).all()
+    if rows:
+        connection.execute(
+            update(outbox)
+            .where(outbox.c.id.in_([row.id for row in rows]))
+            .values(claimed_until=now + lease)
+        )
+    return [_outbox_message(row) for row in rows]
+
+
+def outbox_delivered(connection: Connection, message_id: int, at: datetime) -> None:
+    connection.execute(
+        update(outbox)
+        .where(outbox.c.id == message_id)
+        .values(state="delivered", delivered_at=at, claimed_until=None, last_error="")
+    )
+
+
+def outbox_failed(
+    connection: Connection,
+    message: OutboxMessage,
+    error: str,
+    retry_at: datetime | None,
+    envelope: bytes | None = None,
+) -> None:
+    """Record a failed attempt: retry at ``retry_at``, or a dead letter when it is None."""
+    values: dict[str, Any] = {
+        "attempts": message.attempts + 1,
+        "last_error": error[:500],
+        "claimed_until": None,
+        "state": "pending" if retry_at is not None else "dead",
+    }
+    if retry_at is not None:
+        values["next_attempt_at"] = retry_at
+    if envelope is not None:
+        values["envelope"] = envelope
+    connection.execute(
+        update(outbox).where(outbox.c.id == message.id, outbox.c.state == "pending").values(values)
+    )
+
+
+def obsolete_outbox(connection: Connection, transaction_id: str, payload_type: str) -> None:
+    """Stop delivering pending messages of a transaction that no longer need to arrive."""
+    connection.execute(
+        update(outbox)
+        .where(
+            outbox.c.transaction_id == transaction_id,
+            outbox.c.payload_type == payload_type,
+            outbox.c.state.in_(["pending", "dead"]),
+        )
+        .values(state="obsolete", claimed_until=None)
+    )
+
+
+def list_outbox(
+    connection: Connection, dead_letters: bool, recipient: str = "", limit: int = 100
+) -> list[OutboxMessage]:
+    query = (
+        select(outbox)
+        .where(outbox.c.state == ("dead" if dead_letters else "pending"))
+        .order_by(outbox.c.id)
+        .limit(limit)
+    )
+    if recipient:
+        query = query.where(outbox.c.recipient == recipient)
+    return [_outbox_message(row) for row in connection.execute(query)]
+
+
+def retry_dead_letter(connection: Connection, entry_id: int, now: datetime) -> OutboxMessage | None:
+    changed = connection.execute(
+        update(outbox)
+        .where(outbox.c.id == entry_id, outbox.c.state == "dead")
+        .values(state="pending", attempts=0, next_attempt_at=now, claimed_until=None)
+    )
+    if changed.rowcount != 1:
+        return None
+    row = connection.execute(select(outbox).where(outbox.c.id == entry_id)).one()
+    return _outbox_message(row)
+
+
+# --- registry status -----------------------------------------------------------------------
+
+
+def suspended_overrides(connection: Connection) -> dict[str, bool]:
+    rows = connection.execute(select(registry_status.c.registry_id, registry_status.c.suspended))
+    return {row.registry_id: row.suspended for row in rows}
+
+
+def set_suspended(
+    connection: Connection, registry_id: str, suspended: bool, reason: str, at: datetime
+) -> None:
+    values = {"suspended": suspended, "reason": reason, "changed_at": at}
+    changed = connection.execute(
+        update(registry_status).where(registry_status.c.registry_id == registry_id).values(values)
+    )
+    if changed.rowcount == 0:
+        connection.execute(insert(registry_status).values(registry_id=registry_id, **values))

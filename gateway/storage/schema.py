@@ -1,0 +1,135 @@
+"""The hub's tables (SQLAlchemy Core). Alembic migrations in ``migrations/`` create them.
+
+Blocks and locks store serials as ``article6.block_table`` does (shifted into signed BIGINT).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Dialect,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+)
+
+from article6.block_table import block_columns
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in, aware UTC datetimes out (SQLite keeps no time zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert value.tzinfo is not None, "store aware datetimes only"
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+metadata = MetaData()
+
+registry_status = Table(
+    "registry_status",
+    metadata,
+    Column("registry_id", String(16), primary_key=True),
+    Column("suspended", Boolean, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("changed_at", UtcDateTime(), nullable=False),
+)
+
+transactions = Table(
+    "transactions",
+    metadata,
+    Column("transaction_id", String(40), primary_key=True),
+    Column("type", Integer, nullable=False),
+    Column("proposer", String(16), nullable=False),
+    Column("transferring_registry", String(16), nullable=False),
+    Column("acquiring_registry", String(16), nullable=False),
+    Column("quantity", BigInteger, nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("results", Text, nullable=False),  # JSON list of [code, detail]
+    Column("body", LargeBinary, nullable=False),  # the article6.v1.Transaction, serialized
+    Column("proposed_at", UtcDateTime(), nullable=False),
+    Column("status_at", UtcDateTime(), nullable=False),
+    Column("respond_by", UtcDateTime(), nullable=True),
+    Index("ix_transactions_status_respond_by", "status", "respond_by"),
+)
+
+transaction_history = Table(
+    "transaction_history",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("transaction_id", String(40), nullable=False, index=True),
+    Column("status", Integer, nullable=False),
+    Column("at", UtcDateTime(), nullable=False),
+    Column("results", Text, nullable=False),
+)
+
+ledger_blocks = Table(
+    "ledger_blocks",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("registry", String(16), nullable=False),
+    Column("account_id", String(40), nullable=False),
+    *block_columns(),
+    Index("ix_ledger_blocks_space_first", "space", "serial_first", unique=True),
+    Index("ix_ledger_blocks_registry", "registry"),
+)
+
+locks = Table(
+    "locks",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("transaction_id", String(40), nullable=False, index=True),
+    Column("space", String(16), nullable=False),
+    Column("serial_first", BigInteger, nullable=False),
+    Column("serial_last", BigInteger, nullable=False),
+    Index("ix_locks_space_first", "space", "serial_first", unique=True),
+)
+
+inbox = Table(
+    "inbox",
+    metadata,
+    Column("sender", String(16), primary_key=True),
+    Column("message_id", String(36), primary_key=True),
+    Column("payload_sha256", LargeBinary(32), nullable=False),
+    Column("response", LargeBinary, nullable=False),  # the signed response Envelope
+    Column("received_at", UtcDateTime(), nullable=False),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("recipient", String(16), nullable=False),
+    Column("message_id", String(36), nullable=False, unique=True),
+    Column("payload_type", String(80), nullable=False),
+    Column("transaction_id", String(40), nullable=True, index=True),
+    Column("envelope", LargeBinary, nullable=False),
+    Column("state", String(12), nullable=False),  # pending, delivered, dead, obsolete
+    Column("attempts", Integer, nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("next_attempt_at", UtcDateTime(), nullable=False),
+    Column("claimed_until", UtcDateTime(), nullable=True),
+    Column("last_error", Text, nullable=False),
+    Column("delivered_at", UtcDateTime(), nullable=True),
+    Index("ix_outbox_state_next", "state", "next_attempt_at"),
+)
