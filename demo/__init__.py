@@ -1,0 +1,1 @@
+"""`make demo`: the whole network on loopback, through a realistic scenario."""

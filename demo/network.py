@@ -1,0 +1,213 @@
+"""A whole network on loopback, as real processes: the hub and Party registries.
+
+Used by ``make demo`` and by the end-to-end tests. It writes a PKI and config files into a
+folder, starts each component as its own process (``python -m gateway`` /
+``python -m party_registry_stub``), waits for gRPC health over mutual TLS, and can stop
+(SIGTERM), kill (SIGKILL) and restart any of them. It talks to the components only through
+their command lines and gRPC, never by importing them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from article6.pki import RegistryFiles, init_pki
+from article6.tls import TlsMaterial, channel_credentials, channel_options
+from article6.v1 import admin_pb2_grpc
+
+OPERATOR = "OPERATOR"
+HUB = "HUB"
+PARTIES = {"GHA01": "GHA", "CHE01": "CHE", "SGP01": "SGP"}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@dataclass
+class Component:
+    name: str
+    command: list[str]
+    endpoint: str
+    log: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+
+@dataclass
+class Network:
+    """A network of one hub and some Party registries under ``folder``."""
+
+    folder: Path
+    registries: tuple[str, ...] = ("GHA01", "CHE01")
+    database: str = "hub.db"
+    acceptance_timeout_seconds: float = 60.0
+    delivery: dict[str, Any] = field(
+        default_factory=lambda: {"max_attempts": 12, "backoff_max_seconds": 2.0}
+    )
+    components: dict[str, Component] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.pki = self.folder / "pki"
+        self.logs = self.folder / "logs"
+        self.logs.mkdir(exist_ok=True)
+
+    # --- set-up --------------------------------------------------------------------------
+
+    def write(self) -> None:
+        """Write the PKI and every component's config."""
+        init_pki(self.pki, [HUB, OPERATOR, *self.registries])
+        hub_port, admin_port = free_port(), free_port()
+        ports = {registry: free_port() for registry in self.registries}
+        self._write_hub(hub_port, admin_port, ports)
+        for registry, port in ports.items():
+            self._write_registry(registry, port, hub_port)
+        python = [sys.executable, "-m"]
+        self.components[HUB] = Component(
+            HUB, [*python, "gateway", "serve", "--config", str(self.folder / "hub.toml")],
+            f"127.0.0.1:{hub_port}", self.logs / "hub.log",
+        )  # fmt: skip
+        self.admin_endpoint = f"127.0.0.1:{admin_port}"
+        for registry, port in ports.items():
+            config = str(self.config(registry))
+            self.components[registry] = Component(
+                registry, [*python, "party_registry_stub", "serve", "--config", config],
+                f"127.0.0.1:{port}", self.logs / f"{registry.lower()}.log",
+            )  # fmt: skip
+
+    def config(self, registry: str) -> Path:
+        return self.folder / f"{registry.lower()}.toml"
+
+    def _tls_lines(self, identity: str) -> str:
+        return (
+            f'ca_certificate = "pki/ca.crt"\n'
+            f'tls_certificate = "pki/{identity}/tls.crt"\n'
+            f'tls_key = "pki/{identity}/tls.key"\n'
+            f'signing_key = "pki/{identity}/signing.key"\n'
+            f'keys = "pki/keys.toml"\n'
+        )
+
+    def _write_hub(self, hub_port: int, admin_port: int, ports: dict[str, int]) -> None:
+        delivery = "".join(f"{key} = {json.dumps(value)}\n" for key, value in self.delivery.items())
+        registries = "".join(
+            f'\n[[registries]]\nregistry_id = "{registry}"\nkind = "party"\n'
+            f'endpoint = "127.0.0.1:{port}"\ncooperative_approaches = ["CA0001", "CA0002"]\n'
+            for registry, port in ports.items()
+        )
+        (self.folder / "hub.toml").write_text(
+            f'[hub]\nregistry_id = "{HUB}"\nlisten = "127.0.0.1:{hub_port}"\n'
+            f'admin_listen = "127.0.0.1:{admin_port}"\ndatabase = "{self.database}"\n'
+            f'{self._tls_lines(HUB)}admin_identities = ["{OPERATOR}"]\n'
+            f"acceptance_timeout_seconds = {self.acceptance_timeout_seconds}\n"
+            f"\n[delivery]\n{delivery}{registries}"
+        )
+
+    def _write_registry(self, registry: str, port: int, hub_port: int) -> None:
+        self.config(registry).write_text(
+            f'[registry]\nregistry_id = "{registry}"\nparty = "{PARTIES[registry]}"\n'
+            f'listen = "127.0.0.1:{port}"\ndatabase = "{registry.lower()}.db"\n'
+            f'hub_id = "{HUB}"\nhub_endpoint = "127.0.0.1:{hub_port}"\n'
+            f"{self._tls_lines(registry)}"
+            "\n[delivery]\nbackoff_max_seconds = 2.0\nrecovery_interval_seconds = 1.0\n"
+        )
+
+    # --- processes -----------------------------------------------------------------------
+
+    def start(self, name: str, timeout: float = 30.0) -> None:
+        component = self.components[name]
+        assert not component.running, f"{name} is already running"
+        log = component.log.open("ab")
+        environment = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        component.process = subprocess.Popen(  # noqa: S603 (our own module, fixed arguments)
+            component.command, stdout=log, stderr=log, cwd=self.folder, env=environment
+        )
+        log.close()
+        self.wait_healthy(name, timeout)
+
+    def start_all(self) -> None:
+        self.start(HUB)
+        for registry in self.registries:
+            self.start(registry)
+
+    def stop(self, name: str, kill: bool = False, timeout: float = 20.0) -> None:
+        """SIGTERM (a graceful stop) or SIGKILL (a crash), then wait for the process to end."""
+        component = self.components[name]
+        if component.process is None:
+            return
+        if component.process.poll() is None:
+            component.process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+        try:
+            component.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            component.process.kill()
+            component.process.wait()
+        component.process = None
+
+    def stop_all(self) -> None:
+        for name in reversed(list(self.components)):
+            self.stop(name)
+
+    def operator_tls(self) -> TlsMaterial:
+        return TlsMaterial.load(RegistryFiles(self.pki, OPERATOR))
+
+    def wait_healthy(self, name: str, timeout: float = 30.0) -> None:
+        component = self.components[name]
+        deadline = time.monotonic() + timeout
+        credentials = channel_credentials(self.operator_tls())
+        with grpc.secure_channel(
+            component.endpoint, credentials, options=channel_options(name)
+        ) as channel:
+            stub = health_pb2_grpc.HealthStub(channel)
+            while time.monotonic() < deadline:
+                if not component.running:
+                    raise RuntimeError(f"{name} exited; see {component.log}")
+                with contextlib.suppress(grpc.RpcError):
+                    reply = stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
+                    if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                        return
+                time.sleep(0.1)
+        raise TimeoutError(f"{name} not healthy within {timeout} s; see {component.log}")
+
+    # --- talking to the components -------------------------------------------------------
+
+    def registry_cli(self, registry: str, *args: str, check: bool = True) -> str:
+        command = [sys.executable, "-m", "party_registry_stub", args[0],
+                   "--config", str(self.config(registry)), *args[1:]]  # fmt: skip
+        done = subprocess.run(  # noqa: S603 (our own module, fixed arguments)
+            command, capture_output=True, text=True, cwd=self.folder, check=False
+        )
+        if check and done.returncode != 0:
+            raise RuntimeError(f"{' '.join(args)} failed: {done.stderr.strip()}")
+        return done.stdout.strip()
+
+    def registry_json(self, registry: str, *args: str) -> Any:
+        return json.loads(self.registry_cli(registry, *args, "--json"))
+
+    @contextlib.contextmanager
+    def admin(self) -> Iterator[admin_pb2_grpc.AdminServiceStub]:
+        credentials = channel_credentials(self.operator_tls())
+        with grpc.secure_channel(
+            self.admin_endpoint, credentials, options=channel_options(HUB)
+        ) as channel:
+            yield admin_pb2_grpc.AdminServiceStub(channel)

@@ -1,0 +1,259 @@
+"""``article6-registry``: run the reference registry, and operate it.
+
+    article6-registry serve --config gha01.toml
+    article6-registry open-account --config gha01.toml --type holding [--ca CA0001]
+    article6-registry issue --config gha01.toml --account ACC --ca CA0001 --vintage 2024 \\
+        --serials 1-1000000 [--purpose ndc] [--authorization ID]
+    article6-registry transfer --config gha01.toml --from ACC --to-registry CHE01 --to ACC \\
+        --serials 1-250000
+    article6-registry use --config che01.toml --from ACC --serials 1-100 --party CHE --year 2030
+    article6-registry cancel --config che01.toml --from ACC --serials 1-100 [--voluntary]
+    article6-registry holdings --config gha01.toml [--json]
+    article6-registry transactions --config gha01.toml [--json]
+    article6-registry wait --config gha01.toml TRANSACTION_ID [--timeout 30]
+
+Operator commands write to the registry's own database; the serving process sends what they
+queue to the hub. ``wait`` follows a transaction until its final status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection
+
+from article6.blocks import Block, serial_range
+from article6.codes import Refusal
+from article6.logs import configure_logging
+from article6.model import (
+    AccountType,
+    Purpose,
+    TransactionType,
+    UnitAttributes,
+    UnitKind,
+    UnitState,
+)
+from article6.v1 import transaction_pb2, units_pb2
+from party_registry_stub import store
+from party_registry_stub.config import RegistryConfig, load_config
+from party_registry_stub.registry import PartyRegistry, Proposal
+from party_registry_stub.server import build_registry, serve
+
+ACCOUNT_TYPES = {
+    name.lower().replace("_", "-"): kind for name, kind in AccountType.__members__.items()
+}
+PURPOSES = {"ndc": Purpose.NDC, "oimp": Purpose.OIMP, "ndc-and-oimp": Purpose.NDC_AND_OIMP}
+
+
+def serials(text: str) -> Block[None]:
+    first, _, last = text.partition("-")
+    return serial_range(int(first), int(last or first))
+
+
+def _run(config: RegistryConfig, work: Callable[[PartyRegistry, Connection], Any]) -> Any:
+    registry, _ = build_registry(config)
+    engine = store.open_database(config.database)
+    try:
+        with engine.begin() as connection:
+            return work(registry, connection)
+    finally:
+        engine.dispose()
+
+
+def _open_account(args: argparse.Namespace, config: RegistryConfig) -> int:
+    approaches = frozenset(args.ca or [])
+    account = _run(config, lambda r, c: r.open_account(c, ACCOUNT_TYPES[args.type], approaches))
+    print(account)
+    return 0
+
+
+def _propose(config: RegistryConfig, proposal: Proposal) -> int:
+    print(_run(config, lambda r, c: r.propose(c, proposal)))
+    return 0
+
+
+def _issue(args: argparse.Namespace, config: RegistryConfig) -> int:
+    unit = UnitAttributes(
+        originating_registry=config.registry_id,
+        vintage=args.vintage,
+        cooperative_approach=args.ca,
+        first_transferring_party=args.first_transferring_party or "",
+        authorization_id=args.authorization or "",
+        purpose=PURPOSES[args.purpose],
+        unit_kind=UnitKind.ITMO,
+        state=UnitState.HELD,
+    )
+    issued = [r.with_attributes(unit) for r in args.serials]
+    proposal = Proposal(
+        TransactionType.ISSUANCE, "", config.registry_id, args.account, issued=issued
+    )
+    return _propose(config, proposal)
+
+
+def _transfer(args: argparse.Namespace, config: RegistryConfig) -> int:
+    external = args.to_registry != config.registry_id
+    kind = TransactionType.EXTERNAL_TRANSFER if external else TransactionType.INTERNAL_TRANSFER
+    proposal = Proposal(kind, args.source, args.to_registry, args.to, ranges=args.serials)
+    return _propose(config, proposal)
+
+
+def _use(args: argparse.Namespace, config: RegistryConfig) -> int:
+    use = transaction_pb2.UseDetails(
+        using_party=args.party,
+        year_of_use=args.year or 0,
+        purpose=units_pb2.Purpose.ValueType(PURPOSES[args.purpose].value),
+    )
+    proposal = Proposal(
+        TransactionType.USE, args.source, config.registry_id, args.to or "", args.serials, use=use
+    )
+    return _propose(config, proposal)
+
+
+def _cancel(args: argparse.Namespace, config: RegistryConfig) -> int:
+    kind = (
+        TransactionType.VOLUNTARY_CANCELLATION if args.voluntary else TransactionType.CANCELLATION
+    )
+    proposal = Proposal(kind, args.source, config.registry_id, args.to or "", args.serials)
+    return _propose(config, proposal)
+
+
+def _holdings(args: argparse.Namespace, config: RegistryConfig) -> int:
+    blocks = _run(config, lambda r, c: store.all_holdings(c, config.registry_id))
+    rows = [
+        {
+            "account": b.attributes.holder.account_id,
+            "space": b.attributes.unit.originating_registry,
+            "serial_first": b.serial_first,
+            "serial_last": b.serial_last,
+            "units": b.unit_count,
+            "cooperative_approach": b.attributes.unit.cooperative_approach,
+            "vintage": b.attributes.unit.vintage,
+            "state": b.attributes.unit.state.name.lower(),
+        }
+        for b in blocks
+    ]
+    if args.json:
+        print(json.dumps(rows))
+        return 0
+    for row in rows:
+        print(
+            f"{row['account']:<16} {row['space']}:{row['serial_first']}-{row['serial_last']:<12}"
+            f" {row['units']:>14,} {row['cooperative_approach']} {row['vintage']} {row['state']}"
+        )
+    return 0
+
+
+def _transaction_rows(config: RegistryConfig) -> list[dict[str, Any]]:
+    records = _run(config, lambda r, c: store.list_transactions(c))
+    rows = []
+    for record in records:
+        message = transaction_pb2.Transaction.FromString(record.body)
+        rows.append(
+            {
+                "transaction_id": record.transaction_id,
+                "role": record.role,
+                "type": TransactionType(message.type).name.lower(),
+                "status": record.status.name.lower(),
+                "status_number": record.status.value,
+                "quantity": message.quantity,
+                "codes": [code for code, _ in record.results],
+            }
+        )
+    return rows
+
+
+def _transactions(args: argparse.Namespace, config: RegistryConfig) -> int:
+    rows = _transaction_rows(config)
+    if args.json:
+        print(json.dumps(rows))
+        return 0
+    for row in rows:
+        codes = ",".join(str(code) for code in row["codes"])
+        print(f"{row['transaction_id']:<12} {row['role']:<9} {row['type']:<22} "
+              f"{row['status']:<10} {row['quantity']:>14,} {codes}")  # fmt: skip
+    return 0
+
+
+def _wait(args: argparse.Namespace, config: RegistryConfig) -> int:
+    deadline = time.monotonic() + args.timeout
+    while time.monotonic() < deadline:
+        local = _run(config, lambda r, c: store.get_transaction(c, args.transaction_id))
+        if local is not None and local.status.final:
+            codes = ",".join(str(code) for code, _ in local.results)
+            print(f"{args.transaction_id} {local.status.name.lower()} {codes}".rstrip())
+            return 0
+        time.sleep(0.1)
+    print(f"{args.transaction_id}: no final status within {args.timeout} s", file=sys.stderr)
+    return 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="article6-registry", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def command(name: str, handler: Callable[..., int], help_text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text)
+        sub.add_argument("--config", required=True, type=Path)
+        sub.set_defaults(handler=handler)
+        return sub
+
+    serve_command = command("serve", lambda a, c: 0, "serve the hub and send the outbox")
+    serve_command.add_argument("--log-level", default="INFO")
+    account = command("open-account", _open_account, "open an account")
+    account.add_argument("--type", choices=sorted(ACCOUNT_TYPES), default="holding")
+    account.add_argument("--ca", action="append", help="linked cooperative approach (repeat)")
+    issue = command("issue", _issue, "propose an issuance")
+    issue.add_argument("--account", required=True)
+    issue.add_argument("--ca", required=True)
+    issue.add_argument("--vintage", required=True, type=int)
+    issue.add_argument("--serials", required=True, type=serials, action="append")
+    issue.add_argument("--purpose", choices=sorted(PURPOSES), default="ndc")
+    issue.add_argument("--authorization")
+    issue.add_argument("--first-transferring-party")
+    for name, handler in (("transfer", _transfer), ("use", _use), ("cancel", _cancel)):
+        sub = command(name, handler, f"propose a {name}")
+        sub.add_argument("--from", dest="source", required=True)
+        sub.add_argument("--serials", required=True, type=serials, action="append")
+        sub.add_argument("--to", required=name == "transfer")
+        if name == "transfer":
+            sub.add_argument("--to-registry", required=True)
+        if name == "use":
+            sub.add_argument("--party", required=True)
+            sub.add_argument("--year", type=int)
+            sub.add_argument("--purpose", choices=sorted(PURPOSES), default="ndc")
+        if name == "cancel":
+            sub.add_argument("--voluntary", action="store_true")
+    for name, handler in (("holdings", _holdings), ("transactions", _transactions)):
+        command(name, handler, f"show this registry's {name}").add_argument(
+            "--json", action="store_true"
+        )
+    wait = command("wait", _wait, "wait for a transaction's final status")
+    wait.add_argument("transaction_id")
+    wait.add_argument("--timeout", type=float, default=30.0)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    config = load_config(args.config)
+    if args.command == "serve":
+        configure_logging(config.registry_id, args.log_level)
+        asyncio.run(serve(config))
+        return 0
+    try:
+        result: int = args.handler(args, config)
+    except Refusal as refusal:
+        print(f"refused: {refusal}", file=sys.stderr)
+        return 3
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

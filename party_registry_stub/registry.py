@@ -1,0 +1,209 @@
+"""The reference registry's rules: what it accepts, what it proposes, how it applies outcomes.
+
+Every method takes the caller's SQL connection and runs inside its transaction. Outcomes from
+the hub (a receipt's COMPLETED, a StatusNotice, a status answer) are applied exactly once,
+guarded by the local transaction's ``applied`` flag, whichever of them arrives first.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import Connection
+
+from article6 import holdings
+from article6.blocks import Block, merge_adjacent, partition, take
+from article6.codes import Code, Refusal
+from article6.envelope import seal
+from article6.headers import new_header
+from article6.identifiers import format_account_id
+from article6.keys import SigningKey
+from article6.model import (
+    AccountType,
+    Holder,
+    LedgerBlock,
+    Status,
+    TransactionSpec,
+    TransactionType,
+    UnitBlock,
+    spaces,
+)
+from article6.v1 import transaction_pb2
+from article6.wire import transaction_spec, unit_block_message
+from party_registry_stub import store
+
+log = logging.getLogger("registry")
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """What an operator asks for; the registry fills in ids and unit attributes."""
+
+    type: TransactionType
+    transferring_account: str
+    acquiring_registry: str
+    acquiring_account: str
+    ranges: Sequence[Block[None]] = ()
+    issued: Sequence[UnitBlock] = ()
+    use: transaction_pb2.UseDetails | None = None
+    subtype: str = ""
+
+
+class PartyRegistry:
+    def __init__(self, registry_id: str, hub_id: str, key: SigningKey) -> None:
+        self.registry_id = registry_id
+        self.hub_id = hub_id
+        self.key = key
+
+    # --- operators -----------------------------------------------------------------------
+
+    def open_account(
+        self,
+        connection: Connection,
+        account_type: AccountType,
+        cooperative_approaches: frozenset[str] = frozenset(),
+    ) -> str:
+        number = 1000 + store.next_number(connection, "account")
+        account_id = format_account_id(self.registry_id, number)
+        store.add_account(
+            connection, store.Account(account_id, account_type, True, cooperative_approaches)
+        )
+        return account_id
+
+    def propose(self, connection: Connection, proposal: Proposal) -> str:
+        """Record a proposal, lock its units locally, and queue it for the hub."""
+        transaction_id = f"{self.registry_id}-{store.next_number(connection, 'transaction')}"
+        blocks = list(proposal.issued) or self._held_blocks(connection, proposal)
+        message = transaction_pb2.Transaction(
+            transaction_id=transaction_id,
+            type=transaction_pb2.TransactionType.ValueType(proposal.type.value),
+            transferring_registry=self.registry_id,
+            transferring_account=proposal.transferring_account,
+            acquiring_registry=proposal.acquiring_registry,
+            acquiring_account=proposal.acquiring_account,
+            blocks=[unit_block_message(block) for block in blocks],
+            quantity=sum(block.unit_count for block in blocks),
+            subtype=proposal.subtype,
+        )
+        if proposal.use is not None:
+            message.use.CopyFrom(proposal.use)
+        if proposal.type is not TransactionType.ISSUANCE:
+            store.lock(connection, transaction_id, blocks)
+        body = message.SerializeToString(deterministic=True)
+        store.put_transaction(
+            connection, transaction_id, role="proposer", status=Status.PROPOSED, body=body
+        )
+        header = new_header(self.registry_id, self.hub_id, datetime.now(UTC))
+        envelope = seal(
+            transaction_pb2.TransactionProposal(header=header, transaction=message), [self.key]
+        )
+        store.add_outbox(
+            connection, header.message_id, envelope.payload_type, transaction_id,
+            envelope.SerializeToString(),
+        )  # fmt: skip
+        return transaction_id
+
+    def _held_blocks(self, connection: Connection, proposal: Proposal) -> list[UnitBlock]:
+        """The wanted serials as this registry holds them in the transferring account."""
+        held = store.account_holdings(connection, self.registry_id, proposal.transferring_account)
+        result = take(held, proposal.ranges)
+        if not result.complete:
+            gap = result.missing[0]
+            raise Refusal(
+                Code.UNITS_NOT_HELD,
+                f"serials {gap.serial_first}-{gap.serial_last} are not in "
+                f"{proposal.transferring_account}",
+            )
+        blocks = [piece.with_attributes(piece.attributes.unit) for piece in result.taken]
+        for space in spaces(blocks):
+            in_space = [b for b in blocks if b.attributes.originating_registry == space]
+            if store.locked(connection, space, in_space):
+                raise Refusal(Code.UNITS_LOCKED, "units are in a pending transaction")
+        holder = Holder(self.registry_id, proposal.transferring_account)
+        holdings.check_held(blocks, result.taken, holder)
+        return blocks
+
+    # --- the hub's messages --------------------------------------------------------------
+
+    def acquisition(
+        self, connection: Connection, message: transaction_pb2.Transaction
+    ) -> tuple[Status, list[tuple[Code, str]]]:
+        """Decide on units offered by another registry: accept or terminate, with codes."""
+        try:
+            spec = transaction_spec(message)
+            self._check_acquisition(connection, spec)
+        except Refusal as refusal:
+            decision, results = Status.TERMINATED, [(refusal.code, refusal.detail)]
+        else:
+            decision, results = Status.ACCEPTED, []
+        store.put_transaction(
+            connection, message.transaction_id, role="acquirer", status=decision,
+            body=message.SerializeToString(deterministic=True), results=results,
+        )  # fmt: skip
+        return decision, results
+
+    def _check_acquisition(self, connection: Connection, spec: TransactionSpec) -> None:
+        if spec.acquiring_registry != self.registry_id:
+            raise Refusal(Code.ACQUIRING_REGISTRY_MISMATCH, f"not for {self.registry_id}")
+        account = store.get_account(connection, spec.acquiring_account)
+        if account is None:
+            raise Refusal(Code.ACQUIRING_ACCOUNT_NOT_FOUND, spec.acquiring_account)
+        if not account.open:
+            raise Refusal(Code.ACCOUNT_CLOSED, spec.acquiring_account)
+        for block in spec.blocks:
+            if not account.allows(block.attributes.cooperative_approach):
+                approach = block.attributes.cooperative_approach
+                raise Refusal(
+                    Code.COOPERATIVE_APPROACH_MISMATCH,
+                    f"{account.account_id} is not linked to {approach}",
+                )
+
+    def settle(
+        self,
+        connection: Connection,
+        message: transaction_pb2.Transaction,
+        status: Status,
+        results: Sequence[tuple[int, str]] = (),
+    ) -> None:
+        """Apply a final (or checked) status from the hub, exactly once."""
+        local = store.get_transaction(connection, message.transaction_id)
+        if local is not None and local.status.final:
+            return
+        role = local.role if local else self._role(message)
+        body = message.SerializeToString(deterministic=True)
+        if status is Status.COMPLETED:
+            self._complete(connection, transaction_spec(message))
+        if status.final:
+            store.unlock(connection, message.transaction_id)
+        store.put_transaction(
+            connection, message.transaction_id, role=role, status=status, body=body,
+            applied=status is Status.COMPLETED, results=results,
+        )  # fmt: skip
+        log.info("%s %s", message.transaction_id, status.name,
+                 extra={"transaction_id": message.transaction_id})  # fmt: skip
+
+    def _role(self, message: transaction_pb2.Transaction) -> str:
+        return "proposer" if message.transferring_registry == self.registry_id else "acquirer"
+
+    def _complete(self, connection: Connection, spec: TransactionSpec) -> None:
+        by_space: dict[str, list[UnitBlock]] = {}
+        for block in spec.blocks:
+            by_space.setdefault(block.attributes.originating_registry, []).append(block)
+        for space, wanted in by_space.items():
+            neighbourhood = store.Neighbourhood(connection, self.registry_id, space, wanted)
+            neighbourhood.replace(connection, self._after(spec, neighbourhood.blocks, wanted))
+
+    def _after(
+        self, spec: TransactionSpec, current: list[LedgerBlock], wanted: list[UnitBlock]
+    ) -> list[LedgerBlock]:
+        external = spec.type is TransactionType.EXTERNAL_TRANSFER
+        if spec.type is TransactionType.ISSUANCE or (
+            external and spec.acquiring_registry == self.registry_id
+        ):
+            return holdings.add(current, [holdings.holding(b, spec.target) for b in wanted])
+        if external:  # the units leave this registry
+            return merge_adjacent(partition(current, wanted)[1])
+        return holdings.move(current, wanted, holdings.completion(spec))

@@ -1,0 +1,178 @@
+"""The registry's side of the conversation with the hub: its outbox, and recovery.
+
+The outbox holds every proposal and status report the registry has decided to send, sealed
+once when it was decided; the sender delivers them in order with back-off, always under the
+same message id, and applies the hub's signed receipt in the same SQL transaction that marks
+the message sent. Recovery asks the hub for the status of every local transaction still
+waiting for its outcome (after a restart, or a notice that never came) and applies what it
+learns; applying is idempotent, so nothing is done twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import UTC, datetime, timedelta
+from functools import partial
+
+import grpc
+import grpc.aio
+from sqlalchemy import Connection
+
+from article6.codes import Code, Refusal
+from article6.envelope import open_envelope, reseal, seal
+from article6.headers import new_header
+from article6.keys import KeyDirectory, SigningKey
+from article6.model import Status
+from article6.retry import Backoff
+from article6.status import refusal_from_error
+from article6.v1 import envelope_pb2, hub_pb2_grpc, transaction_pb2
+from party_registry_stub import store
+from party_registry_stub.config import SenderConfig
+from party_registry_stub.registry import PartyRegistry
+from party_registry_stub.service import Writer
+
+log = logging.getLogger("registry.sender")
+RECEIPT = {"article6.v1.Receipt": transaction_pb2.Receipt}
+ANSWER = {"article6.v1.StatusAnswer": transaction_pb2.StatusAnswer}
+PROPOSAL = "article6.v1.TransactionProposal"
+
+
+class Sender:
+    def __init__(
+        self,
+        registry: PartyRegistry,
+        config: SenderConfig,
+        writer: Writer,
+        directory: KeyDirectory,
+        key: SigningKey,
+        channel: grpc.aio.Channel,
+    ) -> None:
+        self.registry = registry
+        self.config = config
+        self.writer = writer
+        self.directory = directory
+        self.key = key
+        self.hub = hub_pb2_grpc.HubStub(channel)
+        self.backoff = Backoff(config.backoff_initial_seconds, config.backoff_max_seconds)
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        while not stopping.is_set():
+            due = await self.writer.run(lambda c: store.due_outbox(c, 32))
+            for entry in due:
+                await self._send(entry)
+            if not due:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stopping.wait(), self.config.poll_interval_seconds)
+
+    async def _send(self, entry: store.Outgoing) -> None:
+        envelope = envelope_pb2.Envelope.FromString(entry.envelope)
+        call = (
+            self.hub.ProposeTransaction if entry.payload_type == PROPOSAL else self.hub.NotifyStatus
+        )
+        try:
+            reply = await call(envelope, timeout=self.config.rpc_timeout_seconds)
+        except grpc.aio.AioRpcError as error:
+            await self._failed(entry, envelope, error)
+            return
+        try:
+            receipt = self._receipt(reply, entry.message_id)
+        except Refusal as refusal:
+            await self._retry(entry, f"bad receipt: {refusal}")
+            return
+        await self.writer.run(lambda c: self._received(c, entry, receipt))
+
+    def _receipt(self, reply: envelope_pb2.Envelope, message_id: str) -> transaction_pb2.Receipt:
+        opened = open_envelope(
+            reply,
+            accepted=RECEIPT,
+            directory=self.directory,
+            recipient=self.registry.registry_id,
+            peer_identity=self.registry.hub_id,  # the TLS handshake verified the hub
+            now=datetime.now(UTC),
+        )
+        receipt = opened.payload
+        assert isinstance(receipt, transaction_pb2.Receipt)
+        if receipt.in_reply_to != message_id:
+            raise Refusal(Code.RECIPIENT_WRONG, "receipt answers another message")
+        return receipt
+
+    def _received(
+        self, connection: Connection, entry: store.Outgoing, receipt: transaction_pb2.Receipt
+    ) -> None:
+        store.outbox_sent(connection, entry.id)
+        if entry.payload_type != PROPOSAL or entry.transaction_id is None:
+            return
+        local = store.get_transaction(connection, entry.transaction_id)
+        assert local is not None, entry.transaction_id
+        message = transaction_pb2.Transaction.FromString(local.body)
+        results = [(r.code, r.detail) for r in receipt.results]
+        status = Status(receipt.status) if receipt.status else Status.REJECTED
+        self.registry.settle(connection, message, status, results)
+
+    async def _failed(
+        self, entry: store.Outgoing, envelope: envelope_pb2.Envelope, error: grpc.aio.AioRpcError
+    ) -> None:
+        refusal = refusal_from_error(error)
+        if refusal is not None and refusal.code is Code.CLOCK_SKEW:
+            payload_class = transaction_pb2.TransactionProposal
+            if entry.payload_type != PROPOSAL:
+                payload_class = transaction_pb2.StatusNotice  # type: ignore[assignment]
+            fresh = reseal(envelope, payload_class, [self.key], datetime.now(UTC))
+            await self.writer.run(
+                lambda c: store.outbox_retry(
+                    c, entry, str(refusal), datetime.now(UTC), fresh.SerializeToString()
+                )
+            )
+            return
+        await self._retry(entry, str(refusal) if refusal else f"{error.code().name}")
+
+    async def _retry(self, entry: store.Outgoing, reason: str) -> None:
+        attempts = entry.attempts + 1
+        retry_at = None
+        if attempts < self.config.max_attempts:
+            delay = self.backoff.delay_seconds(attempts)
+            retry_at = datetime.now(UTC) + timedelta(seconds=delay)
+        await self.writer.run(lambda c: store.outbox_retry(c, entry, reason, retry_at))
+
+    # --- recovery ------------------------------------------------------------------------
+
+    async def recover(self, stopping: asyncio.Event) -> None:
+        """Look up transactions still waiting for the hub, now and then periodically."""
+        interval = self.config.recovery_interval_seconds
+        while not stopping.is_set():
+            older_than = store.utcnow() - timedelta(seconds=interval)
+            waiting = await self.writer.run(partial(store.unsettled, older_than=older_than))
+            for local in waiting:
+                with contextlib.suppress(grpc.aio.AioRpcError, Refusal):
+                    await self._look_up(local.transaction_id)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), interval)
+
+    async def _look_up(self, transaction_id: str) -> None:
+        query = transaction_pb2.StatusQuery(
+            header=new_header(self.registry.registry_id, self.registry.hub_id, datetime.now(UTC)),
+            transaction_id=transaction_id,
+        )
+        reply = await self.hub.GetTransactionStatus(
+            seal(query, [self.key]), timeout=self.config.rpc_timeout_seconds
+        )
+        answer = open_envelope(
+            reply,
+            accepted=ANSWER,
+            directory=self.directory,
+            recipient=self.registry.registry_id,
+            peer_identity=self.registry.hub_id,
+            now=datetime.now(UTC),
+        ).payload
+        assert isinstance(answer, transaction_pb2.StatusAnswer)
+        if not answer.found or not Status(answer.status).final:
+            return
+        results = [(r.code, r.detail) for r in answer.results]
+        status = Status(answer.status)
+        await self.writer.run(
+            lambda c: self.registry.settle(c, answer.transaction, status, results)
+        )
+        log.info("recovered %s: %s", transaction_id, status.name,
+                 extra={"transaction_id": transaction_id})  # fmt: skip

@@ -1,0 +1,447 @@
+"""The reference registry's own database: accounts, holdings, transactions, inbox, outbox.
+
+Holdings are kept in canonical form (adjacent blocks with the same account and attributes
+merged), like the hub's ledger, so the two compare block for block. Units of an outgoing
+transaction are locked locally until the hub's final status arrives. The schema is created on
+first use; a registry built on this one would manage it with migrations like the hub's.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Connection,
+    DateTime,
+    Engine,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    delete,
+    event,
+    insert,
+    select,
+    update,
+)
+
+from article6.block_table import (
+    block_columns,
+    block_row,
+    overlapping_blocks,
+    rows_around,
+    to_db,
+    unit_block,
+)
+from article6.blocks import Block
+from article6.codes import Code
+from article6.model import AccountType, Held, Holder, LedgerBlock, Status
+
+metadata = MetaData()
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("account_id", String(40), primary_key=True),
+    Column("account_type", Integer, nullable=False),
+    Column("open", Boolean, nullable=False),
+    Column("cooperative_approaches", Text, nullable=False),  # comma-separated; empty: any
+)
+
+holdings = Table(
+    "holdings",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("account_id", String(40), nullable=False),
+    *block_columns(),
+    Index("ix_holdings_space_first", "space", "serial_first", unique=True),
+)
+
+local_locks = Table(
+    "locks",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("transaction_id", String(40), nullable=False, index=True),
+    Column("space", String(16), nullable=False),
+    Column("serial_first", BigInteger, nullable=False),
+    Column("serial_last", BigInteger, nullable=False),
+    Index("ix_locks_space_first", "space", "serial_first", unique=True),
+)
+
+transactions = Table(
+    "transactions",
+    metadata,
+    Column("transaction_id", String(40), primary_key=True),
+    Column("role", String(10), nullable=False),  # proposer or acquirer
+    Column("status", Integer, nullable=False),
+    Column("applied", Boolean, nullable=False),
+    Column("results", Text, nullable=False),
+    Column("body", LargeBinary, nullable=False),
+    Column("updated_at", DateTime, nullable=False),
+)
+
+inbox = Table(
+    "inbox",
+    metadata,
+    Column("sender", String(16), primary_key=True),
+    Column("message_id", String(36), primary_key=True),
+    Column("payload_sha256", LargeBinary(32), nullable=False),
+    Column("response", LargeBinary, nullable=False),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("message_id", String(36), nullable=False, unique=True),
+    Column("payload_type", String(80), nullable=False),
+    Column("transaction_id", String(40), nullable=True),
+    Column("envelope", LargeBinary, nullable=False),
+    Column("state", String(12), nullable=False),  # pending, delivered, dead
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", DateTime, nullable=False),
+    Column("last_error", Text, nullable=False),
+)
+
+counters = Table(
+    "counters",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("value", Integer, nullable=False),
+)
+
+
+def open_database(url: str) -> Engine:
+    """The engine, with the schema created if missing. SQLite: WAL, synchronous=FULL, and
+    BEGIN IMMEDIATE, because the server and the CLI write the same file."""
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+    @event.listens_for(engine, "connect")
+    def on_connect(dbapi_connection: Any, _: object) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def on_begin(connection: Connection) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    metadata.create_all(engine)
+    return engine
+
+
+def utcnow() -> datetime:
+    """Naive UTC, as SQLite keeps it."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+# --- accounts ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Account:
+    account_id: str
+    account_type: AccountType
+    open: bool
+    cooperative_approaches: frozenset[str]
+
+    def allows(self, cooperative_approach: str) -> bool:
+        return (
+            not self.cooperative_approaches or cooperative_approach in self.cooperative_approaches
+        )
+
+
+def next_number(connection: Connection, name: str) -> int:
+    row = connection.execute(select(counters.c.value).where(counters.c.name == name)).first()
+    value = 1 if row is None else row.value + 1
+    if row is None:
+        connection.execute(insert(counters).values(name=name, value=value))
+    else:
+        connection.execute(update(counters).where(counters.c.name == name).values(value=value))
+    return value
+
+
+def add_account(connection: Connection, account: Account) -> None:
+    connection.execute(
+        insert(accounts).values(
+            account_id=account.account_id,
+            account_type=account.account_type.value,
+            open=account.open,
+            cooperative_approaches=",".join(sorted(account.cooperative_approaches)),
+        )
+    )
+
+
+def get_account(connection: Connection, account_id: str) -> Account | None:
+    row = connection.execute(select(accounts).where(accounts.c.account_id == account_id)).first()
+    if row is None:
+        return None
+    approaches = frozenset(filter(None, row.cooperative_approaches.split(",")))
+    return Account(row.account_id, AccountType(row.account_type), row.open, approaches)
+
+
+def list_accounts(connection: Connection) -> list[Account]:
+    rows = connection.execute(select(accounts.c.account_id).order_by(accounts.c.account_id))
+    found = [get_account(connection, row.account_id) for row in rows]
+    return [account for account in found if account is not None]
+
+
+# --- holdings ------------------------------------------------------------------------------
+
+
+def _held(row: Any, registry: str) -> LedgerBlock:
+    unit = unit_block(row)
+    return unit.with_attributes(Held(Holder(registry, row.account_id), unit.attributes))
+
+
+class Neighbourhood:
+    """Holdings of one space overlapping or touching some ranges, ready to replace."""
+
+    def __init__(
+        self, connection: Connection, registry: str, space: str, ranges: Sequence[Block[Any]]
+    ) -> None:
+        self._rows = rows_around(connection, holdings, space, ranges, margin=1)
+        self.blocks = [_held(row, registry) for row in self._rows.values()]
+
+    def overlapping(self, ranges: Sequence[Block[Any]]) -> list[LedgerBlock]:
+        return overlapping_blocks(self.blocks, ranges)
+
+    def replace(self, connection: Connection, blocks: Sequence[LedgerBlock]) -> None:
+        if self._rows:
+            connection.execute(delete(holdings).where(holdings.c.id.in_(self._rows)))
+        rows = [
+            {
+                "account_id": block.attributes.holder.account_id,
+                **block_row(Block(block.serial_first, block.serial_last, block.attributes.unit)),
+            }
+            for block in blocks
+        ]
+        if rows:
+            connection.execute(insert(holdings), rows)
+
+
+def all_holdings(connection: Connection, registry: str) -> list[LedgerBlock]:
+    rows = connection.execute(select(holdings).order_by(holdings.c.space, holdings.c.serial_first))
+    return [_held(row, registry) for row in rows]
+
+
+def account_holdings(connection: Connection, registry: str, account_id: str) -> list[LedgerBlock]:
+    rows = connection.execute(
+        select(holdings)
+        .where(holdings.c.account_id == account_id)
+        .order_by(holdings.c.space, holdings.c.serial_first)
+    )
+    return [_held(row, registry) for row in rows]
+
+
+def locked(connection: Connection, space: str, ranges: Sequence[Block[Any]]) -> bool:
+    return bool(rows_around(connection, local_locks, space, ranges, margin=0))
+
+
+def lock(connection: Connection, transaction_id: str, blocks: Sequence[Block[Any]]) -> None:
+    connection.execute(
+        insert(local_locks),
+        [
+            {
+                "transaction_id": transaction_id,
+                "space": block.attributes.originating_registry,
+                "serial_first": to_db(block.serial_first),
+                "serial_last": to_db(block.serial_last),
+            }
+            for block in blocks
+        ],
+    )
+
+
+def unlock(connection: Connection, transaction_id: str) -> None:
+    connection.execute(delete(local_locks).where(local_locks.c.transaction_id == transaction_id))
+
+
+# --- transactions --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LocalTransaction:
+    transaction_id: str
+    role: str
+    status: Status
+    applied: bool
+    results: list[tuple[int, str]]
+    body: bytes
+    updated_at: datetime
+
+
+def get_transaction(connection: Connection, transaction_id: str) -> LocalTransaction | None:
+    row = connection.execute(
+        select(transactions).where(transactions.c.transaction_id == transaction_id)
+    ).first()
+    if row is None:
+        return None
+    results = [(code, detail) for code, detail in json.loads(row.results)]
+    return LocalTransaction(
+        row.transaction_id, row.role, Status(row.status), row.applied, results, row.body,
+        row.updated_at,
+    )  # fmt: skip
+
+
+def put_transaction(
+    connection: Connection,
+    transaction_id: str,
+    *,
+    role: str,
+    status: Status,
+    body: bytes,
+    applied: bool = False,
+    results: Sequence[tuple[Code | int, str]] = (),
+) -> None:
+    """Insert or update a local transaction; a final status is never replaced."""
+    encoded = json.dumps([[int(code), detail] for code, detail in results])
+    existing = get_transaction(connection, transaction_id)
+    values = {
+        "status": status.value,
+        "applied": applied,
+        "results": encoded,
+        "updated_at": utcnow(),
+    }
+    if existing is None:
+        connection.execute(
+            insert(transactions).values(
+                transaction_id=transaction_id, role=role, body=body, **values
+            )
+        )
+        return
+    assert not (existing.status.final and existing.status is not status), (
+        f"{transaction_id}: final {existing.status.name} cannot become {status.name}"
+    )
+    connection.execute(
+        update(transactions).where(transactions.c.transaction_id == transaction_id).values(values)
+    )
+
+
+def list_transactions(connection: Connection) -> list[LocalTransaction]:
+    rows = connection.execute(
+        select(transactions.c.transaction_id).order_by(transactions.c.updated_at)
+    )
+    found = [get_transaction(connection, row.transaction_id) for row in rows]
+    return [record for record in found if record is not None]
+
+
+def unsettled(connection: Connection, older_than: datetime) -> list[LocalTransaction]:
+    """Local transactions the hub has taken but whose final status has not arrived."""
+    waiting = [Status.CHECKED.value, Status.ACCEPTED.value, Status.PROPOSED.value]
+    rows = connection.execute(
+        select(transactions.c.transaction_id).where(
+            transactions.c.status.in_(waiting), transactions.c.updated_at < older_than
+        )
+    )
+    found = [get_transaction(connection, row.transaction_id) for row in rows]
+    return [record for record in found if record is not None]
+
+
+# --- inbox and outbox ----------------------------------------------------------------------
+
+
+def find_inbox(connection: Connection, sender: str, message_id: str) -> tuple[bytes, bytes] | None:
+    row = connection.execute(
+        select(inbox.c.payload_sha256, inbox.c.response).where(
+            inbox.c.sender == sender, inbox.c.message_id == message_id
+        )
+    ).first()
+    return None if row is None else (row.payload_sha256, row.response)
+
+
+def add_inbox(
+    connection: Connection, sender: str, message_id: str, digest: bytes, response: bytes
+) -> None:
+    connection.execute(
+        insert(inbox).values(
+            sender=sender, message_id=message_id, payload_sha256=digest, response=response
+        )
+    )
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    id: int
+    message_id: str
+    payload_type: str
+    transaction_id: str | None
+    envelope: bytes
+    attempts: int
+
+
+def add_outbox(
+    connection: Connection,
+    message_id: str,
+    payload_type: str,
+    transaction_id: str | None,
+    envelope: bytes,
+) -> None:
+    connection.execute(
+        insert(outbox).values(
+            message_id=message_id,
+            payload_type=payload_type,
+            transaction_id=transaction_id,
+            envelope=envelope,
+            state="pending",
+            attempts=0,
+            next_attempt_at=utcnow(),
+            last_error="",
+        )
+    )
+
+
+def due_outbox(connection: Connection, limit: int) -> list[Outgoing]:
+    rows = connection.execute(
+        select(outbox)
+        .where(outbox.c.state == "pending", outbox.c.next_attempt_at <= utcnow())
+        .order_by(outbox.c.id)
+        .limit(limit)
+    )
+    return [
+        Outgoing(row.id, row.message_id, row.payload_type, row.transaction_id, row.envelope,
+                 row.attempts)
+        for row in rows
+    ]  # fmt: skip
+
+
+def outbox_sent(connection: Connection, entry_id: int) -> None:
+    connection.execute(update(outbox).where(outbox.c.id == entry_id).values(state="delivered"))
+
+
+def outbox_retry(
+    connection: Connection,
+    entry: Outgoing,
+    error: str,
+    retry_at: datetime | None,
+    envelope: bytes | None = None,
+) -> None:
+    values: dict[str, Any] = {
+        "attempts": entry.attempts + 1,
+        "last_error": error[:500],
+        "state": "pending" if retry_at is not None else "dead",
+    }
+    if retry_at is not None:
+        values["next_attempt_at"] = retry_at.astimezone(UTC).replace(tzinfo=None)
+    if envelope is not None:
+        values["envelope"] = envelope
+    connection.execute(update(outbox).where(outbox.c.id == entry.id).values(values))
+
+
+def pending_outbox_count(connection: Connection) -> int:
+    rows = connection.execute(select(outbox.c.id).where(outbox.c.state == "pending"))
+    return len(rows.all())
