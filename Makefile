@@ -46,7 +46,7 @@ docs: install
 	$(PY) -m article6.docs --write
 
 demo: install
-	$(PY) -m article6.demo
+	$(PY) -m demo
 
 clean:
 	rm -rf $(VENV) article6/v1/*_pb2*.py article6/v1/*_pb2*.pyi $(GENERATED) run

@@ -13,7 +13,7 @@ from tenacity import RetryCallState, wait_exponential_jitter
 class Backoff:
     def __init__(self, initial_seconds: float, maximum_seconds: float) -> None:
         self._wait = wait_exponential_jitter(
-            initial=initial_seconds, max=maximum_seconds, jitter=initial_seconds
+            multiplier=initial_seconds, max=maximum_seconds, jitter=initial_seconds
         )
 
     def delay_seconds(self, attempt: int) -> float:

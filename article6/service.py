@@ -32,6 +32,20 @@ def grpc_message_options(max_bytes: int = MAX_ENVELOPE_BYTES) -> list[tuple[str,
     return [("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", limit)]
 
 
+def client_options(
+    reconnect_max_seconds: float, max_bytes: int = MAX_ENVELOPE_BYTES
+) -> list[tuple[str, int]]:
+    """Channel options for a sender: message limits, and gRPC's own reconnect back-off capped
+    at the sender's, so a peer that comes back is reached by the next attempt."""
+    reconnect_ms = max(100, int(reconnect_max_seconds * 1000))
+    return [
+        *grpc_message_options(max_bytes),
+        ("grpc.initial_reconnect_backoff_ms", min(100, reconnect_ms)),
+        ("grpc.min_reconnect_backoff_ms", min(100, reconnect_ms)),
+        ("grpc.max_reconnect_backoff_ms", reconnect_ms),
+    ]
+
+
 def _handler(
     method: EnvelopeMethod, max_bytes: int
 ) -> Callable[[bytes, Context], Awaitable[bytes]]:

@@ -30,7 +30,7 @@ from article6.envelope import open_envelope, reseal
 from article6.keys import KeyDirectory
 from article6.model import Status
 from article6.retry import Backoff
-from article6.service import grpc_message_options
+from article6.service import client_options
 from article6.status import refusal_from_error
 from article6.tls import TlsMaterial, secure_channel
 from article6.v1 import envelope_pb2, registry_pb2_grpc, transaction_pb2
@@ -100,7 +100,8 @@ class Deliverer:
         channel = self._channels.get(registry)
         if channel is None:
             endpoint = self.registries()[registry].endpoint
-            channel = secure_channel(endpoint, registry, self.tls, grpc_message_options())
+            options = client_options(self.config.backoff_max_seconds)
+            channel = secure_channel(endpoint, registry, self.tls, options)
             self._channels[registry] = channel
         return channel
 
@@ -108,7 +109,10 @@ class Deliverer:
         envelope = envelope_pb2.Envelope.FromString(message.envelope)
         stub = registry_pb2_grpc.RegistryStub(self._channel(message.recipient))
         try:
-            reply = await stub.Deliver(envelope, timeout=self.config.rpc_timeout_seconds)
+            # wait_for_ready: an attempt waits (up to its deadline) for a reconnecting channel.
+            reply = await stub.Deliver(
+                envelope, timeout=self.config.rpc_timeout_seconds, wait_for_ready=True
+            )
         except grpc.aio.AioRpcError as error:
             await self._failed(message, error)
             return

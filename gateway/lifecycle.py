@@ -119,10 +119,8 @@ class Lifecycle:
         return self._checked(connection, record, spec, message, now)
 
     def _check_ledger(self, connection: Connection, spec: TransactionSpec) -> None:
+        # The ledger first: a locked unit is always held, so locks are checked last.
         for space, wanted in _by_space(spec.blocks).items():
-            locked_by = ledger.lock_overlaps(connection, space, wanted)
-            if locked_by:
-                raise Refusal(Code.UNITS_LOCKED, f"locked by {', '.join(locked_by)}")
             present = ledger.Neighbourhood(connection, space, wanted).overlapping(wanted)
             if spec.type is TransactionType.ISSUANCE:
                 if present:
@@ -133,6 +131,9 @@ class Lifecycle:
                     )
             else:
                 holdings.check_held(wanted, present, spec.source)
+            locked_by = ledger.lock_overlaps(connection, space, wanted)
+            if locked_by:
+                raise Refusal(Code.UNITS_LOCKED, f"locked by {', '.join(locked_by)}")
 
     def _checked(
         self,

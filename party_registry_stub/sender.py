@@ -72,7 +72,9 @@ class Sender:
             self.hub.ProposeTransaction if entry.payload_type == PROPOSAL else self.hub.NotifyStatus
         )
         try:
-            reply = await call(envelope, timeout=self.config.rpc_timeout_seconds)
+            reply = await call(
+                envelope, timeout=self.config.rpc_timeout_seconds, wait_for_ready=True
+            )
         except grpc.aio.AioRpcError as error:
             await self._failed(entry, envelope, error)
             return

@@ -13,7 +13,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from article6.keys import SigningKey, read_key_file
-from article6.service import grpc_message_options
+from article6.service import client_options, grpc_message_options
 from article6.tls import TlsMaterial, secure_channel, server_credentials
 from party_registry_stub.config import RegistryConfig
 from party_registry_stub.registry import PartyRegistry
@@ -43,7 +43,8 @@ async def serve(config: RegistryConfig) -> None:
         [REGISTRY_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME], server
     )
     server.add_secure_port(config.listen, server_credentials(tls))
-    channel = secure_channel(config.hub_endpoint, config.hub_id, tls, grpc_message_options())
+    options = client_options(config.delivery.backoff_max_seconds)
+    channel = secure_channel(config.hub_endpoint, config.hub_id, tls, options)
     sender = Sender(registry, config.delivery, writer, directory, key, channel)
     stopping = asyncio.Event()
     await server.start()

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from article6.pki import init_pki
+from tests.databases import database_url
 
 REGISTRIES = ("HUB", "GHA01", "CHE01")
 
@@ -25,3 +27,10 @@ def rogue_pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("rogue-pki")
     init_pki(folder, ("GHA01",))
     return folder
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def hub_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The hub's database, once on SQLite and once on a fresh PostgreSQL database."""
+    with database_url(request.param, tmp_path) as url:
+        yield url

@@ -1,0 +1,241 @@
+"""End to end: the hub and Party registries as real processes on loopback with mutual TLS.
+
+Each test starts its own network, drives it through the registries' command lines and the
+hub's gRPC services, kills and restarts processes, and checks that every registry's own
+holdings equal the hub's ledger afterwards.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+
+from article6.codes import Code
+from article6.envelope import seal
+from article6.headers import new_header
+from article6.keys import SigningKey
+from article6.pki import RegistryFiles
+from article6.status import refusal_from_error
+from article6.tls import TlsMaterial, channel_credentials, channel_options
+from article6.v1 import admin_pb2, hub_pb2_grpc, transaction_pb2
+from demo.__main__ import hub_holdings, run_scenario
+from demo.network import HUB, Network
+from tests.builders import issuance
+
+REGISTRIES = ("GHA01", "CHE01")
+
+
+def make_network(folder: Path, **settings: Any) -> Iterator[Network]:
+    network = Network(folder, registries=REGISTRIES, **settings)
+    network.write()
+    network.start_all()
+    try:
+        yield network
+    finally:
+        network.stop_all()
+
+
+@pytest.fixture
+def network(tmp_path: Path) -> Iterator[Network]:
+    yield from make_network(tmp_path)
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 30.0, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def local_holdings(network: Network, registry: str) -> list[tuple[Any, ...]]:
+    states = {"held": 1, "used": 2, "cancelled": 3}
+    return sorted(
+        (
+            row["account"],
+            row["space"],
+            row["serial_first"],
+            row["serial_last"],
+            states[row["state"]],
+        )
+        for row in network.registry_json(registry, "holdings")
+    )
+
+
+def assert_ledgers_agree(network: Network) -> None:
+    for registry in REGISTRIES:
+        assert sorted(hub_holdings(network, registry)) == local_holdings(network, registry), (
+            registry
+        )
+
+
+def local_transaction(network: Network, registry: str, transaction_id: str) -> dict[str, Any]:
+    rows = [r for r in network.registry_json(registry, "transactions")
+            if r["transaction_id"] == transaction_id]  # fmt: skip
+    assert len(rows) <= 1
+    return rows[0] if rows else {}
+
+
+def final(network: Network, registry: str, transaction_id: str) -> tuple[str, list[int]]:
+    line = network.registry_cli(registry, "wait", transaction_id, "--timeout", "60")
+    _, status, *codes = line.split()
+    return status, [int(code) for code in codes[0].split(",")] if codes else []
+
+
+def accounts(network: Network) -> tuple[str, str]:
+    gha = network.registry_cli("GHA01", "open-account", "--ca", "CA0001")
+    che = network.registry_cli("CHE01", "open-account", "--ca", "CA0001")
+    issued = network.registry_cli(
+        "GHA01", "issue", "--account", gha, "--ca", "CA0001", "--vintage", "2024",
+        "--serials", "1-1000000",
+    )  # fmt: skip
+    assert final(network, "GHA01", issued) == ("completed", [])
+    return gha, che
+
+
+def transfer(network: Network, source: str, target: str, serials: str) -> str:
+    return network.registry_cli(
+        "GHA01", "transfer", "--from", source, "--to-registry", "CHE01", "--to", target,
+        "--serials", serials,
+    )  # fmt: skip
+
+
+def test_the_demo_scenario_leaves_every_ledger_in_agreement(network: Network) -> None:
+    run_scenario(network)
+    with network.admin() as admin:
+        summaries = admin.ListTransactions(admin_pb2.ListTransactionsRequest(), timeout=10)
+    statuses = {s.transaction.transaction_id: s.status for s in summaries.transactions}
+    assert statuses == {
+        "GHA01-1": 4, "GHA01-2": 4, "GHA01-3": 5, "GHA01-4": 4, "CHE01-1": 4,
+    }  # fmt: skip
+    assert_ledgers_agree(network)
+    che = {row[2]: row for row in local_holdings(network, "CHE01")}
+    assert che[1][4] == 2  # serials 1-100000 used towards the NDC
+
+
+def test_replays_to_the_hub_process_are_answered_from_its_record(network: Network) -> None:
+    files = RegistryFiles(network.pki, "GHA01")
+    key = SigningKey.from_pem(files.signing_key.read_bytes())
+    proposal = transaction_pb2.TransactionProposal(
+        header=new_header("GHA01", HUB, datetime.now(UTC)),
+        transaction=issuance("GHA01-77", 5_000_001, 5_000_100),
+    )
+    request = seal(proposal, [key])
+    credentials = channel_credentials(TlsMaterial.load(files))
+    hub = network.components[HUB].endpoint
+    with grpc.secure_channel(hub, credentials, options=channel_options(HUB)) as channel:
+        stub = hub_pb2_grpc.HubStub(channel)
+        first = stub.ProposeTransaction(request, timeout=10)
+        again = stub.ProposeTransaction(request, timeout=10)
+        assert first.SerializeToString() == again.SerializeToString()
+        proposal.transaction.quantity += 1
+        with pytest.raises(grpc.RpcError) as error:
+            stub.ProposeTransaction(seal(proposal, [key]), timeout=10)
+    refusal = refusal_from_error(error.value)
+    assert refusal is not None
+    assert refusal.code is Code.MESSAGE_ID_REUSED
+
+
+def test_a_hub_killed_mid_transfer_completes_it_exactly_once_after_restart(
+    network: Network,
+) -> None:
+    gha, che = accounts(network)
+    network.stop("CHE01")
+    pending = transfer(network, gha, che, "1-250000")
+    wait_for(lambda: local_transaction(network, "GHA01", pending).get("status") == "checked",
+             what="the hub to accept the proposal")  # fmt: skip
+    network.stop(HUB, kill=True)  # SIGKILL: between acceptance and completion
+    network.start("CHE01")
+    network.start(HUB)
+    assert final(network, "GHA01", pending) == ("completed", [])
+    wait_for(lambda: local_transaction(network, "CHE01", pending).get("status") == "completed",
+             what="CHE01 to apply the completion")  # fmt: skip
+    assert_ledgers_agree(network)
+    che_units = sum(row[3] - row[2] + 1 for row in local_holdings(network, "CHE01"))
+    assert che_units == 250_000
+
+
+def test_a_hub_killed_at_a_random_moment_loses_and_duplicates_nothing(network: Network) -> None:
+    gha, che = accounts(network)
+    seed = random.randrange(2**32)
+    rng = random.Random(seed)
+    transfers = [transfer(network, gha, che, f"{i * 1000 + 1}-{i * 1000 + 500}") for i in range(8)]
+    time.sleep(rng.uniform(0.0, 0.5))
+    network.stop(HUB, kill=True)
+    network.start(HUB)
+    for transaction_id in transfers:
+        assert final(network, "GHA01", transaction_id) == ("completed", []), f"seed {seed}"
+    wait_for(lambda: all(local_transaction(network, "CHE01", t).get("status") == "completed"
+                         for t in transfers), what=f"CHE01 to apply all (seed {seed})")  # fmt: skip
+    assert_ledgers_agree(network)
+    che_units = sum(row[3] - row[2] + 1 for row in local_holdings(network, "CHE01"))
+    assert che_units == 8 * 500, f"seed {seed}"
+
+
+@pytest.fixture
+def impatient_network(tmp_path: Path) -> Iterator[Network]:
+    """Gives up delivering after two attempts; cancels after 4 s without an answer."""
+    yield from make_network(
+        tmp_path,
+        acceptance_timeout_seconds=4.0,
+        delivery={"max_attempts": 2, "backoff_initial_seconds": 0.1, "backoff_max_seconds": 0.2},
+    )
+
+
+def test_an_acquirer_down_past_the_time_out_cancels_and_releases_everywhere(
+    impatient_network: Network,
+) -> None:
+    network = impatient_network
+    gha, che = accounts(network)
+    network.stop("CHE01")
+    pending = transfer(network, gha, che, "1-1000")
+    assert final(network, "GHA01", pending) == ("cancelled", [Code.TRANSACTION_TIMED_OUT.value])
+    network.start("CHE01")
+    assert_ledgers_agree(network)
+    assert local_holdings(network, "CHE01") == []
+    again = transfer(network, gha, che, "1-1000")  # the units were released
+    assert final(network, "GHA01", again) == ("completed", [])
+    assert_ledgers_agree(network)
+
+
+@pytest.fixture
+def patient_network(tmp_path: Path) -> Iterator[Network]:
+    """Gives up delivering after two attempts, but waits 300 s for an answer."""
+    yield from make_network(
+        tmp_path,
+        acceptance_timeout_seconds=300.0,
+        delivery={"max_attempts": 2, "backoff_initial_seconds": 0.1, "backoff_max_seconds": 0.2},
+    )
+
+
+def dead_letters(network: Network) -> list[admin_pb2.OutboxEntry]:
+    with network.admin() as admin:
+        request = admin_pb2.ListOutboxRequest(dead_letters=True)
+        return list(admin.ListOutbox(request, timeout=10).entries)
+
+
+def test_a_dead_letter_retried_by_an_operator_completes_the_transfer(
+    patient_network: Network,
+) -> None:
+    network = patient_network
+    gha, che = accounts(network)
+    network.stop("CHE01")
+    pending = transfer(network, gha, che, "1-1000")
+    wait_for(lambda: bool(dead_letters(network)), what="the acquisition request to dead-letter")
+    [letter] = dead_letters(network)
+    assert (letter.recipient, letter.transaction_id) == ("CHE01", pending)
+    network.start("CHE01")
+    with network.admin() as admin:
+        admin.RetryDeadLetter(admin_pb2.RetryDeadLetterRequest(entry_id=letter.entry_id))
+    assert final(network, "GHA01", pending) == ("completed", [])
+    wait_for(lambda: local_transaction(network, "CHE01", pending).get("status") == "completed",
+             what="CHE01 to apply the completion")  # fmt: skip
+    assert_ledgers_agree(network)

@@ -1,0 +1,246 @@
+"""The hub's gRPC service, in process, over loopback with mutual TLS and real SQLite."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import grpc
+import grpc.aio
+import pytest
+from google.protobuf.message import Message
+
+from article6.codes import Code
+from article6.envelope import open_envelope, seal
+from article6.headers import new_header
+from article6.keys import SigningKey, read_key_file
+from article6.pki import RegistryFiles
+from article6.status import refusal_from_error
+from article6.tls import TlsMaterial, secure_channel
+from article6.v1 import envelope_pb2, hub_pb2_grpc, transaction_pb2
+from demo.network import free_port
+from gateway.config import HubConfig, RegistryEntry
+from gateway.server import Hub
+from tests.builders import external, issuance
+
+T = transaction_pb2
+
+
+def hub_config(pki: Path, folder: Path, suspended: frozenset[str] = frozenset()) -> HubConfig:
+    files = RegistryFiles(pki, "HUB")
+    registries = {
+        registry: RegistryEntry(
+            registry, "party", f"127.0.0.1:{free_port()}", frozenset({"CA0001"}),
+            registry in suspended,
+        )
+        for registry in ("GHA01", "CHE01")
+    }  # fmt: skip
+    return HubConfig(
+        registry_id="HUB",
+        listen=f"127.0.0.1:{free_port()}",
+        admin_listen=f"127.0.0.1:{free_port()}",
+        database=f"sqlite:///{folder / 'hub.db'}",
+        ca_certificate=files.ca_certificate,
+        tls_certificate=files.tls_certificate,
+        tls_key=files.tls_key,
+        signing_key=files.signing_key,
+        keys=pki / "keys.toml",
+        registries=registries,
+    )
+
+
+class Registry:
+    """A registry as a client of the hub: its key, its TLS identity, a channel."""
+
+    def __init__(self, pki: Path, registry: str, channel: grpc.aio.Channel) -> None:
+        self.registry = registry
+        self.key = SigningKey.from_pem(RegistryFiles(pki, registry).signing_key.read_bytes())
+        self.directory = read_key_file(pki / "keys.toml")
+        self.hub = hub_pb2_grpc.HubStub(channel)
+
+    def seal(self, message: Message, sent_at: datetime | None = None) -> envelope_pb2.Envelope:
+        header = new_header(self.registry, "HUB", sent_at or datetime.now(UTC))
+        message.header.CopyFrom(header)  # type: ignore[attr-defined]
+        return seal(message, [self.key])
+
+    def open(self, reply: envelope_pb2.Envelope, kind: type[Message]) -> Message:
+        return open_envelope(
+            reply,
+            accepted={kind.DESCRIPTOR.full_name: kind},
+            directory=self.directory,
+            recipient=self.registry,
+            peer_identity="HUB",
+            now=datetime.now(UTC),
+        ).payload
+
+    async def propose(self, transaction: transaction_pb2.Transaction) -> T.Receipt:
+        reply = await self.hub.ProposeTransaction(
+            self.seal(T.TransactionProposal(transaction=transaction)), timeout=10
+        )
+        receipt = self.open(reply, T.Receipt)
+        assert isinstance(receipt, T.Receipt)
+        return receipt
+
+
+@asynccontextmanager
+async def running_hub(
+    pki: Path, folder: Path, suspended: frozenset[str] = frozenset()
+) -> AsyncIterator[tuple[Hub, dict[str, Registry]]]:
+    hub = Hub(hub_config(pki, folder, suspended))
+    await hub.start()
+    channels = {
+        registry: secure_channel(
+            hub.config.listen, "HUB", TlsMaterial.load(RegistryFiles(pki, registry))
+        )
+        for registry in ("GHA01", "CHE01")
+    }
+    try:
+        yield hub, {name: Registry(pki, name, channel) for name, channel in channels.items()}
+    finally:
+        for channel in channels.values():
+            await channel.close(grace=None)
+        await hub.stop()
+
+
+def run(body: Callable[[], Awaitable[None]]) -> None:
+    asyncio.run(asyncio.wait_for(body(), timeout=60))
+
+
+async def refusal(call: Awaitable[object]) -> tuple[grpc.StatusCode, Code | None]:
+    with pytest.raises(grpc.aio.AioRpcError) as error:
+        await call
+    found = refusal_from_error(error.value)
+    return error.value.code(), found.code if found else None
+
+
+def test_a_replayed_proposal_gets_the_same_receipt_byte_for_byte(pki: Path, tmp_path: Path) -> None:
+    async def body() -> None:
+        async with running_hub(pki, tmp_path) as (_, registries):
+            gha = registries["GHA01"]
+            request = gha.seal(T.TransactionProposal(transaction=issuance("GHA01-1", 1, 100)))
+            first = await gha.hub.ProposeTransaction(request, timeout=10)
+            again = await gha.hub.ProposeTransaction(request, timeout=10)
+            assert first.SerializeToString() == again.SerializeToString()
+            receipt = gha.open(first, T.Receipt)
+            assert isinstance(receipt, T.Receipt)
+            assert receipt.status == T.TRANSACTION_STATUS_COMPLETED
+
+    run(body)
+
+
+def test_a_reused_message_id_with_other_bytes_is_refused(pki: Path, tmp_path: Path) -> None:
+    async def body() -> None:
+        async with running_hub(pki, tmp_path) as (_, registries):
+            gha = registries["GHA01"]
+            request = gha.seal(T.TransactionProposal(transaction=issuance("GHA01-1", 1, 100)))
+            await gha.hub.ProposeTransaction(request, timeout=10)
+            other = T.TransactionProposal.FromString(request.payload)
+            other.transaction.transaction_id = "GHA01-2"
+            forged = seal(other, [gha.key])  # same header, same message id, other bytes
+            status, code = await refusal(gha.hub.ProposeTransaction(forged, timeout=10))
+            assert (status, code) == (grpc.StatusCode.ALREADY_EXISTS, Code.MESSAGE_ID_REUSED)
+            receipt = await gha.propose(issuance("GHA01-3", 200, 300))
+            assert receipt.accepted  # and the hub kept serving
+
+    run(body)
+
+
+def test_a_certificate_of_one_registry_cannot_send_for_another(pki: Path, tmp_path: Path) -> None:
+    async def body() -> None:
+        async with running_hub(pki, tmp_path) as (_, registries):
+            gha, che = registries["GHA01"], registries["CHE01"]
+            # CHE01's own message, signed by CHE01, sent over GHA01's TLS connection.
+            message = T.TransactionProposal(transaction=issuance("CHE01-1", 1, 10))
+            status, code = await refusal(gha.hub.ProposeTransaction(che.seal(message), timeout=10))
+            assert (status, code) == (
+                grpc.StatusCode.PERMISSION_DENIED,
+                Code.CERTIFICATE_IDENTITY_MISMATCH,
+            )
+
+    run(body)
+
+
+def test_stale_bad_and_suspended_messages_are_refused_with_their_codes(
+    pki: Path, tmp_path: Path
+) -> None:
+    async def body() -> None:
+        async with running_hub(pki, tmp_path, suspended=frozenset({"CHE01"})) as (_, registries):
+            gha, che = registries["GHA01"], registries["CHE01"]
+            old = datetime.now(UTC) - timedelta(minutes=10)
+            stale = gha.seal(T.TransactionProposal(transaction=issuance("GHA01-1", 1, 10)), old)
+            assert await refusal(gha.hub.ProposeTransaction(stale, timeout=10)) == (
+                grpc.StatusCode.INVALID_ARGUMENT,
+                Code.CLOCK_SKEW,
+            )
+            tampered = gha.seal(T.TransactionProposal(transaction=issuance("GHA01-1", 1, 10)))
+            tampered.payload = tampered.payload.replace(b"GHA01-1", b"GHA01-7")
+            assert await refusal(gha.hub.ProposeTransaction(tampered, timeout=10)) == (
+                grpc.StatusCode.UNAUTHENTICATED,
+                Code.SIGNATURE_INVALID,
+            )
+            from_suspended = che.seal(T.TransactionProposal(transaction=issuance("CHE01-1", 1, 9)))
+            assert await refusal(che.hub.ProposeTransaction(from_suspended, timeout=10)) == (
+                grpc.StatusCode.PERMISSION_DENIED,
+                Code.REGISTRY_SUSPENDED,
+            )
+            assert (await gha.propose(issuance("GHA01-1", 1, 10))).accepted
+
+    run(body)
+
+
+def test_status_queries_answer_only_the_registries_involved(pki: Path, tmp_path: Path) -> None:
+    async def body() -> None:
+        async with running_hub(pki, tmp_path) as (_, registries):
+            gha, che = registries["GHA01"], registries["CHE01"]
+            await gha.propose(issuance("GHA01-1", 1, 10))
+            for registry, found in ((gha, True), (che, False)):
+                query = registry.seal(T.StatusQuery(transaction_id="GHA01-1"))
+                answer = registry.open(
+                    await registry.hub.GetTransactionStatus(query, timeout=10), T.StatusAnswer
+                )
+                assert isinstance(answer, T.StatusAnswer)
+                assert answer.found is found
+                if found:
+                    assert answer.status == T.TRANSACTION_STATUS_COMPLETED
+                    assert answer.transaction.transaction_id == "GHA01-1"
+                else:
+                    assert [r.code for r in answer.results] == [Code.TRANSACTION_UNKNOWN.value]
+
+    run(body)
+
+
+def test_status_notices_are_checked_before_they_count(pki: Path, tmp_path: Path) -> None:
+    async def body() -> None:
+        async with running_hub(pki, tmp_path) as (_, registries):
+            gha, che = registries["GHA01"], registries["CHE01"]
+            await gha.propose(issuance("GHA01-1", 1, 100))
+            assert (await gha.propose(external("GHA01-2", 1, 10))).status == (
+                T.TRANSACTION_STATUS_CHECKED
+            )
+
+            async def notify(sender: Registry, transaction_id: str, status: int) -> T.Receipt:
+                notice = T.StatusNotice(transaction_id=transaction_id, status=status)  # type: ignore[arg-type]
+                reply = await sender.hub.NotifyStatus(sender.seal(notice), timeout=10)
+                receipt = sender.open(reply, T.Receipt)
+                assert isinstance(receipt, T.Receipt)
+                return receipt
+
+            cases = [
+                (che, "GHA01-9", T.TRANSACTION_STATUS_ACCEPTED, Code.TRANSACTION_UNKNOWN),
+                (gha, "GHA01-2", T.TRANSACTION_STATUS_ACCEPTED, Code.REGISTRY_NOT_PARTY_TO_UNITS),
+                (che, "GHA01-2", T.TRANSACTION_STATUS_COMPLETED, Code.STATUS_TRANSITION_INVALID),
+            ]
+            for sender, transaction_id, status, code in cases:
+                receipt = await notify(sender, transaction_id, status)
+                assert not receipt.accepted
+                assert [r.code for r in receipt.results] == [code.value]
+            done = await notify(che, "GHA01-2", T.TRANSACTION_STATUS_TERMINATED)
+            assert (done.accepted, done.status) == (True, T.TRANSACTION_STATUS_TERMINATED)
+            late = await notify(che, "GHA01-2", T.TRANSACTION_STATUS_ACCEPTED)
+            assert [r.code for r in late.results] == [Code.TRANSACTION_ALREADY_FINAL.value]
+            assert late.status == T.TRANSACTION_STATUS_TERMINATED
+
+    run(body)
