@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PROTOS := $(wildcard protos/article6/v1/*.proto)
 GENERATED := article6/v1/.generated
 
-.PHONY: all install protos lint test demo docs clean
+.PHONY: all install protos lint test demo docs bench clean
 
 all: test
 
@@ -47,6 +47,10 @@ docs: install
 
 demo: install
 	$(PY) -m demo
+
+# Benchmarks print a table and write bench/RESULTS.md (machine, command, figures).
+bench: install
+	$(PY) -m bench
 
 clean:
 	rm -rf $(VENV) article6/v1/*_pb2*.py article6/v1/*_pb2*.pyi $(GENERATED) run

@@ -12,16 +12,31 @@ starting inside it): O(log n + k), never a scan of the space.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+from functools import cache
+from typing import Any, Generic, TypeVar
 
-from sqlalchemy import BigInteger, Column, Connection, Integer, Row, String, Table, select
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    Integer,
+    Row,
+    Select,
+    String,
+    Table,
+    bindparam,
+    delete,
+    insert,
+    select,
+)
 
 from article6.blocks import Block
 from article6.identifiers import SERIAL_MAX
 from article6.model import Purpose, UnitAttributes, UnitBlock, UnitKind, UnitState
 
 SERIAL_SHIFT = 2**63
+A = TypeVar("A")
 
 
 def to_db(serial: int) -> int:
@@ -87,22 +102,32 @@ def block_row(block: UnitBlock) -> dict[str, Any]:
     }
 
 
+@cache
+def _overlap_queries(table: Table) -> tuple[Select[Any], Select[Any]]:
+    """Built once per table: constructing statements costs more than running them."""
+    column = table.c.serial_first
+    before = (
+        select(table)
+        .where(table.c.space == bindparam("space"), column <= bindparam("first"))
+        .order_by(column.desc())
+        .limit(1)
+    )
+    inside = select(table).where(
+        table.c.space == bindparam("space"),
+        column > bindparam("first"),
+        column <= bindparam("last"),
+    )
+    return before, inside
+
+
 def overlapping_rows(
     connection: Connection, table: Table, space: str, first: int, last: int
 ) -> list[Row[Any]]:
     """Rows of ``space`` sharing a serial with ``first..last``."""
     first, last = max(first, 0), min(last, SERIAL_MAX)
-    column = table.c.serial_first
-    before = (
-        select(table)
-        .where(table.c.space == space, column <= to_db(first))
-        .order_by(column.desc())
-        .limit(1)
-    )
-    inside = select(table).where(
-        table.c.space == space, column > to_db(first), column <= to_db(last)
-    )
-    rows = [*connection.execute(before), *connection.execute(inside)]
+    before, inside = _overlap_queries(table)
+    values = {"space": space, "first": to_db(first), "last": to_db(last)}
+    rows = [*connection.execute(before, values), *connection.execute(inside, values)]
     return [row for row in rows if from_db(row.serial_last) >= first]
 
 
@@ -130,3 +155,34 @@ def overlapping_blocks(blocks: Iterable[Block[Any]], ranges: Iterable[Block[Any]
             for r in wanted
         )
     ]
+
+
+class Neighbourhood(Generic[A]):
+    """The blocks of one space that overlap or touch some ranges, read so that a change can
+    replace them (touching neighbours included, so the result can be merged into canonical
+    form). ``read`` and ``write`` map a table's rows to blocks and back."""
+
+    def __init__(
+        self,
+        connection: Connection,
+        table: Table,
+        space: str,
+        ranges: Sequence[Block[Any]],
+        read: Callable[[Row[Any]], Block[A]],
+        write: Callable[[Block[A]], dict[str, Any]],
+    ) -> None:
+        self.space = space
+        self._table = table
+        self._write = write
+        self._rows = rows_around(connection, table, space, ranges, margin=1)
+        self.blocks = [read(row) for row in self._rows.values()]
+
+    def overlapping(self, ranges: Sequence[Block[Any]]) -> list[Block[A]]:
+        return overlapping_blocks(self.blocks, ranges)
+
+    def replace(self, connection: Connection, blocks: Sequence[Block[A]]) -> None:
+        """Replace the rows read with ``blocks`` (the same serials, rearranged)."""
+        if self._rows:
+            connection.execute(delete(self._table).where(self._table.c.id.in_(self._rows)))
+        if blocks:
+            connection.execute(insert(self._table), [self._write(block) for block in blocks])

@@ -20,7 +20,7 @@ from article6.codes import Code
 from article6.identifiers import format_account_id
 from article6.model import Status, TransactionType
 from article6.v1 import admin_pb2
-from demo.network import HUB, Network
+from demo.network import Network
 
 REGISTRIES = ("GHA01", "CHE01")
 
@@ -138,16 +138,18 @@ def main() -> int:
     network.write()
     print("Article 6 gateway demo: a hub and Party registries GHA01 and CHE01, each its own")
     print(f"process on loopback (gRPC, mutual TLS, signed envelopes, SQLite). Files: {folder}")
+    agree = False
     try:
         network.start_all()
         run_scenario(network)
         print_transactions(network)
         agree = print_holdings(network)
     finally:
-        network.stop_all()
-    print(f"\nAll processes stopped cleanly. Logs: {folder}/logs; hub admin was {HUB} "
-          f"at {network.admin_endpoint}.")  # fmt: skip
-    return 0 if agree else 1
+        exits = network.stop_all()
+    clean = all(code == 0 for code in exits.values())
+    stopped = "cleanly (exit code 0)" if clean else f"with exit codes {exits}"
+    print(f"\nAll processes stopped {stopped}. Logs: {folder}/logs")
+    return 0 if agree and clean else 1
 
 
 if __name__ == "__main__":

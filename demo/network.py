@@ -130,6 +130,7 @@ class Network:
             f'hub_id = "{HUB}"\nhub_endpoint = "127.0.0.1:{hub_port}"\n'
             f"{self._tls_lines(registry)}"
             "\n[delivery]\nbackoff_max_seconds = 2.0\nrecovery_interval_seconds = 1.0\n"
+            "recovery_after_seconds = 5.0\n"
         )
 
     # --- processes -----------------------------------------------------------------------
@@ -150,23 +151,25 @@ class Network:
         for registry in self.registries:
             self.start(registry)
 
-    def stop(self, name: str, kill: bool = False, timeout: float = 20.0) -> None:
-        """SIGTERM (a graceful stop) or SIGKILL (a crash), then wait for the process to end."""
+    def stop(self, name: str, kill: bool = False, timeout: float = 20.0) -> int | None:
+        """SIGTERM (a graceful stop) or SIGKILL (a crash), wait for the process to end, and
+        return its exit code (None if it was not running)."""
         component = self.components[name]
         if component.process is None:
-            return
+            return None
         if component.process.poll() is None:
             component.process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
         try:
-            component.process.wait(timeout)
+            code = component.process.wait(timeout)
         except subprocess.TimeoutExpired:
             component.process.kill()
-            component.process.wait()
+            code = component.process.wait()
         component.process = None
+        return code
 
-    def stop_all(self) -> None:
-        for name in reversed(list(self.components)):
-            self.stop(name)
+    def stop_all(self) -> dict[str, int | None]:
+        """Stop every component gracefully, registries first; their exit codes by name."""
+        return {name: self.stop(name) for name in reversed(list(self.components))}
 
     def operator_tls(self) -> TlsMaterial:
         return TlsMaterial.load(RegistryFiles(self.pki, OPERATOR))

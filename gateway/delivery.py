@@ -18,7 +18,9 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 import grpc
 import grpc.aio
@@ -55,6 +57,15 @@ PAYLOADS: dict[str, type[Message]] = {
 LEASE = timedelta(seconds=30)
 
 
+@dataclass(frozen=True)
+class Attempt:
+    """One delivery attempt: the registry's reply, or the RPC error."""
+
+    message: OutboxMessage
+    reply: envelope_pb2.Envelope | None
+    error: grpc.aio.AioRpcError | None
+
+
 class Deliverer:
     def __init__(
         self,
@@ -87,7 +98,9 @@ class Deliverer:
         while not stopping.is_set():
             batch = await self.database.write(self._claim)
             if batch:
-                await asyncio.gather(*(self._deliver(message) for message in batch))
+                # Deliver the batch concurrently, then record every outcome in one commit.
+                attempts = await asyncio.gather(*(self._attempt(message) for message in batch))
+                await self.database.write(partial(self._record_all, attempts=list(attempts)))
                 continue
             self._wakeup.clear()
             with contextlib.suppress(TimeoutError):
@@ -105,7 +118,7 @@ class Deliverer:
             self._channels[registry] = channel
         return channel
 
-    async def _deliver(self, message: OutboxMessage) -> None:
+    async def _attempt(self, message: OutboxMessage) -> Attempt:
         envelope = envelope_pb2.Envelope.FromString(message.envelope)
         stub = registry_pb2_grpc.RegistryStub(self._channel(message.recipient))
         try:
@@ -114,13 +127,30 @@ class Deliverer:
                 envelope, timeout=self.config.rpc_timeout_seconds, wait_for_ready=True
             )
         except grpc.aio.AioRpcError as error:
-            await self._failed(message, error)
+            return Attempt(message, None, error)
+        return Attempt(message, reply, None)
+
+    def _record_all(self, connection: Connection, attempts: list[Attempt]) -> None:
+        for attempt in attempts:
+            self._record(connection, attempt)
+
+    def _record(self, connection: Connection, attempt: Attempt) -> None:
+        message = attempt.message
+        if attempt.error is not None:
+            refusal = refusal_from_error(attempt.error)
+            if refusal is not None and refusal.code is Code.CLOCK_SKEW:
+                now = datetime.now(UTC)
+                outbox_failed(connection, message, str(refusal), now, self._restamp(message))
+                return
+            error = attempt.error
+            reason = str(refusal) if refusal else f"{error.code().name}: {error.details()}"
+            self._retry(connection, message, reason)
             return
+        assert attempt.reply is not None
         try:
-            await self.database.write(lambda c: self._delivered(c, message, reply))
-        except Refusal as refusal:
-            reason = f"bad receipt: {refusal}"
-            await self.database.write(lambda c: self._retry(c, message, reason))
+            self._delivered(connection, message, attempt.reply)
+        except Refusal as refusal:  # raised before anything is written for this message
+            self._retry(connection, message, f"bad receipt: {refusal}")
 
     def _delivered(
         self, connection: Connection, message: OutboxMessage, reply: envelope_pb2.Envelope
@@ -155,17 +185,6 @@ class Deliverer:
         elif not receipt.accepted or receipt.status == Status.TERMINATED.value:
             self.lifecycle.decide(connection, transaction_id, Status.TERMINATED, results, now)
         # Otherwise the registry decides later and calls Hub.NotifyStatus.
-
-    async def _failed(self, message: OutboxMessage, error: grpc.aio.AioRpcError) -> None:
-        refusal = refusal_from_error(error)
-        if refusal is not None and refusal.code is Code.CLOCK_SKEW:
-            restamped = self._restamp(message)
-            await self.database.write(
-                lambda c: outbox_failed(c, message, str(refusal), datetime.now(UTC), restamped)
-            )
-            return
-        reason = str(refusal) if refusal else f"{error.code().name}: {error.details()}"
-        await self.database.write(lambda c: self._retry(c, message, reason))
 
     def _retry(self, connection: Connection, message: OutboxMessage, reason: str) -> None:
         attempts = message.attempts + 1

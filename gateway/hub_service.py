@@ -24,13 +24,15 @@ from article6.headers import check_fresh
 from article6.keys import KeyDirectory
 from article6.model import Status
 from article6.service import Context, envelope_service
+from article6.sql import remember, replayed
 from article6.tls import peer_identity
 from article6.v1 import envelope_pb2, transaction_pb2
 from gateway.checks import Peer
 from gateway.lifecycle import Lifecycle, Outcome
 from gateway.mailer import Mailer
 from gateway.storage.database import Database
-from gateway.storage.records import add_inbox, find_inbox, get_transaction
+from gateway.storage.records import get_transaction
+from gateway.storage.schema import inbox
 
 log = logging.getLogger("gateway.hub")
 
@@ -107,11 +109,9 @@ class HubService:
         """Apply a message exactly once and return its (stored) signed receipt."""
         sender, message_id = opened.signer, opened.header.message_id
         digest = payload_sha256(opened.envelope)
-        stored = find_inbox(connection, sender, message_id)
+        stored = replayed(connection, inbox, sender, message_id, digest)
         if stored is not None:
-            if stored.payload_sha256 != digest:
-                raise Refusal(Code.MESSAGE_ID_REUSED, f"{sender} {message_id}")
-            return stored.response
+            return stored
         now = datetime.now(UTC)
         check_fresh(opened.header, now)
         peer = self.peers().get(sender)
@@ -119,7 +119,7 @@ class HubService:
             raise Refusal(Code.REGISTRY_SUSPENDED, f"{sender} is suspended")
         outcome = handle(connection, now)
         response = self._receipt(opened, outcome, now)
-        add_inbox(connection, sender, message_id, digest, response, now)
+        remember(connection, inbox, sender, message_id, digest, response, now)
         log.info(
             "%s %s: %s",
             opened.envelope.payload_type.rsplit(".", 1)[-1],

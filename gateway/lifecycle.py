@@ -16,15 +16,17 @@ states never change. Each registry involved gets a StatusNotice of the final sta
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import Connection
 
 from article6 import holdings
+from article6.block_table import Neighbourhood
 from article6.codes import Code, Refusal
 from article6.identifiers import check_transaction_id
 from article6.model import (
+    Held,
     Status,
     TransactionSpec,
     TransactionType,
@@ -110,18 +112,29 @@ class Lifecycle:
             spec = transaction_spec(message)
             check_proposal(spec, sender, peers)
             lock_spaces(connection, spaces(spec.blocks))
-            self._check_ledger(connection, spec)
+            neighbourhoods = self._check_ledger(connection, spec)
         except Refusal as refusal:
             results = [(refusal.code, refusal.detail)]
-            insert_transaction(connection, record)
-            set_status(connection, record, Status.REJECTED, now, results)
+            rejected = replace(record, status=Status.REJECTED, results=results)
+            insert_transaction(connection, rejected, path=[Status.PROPOSED])
             return Outcome(record.transaction_id, Status.REJECTED, results)
-        return self._checked(connection, record, spec, message, now)
+        if spec.type is TransactionType.EXTERNAL_TRANSFER:
+            return self._await_acquirer(connection, record, spec, message, now)
+        self._apply(connection, spec, neighbourhoods)
+        completed = replace(record, status=Status.COMPLETED)
+        insert_transaction(connection, completed, path=[Status.PROPOSED, Status.CHECKED])
+        self._notify(connection, completed, spec.registries, now)
+        return Outcome(record.transaction_id, Status.COMPLETED)
 
-    def _check_ledger(self, connection: Connection, spec: TransactionSpec) -> None:
+    def _check_ledger(
+        self, connection: Connection, spec: TransactionSpec
+    ) -> list[tuple[Neighbourhood[Held], list[UnitBlock]]]:
+        """Refuse unless the ledger allows the proposal; return what was read, for reuse."""
+        checked = []
         # The ledger first: a locked unit is always held, so locks are checked last.
         for space, wanted in _by_space(spec.blocks).items():
-            present = ledger.Neighbourhood(connection, space, wanted).overlapping(wanted)
+            neighbourhood = ledger.neighbourhood(connection, space, wanted)
+            present = neighbourhood.overlapping(wanted)
             if spec.type is TransactionType.ISSUANCE:
                 if present:
                     block = present[0]
@@ -134,8 +147,10 @@ class Lifecycle:
             locked_by = ledger.lock_overlaps(connection, space, wanted)
             if locked_by:
                 raise Refusal(Code.UNITS_LOCKED, f"locked by {', '.join(locked_by)}")
+            checked.append((neighbourhood, wanted))
+        return checked
 
-    def _checked(
+    def _await_acquirer(
         self,
         connection: Connection,
         record: TransactionRecord,
@@ -143,20 +158,32 @@ class Lifecycle:
         message: transaction_pb2.Transaction,
         now: datetime,
     ) -> Outcome:
-        if spec.type is TransactionType.EXTERNAL_TRANSFER:
-            respond_by = now + self.acceptance_timeout
-            record = TransactionRecord(**{**record.__dict__, "respond_by": respond_by})
-            insert_transaction(connection, record)
-            set_status(connection, record, Status.CHECKED, now)
-            ledger.add_locks(connection, record.transaction_id, spec.blocks)
-            request = transaction_pb2.AcquisitionRequest(transaction=message)
-            request.respond_by.FromDatetime(respond_by)
-            self.mailer.post(connection, spec.acquiring_registry, request, spec.transaction_id, now)
-            return Outcome(record.transaction_id, Status.CHECKED)
-        insert_transaction(connection, record)
-        record = set_status(connection, record, Status.CHECKED, now)
-        self._complete(connection, record, spec, now)
-        return Outcome(record.transaction_id, Status.COMPLETED)
+        respond_by = now + self.acceptance_timeout
+        checked = replace(record, status=Status.CHECKED, respond_by=respond_by)
+        insert_transaction(connection, checked, path=[Status.PROPOSED])
+        ledger.add_locks(connection, record.transaction_id, spec.blocks)
+        request = transaction_pb2.AcquisitionRequest(transaction=message)
+        request.respond_by.FromDatetime(respond_by)
+        self.mailer.post(connection, spec.acquiring_registry, request, spec.transaction_id, now)
+        return Outcome(record.transaction_id, Status.CHECKED)
+
+    def _apply(
+        self,
+        connection: Connection,
+        spec: TransactionSpec,
+        neighbourhoods: list[tuple[Neighbourhood[Held], list[UnitBlock]]],
+    ) -> None:
+        """Change the ledger as completing ``spec`` does, on neighbourhoods read in this SQL
+        transaction (under the serial spaces' locks)."""
+        change = holdings.completion(spec)
+        for neighbourhood, wanted in neighbourhoods:
+            if spec.type is TransactionType.ISSUANCE:
+                new = [holdings.holding(block, spec.target) for block in wanted]
+                neighbourhood.replace(connection, holdings.add(neighbourhood.blocks, new))
+            else:
+                holdings.check_held(wanted, neighbourhood.overlapping(wanted), spec.source)
+                moved = holdings.move(neighbourhood.blocks, wanted, change)
+                neighbourhood.replace(connection, moved)
 
     # --- acquiring registry's answer -----------------------------------------------------
 
@@ -194,16 +221,11 @@ class Lifecycle:
         spec: TransactionSpec,
         now: datetime,
     ) -> None:
-        change = holdings.completion(spec)
-        for space, wanted in _by_space(spec.blocks).items():
-            neighbourhood = ledger.Neighbourhood(connection, space, wanted)
-            if spec.type is TransactionType.ISSUANCE:
-                new = [holdings.holding(block, spec.target) for block in wanted]
-                neighbourhood.replace(connection, holdings.add(neighbourhood.blocks, new))
-            else:
-                holdings.check_held(wanted, neighbourhood.overlapping(wanted), spec.source)
-                moved = holdings.move(neighbourhood.blocks, wanted, change)
-                neighbourhood.replace(connection, moved)
+        neighbourhoods = [
+            (ledger.neighbourhood(connection, space, wanted), wanted)
+            for space, wanted in _by_space(spec.blocks).items()
+        ]
+        self._apply(connection, spec, neighbourhoods)
         ledger.release_locks(connection, record.transaction_id)
         record = set_status(connection, record, Status.COMPLETED, now)
         self._notify(connection, record, spec.registries, now)

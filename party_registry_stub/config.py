@@ -36,7 +36,8 @@ class SenderConfig:
     backoff_initial_seconds: float = 0.2
     backoff_max_seconds: float = 5.0
     rpc_timeout_seconds: float = 5.0
-    recovery_interval_seconds: float = 2.0
+    recovery_interval_seconds: float = 5.0
+    recovery_after_seconds: float = 30.0
     poll_interval_seconds: float = 0.05
 
 

@@ -193,7 +193,7 @@ class PartyRegistry:
         for block in spec.blocks:
             by_space.setdefault(block.attributes.originating_registry, []).append(block)
         for space, wanted in by_space.items():
-            neighbourhood = store.Neighbourhood(connection, self.registry_id, space, wanted)
+            neighbourhood = store.neighbourhood(connection, self.registry_id, space, wanted)
             neighbourhood.replace(connection, self._after(spec, neighbourhood.blocks, wanted))
 
     def _after(

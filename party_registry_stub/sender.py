@@ -18,6 +18,7 @@ from functools import partial
 
 import grpc
 import grpc.aio
+from google.protobuf.message import Message
 from sqlalchemy import Connection
 
 from article6.codes import Code, Refusal
@@ -37,6 +38,10 @@ log = logging.getLogger("registry.sender")
 RECEIPT = {"article6.v1.Receipt": transaction_pb2.Receipt}
 ANSWER = {"article6.v1.StatusAnswer": transaction_pb2.StatusAnswer}
 PROPOSAL = "article6.v1.TransactionProposal"
+PAYLOADS: dict[str, type[Message]] = {
+    PROPOSAL: transaction_pb2.TransactionProposal,
+    "article6.v1.StatusNotice": transaction_pb2.StatusNotice,
+}
 
 
 class Sender:
@@ -59,14 +64,18 @@ class Sender:
 
     async def run(self, stopping: asyncio.Event) -> None:
         while not stopping.is_set():
-            due = await self.writer.run(lambda c: store.due_outbox(c, 32))
-            for entry in due:
-                await self._send(entry)
-            if not due:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stopping.wait(), self.config.poll_interval_seconds)
+            due = await self.writer.run(lambda c: store.due_outbox(c, 64))
+            if due:
+                # Send the batch concurrently, then record every receipt in one commit.
+                attempts = await asyncio.gather(*(self._attempt(entry) for entry in due))
+                await self.writer.run(partial(self._record_all, attempts=list(attempts)))
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), self.config.poll_interval_seconds)
 
-    async def _send(self, entry: store.Outgoing) -> None:
+    async def _attempt(
+        self, entry: store.Outgoing
+    ) -> tuple[store.Outgoing, envelope_pb2.Envelope | grpc.aio.AioRpcError]:
         envelope = envelope_pb2.Envelope.FromString(entry.envelope)
         call = (
             self.hub.ProposeTransaction if entry.payload_type == PROPOSAL else self.hub.NotifyStatus
@@ -76,14 +85,24 @@ class Sender:
                 envelope, timeout=self.config.rpc_timeout_seconds, wait_for_ready=True
             )
         except grpc.aio.AioRpcError as error:
-            await self._failed(entry, envelope, error)
-            return
-        try:
-            receipt = self._receipt(reply, entry.message_id)
-        except Refusal as refusal:
-            await self._retry(entry, f"bad receipt: {refusal}")
-            return
-        await self.writer.run(lambda c: self._received(c, entry, receipt))
+            return entry, error
+        return entry, reply
+
+    def _record_all(
+        self,
+        connection: Connection,
+        attempts: list[tuple[store.Outgoing, envelope_pb2.Envelope | grpc.aio.AioRpcError]],
+    ) -> None:
+        for entry, result in attempts:
+            if isinstance(result, grpc.aio.AioRpcError):
+                self._failed(connection, entry, result)
+                continue
+            try:
+                receipt = self._receipt(result, entry.message_id)
+            except Refusal as refusal:
+                self._retry(connection, entry, f"bad receipt: {refusal}")
+                continue
+            self._received(connection, entry, receipt)
 
     def _receipt(self, reply: envelope_pb2.Envelope, message_id: str) -> transaction_pb2.Receipt:
         opened = open_envelope(
@@ -113,38 +132,36 @@ class Sender:
         status = Status(receipt.status) if receipt.status else Status.REJECTED
         self.registry.settle(connection, message, status, results)
 
-    async def _failed(
-        self, entry: store.Outgoing, envelope: envelope_pb2.Envelope, error: grpc.aio.AioRpcError
+    def _failed(
+        self, connection: Connection, entry: store.Outgoing, error: grpc.aio.AioRpcError
     ) -> None:
         refusal = refusal_from_error(error)
         if refusal is not None and refusal.code is Code.CLOCK_SKEW:
-            payload_class = transaction_pb2.TransactionProposal
-            if entry.payload_type != PROPOSAL:
-                payload_class = transaction_pb2.StatusNotice  # type: ignore[assignment]
+            payload_class = PAYLOADS[entry.payload_type]
+            envelope = envelope_pb2.Envelope.FromString(entry.envelope)
             fresh = reseal(envelope, payload_class, [self.key], datetime.now(UTC))
-            await self.writer.run(
-                lambda c: store.outbox_retry(
-                    c, entry, str(refusal), datetime.now(UTC), fresh.SerializeToString()
-                )
+            store.outbox_retry(
+                connection, entry, str(refusal), datetime.now(UTC), fresh.SerializeToString()
             )
             return
-        await self._retry(entry, str(refusal) if refusal else f"{error.code().name}")
+        self._retry(connection, entry, str(refusal) if refusal else error.code().name)
 
-    async def _retry(self, entry: store.Outgoing, reason: str) -> None:
+    def _retry(self, connection: Connection, entry: store.Outgoing, reason: str) -> None:
         attempts = entry.attempts + 1
         retry_at = None
         if attempts < self.config.max_attempts:
             delay = self.backoff.delay_seconds(attempts)
             retry_at = datetime.now(UTC) + timedelta(seconds=delay)
-        await self.writer.run(lambda c: store.outbox_retry(c, entry, reason, retry_at))
+        store.outbox_retry(connection, entry, reason, retry_at)
 
     # --- recovery ------------------------------------------------------------------------
 
     async def recover(self, stopping: asyncio.Event) -> None:
-        """Look up transactions still waiting for the hub, now and then periodically."""
+        """Look up transactions that have waited for the hub longer than
+        ``recovery_after_seconds``, now and then every ``recovery_interval_seconds``."""
         interval = self.config.recovery_interval_seconds
         while not stopping.is_set():
-            older_than = store.utcnow() - timedelta(seconds=interval)
+            older_than = store.utcnow() - timedelta(seconds=self.config.recovery_after_seconds)
             waiting = await self.writer.run(partial(store.unsettled, older_than=older_than))
             for local in waiting:
                 with contextlib.suppress(grpc.aio.AioRpcError, Refusal):

@@ -22,6 +22,7 @@ from article6.headers import check_fresh, new_header
 from article6.keys import KeyDirectory, SigningKey
 from article6.model import Status
 from article6.service import Context, envelope_service
+from article6.sql import remember, replayed
 from article6.tls import peer_identity
 from article6.v1 import envelope_pb2, transaction_pb2
 from party_registry_stub import store
@@ -86,11 +87,10 @@ class RegistryService:
 
     def _once(self, connection: Connection, opened: Opened) -> bytes:
         digest = payload_sha256(opened.envelope)
-        stored = store.find_inbox(connection, opened.signer, opened.header.message_id)
+        message_id = opened.header.message_id
+        stored = replayed(connection, store.inbox, opened.signer, message_id, digest)
         if stored is not None:
-            if stored[0] != digest:
-                raise Refusal(Code.MESSAGE_ID_REUSED, opened.header.message_id)
-            return stored[1]
+            return stored
         now = datetime.now(UTC)
         check_fresh(opened.header, now)
         receipt = self._apply(connection, opened.payload)
@@ -98,7 +98,7 @@ class RegistryService:
         receipt.request_payload_sha256 = digest
         receipt.header.CopyFrom(new_header(self.registry.registry_id, opened.signer, now))
         response = seal(receipt, [self.key]).SerializeToString()
-        store.add_inbox(connection, opened.signer, opened.header.message_id, digest, response)
+        remember(connection, store.inbox, opened.signer, message_id, digest, response, now)
         return response
 
     def _apply(self, connection: Connection, payload: Message) -> transaction_pb2.Receipt:

@@ -12,10 +12,10 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from sqlalchemy import (
-    BigInteger,
     Boolean,
     Column,
     Connection,
@@ -28,25 +28,22 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    create_engine,
-    delete,
-    event,
     insert,
     select,
     update,
 )
 
+from article6 import sql
 from article6.block_table import (
+    Neighbourhood,
     block_columns,
     block_row,
-    overlapping_blocks,
-    rows_around,
-    to_db,
     unit_block,
 )
 from article6.blocks import Block
 from article6.codes import Code
 from article6.model import AccountType, Held, Holder, LedgerBlock, Status
+from article6.sql import inbox_table, lock_table, make_engine
 
 metadata = MetaData()
 
@@ -68,16 +65,7 @@ holdings = Table(
     Index("ix_holdings_space_first", "space", "serial_first", unique=True),
 )
 
-local_locks = Table(
-    "locks",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("transaction_id", String(40), nullable=False, index=True),
-    Column("space", String(16), nullable=False),
-    Column("serial_first", BigInteger, nullable=False),
-    Column("serial_last", BigInteger, nullable=False),
-    Index("ix_locks_space_first", "space", "serial_first", unique=True),
-)
+local_locks = lock_table(metadata)
 
 transactions = Table(
     "transactions",
@@ -91,14 +79,7 @@ transactions = Table(
     Column("updated_at", DateTime, nullable=False),
 )
 
-inbox = Table(
-    "inbox",
-    metadata,
-    Column("sender", String(16), primary_key=True),
-    Column("message_id", String(36), primary_key=True),
-    Column("payload_sha256", LargeBinary(32), nullable=False),
-    Column("response", LargeBinary, nullable=False),
-)
+inbox = inbox_table(metadata)
 
 outbox = Table(
     "outbox",
@@ -123,23 +104,8 @@ counters = Table(
 
 
 def open_database(url: str) -> Engine:
-    """The engine, with the schema created if missing. SQLite: WAL, synchronous=FULL, and
-    BEGIN IMMEDIATE, because the server and the CLI write the same file."""
-    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
-
-    @event.listens_for(engine, "connect")
-    def on_connect(dbapi_connection: Any, _: object) -> None:
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=FULL")
-        cursor.execute("PRAGMA busy_timeout=30000")
-        cursor.close()
-
-    @event.listens_for(engine, "begin")
-    def on_begin(connection: Connection) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
-
+    """The engine, with the schema created if missing (the server and the CLI share it)."""
+    engine = make_engine(url)
     metadata.create_all(engine)
     return engine
 
@@ -208,30 +174,18 @@ def _held(row: Any, registry: str) -> LedgerBlock:
     return unit.with_attributes(Held(Holder(registry, row.account_id), unit.attributes))
 
 
-class Neighbourhood:
-    """Holdings of one space overlapping or touching some ranges, ready to replace."""
+def _row(block: LedgerBlock) -> dict[str, Any]:
+    unit = Block(block.serial_first, block.serial_last, block.attributes.unit)
+    return {"account_id": block.attributes.holder.account_id, **block_row(unit)}
 
-    def __init__(
-        self, connection: Connection, registry: str, space: str, ranges: Sequence[Block[Any]]
-    ) -> None:
-        self._rows = rows_around(connection, holdings, space, ranges, margin=1)
-        self.blocks = [_held(row, registry) for row in self._rows.values()]
 
-    def overlapping(self, ranges: Sequence[Block[Any]]) -> list[LedgerBlock]:
-        return overlapping_blocks(self.blocks, ranges)
-
-    def replace(self, connection: Connection, blocks: Sequence[LedgerBlock]) -> None:
-        if self._rows:
-            connection.execute(delete(holdings).where(holdings.c.id.in_(self._rows)))
-        rows = [
-            {
-                "account_id": block.attributes.holder.account_id,
-                **block_row(Block(block.serial_first, block.serial_last, block.attributes.unit)),
-            }
-            for block in blocks
-        ]
-        if rows:
-            connection.execute(insert(holdings), rows)
+def neighbourhood(
+    connection: Connection, registry: str, space: str, ranges: Sequence[Block[Any]]
+) -> Neighbourhood[Held]:
+    """This registry's holdings of ``space`` overlapping or touching ``ranges``."""
+    return Neighbourhood(
+        connection, holdings, space, ranges, partial(_held, registry=registry), _row
+    )
 
 
 def all_holdings(connection: Connection, registry: str) -> list[LedgerBlock]:
@@ -249,26 +203,15 @@ def account_holdings(connection: Connection, registry: str, account_id: str) -> 
 
 
 def locked(connection: Connection, space: str, ranges: Sequence[Block[Any]]) -> bool:
-    return bool(rows_around(connection, local_locks, space, ranges, margin=0))
+    return bool(sql.lockers(connection, local_locks, space, ranges))
 
 
 def lock(connection: Connection, transaction_id: str, blocks: Sequence[Block[Any]]) -> None:
-    connection.execute(
-        insert(local_locks),
-        [
-            {
-                "transaction_id": transaction_id,
-                "space": block.attributes.originating_registry,
-                "serial_first": to_db(block.serial_first),
-                "serial_last": to_db(block.serial_last),
-            }
-            for block in blocks
-        ],
-    )
+    sql.lock(connection, local_locks, transaction_id, blocks)
 
 
 def unlock(connection: Connection, transaction_id: str) -> None:
-    connection.execute(delete(local_locks).where(local_locks.c.transaction_id == transaction_id))
+    sql.unlock(connection, local_locks, transaction_id)
 
 
 # --- transactions --------------------------------------------------------------------------
@@ -353,25 +296,6 @@ def unsettled(connection: Connection, older_than: datetime) -> list[LocalTransac
 
 
 # --- inbox and outbox ----------------------------------------------------------------------
-
-
-def find_inbox(connection: Connection, sender: str, message_id: str) -> tuple[bytes, bytes] | None:
-    row = connection.execute(
-        select(inbox.c.payload_sha256, inbox.c.response).where(
-            inbox.c.sender == sender, inbox.c.message_id == message_id
-        )
-    ).first()
-    return None if row is None else (row.payload_sha256, row.response)
-
-
-def add_inbox(
-    connection: Connection, sender: str, message_id: str, digest: bytes, response: bytes
-) -> None:
-    connection.execute(
-        insert(inbox).values(
-            sender=sender, message_id=message_id, payload_sha256=digest, response=response
-        )
-    )
 
 
 @dataclass(frozen=True)

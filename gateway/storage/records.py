@@ -13,7 +13,6 @@ from sqlalchemy import Connection, and_, insert, or_, select, update
 from article6.codes import Code
 from article6.model import Status
 from gateway.storage.schema import (
-    inbox,
     outbox,
     registry_status,
     transaction_history,
@@ -67,7 +66,13 @@ def _record(row: Any) -> TransactionRecord:
     )
 
 
-def insert_transaction(connection: Connection, record: TransactionRecord) -> None:
+def insert_transaction(
+    connection: Connection, record: TransactionRecord, path: Sequence[Status] = ()
+) -> None:
+    """Record a new transaction in ``record.status``, with the history of every status on
+    ``path`` it went through on the way within this SQL transaction (``record.status`` last)."""
+    statuses = [*path, record.status]
+    assert len(set(statuses)) == len(statuses), statuses
     connection.execute(
         insert(transactions).values(
             transaction_id=record.transaction_id,
@@ -84,7 +89,18 @@ def insert_transaction(connection: Connection, record: TransactionRecord) -> Non
             respond_by=record.respond_by,
         )
     )
-    _history(connection, record.transaction_id, record.status, record.status_at, record.results)
+    connection.execute(
+        insert(transaction_history),
+        [
+            {
+                "transaction_id": record.transaction_id,
+                "status": status.value,
+                "at": record.status_at,
+                "results": encode_results(record.results if status is record.status else ()),
+            }
+            for status in statuses
+        ],
+    )
 
 
 def _history(
@@ -172,43 +188,6 @@ def history(connection: Connection, transaction_id: str) -> list[tuple[Status, d
         .order_by(transaction_history.c.id)
     )
     return [(Status(row.status), row.at, row.results) for row in rows]
-
-
-# --- inbox ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class InboxEntry:
-    payload_sha256: bytes
-    response: bytes
-
-
-def find_inbox(connection: Connection, sender: str, message_id: str) -> InboxEntry | None:
-    row = connection.execute(
-        select(inbox.c.payload_sha256, inbox.c.response).where(
-            inbox.c.sender == sender, inbox.c.message_id == message_id
-        )
-    ).first()
-    return None if row is None else InboxEntry(row.payload_sha256, row.response)
-
-
-def add_inbox(
-    connection: Connection,
-    sender: str,
-    message_id: str,
-    payload_sha256: bytes,
-    response: bytes,
-    at: datetime,
-) -> None:
-    connection.execute(
-        insert(inbox).values(
-            sender=sender,
-            message_id=message_id,
-            payload_sha256=payload_sha256,
-            response=response,
-            received_at=at,
-        )
-    )
 
 
 # --- outbox --------------------------------------------------------------------------------

@@ -5,14 +5,10 @@ Blocks and locks store serials as ``article6.block_table`` does (shifted into si
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
-    DateTime,
-    Dialect,
     Index,
     Integer,
     LargeBinary,
@@ -20,29 +16,10 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    TypeDecorator,
 )
 
 from article6.block_table import block_columns
-
-
-class UtcDateTime(TypeDecorator[datetime]):
-    """Aware UTC datetimes in, aware UTC datetimes out (SQLite keeps no time zone)."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        assert value.tzinfo is not None, "store aware datetimes only"
-        return value.astimezone(UTC)
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
+from article6.sql import UtcDateTime, inbox_table, lock_table
 
 metadata = MetaData()
 
@@ -94,26 +71,9 @@ ledger_blocks = Table(
     Index("ix_ledger_blocks_registry", "registry"),
 )
 
-locks = Table(
-    "locks",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("transaction_id", String(40), nullable=False, index=True),
-    Column("space", String(16), nullable=False),
-    Column("serial_first", BigInteger, nullable=False),
-    Column("serial_last", BigInteger, nullable=False),
-    Index("ix_locks_space_first", "space", "serial_first", unique=True),
-)
+locks = lock_table(metadata)
 
-inbox = Table(
-    "inbox",
-    metadata,
-    Column("sender", String(16), primary_key=True),
-    Column("message_id", String(36), primary_key=True),
-    Column("payload_sha256", LargeBinary(32), nullable=False),
-    Column("response", LargeBinary, nullable=False),  # the signed response Envelope
-    Column("received_at", UtcDateTime(), nullable=False),
-)
+inbox = inbox_table(metadata)
 
 outbox = Table(
     "outbox",

@@ -121,6 +121,10 @@ def test_the_demo_scenario_leaves_every_ledger_in_agreement(network: Network) ->
     assert che[1][4] == 2  # serials 1-100000 used towards the NDC
 
 
+def test_every_process_stops_cleanly_on_sigterm(network: Network) -> None:
+    assert network.stop_all() == {"CHE01": 0, "GHA01": 0, HUB: 0}
+
+
 def test_replays_to_the_hub_process_are_answered_from_its_record(network: Network) -> None:
     files = RegistryFiles(network.pki, "GHA01")
     key = SigningKey.from_pem(files.signing_key.read_bytes())

@@ -1,0 +1,180 @@
+"""SQL pieces every component's store shares: engines, UTC timestamps, the idempotency inbox
+and the lock table.
+
+The inbox is a protocol rule (docs/PROTOCOL.md section 7), so it lives here once: a message
+is recorded under (sender, message_id) with the SHA-256 of its payload and the signed response
+it got; the same bytes again get that response, other bytes under the same id are refused
+with 3001.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    DateTime,
+    Dialect,
+    Engine,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    TypeDecorator,
+    create_engine,
+    delete,
+    event,
+    insert,
+    select,
+)
+
+from article6.block_table import rows_around, to_db
+from article6.blocks import Block
+from article6.codes import Code, Refusal
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in, aware UTC datetimes out (SQLite keeps no time zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert value.tzinfo is not None, "store aware datetimes only"
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def make_engine(url: str, immediate: bool = True) -> Engine:
+    """An engine for ``url``. SQLite: WAL, synchronous=FULL (a commit is on disk before any
+    reply leaves), and BEGIN IMMEDIATE for writers, so a read-then-write never fails half way
+    when another process writes the same file."""
+    if not url.startswith("sqlite"):
+        return create_engine(url, pool_pre_ping=True, pool_size=4)
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+    @event.listens_for(engine, "connect")
+    def on_connect(dbapi_connection: Any, _: object) -> None:
+        dbapi_connection.isolation_level = None  # SQLAlchemy emits BEGIN itself, below
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def on_begin(connection: Connection) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+# --- the idempotency inbox -----------------------------------------------------------------
+
+
+def inbox_table(metadata: MetaData) -> Table:
+    return Table(
+        "inbox",
+        metadata,
+        Column("sender", String(16), primary_key=True),
+        Column("message_id", String(36), primary_key=True),
+        Column("payload_sha256", LargeBinary(32), nullable=False),
+        Column("response", LargeBinary, nullable=False),  # the signed response Envelope
+        Column("received_at", UtcDateTime(), nullable=False),
+    )
+
+
+def replayed(
+    connection: Connection, inbox: Table, sender: str, message_id: str, digest: bytes
+) -> bytes | None:
+    """The stored response if this exact message was recorded; refuse other bytes (3001)."""
+    row = connection.execute(
+        select(inbox.c.payload_sha256, inbox.c.response).where(
+            inbox.c.sender == sender, inbox.c.message_id == message_id
+        )
+    ).first()
+    if row is None:
+        return None
+    if row.payload_sha256 != digest:
+        raise Refusal(Code.MESSAGE_ID_REUSED, f"{sender} {message_id}")
+    response: bytes = row.response
+    return response
+
+
+def remember(
+    connection: Connection,
+    inbox: Table,
+    sender: str,
+    message_id: str,
+    digest: bytes,
+    response: bytes,
+    at: datetime,
+) -> None:
+    connection.execute(
+        insert(inbox).values(
+            sender=sender,
+            message_id=message_id,
+            payload_sha256=digest,
+            response=response,
+            received_at=at,
+        )
+    )
+
+
+# --- locks of pending transactions ---------------------------------------------------------
+
+
+def lock_table(metadata: MetaData) -> Table:
+    """Serial ranges locked by pending transactions; disjoint within a space."""
+    return Table(
+        "locks",
+        metadata,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("transaction_id", String(40), nullable=False, index=True),
+        Column("space", String(16), nullable=False),
+        Column("serial_first", BigInteger, nullable=False),
+        Column("serial_last", BigInteger, nullable=False),
+        Index("ix_locks_space_first", "space", "serial_first", unique=True),
+    )
+
+
+def lockers(
+    connection: Connection, locks: Table, space: str, ranges: Sequence[Block[Any]]
+) -> list[str]:
+    """Ids of the transactions holding locks on any of ``ranges``."""
+    rows = rows_around(connection, locks, space, ranges, margin=0)
+    return sorted({row.transaction_id for row in rows.values()})
+
+
+def lock(
+    connection: Connection, locks: Table, transaction_id: str, blocks: Sequence[Block[Any]]
+) -> None:
+    """Lock ``blocks`` (unit blocks: their space is their originating registry)."""
+    connection.execute(
+        insert(locks),
+        [
+            {
+                "transaction_id": transaction_id,
+                "space": block.attributes.originating_registry,
+                "serial_first": to_db(block.serial_first),
+                "serial_last": to_db(block.serial_last),
+            }
+            for block in blocks
+        ],
+    )
+
+
+def unlock(connection: Connection, locks: Table, transaction_id: str) -> None:
+    connection.execute(delete(locks).where(locks.c.transaction_id == transaction_id))
