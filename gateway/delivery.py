@@ -55,6 +55,7 @@ PAYLOADS: dict[str, type[Message]] = {
     "article6.v1.StatusNotice": transaction_pb2.StatusNotice,
 }
 LEASE = timedelta(seconds=30)
+LOOP_PAUSE_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -96,15 +97,26 @@ class Deliverer:
 
     async def run(self, stopping: asyncio.Event) -> None:
         while not stopping.is_set():
-            batch = await self.database.write(self._claim)
-            if batch:
-                # Deliver the batch concurrently, then record every outcome in one commit.
-                attempts = await asyncio.gather(*(self._attempt(message) for message in batch))
-                await self.database.write(partial(self._record_all, attempts=list(attempts)))
+            try:
+                delivered = await self._deliver_batch()
+            except Exception:  # the loop must outlive any one failure (a database outage)
+                log.exception("delivery failed; trying again shortly")
+                delivered = False
+                await pause(stopping, LOOP_PAUSE_SECONDS)
+            if delivered:
                 continue
             self._wakeup.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), self.config.poll_interval_seconds)
+
+    async def _deliver_batch(self) -> bool:
+        """Deliver the due messages concurrently, then record every outcome in one commit."""
+        batch = await self.database.write(self._claim)
+        if not batch:
+            return False
+        attempts = await asyncio.gather(*(self._attempt(message) for message in batch))
+        await self.database.write(partial(self._record_all, attempts=list(attempts)))
+        return True
 
     def _claim(self, connection: Connection) -> list[OutboxMessage]:
         return claim_outbox(connection, datetime.now(UTC), self.config.batch_size, LEASE)
@@ -216,12 +228,23 @@ async def expire_loop(
 ) -> None:
     """Cancel external transfers past their ``respond_by``, twice a second."""
     while not stopping.is_set():
-        cancelled = await database.write(lambda c: lifecycle.cancel_expired(c, datetime.now(UTC)))
+        try:
+            cancelled = await database.write(
+                lambda c: lifecycle.cancel_expired(c, datetime.now(UTC))
+            )
+        except Exception:  # the loop must outlive any one failure (a database outage)
+            log.exception("time-out sweep failed; trying again shortly")
+            cancelled = 0
         if cancelled:
             log.info("cancelled %d transactions past their acceptance time-out", cancelled)
             wake()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stopping.wait(), 0.5)
+        await pause(stopping, 0.5)
+
+
+async def pause(stopping: asyncio.Event, seconds: float) -> None:
+    """Sleep ``seconds``, or less if the process is stopping."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stopping.wait(), seconds)
 
 
 _CODES = frozenset(code.value for code in Code)

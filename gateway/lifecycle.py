@@ -27,6 +27,7 @@ from article6.codes import Code, Refusal
 from article6.identifiers import check_transaction_id
 from article6.model import (
     Held,
+    LedgerBlock,
     Status,
     TransactionSpec,
     TransactionType,
@@ -181,7 +182,7 @@ class Lifecycle:
                 new = [holdings.holding(block, spec.target) for block in wanted]
                 neighbourhood.replace(connection, holdings.add(neighbourhood.blocks, new))
             else:
-                holdings.check_held(wanted, neighbourhood.overlapping(wanted), spec.source)
+                _assert_held(wanted, neighbourhood.overlapping(wanted), spec)
                 moved = holdings.move(neighbourhood.blocks, wanted, change)
                 neighbourhood.replace(connection, moved)
 
@@ -227,6 +228,7 @@ class Lifecycle:
         ]
         self._apply(connection, spec, neighbourhoods)
         ledger.release_locks(connection, record.transaction_id)
+        obsolete_outbox(connection, record.transaction_id, ACQUISITION_REQUEST)
         record = set_status(connection, record, Status.COMPLETED, now)
         self._notify(connection, record, spec.registries, now)
 
@@ -268,6 +270,16 @@ class Lifecycle:
             self._end(connection, record, Status.CANCELLED, results, now)
             cancelled += 1
         return cancelled
+
+
+def _assert_held(
+    wanted: list[UnitBlock], present: list[LedgerBlock], spec: TransactionSpec
+) -> None:
+    """Units checked at proposal and locked since are still held: an invariant, not a check."""
+    try:
+        holdings.check_held(wanted, present, spec.source)
+    except Refusal as refusal:
+        raise AssertionError(f"{spec.transaction_id}: locked units changed: {refusal}") from None
 
 
 def status_notice(record: TransactionRecord) -> transaction_pb2.StatusNotice:

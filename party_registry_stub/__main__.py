@@ -2,6 +2,7 @@
 
     article6-registry serve --config gha01.toml
     article6-registry open-account --config gha01.toml --type holding [--ca CA0001]
+    article6-registry close-account --config gha01.toml ACCOUNT
     article6-registry issue --config gha01.toml --account ACC --ca CA0001 --vintage 2024 \\
         --serials 1-1000000 [--purpose ndc] [--authorization ID]
     article6-registry transfer --config gha01.toml --from ACC --to-registry CHE01 --to ACC \\
@@ -71,6 +72,14 @@ def _open_account(args: argparse.Namespace, config: RegistryConfig) -> int:
     approaches = frozenset(args.ca or [])
     account = _run(config, lambda r, c: r.open_account(c, ACCOUNT_TYPES[args.type], approaches))
     print(account)
+    return 0
+
+
+def _close_account(args: argparse.Namespace, config: RegistryConfig) -> int:
+    if not _run(config, lambda r, c: store.close_account(c, args.account)):
+        print(f"no account {args.account}", file=sys.stderr)
+        return 1
+    print(f"{args.account} closed")
     return 0
 
 
@@ -209,6 +218,8 @@ def build_parser() -> argparse.ArgumentParser:
     account = command("open-account", _open_account, "open an account")
     account.add_argument("--type", choices=sorted(ACCOUNT_TYPES), default="holding")
     account.add_argument("--ca", action="append", help="linked cooperative approach (repeat)")
+    close = command("close-account", _close_account, "close an account to acquisitions")
+    close.add_argument("account")
     issue = command("issue", _issue, "propose an issuance")
     issue.add_argument("--account", required=True)
     issue.add_argument("--ca", required=True)

@@ -131,7 +131,14 @@ class PartyRegistry:
     def acquisition(
         self, connection: Connection, message: transaction_pb2.Transaction
     ) -> tuple[Status, list[tuple[Code, str]]]:
-        """Decide on units offered by another registry: accept or terminate, with codes."""
+        """Decide on units offered by another registry: accept or terminate, with codes.
+
+        Decided once: a request for a transaction already known is answered from the record.
+        """
+        known = store.get_transaction(connection, message.transaction_id)
+        if known is not None:
+            known_codes = [(code, detail) for code, detail in known.results if code in _CODES]
+            return known.status, [(Code(code), detail) for code, detail in known_codes]
         try:
             spec = transaction_spec(message)
             self._check_acquisition(connection, spec)
@@ -207,3 +214,6 @@ class PartyRegistry:
         if external:  # the units leave this registry
             return merge_adjacent(partition(current, wanted)[1])
         return holdings.move(current, wanted, holdings.completion(spec))
+
+
+_CODES = frozenset(code.value for code in Code)

@@ -64,14 +64,23 @@ class Sender:
 
     async def run(self, stopping: asyncio.Event) -> None:
         while not stopping.is_set():
-            due = await self.writer.run(lambda c: store.due_outbox(c, 64))
-            if due:
-                # Send the batch concurrently, then record every receipt in one commit.
-                attempts = await asyncio.gather(*(self._attempt(entry) for entry in due))
-                await self.writer.run(partial(self._record_all, attempts=list(attempts)))
-                continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), self.config.poll_interval_seconds)
+            try:
+                sent = await self._send_batch()
+            except Exception:  # the loop must outlive any one failure
+                log.exception("sending failed; trying again shortly")
+                sent = False
+                await _pause(stopping, 1.0)
+            if not sent:
+                await _pause(stopping, self.config.poll_interval_seconds)
+
+    async def _send_batch(self) -> bool:
+        """Send the due messages concurrently, then record every receipt in one commit."""
+        due = await self.writer.run(lambda c: store.due_outbox(c, 64))
+        if not due:
+            return False
+        attempts = await asyncio.gather(*(self._attempt(entry) for entry in due))
+        await self.writer.run(partial(self._record_all, attempts=list(attempts)))
+        return True
 
     async def _attempt(
         self, entry: store.Outgoing
@@ -162,12 +171,14 @@ class Sender:
         interval = self.config.recovery_interval_seconds
         while not stopping.is_set():
             older_than = store.utcnow() - timedelta(seconds=self.config.recovery_after_seconds)
-            waiting = await self.writer.run(partial(store.unsettled, older_than=older_than))
-            for local in waiting:
-                with contextlib.suppress(grpc.aio.AioRpcError, Refusal):
-                    await self._look_up(local.transaction_id)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), interval)
+            try:
+                waiting = await self.writer.run(partial(store.unsettled, older_than=older_than))
+                for local in waiting:
+                    with contextlib.suppress(grpc.aio.AioRpcError, Refusal):
+                        await self._look_up(local.transaction_id)
+            except Exception:  # the loop must outlive any one failure
+                log.exception("recovery failed; trying again shortly")
+            await _pause(stopping, interval)
 
     async def _look_up(self, transaction_id: str) -> None:
         query = transaction_pb2.StatusQuery(
@@ -195,3 +206,8 @@ class Sender:
         )
         log.info("recovered %s: %s", transaction_id, status.name,
                  extra={"transaction_id": transaction_id})  # fmt: skip
+
+
+async def _pause(stopping: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stopping.wait(), seconds)

@@ -152,6 +152,14 @@ def add_account(connection: Connection, account: Account) -> None:
     )
 
 
+def close_account(connection: Connection, account_id: str) -> bool:
+    """Close an account: it holds what it has, but acquires nothing more."""
+    changed = connection.execute(
+        update(accounts).where(accounts.c.account_id == account_id).values(open=False)
+    )
+    return changed.rowcount == 1
+
+
 def get_account(connection: Connection, account_id: str) -> Account | None:
     row = connection.execute(select(accounts).where(accounts.c.account_id == account_id)).first()
     if row is None:

@@ -1,0 +1,124 @@
+"""The reference registry's own rules, on its own SQLite database."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Connection, Engine
+
+from article6.blocks import serial_range
+from article6.codes import Code, Refusal
+from article6.identifiers import format_account_id
+from article6.keys import SigningKey
+from article6.model import AccountType, Status, TransactionType
+from article6.v1 import transaction_pb2
+from party_registry_stub import store
+from party_registry_stub.registry import PartyRegistry, Proposal
+from tests.builders import GHA_ACCOUNT, block, external, issuance
+
+T = transaction_pb2
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[Engine]:
+    engine = store.open_database(f"sqlite:///{tmp_path / 'registry.db'}")
+    yield engine
+    engine.dispose()
+
+
+def registry(registry_id: str) -> PartyRegistry:
+    return PartyRegistry(registry_id, "HUB", SigningKey.generate())
+
+
+def within(engine: Engine, work: object) -> object:
+    assert callable(work)
+    with engine.begin() as connection:
+        return work(connection)
+
+
+def units(connection: Connection, registry_id: str) -> list[tuple[str, int, int, int]]:
+    return [
+        (b.attributes.holder.account_id, b.serial_first, b.serial_last, b.attributes.unit.state)
+        for b in store.all_holdings(connection, registry_id)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("setup", "code"),
+    [
+        ("no account", Code.ACQUIRING_ACCOUNT_NOT_FOUND),
+        ("closed", Code.ACCOUNT_CLOSED),
+        ("other approach", Code.COOPERATIVE_APPROACH_MISMATCH),
+        ("open", None),
+    ],
+)
+def test_an_acquisition_is_accepted_only_into_an_open_linked_account(
+    engine: Engine, setup: str, code: Code | None
+) -> None:
+    che = registry("CHE01")
+    with engine.begin() as connection:
+        if setup != "no account":
+            approaches = frozenset({"CA0002" if setup == "other approach" else "CA0001"})
+            account = che.open_account(connection, AccountType.HOLDING, approaches)
+            assert account == format_account_id("CHE01", 1001)
+        if setup == "closed":
+            assert store.close_account(connection, account)
+        decision, results = che.acquisition(connection, external("GHA01-2", 1, 10))
+        assert [c for c, _ in results] == ([code] if code else [])
+        assert decision is (Status.TERMINATED if code else Status.ACCEPTED)
+        assert units(connection, "CHE01") == []  # nothing is credited before completion
+
+
+def test_a_completion_is_applied_exactly_once_however_often_it_arrives(engine: Engine) -> None:
+    che = registry("CHE01")
+    with engine.begin() as connection:
+        che.open_account(connection, AccountType.HOLDING, frozenset({"CA0001"}))
+        transfer = external("GHA01-2", 1, 10)
+        che.acquisition(connection, transfer)
+        for _ in range(3):  # notice, repeated notice, status query answer
+            che.settle(connection, transfer, Status.COMPLETED)
+        assert units(connection, "CHE01") == [(format_account_id("CHE01", 1001), 1, 10, 1)]
+        che.settle(connection, transfer, Status.CANCELLED)  # a final status never changes
+        assert store.get_transaction(connection, "GHA01-2").status is Status.COMPLETED  # type: ignore[union-attr]
+
+
+def test_a_proposal_locks_its_units_until_the_final_status(engine: Engine) -> None:
+    gha = registry("GHA01")
+    with engine.begin() as connection:
+        account = gha.open_account(connection, AccountType.HOLDING)
+        assert account == GHA_ACCOUNT
+        gha.settle(connection, issuance("GHA01-900", 1, 100), Status.COMPLETED)
+        transfer = Proposal(
+            TransactionType.EXTERNAL_TRANSFER, account, "CHE01", "CHE01-1001-30",
+            ranges=[serial_range(1, 50)],
+        )  # fmt: skip
+        transaction_id = gha.propose(connection, transfer)
+        with pytest.raises(Refusal) as refusal:
+            gha.propose(connection, transfer)
+        assert refusal.value.code is Code.UNITS_LOCKED
+        message = T.Transaction.FromString(
+            store.get_transaction(connection, transaction_id).body  # type: ignore[union-attr]
+        )
+        assert list(message.blocks) == [block(1, 50)]  # attributes filled in from holdings
+        gha.settle(connection, message, Status.TERMINATED, [(Code.ACQUIRING_ACCOUNT_NOT_FOUND, "")])
+        assert units(connection, "GHA01") == [(account, 1, 100, 1)]
+        second = gha.propose(connection, transfer)  # released, so it can be proposed again
+        gha.settle(connection, T.Transaction.FromString(
+            store.get_transaction(connection, second).body), Status.COMPLETED)  # type: ignore[union-attr]  # fmt: skip
+        assert units(connection, "GHA01") == [(account, 51, 100, 1)]
+
+
+def test_units_not_held_cannot_be_proposed(engine: Engine) -> None:
+    gha = registry("GHA01")
+    with engine.begin() as connection:
+        account = gha.open_account(connection, AccountType.HOLDING)
+        gha.settle(connection, issuance("GHA01-900", 1, 100), Status.COMPLETED)
+        beyond = Proposal(
+            TransactionType.EXTERNAL_TRANSFER, account, "CHE01", "CHE01-1001-30",
+            ranges=[serial_range(90, 110)],
+        )  # fmt: skip
+        with pytest.raises(Refusal) as refusal:
+            gha.propose(connection, beyond)
+        assert refusal.value.code is Code.UNITS_NOT_HELD
