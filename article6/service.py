@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Mapping
 import grpc
 import grpc.aio
 
-from article6.codes import Refusal
+from article6.codes import Code, Refusal
 from article6.envelope import MAX_ENVELOPE_BYTES, read_envelope
 from article6.status import abort
 from article6.v1 import envelope_pb2
@@ -47,13 +47,15 @@ def client_options(
 
 
 def _handler(
-    method: EnvelopeMethod, max_bytes: int
+    method: EnvelopeMethod, max_bytes: int, on_refusal: Callable[[Code], None] | None
 ) -> Callable[[bytes, Context], Awaitable[bytes]]:
     async def handle(raw: bytes, context: Context) -> bytes:
         try:
             envelope = read_envelope(raw, max_bytes)
             reply = await method(envelope, context)
         except Refusal as refusal:
+            if on_refusal is not None:
+                on_refusal(refusal.code)
             await abort(context, refusal)
         return reply.SerializeToString()
 
@@ -61,11 +63,15 @@ def _handler(
 
 
 def envelope_service(
-    service: str, methods: Mapping[str, EnvelopeMethod], max_bytes: int = MAX_ENVELOPE_BYTES
+    service: str,
+    methods: Mapping[str, EnvelopeMethod],
+    max_bytes: int = MAX_ENVELOPE_BYTES,
+    on_refusal: Callable[[Code], None] | None = None,
 ) -> grpc.GenericRpcHandler[bytes, bytes]:
-    """A generic handler for ``service`` (e.g. "article6.v1.Hub") serving ``methods`` by name."""
+    """A generic handler for ``service`` (e.g. "article6.v1.Hub") serving ``methods`` by name;
+    ``on_refusal`` hears the code of every refusal (for metrics)."""
     handlers = {
-        name: grpc.unary_unary_rpc_method_handler(_handler(method, max_bytes))
+        name: grpc.unary_unary_rpc_method_handler(_handler(method, max_bytes, on_refusal))
         for name, method in methods.items()
     }
     return grpc.method_handlers_generic_handler(service, handlers)

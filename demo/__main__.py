@@ -20,7 +20,7 @@ from article6.codes import Code
 from article6.identifiers import format_account_id
 from article6.model import Status, TransactionType
 from article6.v1 import admin_pb2
-from demo.network import Network
+from demo.network import HUB, Network
 
 REGISTRIES = ("GHA01", "CHE01")
 
@@ -132,6 +132,28 @@ def print_holdings(network: Network) -> bool:
     return agree
 
 
+def print_metrics(network: Network) -> None:
+    print("\nMetrics (Prometheus text format):")
+    for name, endpoint in network.metrics.items():
+        print(f"  {name:<6} http://{endpoint}/metrics")
+    samples = network.scrape(HUB)
+
+    def total(name: str, **labels: str) -> float:
+        return sum(
+            value
+            for (sample, sample_labels), value in samples.items()
+            if sample == name and labels.items() <= dict(sample_labels).items()
+        )
+
+    print("  live figures at the hub:")
+    print(f"    transactions completed        {total('a6_transactions', status='completed'):.0f}")
+    print(f"    transactions terminated       {total('a6_transactions', status='terminated'):.0f}")
+    print(f"    RPCs served                   {total('a6_rpc_requests_total'):.0f}")
+    print(f"    deliveries tried / failed     {total('a6_delivery_attempts_total'):.0f} / "
+          f"{total('a6_delivery_failures_total'):.0f}")  # fmt: skip
+    print(f"    messages awaiting delivery    {total('a6_outbox_messages'):.0f}")
+
+
 def main() -> int:
     folder = Path("run") / datetime.now(UTC).strftime("demo-%Y%m%d-%H%M%S")
     network = Network(folder.resolve(), registries=REGISTRIES)
@@ -144,6 +166,7 @@ def main() -> int:
         run_scenario(network)
         print_transactions(network)
         agree = print_holdings(network)
+        print_metrics(network)
     finally:
         exits = network.stop_all()
     clean = all(code == 0 for code in exits.values())

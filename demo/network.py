@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,7 @@ from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from prometheus_client.parser import text_string_to_metric_families
 
 from article6.pki import RegistryFiles, init_pki
 from article6.tls import TlsMaterial, channel_credentials, channel_options
@@ -66,6 +68,7 @@ class Network:
         default_factory=lambda: {"max_attempts": 12, "backoff_max_seconds": 2.0}
     )
     components: dict[str, Component] = field(default_factory=dict)
+    metrics: dict[str, str] = field(default_factory=dict)  # component -> host:port of /metrics
 
     def __post_init__(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -80,6 +83,7 @@ class Network:
         init_pki(self.pki, [HUB, OPERATOR, *self.registries])
         hub_port, admin_port = free_port(), free_port()
         ports = {registry: free_port() for registry in self.registries}
+        self.metrics = {name: f"127.0.0.1:{free_port()}" for name in (HUB, *self.registries)}
         self._write_hub(hub_port, admin_port, ports)
         for registry, port in ports.items():
             self._write_registry(registry, port, hub_port)
@@ -118,6 +122,7 @@ class Network:
         (self.folder / "hub.toml").write_text(
             f'[hub]\nregistry_id = "{HUB}"\nlisten = "127.0.0.1:{hub_port}"\n'
             f'admin_listen = "127.0.0.1:{admin_port}"\ndatabase = "{self.database}"\n'
+            f'metrics_listen = "{self.metrics[HUB]}"\n'
             f'{self._tls_lines(HUB)}admin_identities = ["{OPERATOR}"]\n'
             f"acceptance_timeout_seconds = {self.acceptance_timeout_seconds}\n"
             f"\n[delivery]\n{delivery}{registries}"
@@ -128,6 +133,7 @@ class Network:
             f'[registry]\nregistry_id = "{registry}"\nparty = "{PARTIES[registry]}"\n'
             f'listen = "127.0.0.1:{port}"\ndatabase = "{registry.lower()}.db"\n'
             f'hub_id = "{HUB}"\nhub_endpoint = "127.0.0.1:{hub_port}"\n'
+            f'metrics_listen = "{self.metrics[registry]}"\n'
             f"{self._tls_lines(registry)}"
             "\n[delivery]\nbackoff_max_seconds = 2.0\nrecovery_interval_seconds = 1.0\n"
             "recovery_after_seconds = 5.0\n"
@@ -203,6 +209,17 @@ class Network:
         if check and done.returncode != 0:
             raise RuntimeError(f"{' '.join(args)} failed: {done.stderr.strip()}")
         return done.stdout.strip()
+
+    def scrape(self, name: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        """One scrape of a component's /metrics: (sample name, sorted labels) -> value."""
+        url = f"http://{self.metrics[name]}/metrics"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            text = response.read().decode()
+        return {
+            (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+        }
 
     def registry_json(self, registry: str, *args: str) -> Any:
         return json.loads(self.registry_cli(registry, *args, "--json"))

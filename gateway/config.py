@@ -4,6 +4,7 @@
 registry_id = "HUB"
 listen = "127.0.0.1:7000"               # registries call article6.v1.Hub here
 admin_listen = "127.0.0.1:7001"         # operators call article6.v1.AdminService here
+metrics_listen = "127.0.0.1:9101"       # Prometheus scrapes /metrics here (optional)
 database = "hub.db"                     # a SQLite file, or a SQLAlchemy URL (postgresql+psycopg://...)
 ca_certificate = "pki/ca.crt"
 tls_certificate = "pki/HUB/tls.crt"
@@ -71,6 +72,7 @@ class HubConfig:
     keys: Path
     registries: dict[str, RegistryEntry]
     admin_identities: frozenset[str] = frozenset({"OPERATOR"})
+    metrics_listen: str | None = None
     acceptance_timeout_seconds: float = 60.0
     delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
 
@@ -115,6 +117,7 @@ def load_config(path: Path) -> HubConfig:
         keys=base / hub["keys"],
         registries={entry.registry_id: entry for entry in registries},
         admin_identities=frozenset(hub.get("admin_identities", ["OPERATOR"])),
+        metrics_listen=hub.get("metrics_listen"),
         acceptance_timeout_seconds=float(hub.get("acceptance_timeout_seconds", 60)),
         delivery=DeliveryConfig(**document.get("delivery", {})),
     )

@@ -39,6 +39,7 @@ from article6.v1 import envelope_pb2, registry_pb2_grpc, transaction_pb2
 from gateway.config import DeliveryConfig, RegistryEntry
 from gateway.lifecycle import ACQUISITION_REQUEST, Lifecycle
 from gateway.mailer import Mailer
+from gateway.metrics import HubMetrics
 from gateway.storage.database import Database
 from gateway.storage.records import (
     OutboxMessage,
@@ -70,7 +71,6 @@ class Attempt:
 class Deliverer:
     def __init__(
         self,
-        hub_id: str,
         config: DeliveryConfig,
         database: Database,
         lifecycle: Lifecycle,
@@ -78,8 +78,9 @@ class Deliverer:
         directory: KeyDirectory,
         tls: TlsMaterial,
         registries: Callable[[], Mapping[str, RegistryEntry]],
+        metrics: HubMetrics | None = None,
     ) -> None:
-        self.hub_id = hub_id
+        self.hub_id = mailer.hub_id
         self.config = config
         self.database = database
         self.lifecycle = lifecycle
@@ -87,6 +88,7 @@ class Deliverer:
         self.directory = directory
         self.tls = tls
         self.registries = registries
+        self.metrics = metrics
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._wakeup = asyncio.Event()
         self.backoff = Backoff(config.backoff_initial_seconds, config.backoff_max_seconds)
@@ -148,6 +150,7 @@ class Deliverer:
 
     def _record(self, connection: Connection, attempt: Attempt) -> None:
         message = attempt.message
+        self._count(message.recipient, attempt)
         if attempt.error is not None:
             refusal = refusal_from_error(attempt.error)
             if refusal is not None and refusal.code is Code.CLOCK_SKEW:
@@ -163,6 +166,15 @@ class Deliverer:
             self._delivered(connection, message, attempt.reply)
         except Refusal as refusal:  # raised before anything is written for this message
             self._retry(connection, message, f"bad receipt: {refusal}")
+
+    def _count(self, registry: str, attempt: Attempt) -> None:
+        if self.metrics is None:
+            return
+        self.metrics.delivery_attempts.labels(registry).inc()
+        if attempt.error is not None:
+            refusal = refusal_from_error(attempt.error)
+            reason = refusal.code.name if refusal else attempt.error.code().name
+            self.metrics.delivery_failures.labels(registry, reason.lower()).inc()
 
     def _delivered(
         self, connection: Connection, message: OutboxMessage, reply: envelope_pb2.Envelope
@@ -204,6 +216,8 @@ class Deliverer:
         if attempts < self.config.max_attempts:
             retry_at = datetime.now(UTC) + timedelta(seconds=self.backoff.delay_seconds(attempts))
         else:
+            if self.metrics is not None:
+                self.metrics.dead_letters.labels(message.recipient).inc()
             log.warning(
                 "dead letter to %s after %d attempts: %s", message.recipient, attempts, reason,
                 extra={"message_id": message.message_id, "peer": message.recipient,

@@ -51,6 +51,7 @@ class HubService:
         mailer: Mailer,
         peers: Callable[[], Mapping[str, Peer]],
         wrote: Callable[[], None],
+        on_refusal: Callable[[Code], None] | None = None,
     ) -> None:
         self.hub_id = hub_id
         self.directory = directory
@@ -59,6 +60,7 @@ class HubService:
         self.mailer = mailer
         self.peers = peers
         self.wrote = wrote  # wakes the delivery loop: the outbox may have grown
+        self.on_refusal = on_refusal
 
     def handler(self) -> grpc.GenericRpcHandler[bytes, bytes]:
         return envelope_service(
@@ -68,6 +70,7 @@ class HubService:
                 "NotifyStatus": self.notify_status,
                 "GetTransactionStatus": self.get_transaction_status,
             },
+            on_refusal=self.on_refusal,
         )
 
     def _open(

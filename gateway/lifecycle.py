@@ -15,9 +15,10 @@ states never change. Each registry involved gets a StatusNotice of the final sta
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from functools import partial
 
 from sqlalchemy import Connection
 
@@ -39,7 +40,7 @@ from article6.wire import transaction_spec
 from gateway.checks import Peer, check_proposal
 from gateway.mailer import Mailer
 from gateway.storage import ledger
-from gateway.storage.database import lock_spaces
+from gateway.storage.database import after_commit, lock_spaces
 from gateway.storage.records import (
     TransactionRecord,
     expired_transactions,
@@ -73,9 +74,15 @@ def _by_space(blocks: tuple[UnitBlock, ...]) -> dict[str, list[UnitBlock]]:
 
 
 class Lifecycle:
-    def __init__(self, mailer: Mailer, acceptance_timeout: timedelta) -> None:
+    def __init__(
+        self,
+        mailer: Mailer,
+        acceptance_timeout: timedelta,
+        on_final: Callable[[TransactionRecord], None] | None = None,
+    ) -> None:
         self.mailer = mailer
         self.acceptance_timeout = acceptance_timeout
+        self.on_final = on_final  # told of each transaction made final, after the commit
 
     # --- proposal ------------------------------------------------------------------------
 
@@ -118,12 +125,14 @@ class Lifecycle:
             results = [(refusal.code, refusal.detail)]
             rejected = replace(record, status=Status.REJECTED, results=results)
             insert_transaction(connection, rejected, path=[Status.PROPOSED])
+            self._finished(connection, rejected)
             return Outcome(record.transaction_id, Status.REJECTED, results)
         if spec.type is TransactionType.EXTERNAL_TRANSFER:
             return self._await_acquirer(connection, record, spec, message, now)
         self._apply(connection, spec, neighbourhoods)
         completed = replace(record, status=Status.COMPLETED)
         insert_transaction(connection, completed, path=[Status.PROPOSED, Status.CHECKED])
+        self._finished(connection, completed)
         self._notify(connection, completed, spec.registries, now)
         return Outcome(record.transaction_id, Status.COMPLETED)
 
@@ -230,6 +239,7 @@ class Lifecycle:
         ledger.release_locks(connection, record.transaction_id)
         obsolete_outbox(connection, record.transaction_id, ACQUISITION_REQUEST)
         record = set_status(connection, record, Status.COMPLETED, now)
+        self._finished(connection, record)
         self._notify(connection, record, spec.registries, now)
 
     def _end(
@@ -244,8 +254,13 @@ class Lifecycle:
         ledger.release_locks(connection, record.transaction_id)
         obsolete_outbox(connection, record.transaction_id, ACQUISITION_REQUEST)
         record = set_status(connection, record, status, now, results)
+        self._finished(connection, record)
         registries = {record.transferring_registry, record.acquiring_registry}
         self._notify(connection, record, frozenset(registries), now)
+
+    def _finished(self, connection: Connection, record: TransactionRecord) -> None:
+        if self.on_final is not None:
+            after_commit(connection, partial(self.on_final, record))
 
     def _notify(
         self,

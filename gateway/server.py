@@ -8,14 +8,17 @@ import logging
 import signal
 from collections.abc import Mapping
 from datetime import timedelta
+from typing import Any
 
 import grpc
 import grpc.aio
 from grpc_health.v1 import _async as health_aio  # what `health.aio` re-exports
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from prometheus_client import CollectorRegistry
 
 from article6.keys import SigningKey, read_key_file
+from article6.metrics import serve_metrics
 from article6.service import grpc_message_options
 from article6.tls import TlsMaterial, server_credentials
 from article6.v1 import admin_pb2, admin_pb2_grpc, hub_pb2
@@ -26,6 +29,7 @@ from gateway.delivery import Deliverer, expire_loop
 from gateway.hub_service import HubService
 from gateway.lifecycle import Lifecycle
 from gateway.mailer import Mailer
+from gateway.metrics import HubMetrics
 from gateway.storage.database import Database
 from gateway.storage.records import suspended_overrides
 
@@ -47,15 +51,19 @@ class Hub:
         )
         self.database = Database(config.database)
         self._overrides: dict[str, bool] = {}
+        self.metrics_registry = CollectorRegistry()
+        self.metrics = HubMetrics(self.metrics_registry, self.database)
+        self._metrics_server: Any = None
         self.mailer = Mailer(config.registry_id, self.key)
-        self.lifecycle = Lifecycle(self.mailer, _seconds(config.acceptance_timeout_seconds))
+        timeout = _seconds(config.acceptance_timeout_seconds)
+        self.lifecycle = Lifecycle(self.mailer, timeout, on_final=self.metrics.finished)
         self.deliverer = Deliverer(
-            config.registry_id, config.delivery, self.database, self.lifecycle, self.mailer,
-            self.directory, self.tls, self.registries,
+            config.delivery, self.database, self.lifecycle, self.mailer,
+            self.directory, self.tls, self.registries, self.metrics,
         )  # fmt: skip
         self.hub_service = HubService(
             config.registry_id, self.directory, self.database, self.lifecycle, self.mailer,
-            self.peers, self.deliverer.wake,
+            self.peers, self.deliverer.wake, self.metrics.rpc.refused,
         )  # fmt: skip
         self.health = health_aio.HealthServicer()
         self.stopping = asyncio.Event()
@@ -86,14 +94,15 @@ class Hub:
         self.database.migrate()
         self.reload_status()
         credentials = server_credentials(self.tls)
-        hub_server = grpc.aio.server(options=grpc_message_options())
+        interceptors = [self.metrics.rpc.interceptor()]
+        hub_server = grpc.aio.server(options=grpc_message_options(), interceptors=interceptors)
         hub_server.add_generic_rpc_handlers([self.hub_service.handler()])
         health_pb2_grpc.add_HealthServicer_to_server(self.health, hub_server)
         reflection.enable_server_reflection(
             [HUB_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME], hub_server
         )
         hub_server.add_secure_port(self.config.listen, credentials)
-        admin_server = grpc.aio.server()
+        admin_server = grpc.aio.server(interceptors=interceptors)
         admin = AdminService(
             self.database, self.config.admin_identities, self.registries, self._key_ids,
             self._admin_changed,
@@ -112,6 +121,8 @@ class Hub:
                 name="time-outs",
             ),
         ]
+        if self.config.metrics_listen:
+            self._metrics_server = serve_metrics(self.config.metrics_listen, self.metrics_registry)
         for service in ("", HUB_SERVICE):
             await self.health.set(service, health_pb2.HealthCheckResponse.SERVING)
         log.info("hub %s serving on %s, admin on %s", self.config.registry_id,
@@ -131,6 +142,8 @@ class Hub:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self.deliverer.close()
+        if self._metrics_server is not None:
+            self._metrics_server.shutdown()
         self.database.close()
         log.info("hub %s stopped", self.config.registry_id)
 

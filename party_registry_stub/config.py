@@ -12,6 +12,7 @@ tls_certificate = "pki/GHA01/tls.crt"
 tls_key = "pki/GHA01/tls.key"
 signing_key = "pki/GHA01/signing.key"
 keys = "pki/keys.toml"
+metrics_listen = "127.0.0.1:9110"       # Prometheus scrapes /metrics here (optional)
 
 [delivery]
 max_attempts = 50
@@ -54,6 +55,7 @@ class RegistryConfig:
     tls_key: Path
     signing_key: Path
     keys: Path
+    metrics_listen: str | None = None
     delivery: SenderConfig = field(default_factory=SenderConfig)
 
 
@@ -77,5 +79,6 @@ def load_config(path: Path) -> RegistryConfig:
         tls_key=base / section["tls_key"],
         signing_key=base / section["signing_key"],
         keys=base / section["keys"],
+        metrics_listen=section.get("metrics_listen"),
         delivery=SenderConfig(**document.get("delivery", {})),
     )

@@ -31,6 +31,7 @@ from article6.status import refusal_from_error
 from article6.v1 import envelope_pb2, hub_pb2_grpc, transaction_pb2
 from party_registry_stub import store
 from party_registry_stub.config import SenderConfig
+from party_registry_stub.metrics import RegistryMetrics
 from party_registry_stub.registry import PartyRegistry
 from party_registry_stub.service import Writer
 
@@ -53,6 +54,7 @@ class Sender:
         directory: KeyDirectory,
         key: SigningKey,
         channel: grpc.aio.Channel,
+        metrics: RegistryMetrics | None = None,
     ) -> None:
         self.registry = registry
         self.config = config
@@ -60,6 +62,7 @@ class Sender:
         self.directory = directory
         self.key = key
         self.hub = hub_pb2_grpc.HubStub(channel)
+        self.metrics = metrics
         self.backoff = Backoff(config.backoff_initial_seconds, config.backoff_max_seconds)
 
     async def run(self, stopping: asyncio.Event) -> None:
@@ -103,6 +106,7 @@ class Sender:
         attempts: list[tuple[store.Outgoing, envelope_pb2.Envelope | grpc.aio.AioRpcError]],
     ) -> None:
         for entry, result in attempts:
+            self._count(result)
             if isinstance(result, grpc.aio.AioRpcError):
                 self._failed(connection, entry, result)
                 continue
@@ -112,6 +116,16 @@ class Sender:
                 self._retry(connection, entry, f"bad receipt: {refusal}")
                 continue
             self._received(connection, entry, receipt)
+
+    def _count(self, result: envelope_pb2.Envelope | grpc.aio.AioRpcError) -> None:
+        if self.metrics is None:
+            return
+        hub = self.registry.hub_id
+        self.metrics.delivery_attempts.labels(hub).inc()
+        if isinstance(result, grpc.aio.AioRpcError):
+            refusal = refusal_from_error(result)
+            reason = refusal.code.name if refusal else result.code().name
+            self.metrics.delivery_failures.labels(hub, reason.lower()).inc()
 
     def _receipt(self, reply: envelope_pb2.Envelope, message_id: str) -> transaction_pb2.Receipt:
         opened = open_envelope(

@@ -6,16 +6,20 @@ import asyncio
 import contextlib
 import logging
 import signal
+from typing import Any
 
 import grpc.aio
 from grpc_health.v1 import _async as health_aio  # what `health.aio` re-exports
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from prometheus_client import CollectorRegistry
 
 from article6.keys import SigningKey, read_key_file
+from article6.metrics import serve_metrics
 from article6.service import client_options, grpc_message_options
 from article6.tls import TlsMaterial, secure_channel, server_credentials
 from party_registry_stub.config import RegistryConfig
+from party_registry_stub.metrics import RegistryMetrics
 from party_registry_stub.registry import PartyRegistry
 from party_registry_stub.sender import Sender
 from party_registry_stub.service import RegistryService, Writer
@@ -30,42 +34,75 @@ def build_registry(config: RegistryConfig) -> tuple[PartyRegistry, SigningKey]:
     return PartyRegistry(config.registry_id, config.hub_id, key), key
 
 
+class RegistryNode:
+    """One registry process: the Registry server, the sender and recovery loops, metrics."""
+
+    def __init__(self, config: RegistryConfig) -> None:
+        self.config = config
+        self.registry, self.key = build_registry(config)
+        self.directory = read_key_file(config.keys)
+        self.tls = TlsMaterial.from_paths(
+            config.ca_certificate, config.tls_certificate, config.tls_key
+        )
+        self.writer = Writer(open_database(config.database))
+        self.metrics_registry = CollectorRegistry()
+        self.metrics = RegistryMetrics(self.metrics_registry, self.writer.engine, config.hub_id)
+        self.health = health_aio.HealthServicer()
+        self.stopping = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._metrics_server: Any = None
+
+    async def start(self) -> None:
+        self.server = grpc.aio.server(
+            options=grpc_message_options(), interceptors=[self.metrics.rpc.interceptor()]
+        )
+        service = RegistryService(self.registry, self.directory, self.key, self.writer)
+        self.server.add_generic_rpc_handlers([service.handler(self.metrics.rpc.refused)])
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        reflection.enable_server_reflection(
+            [REGISTRY_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME], self.server
+        )
+        self.server.add_secure_port(self.config.listen, server_credentials(self.tls))
+        options = client_options(self.config.delivery.backoff_max_seconds)
+        self.channel = secure_channel(
+            self.config.hub_endpoint, self.config.hub_id, self.tls, options
+        )
+        sender = Sender(
+            self.registry, self.config.delivery, self.writer, self.directory, self.key,
+            self.channel, self.metrics,
+        )  # fmt: skip
+        await self.server.start()
+        if self.config.metrics_listen:
+            self._metrics_server = serve_metrics(self.config.metrics_listen, self.metrics_registry)
+        self._tasks = [
+            asyncio.create_task(sender.run(self.stopping), name="sender"),
+            asyncio.create_task(sender.recover(self.stopping), name="recovery"),
+        ]
+        for name in ("", REGISTRY_SERVICE):
+            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        log.info("registry %s serving on %s", self.config.registry_id, self.config.listen)
+
+    async def stop(self) -> None:
+        """Graceful: stop taking calls, let calls in flight finish, stop the loops, close."""
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(grace=5)
+        self.stopping.set()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.channel.close(grace=None)
+        if self._metrics_server is not None:
+            self._metrics_server.shutdown()
+        self.writer.close()
+        log.info("registry %s stopped", self.config.registry_id)
+
+
 async def serve(config: RegistryConfig) -> None:
-    registry, key = build_registry(config)
-    directory = read_key_file(config.keys)
-    tls = TlsMaterial.from_paths(config.ca_certificate, config.tls_certificate, config.tls_key)
-    writer = Writer(open_database(config.database))
-    server = grpc.aio.server(options=grpc_message_options())
-    server.add_generic_rpc_handlers([RegistryService(registry, directory, key, writer).handler()])
-    health_servicer = health_aio.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection(
-        [REGISTRY_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME], server
-    )
-    server.add_secure_port(config.listen, server_credentials(tls))
-    options = client_options(config.delivery.backoff_max_seconds)
-    channel = secure_channel(config.hub_endpoint, config.hub_id, tls, options)
-    sender = Sender(registry, config.delivery, writer, directory, key, channel)
-    stopping = asyncio.Event()
-    await server.start()
-    tasks = [
-        asyncio.create_task(sender.run(stopping), name="sender"),
-        asyncio.create_task(sender.recover(stopping), name="recovery"),
-    ]
-    for service in ("", REGISTRY_SERVICE):
-        await health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
-    log.info("registry %s serving on %s", config.registry_id, config.listen)
+    node = RegistryNode(config)
+    await node.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     await stop.wait()
-    await health_servicer.enter_graceful_shutdown()
-    await server.stop(grace=5)
-    stopping.set()
-    for task in tasks:
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-    await channel.close(grace=None)
-    writer.close()
-    log.info("registry %s stopped", config.registry_id)
+    await node.stop()

@@ -66,8 +66,12 @@ class RegistryService:
         self.key = key
         self.writer = writer
 
-    def handler(self) -> grpc.GenericRpcHandler[bytes, bytes]:
-        return envelope_service("article6.v1.Registry", {"Deliver": self.deliver})
+    def handler(
+        self, on_refusal: Callable[[Code], None] | None = None
+    ) -> grpc.GenericRpcHandler[bytes, bytes]:
+        return envelope_service(
+            "article6.v1.Registry", {"Deliver": self.deliver}, on_refusal=on_refusal
+        )
 
     async def deliver(
         self, envelope: envelope_pb2.Envelope, context: Context

@@ -42,6 +42,15 @@ def migrate(engine: Engine) -> None:
         command.upgrade(config, "head")
 
 
+_AFTER_COMMIT = "a6_after_commit"
+
+
+def after_commit(connection: Connection, action: Callable[[], None]) -> None:
+    """Run ``action`` once the current transaction has committed (never if it rolls back):
+    for effects outside the database, such as metrics."""
+    connection.info.setdefault(_AFTER_COMMIT, []).append(action)
+
+
 def lock_spaces(connection: Connection, spaces: Iterable[str]) -> None:
     """Serialize transactions on the same serial spaces across processes (PostgreSQL).
 
@@ -75,12 +84,19 @@ class Database:
         migrate(self.engine)
 
     def write_now(self, work: Callable[[Connection], T]) -> T:
-        """Run ``work`` in one transaction on the calling thread (startup, tests, CLI)."""
+        """Run ``work`` in one transaction on the calling thread (startup, tests, CLI), then
+        the actions it registered with ``after_commit``, once the commit succeeded."""
         for attempt in Retrying(
             retry=retry_if_exception_type(IntegrityError), stop=stop_after_attempt(3), reraise=True
         ):
-            with attempt, self.engine.begin() as connection:
-                return work(connection)
+            with attempt:
+                with self.engine.begin() as connection:
+                    connection.info.pop(_AFTER_COMMIT, None)
+                    result = work(connection)
+                    actions: list[Callable[[], None]] = connection.info.pop(_AFTER_COMMIT, [])
+                for action in actions:
+                    action()
+                return result
         raise AssertionError("unreachable")
 
     def read_now(self, work: Callable[[Connection], T]) -> T:

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import grpc
 import pytest
@@ -25,87 +24,19 @@ from article6.pki import RegistryFiles
 from article6.status import refusal_from_error
 from article6.tls import TlsMaterial, channel_credentials, channel_options
 from article6.v1 import admin_pb2, hub_pb2_grpc, transaction_pb2
-from demo.__main__ import hub_holdings, run_scenario
+from demo.__main__ import run_scenario
 from demo.network import HUB, Network
 from tests.builders import issuance
-
-REGISTRIES = ("GHA01", "CHE01")
-
-
-def make_network(folder: Path, **settings: Any) -> Iterator[Network]:
-    network = Network(folder, registries=REGISTRIES, **settings)
-    network.write()
-    network.start_all()
-    try:
-        yield network
-    finally:
-        network.stop_all()
-
-
-@pytest.fixture
-def network(tmp_path: Path) -> Iterator[Network]:
-    yield from make_network(tmp_path)
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 30.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
-def local_holdings(network: Network, registry: str) -> list[tuple[Any, ...]]:
-    states = {"held": 1, "used": 2, "cancelled": 3}
-    return sorted(
-        (
-            row["account"],
-            row["space"],
-            row["serial_first"],
-            row["serial_last"],
-            states[row["state"]],
-        )
-        for row in network.registry_json(registry, "holdings")
-    )
-
-
-def assert_ledgers_agree(network: Network) -> None:
-    for registry in REGISTRIES:
-        assert sorted(hub_holdings(network, registry)) == local_holdings(network, registry), (
-            registry
-        )
-
-
-def local_transaction(network: Network, registry: str, transaction_id: str) -> dict[str, Any]:
-    rows = [r for r in network.registry_json(registry, "transactions")
-            if r["transaction_id"] == transaction_id]  # fmt: skip
-    assert len(rows) <= 1
-    return rows[0] if rows else {}
-
-
-def final(network: Network, registry: str, transaction_id: str) -> tuple[str, list[int]]:
-    line = network.registry_cli(registry, "wait", transaction_id, "--timeout", "60")
-    _, status, *codes = line.split()
-    return status, [int(code) for code in codes[0].split(",")] if codes else []
-
-
-def accounts(network: Network) -> tuple[str, str]:
-    gha = network.registry_cli("GHA01", "open-account", "--ca", "CA0001")
-    che = network.registry_cli("CHE01", "open-account", "--ca", "CA0001")
-    issued = network.registry_cli(
-        "GHA01", "issue", "--account", gha, "--ca", "CA0001", "--vintage", "2024",
-        "--serials", "1-1000000",
-    )  # fmt: skip
-    assert final(network, "GHA01", issued) == ("completed", [])
-    return gha, che
-
-
-def transfer(network: Network, source: str, target: str, serials: str) -> str:
-    return network.registry_cli(
-        "GHA01", "transfer", "--from", source, "--to-registry", "CHE01", "--to", target,
-        "--serials", serials,
-    )  # fmt: skip
+from tests.e2e.helpers import (
+    accounts,
+    assert_ledgers_agree,
+    final,
+    local_holdings,
+    local_transaction,
+    make_network,
+    transfer,
+    wait_for,
+)
 
 
 def test_the_demo_scenario_leaves_every_ledger_in_agreement(network: Network) -> None:

@@ -1,0 +1,199 @@
+"""``article6-admin``: the operators' command line over the hub's admin service.
+
+    article6-admin --endpoint 127.0.0.1:7001 --pki net/pki COMMAND ...
+
+    transactions [--status completed] [--type external_transfer] [--registry GHA01] [--limit N]
+    transaction GHA01-2                 one transaction with its status history
+    registries                          the directory, with each registry's standing
+    suspend CHE01 --reason "..."        refuse its messages until resumed
+    resume CHE01 --reason "..."
+    outbox [--dead] [--registry CHE01]  messages awaiting delivery, or dead letters
+    retry ENTRY_ID                      put a dead letter back into delivery
+    holdings [--registry GHA01]         the hub's ledger
+
+Every command takes ``--json``. The client authenticates with the operator identity's
+certificate (``--identity``, default OPERATOR) from the PKI folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import grpc
+from google.protobuf.json_format import MessageToDict
+from google.protobuf.message import Message
+
+from article6.codes import Code
+from article6.model import Status, TransactionType
+from article6.pki import RegistryFiles
+from article6.tls import TlsMaterial, channel_credentials, channel_options
+from article6.v1 import admin_pb2, admin_pb2_grpc
+
+Stub = admin_pb2_grpc.AdminServiceStub
+STATUSES = {status.name.lower(): status.value for status in Status}
+TYPES = {kind.name.lower(): kind.value for kind in TransactionType}
+
+
+def _codes(results: Any) -> str:
+    return ", ".join(
+        f"{r.code} {Code(r.code).name}" if r.code in _KNOWN else str(r.code) for r in results
+    )
+
+
+def _summary_line(summary: admin_pb2.TransactionSummary) -> str:
+    tx = summary.transaction
+    kind = TransactionType(tx.type).name.lower() if tx.type in TYPES.values() else str(tx.type)
+    status = Status(summary.status)
+    return (
+        f"{tx.transaction_id:<14} {kind:<22} {tx.quantity:>14,}  "
+        f"{tx.transferring_registry:<6} -> {tx.acquiring_registry:<6} "
+        f"{status.value} {status.name.lower():<11} {_codes(summary.results)}"
+    ).rstrip()
+
+
+def _transactions(stub: Stub, args: argparse.Namespace) -> Message | list[str]:
+    request = admin_pb2.ListTransactionsRequest(
+        status=STATUSES.get(args.status or "", 0),  # type: ignore[arg-type]
+        type=TYPES.get(args.type or "", 0),  # type: ignore[arg-type]
+        registry=args.registry or "",
+        limit=args.limit,
+    )
+    reply = stub.ListTransactions(request, timeout=10)
+    return reply if args.json else [_summary_line(s) for s in reply.transactions]
+
+
+def _transaction(stub: Stub, args: argparse.Namespace) -> Message | list[str]:
+    reply = stub.GetTransaction(
+        admin_pb2.GetTransactionRequest(transaction_id=args.transaction_id), timeout=10
+    )
+    if args.json:
+        return reply
+    lines = [_summary_line(reply.summary)]
+    for change in reply.history:
+        at = change.at.ToDatetime().isoformat(timespec="milliseconds")
+        status = Status(change.status)
+        lines.append(f"  {at}  {status.value} {status.name.lower():<11} {_codes(change.results)}")
+    return lines
+
+
+def _registries(stub: Stub, args: argparse.Namespace) -> Message | list[str]:
+    reply = stub.ListRegistries(admin_pb2.ListRegistriesRequest(), timeout=10)
+    lines = []
+    for r in reply.registries:
+        standing = "SUSPENDED" if r.suspended else "active"
+        keys = ", ".join(key_id[:12] for key_id in r.key_ids)
+        lines.append(
+            f"{r.registry_id:<10} {r.kind:<14} {r.endpoint:<22} {standing:<10} keys {keys}"
+        )
+    return reply if args.json else lines
+
+
+def _set_status(suspended: bool) -> Callable[[Stub, argparse.Namespace], Message | list[str]]:
+    def run(stub: Stub, args: argparse.Namespace) -> Message | list[str]:
+        request = admin_pb2.SetRegistryStatusRequest(
+            registry_id=args.registry_id, suspended=suspended, reason=args.reason
+        )
+        reply = stub.SetRegistryStatus(request, timeout=10)
+        state = "suspended" if reply.registry.suspended else "active"
+        return reply if args.json else [f"{reply.registry.registry_id} is now {state}"]
+
+    return run
+
+
+def _outbox_line(entry: admin_pb2.OutboxEntry) -> str:
+    kind = entry.payload_type.rsplit(".", 1)[-1]
+    return (
+        f"{entry.entry_id:>8} -> {entry.recipient:<8} {kind:<20} {entry.transaction_id:<14} "
+        f"attempts {entry.attempts:<3} {entry.last_error[:80]}"
+    ).rstrip()
+
+
+def _outbox(stub: Stub, args: argparse.Namespace) -> Message | list[str]:
+    request = admin_pb2.ListOutboxRequest(
+        dead_letters=args.dead, registry=args.registry or "", limit=args.limit
+    )
+    reply = stub.ListOutbox(request, timeout=10)
+    return reply if args.json else [_outbox_line(entry) for entry in reply.entries]
+
+
+def _retry(stub: Stub, args: argparse.Namespace) -> Message | list[str]:
+    reply = stub.RetryDeadLetter(admin_pb2.RetryDeadLetterRequest(entry_id=args.entry_id))
+    return reply if args.json else [f"back in delivery: {_outbox_line(reply.entry)}"]
+
+
+def _holdings(stub: Stub, args: argparse.Namespace) -> Message | list[str]:
+    reply = stub.ListHoldings(admin_pb2.ListHoldingsRequest(registry=args.registry or ""))
+    return reply if args.json else [
+        f"{h.registry:<8} {h.account_id:<16} {h.block.originating_registry}:"
+        f"{h.block.serial_first}-{h.block.serial_last}  "
+        f"{h.block.serial_last - h.block.serial_first + 1:>14,}  {h.block.cooperative_approach} "
+        f"{h.block.vintage} state {h.block.state}"
+        for h in reply.blocks
+    ]  # fmt: skip
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="article6-admin", description=__doc__.split("\n")[0])
+    parser.add_argument("--endpoint", required=True, help="the hub's admin_listen address")
+    parser.add_argument("--pki", required=True, type=Path, help="folder written by pki init")
+    parser.add_argument("--identity", default="OPERATOR", help="client identity in the PKI")
+    parser.add_argument("--hub-id", default="HUB", help="the hub's TLS identity")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def command(name: str, handler: object, text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=text)
+        sub.add_argument("--json", action="store_true", help="print the reply as JSON")
+        sub.set_defaults(handler=handler)
+        return sub
+
+    listing = command("transactions", _transactions, "list transactions, newest first")
+    listing.add_argument("--status", choices=sorted(STATUSES))
+    listing.add_argument("--type", choices=sorted(TYPES))
+    listing.add_argument("--registry")
+    listing.add_argument("--limit", type=int, default=50)
+    command("transaction", _transaction, "one transaction and its history").add_argument(
+        "transaction_id"
+    )
+    command("registries", _registries, "the registry directory")
+    for name, suspended in (("suspend", True), ("resume", False)):
+        sub = command(name, _set_status(suspended), f"{name} a registry")
+        sub.add_argument("registry_id")
+        sub.add_argument("--reason", required=True, help="recorded with the change")
+    outbox = command("outbox", _outbox, "messages awaiting delivery, or dead letters")
+    outbox.add_argument("--dead", action="store_true", help="dead letters only")
+    outbox.add_argument("--registry")
+    outbox.add_argument("--limit", type=int, default=100)
+    command("retry", _retry, "put a dead letter back into delivery").add_argument(
+        "entry_id", type=int
+    )
+    command("holdings", _holdings, "the hub's ledger").add_argument("--registry")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    tls = TlsMaterial.load(RegistryFiles(args.pki, args.identity))
+    credentials = channel_credentials(tls)
+    options = channel_options(args.hub_id)
+    with grpc.secure_channel(args.endpoint, credentials, options=options) as channel:
+        try:
+            result = args.handler(admin_pb2_grpc.AdminServiceStub(channel), args)
+        except grpc.RpcError as error:
+            print(f"article6-admin: {error.code().name}: {error.details()}", file=sys.stderr)
+            return 1
+    if isinstance(result, Message):
+        print(json.dumps(MessageToDict(result, preserving_proto_field_name=True), indent=2))
+    else:
+        print("\n".join(result) if result else "(none)")
+    return 0
+
+
+_KNOWN = frozenset(code.value for code in Code)
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,104 @@
+"""The reference registry's Prometheus metrics: the same names as the hub's where they mean
+the same (RPCs, refusals, deliveries to its one peer, the hub; transactions by type and
+status; its outbox), so one dashboard shows every process of the network."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+from prometheus_client import CollectorRegistry, Counter
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from sqlalchemy import Engine, func, select
+
+from article6.metrics import RpcMetrics
+from article6.model import Status
+from party_registry_stub import store
+
+
+class RegistryMetrics:
+    def __init__(self, registry: CollectorRegistry, engine: Engine, hub_id: str) -> None:
+        self.rpc = RpcMetrics(registry)
+        self.delivery_attempts = Counter(
+            "a6_delivery_attempts",
+            "Deliveries tried, by recipient registry.",
+            ["registry"],
+            registry=registry,
+        )
+        self.delivery_failures = Counter(
+            "a6_delivery_failures",
+            "Deliveries that failed, by recipient registry and reason (gRPC status or code).",
+            ["registry", "reason"],
+            registry=registry,
+        )
+        registry.register(RegistryStateCollector(engine, hub_id))
+
+
+class RegistryStateCollector(Collector):
+    """Gauges computed from the registry's database at each scrape."""
+
+    def __init__(self, engine: Engine, hub_id: str) -> None:
+        self.engine = engine
+        self.hub_id = hub_id
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(_families())
+
+    def collect(self) -> Iterator[Metric]:
+        by_status, depth, failing, dead, oldest = families = _families()
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                select(store.transactions.c.status, func.count()).group_by(
+                    store.transactions.c.status
+                )
+            )
+            for status, count in rows:
+                by_status.add_metric([Status(status).name.lower()], count)
+            outbox = store.outbox
+            states = connection.execute(
+                select(outbox.c.state, outbox.c.attempts > 0, func.min(outbox.c.next_attempt_at),
+                       func.count())
+                .where(outbox.c.state.in_(["pending", "dead"]))
+                .group_by(outbox.c.state, outbox.c.attempts > 0)
+            ).all()  # fmt: skip
+        pending = sum(count for state, _, _, count in states if state == "pending")
+        tried = sum(
+            count for state, was_tried, _, count in states if state == "pending" and was_tried
+        )
+        dead_count = sum(count for state, _, _, count in states if state == "dead")
+        waiting = [at for state, _, at, _ in states if state == "pending" and at is not None]
+        now = datetime.now(UTC).replace(tzinfo=None)
+        depth.add_metric([self.hub_id], pending)
+        failing.add_metric([self.hub_id], tried)
+        dead.add_metric([self.hub_id], dead_count)
+        oldest.add_metric(
+            [self.hub_id], max(0.0, (now - min(waiting)).total_seconds()) if waiting else 0.0
+        )
+        return iter(families)
+
+
+def _families() -> list[GaugeMetricFamily]:
+    return [
+        GaugeMetricFamily(
+            "a6_transactions", "Transactions recorded, by status.", labels=["status"]
+        ),
+        GaugeMetricFamily(
+            "a6_outbox_messages",
+            "Messages waiting for delivery, by recipient.",
+            labels=["registry"],
+        ),
+        GaugeMetricFamily(
+            "a6_outbox_failing_messages",
+            "Messages tried at least once and not yet delivered, by recipient.",
+            labels=["registry"],
+        ),
+        GaugeMetricFamily(
+            "a6_outbox_dead_letters", "Dead letters, by recipient.", labels=["registry"]
+        ),
+        GaugeMetricFamily(
+            "a6_outbox_oldest_age_seconds",
+            "How long the oldest waiting message has been due, by recipient.",
+            labels=["registry"],
+        ),
+    ]

@@ -1,0 +1,84 @@
+"""Helpers for end-to-end tests: a network of real processes and ways to drive it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from demo.__main__ import hub_holdings
+from demo.network import Network
+
+REGISTRIES = ("GHA01", "CHE01")
+
+
+def make_network(folder: Path, **settings: Any) -> Iterator[Network]:
+    network = Network(folder, registries=REGISTRIES, **settings)
+    network.write()
+    network.start_all()
+    try:
+        yield network
+    finally:
+        network.stop_all()
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 30.0, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def local_holdings(network: Network, registry: str) -> list[tuple[Any, ...]]:
+    states = {"held": 1, "used": 2, "cancelled": 3}
+    return sorted(
+        (
+            row["account"],
+            row["space"],
+            row["serial_first"],
+            row["serial_last"],
+            states[row["state"]],
+        )
+        for row in network.registry_json(registry, "holdings")
+    )
+
+
+def assert_ledgers_agree(network: Network) -> None:
+    for registry in REGISTRIES:
+        assert sorted(hub_holdings(network, registry)) == local_holdings(network, registry), (
+            registry
+        )
+
+
+def local_transaction(network: Network, registry: str, transaction_id: str) -> dict[str, Any]:
+    rows = [r for r in network.registry_json(registry, "transactions")
+            if r["transaction_id"] == transaction_id]  # fmt: skip
+    assert len(rows) <= 1
+    return rows[0] if rows else {}
+
+
+def final(network: Network, registry: str, transaction_id: str) -> tuple[str, list[int]]:
+    line = network.registry_cli(registry, "wait", transaction_id, "--timeout", "60")
+    _, status, *codes = line.split()
+    return status, [int(code) for code in codes[0].split(",")] if codes else []
+
+
+def accounts(network: Network) -> tuple[str, str]:
+    gha = network.registry_cli("GHA01", "open-account", "--ca", "CA0001")
+    che = network.registry_cli("CHE01", "open-account", "--ca", "CA0001")
+    issued = network.registry_cli(
+        "GHA01", "issue", "--account", gha, "--ca", "CA0001", "--vintage", "2024",
+        "--serials", "1-1000000",
+    )  # fmt: skip
+    assert final(network, "GHA01", issued) == ("completed", [])
+    return gha, che
+
+
+def transfer(network: Network, source: str, target: str, serials: str) -> str:
+    return network.registry_cli(
+        "GHA01", "transfer", "--from", source, "--to-registry", "CHE01", "--to", target,
+        "--serials", serials,
+    )  # fmt: skip
