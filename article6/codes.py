@@ -134,6 +134,10 @@ class Code(enum.IntEnum):
     SECTION_PROVISIONAL = 5009
     UNIT_KIND_NOT_ALLOWED = 5010
     AUTHORIZATION_UNKNOWN = 5011
+    AUTHORIZATION_ID_REUSED = 5012
+    UNITS_ALREADY_AUTHORIZED = 5013
+    FIRST_TRANSFERRING_PARTY_MISMATCH = 5014
+    FIRST_TRANSFER_TRIGGER_INVALID = 5015
 
     # 6xxx: Article 6.4 mechanism specific.
     A64ER_NOT_AUTHORIZED = 6001
@@ -334,6 +338,17 @@ CATALOGUE: dict[Code, CodeInfo] = {
     ),
     Code.UNIT_KIND_NOT_ALLOWED: _info("The unit kind is not allowed for this transaction type."),
     Code.AUTHORIZATION_UNKNOWN: _info("The authorization id is unknown."),
+    Code.AUTHORIZATION_ID_REUSED: _info("An authorization with this id was already granted."),
+    Code.UNITS_ALREADY_AUTHORIZED: _info(
+        "Some mitigation outcomes are already authorized (bound to a cooperative approach)."
+    ),
+    Code.FIRST_TRANSFERRING_PARTY_MISMATCH: _info(
+        "The first-transferring Party is not the Party that authorized the units."
+    ),
+    Code.FIRST_TRANSFER_TRIGGER_INVALID: _info(
+        "The first-transfer trigger is unset, or not allowed for the authorized purpose "
+        "(use towards an NDC: the first international transfer only)."
+    ),
     Code.A64ER_NOT_AUTHORIZED: _info(
         "The A6.4ERs are not authorized by the host Party (mitigation contribution A6.4ERs)."
     ),

@@ -9,6 +9,7 @@ compares. Every function costs O(blocks touched), never O(units).
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Sequence
+from dataclasses import replace
 from typing import TypeVar
 
 from article6.blocks import Block, intersect, merge_adjacent, partition, take
@@ -20,6 +21,7 @@ from article6.model import (
     TransactionSpec,
     TransactionType,
     UnitBlock,
+    UnitKind,
     UnitState,
 )
 
@@ -100,4 +102,27 @@ def completion(spec: TransactionSpec) -> Callable[[Held], Held]:
         return to(target, UnitState.USED)
     if spec.type in {TransactionType.CANCELLATION, TransactionType.VOLUNTARY_CANCELLATION}:
         return to(target, UnitState.CANCELLED)
+    if spec.type is TransactionType.AUTHORIZATION:
+        assert spec.authorization is not None
+        granted = spec.authorization
+        return _rewrite(
+            target,
+            cooperative_approach=granted.cooperative_approach,
+            authorization_id=granted.authorization_id,
+            purpose=granted.purpose,
+        )
+    if spec.type is TransactionType.FIRST_TRANSFER:
+        assert spec.first_transfer is not None
+        party = spec.first_transfer.first_transferring_party
+        return _rewrite(target, unit_kind=UnitKind.ITMO, first_transferring_party=party)
     return to(target)
+
+
+def _rewrite(holder: Holder, **attributes: object) -> Callable[[Held], Held]:
+    """A change that moves units to ``holder`` with some attributes rewritten (an
+    authorization binds outcomes to a cooperative approach; a first transfer makes ITMOs)."""
+
+    def change(held: Held) -> Held:
+        return Held(holder, replace(held.unit, **attributes))  # type: ignore[arg-type]
+
+    return change

@@ -123,6 +123,38 @@ class UseDetails:
     purpose: Purpose
 
 
+class FirstTransferTrigger(enum.IntEnum):
+    """What makes a first transfer happen (2/CMA.3 annex para 2)."""
+
+    UNSPECIFIED = 0
+    INTERNATIONAL_TRANSFER = 1
+    AUTHORIZATION = 2
+    ISSUANCE = 3
+    USE_OR_CANCELLATION = 4
+
+
+@dataclass(frozen=True)
+class AuthorizationSpec:
+    """A Party's authorization of mitigation outcomes."""
+
+    authorization_id: str
+    authorizing_party: str
+    cooperative_approach: str
+    purpose: Purpose
+    quantity_cap: int  # 0: no cap
+    vintage_first: int
+    vintage_last: int
+
+    def covers(self, vintage: int) -> bool:
+        return self.vintage_first <= vintage <= self.vintage_last
+
+
+@dataclass(frozen=True)
+class FirstTransferSpec:
+    first_transferring_party: str
+    trigger: FirstTransferTrigger
+
+
 @dataclass(frozen=True)
 class TransactionSpec:
     """A proposed transaction as the domain sees it."""
@@ -137,10 +169,17 @@ class TransactionSpec:
     quantity: int
     use: UseDetails | None = None
     subtype: str = ""
+    authorization: AuthorizationSpec | None = None
+    first_transfer: FirstTransferSpec | None = None
 
     @property
     def registries(self) -> frozenset[str]:
         return frozenset({self.transferring_registry, self.acquiring_registry} - {""})
+
+    @property
+    def crosses_registries(self) -> bool:
+        """Whether the units leave for another registry, through its acceptance."""
+        return self.acquiring_registry != self.transferring_registry
 
     @property
     def source(self) -> Holder:

@@ -9,6 +9,9 @@ from typing import TypeVar
 from article6.blocks import Block
 from article6.codes import Code, Refusal
 from article6.model import (
+    AuthorizationSpec,
+    FirstTransferSpec,
+    FirstTransferTrigger,
     Held,
     Holder,
     LedgerBlock,
@@ -23,7 +26,7 @@ from article6.model import (
 )
 from article6.v1 import transaction_pb2, units_pb2
 
-E = TypeVar("E", Purpose, UnitKind, UnitState, TransactionType)
+E = TypeVar("E", Purpose, UnitKind, UnitState, TransactionType, FirstTransferTrigger)
 
 
 def _enum(kind: type[E], value: int, code: Code, what: str) -> E:
@@ -97,6 +100,27 @@ def transaction_spec(message: transaction_pb2.Transaction) -> TransactionSpec:
             message.use.year_of_use,
             _enum(Purpose, message.use.purpose, Code.USE_DETAILS_INVALID, "purpose of use"),
         )
+    authorization = None
+    if message.HasField("authorization"):
+        granted = message.authorization
+        authorization = AuthorizationSpec(
+            authorization_id=granted.authorization_id,
+            authorizing_party=granted.authorizing_party,
+            cooperative_approach=granted.cooperative_approach,
+            purpose=_enum(Purpose, granted.purpose, Code.REQUIRED_FIELD_MISSING, "purpose"),
+            quantity_cap=granted.quantity_cap,
+            vintage_first=granted.vintage_first,
+            vintage_last=granted.vintage_last,
+        )
+    first_transfer = None
+    if message.HasField("first_transfer"):
+        first_transfer = FirstTransferSpec(
+            message.first_transfer.first_transferring_party,
+            _enum(
+                FirstTransferTrigger, message.first_transfer.trigger,
+                Code.FIRST_TRANSFER_TRIGGER_INVALID, "first-transfer trigger",
+            ),
+        )  # fmt: skip
     return TransactionSpec(
         transaction_id=message.transaction_id,
         type=_enum(
@@ -110,4 +134,6 @@ def transaction_spec(message: transaction_pb2.Transaction) -> TransactionSpec:
         quantity=message.quantity,
         use=use,
         subtype=message.subtype,
+        authorization=authorization,
+        first_transfer=first_transfer,
     )

@@ -23,6 +23,7 @@ from article6.identifiers import (
     check_year,
 )
 from article6.model import (
+    FirstTransferTrigger,
     Purpose,
     TransactionSpec,
     TransactionType,
@@ -33,17 +34,11 @@ from article6.model import (
 
 MAX_BLOCKS = 10_000
 
-SUPPORTED_TYPES = frozenset(
-    {
-        TransactionType.ISSUANCE,
-        TransactionType.EXTERNAL_TRANSFER,
-        TransactionType.INTERNAL_TRANSFER,
-        TransactionType.USE,
-        TransactionType.CANCELLATION,
-        TransactionType.VOLUNTARY_CANCELLATION,
-    }
+SUPPORTED_TYPES = frozenset(TransactionType)
+# Types whose acquiring account must be named (the others may leave units where they are).
+NAMED_TARGET_TYPES = frozenset(
+    {TransactionType.ISSUANCE, TransactionType.EXTERNAL_TRANSFER, TransactionType.INTERNAL_TRANSFER}
 )
-SINGLE_REGISTRY_TYPES = SUPPORTED_TYPES - {TransactionType.EXTERNAL_TRANSFER}
 
 
 @dataclass(frozen=True)
@@ -53,6 +48,7 @@ class Peer:
     registry_id: str
     cooperative_approaches: frozenset[str]
     suspended: bool
+    kind: str = "party"
 
 
 def check_proposal(spec: TransactionSpec, sender: str, peers: Mapping[str, Peer]) -> None:
@@ -66,6 +62,10 @@ def check_proposal(spec: TransactionSpec, sender: str, peers: Mapping[str, Peer]
         _check_issuance(spec, sender, peers[sender])
     if spec.type is TransactionType.USE:
         _check_use(spec)
+    if spec.type is TransactionType.AUTHORIZATION:
+        _check_authorization(spec, peers[sender])
+    if spec.type is TransactionType.FIRST_TRANSFER:
+        _check_first_transfer(spec)
 
 
 def _check_blocks(spec: TransactionSpec) -> None:
@@ -120,7 +120,9 @@ def _check_routing(spec: TransactionSpec, sender: str, peers: Mapping[str, Peer]
             Code.REGISTRY_NOT_PARTY_TO_UNITS,
             f"{sender} proposed for transferring registry {spec.transferring_registry!r}",
         )
-    if spec.type is TransactionType.EXTERNAL_TRANSFER:
+    if spec.type is TransactionType.EXTERNAL_TRANSFER or (
+        spec.type is TransactionType.FIRST_TRANSFER and spec.crosses_registries
+    ):
         _check_acquirer(spec, sender, peers)
     elif spec.acquiring_registry != sender:
         raise Refusal(
@@ -129,11 +131,7 @@ def _check_routing(spec: TransactionSpec, sender: str, peers: Mapping[str, Peer]
         )
     if spec.type is not TransactionType.ISSUANCE:
         _check_account(spec.transferring_account, sender)
-    if spec.acquiring_account or spec.type in {
-        TransactionType.ISSUANCE,
-        TransactionType.EXTERNAL_TRANSFER,
-        TransactionType.INTERNAL_TRANSFER,
-    }:
+    if spec.acquiring_account or spec.type in NAMED_TARGET_TYPES or spec.crosses_registries:
         _check_account(spec.acquiring_account, spec.acquiring_registry)
 
 
@@ -157,11 +155,76 @@ def _check_issuance(spec: TransactionSpec, sender: str, issuer: Peer) -> None:
                 Code.REGISTRY_NOT_PARTY_TO_UNITS,
                 f"{sender} cannot issue units originating in {unit.originating_registry}",
             )
+        if unit.unit_kind is UnitKind.MITIGATION_OUTCOME:
+            _check_unauthorized(block)  # outcomes are issued unauthorized, then authorized
+            continue
+        if unit.unit_kind is UnitKind.A64ER and issuer.kind != "mechanism":
+            raise Refusal(Code.UNIT_KIND_NOT_ALLOWED, "only the mechanism registry issues A6.4ERs")
         if unit.cooperative_approach not in issuer.cooperative_approaches:
             raise Refusal(
                 Code.COOPERATIVE_APPROACH_NOT_AUTHORIZED,
                 f"{sender} may not issue under {unit.cooperative_approach}",
             )
+
+
+def _check_unauthorized(block: UnitBlock) -> None:
+    unit = block.attributes
+    if (
+        unit.cooperative_approach
+        or unit.authorization_id
+        or unit.purpose is not Purpose.UNSPECIFIED
+    ):
+        raise Refusal(
+            Code.UNITS_ALREADY_AUTHORIZED,
+            f"serials {block.serial_first}-{block.serial_last} are bound to "
+            f"{unit.cooperative_approach or unit.authorization_id or unit.purpose.name}",
+        )
+
+
+def _check_authorization(spec: TransactionSpec, authority: Peer) -> None:
+    granted = spec.authorization
+    if granted is None or not granted.authorization_id or granted.purpose is Purpose.UNSPECIFIED:
+        raise Refusal(Code.REQUIRED_FIELD_MISSING, "an authorization needs its id and purpose")
+    check_party_code(granted.authorizing_party)
+    check_cooperative_approach_id(granted.cooperative_approach)
+    if granted.cooperative_approach not in authority.cooperative_approaches:
+        raise Refusal(
+            Code.COOPERATIVE_APPROACH_NOT_AUTHORIZED,
+            f"{authority.registry_id} may not act under {granted.cooperative_approach}",
+        )
+    if granted.quantity_cap < 0:
+        raise Refusal(Code.QUANTITY_NOT_POSITIVE, f"quantity cap {granted.quantity_cap}")
+    check_year(granted.vintage_first)
+    check_year(granted.vintage_last)
+    if granted.vintage_first > granted.vintage_last:
+        raise Refusal(Code.VINTAGE_INVALID, "the vintage window runs backwards")
+    for block in spec.blocks:
+        if block.attributes.unit_kind is not UnitKind.MITIGATION_OUTCOME:
+            raise Refusal(Code.UNIT_KIND_NOT_ALLOWED, "only mitigation outcomes are authorized")
+        _check_unauthorized(block)
+        if not granted.covers(block.attributes.vintage):
+            raise Refusal(
+                Code.VINTAGE_OUTSIDE_AUTHORIZATION,
+                f"vintage {block.attributes.vintage} outside "
+                f"{granted.vintage_first}-{granted.vintage_last}",
+            )
+
+
+def _check_first_transfer(spec: TransactionSpec) -> None:
+    """What can be told without the authorization's record (see gateway.lifecycle)."""
+    first = spec.first_transfer
+    if first is None:
+        raise Refusal(Code.REQUIRED_FIELD_MISSING, "a first transfer needs its Party and trigger")
+    check_party_code(first.first_transferring_party)
+    if first.trigger is FirstTransferTrigger.UNSPECIFIED:
+        raise Refusal(Code.FIRST_TRANSFER_TRIGGER_INVALID, "trigger unset")
+    for block in spec.blocks:
+        unit = block.attributes
+        where = f"serials {block.serial_first}-{block.serial_last}"
+        if unit.unit_kind is UnitKind.ITMO or unit.first_transferring_party:
+            raise Refusal(Code.ALREADY_FIRST_TRANSFERRED, f"{where} are already ITMOs")
+        if not unit.authorization_id:
+            raise Refusal(Code.UNITS_NOT_AUTHORIZED, f"{where} are not authorized")
 
 
 def _check_use(spec: TransactionSpec) -> None:

@@ -27,8 +27,11 @@ from article6.block_table import Neighbourhood
 from article6.codes import Code, Refusal
 from article6.identifiers import check_transaction_id
 from article6.model import (
+    AuthorizationSpec,
+    FirstTransferTrigger,
     Held,
     LedgerBlock,
+    Purpose,
     Status,
     TransactionSpec,
     TransactionType,
@@ -44,9 +47,12 @@ from gateway.storage.database import after_commit, lock_spaces
 from gateway.storage.records import (
     TransactionRecord,
     expired_transactions,
+    get_authorization,
     get_transaction,
+    insert_authorization,
     insert_transaction,
     obsolete_outbox,
+    reserve,
     set_status,
 )
 
@@ -120,6 +126,7 @@ class Lifecycle:
             spec = transaction_spec(message)
             check_proposal(spec, sender, peers)
             lock_spaces(connection, spaces(spec.blocks))
+            _check_authorizations(connection, spec, peers[sender])
             neighbourhoods = self._check_ledger(connection, spec)
         except Refusal as refusal:
             results = [(refusal.code, refusal.detail)]
@@ -127,9 +134,12 @@ class Lifecycle:
             insert_transaction(connection, rejected, path=[Status.PROPOSED])
             self._finished(connection, rejected)
             return Outcome(record.transaction_id, Status.REJECTED, results)
-        if spec.type is TransactionType.EXTERNAL_TRANSFER:
+        _reserve(connection, spec, +1)
+        if spec.crosses_registries:
             return self._await_acquirer(connection, record, spec, message, now)
         self._apply(connection, spec, neighbourhoods)
+        if spec.authorization is not None and spec.type is TransactionType.AUTHORIZATION:
+            insert_authorization(connection, spec.authorization, sender, spec.transaction_id, now)
         completed = replace(record, status=Status.COMPLETED)
         insert_transaction(connection, completed, path=[Status.PROPOSED, Status.CHECKED])
         self._finished(connection, completed)
@@ -250,8 +260,12 @@ class Lifecycle:
         results: list[tuple[Code, str]],
         now: datetime,
     ) -> None:
-        """Terminate or cancel: release the locks and tell both registries."""
+        """Terminate or cancel: release the locks (and any first-transfer reservation) and
+        tell both registries."""
         ledger.release_locks(connection, record.transaction_id)
+        _reserve(
+            connection, transaction_spec(transaction_pb2.Transaction.FromString(record.body)), -1
+        )
         obsolete_outbox(connection, record.transaction_id, ACQUISITION_REQUEST)
         record = set_status(connection, record, status, now, results)
         self._finished(connection, record)
@@ -285,6 +299,74 @@ class Lifecycle:
             self._end(connection, record, Status.CANCELLED, results, now)
             cancelled += 1
         return cancelled
+
+
+def _authorized_quantities(spec: TransactionSpec) -> dict[str, int]:
+    quantities: dict[str, int] = {}
+    for block in spec.blocks:
+        authorization_id = block.attributes.authorization_id
+        quantities[authorization_id] = quantities.get(authorization_id, 0) + block.unit_count
+    return quantities
+
+
+def _check_authorizations(connection: Connection, spec: TransactionSpec, sender: Peer) -> None:
+    """The checks that need the hub's record of authorizations."""
+    if spec.type is TransactionType.AUTHORIZATION:
+        assert spec.authorization is not None
+        if get_authorization(connection, spec.authorization.authorization_id) is not None:
+            raise Refusal(Code.AUTHORIZATION_ID_REUSED, spec.authorization.authorization_id)
+    if spec.type is not TransactionType.FIRST_TRANSFER:
+        return
+    first = spec.first_transfer
+    assert first is not None
+    for authorization_id, quantity in _authorized_quantities(spec).items():
+        record = get_authorization(connection, authorization_id)
+        if record is None:
+            raise Refusal(Code.AUTHORIZATION_UNKNOWN, authorization_id)
+        grant = record.grant
+        if first.first_transferring_party != grant.authorizing_party:
+            raise Refusal(
+                Code.FIRST_TRANSFERRING_PARTY_MISMATCH,
+                f"{authorization_id} was granted by {grant.authorizing_party}",
+            )
+        _check_trigger(spec, grant, sender)
+        for block in spec.blocks:
+            vintage = block.attributes.vintage
+            if block.attributes.authorization_id == authorization_id and not grant.covers(vintage):
+                raise Refusal(
+                    Code.VINTAGE_OUTSIDE_AUTHORIZATION,
+                    f"vintage {vintage} outside {grant.vintage_first}-{grant.vintage_last}",
+                )
+        if grant.quantity_cap and record.reserved + quantity > grant.quantity_cap:
+            raise Refusal(
+                Code.AUTHORIZATION_CAP_EXCEEDED,
+                f"{authorization_id}: {record.reserved} of {grant.quantity_cap} already used, "
+                f"{quantity} more asked",
+            )
+
+
+def _check_trigger(spec: TransactionSpec, grant: AuthorizationSpec, sender: Peer) -> None:
+    """Use towards an NDC: the first international transfer is the first transfer. An
+    international transfer leaves for another registry, or, in the international registry
+    (which keeps many Parties' sections), for another Party's section."""
+    assert spec.first_transfer is not None
+    trigger = spec.first_transfer.trigger
+    if grant.purpose is Purpose.NDC and trigger is not FirstTransferTrigger.INTERNATIONAL_TRANSFER:
+        raise Refusal(
+            Code.FIRST_TRANSFER_TRIGGER_INVALID,
+            f"{grant.authorization_id} is for use towards an NDC: {trigger.name.lower()}",
+        )
+    international = spec.crosses_registries or sender.kind == "international"
+    if trigger is FirstTransferTrigger.INTERNATIONAL_TRANSFER and not international:
+        raise Refusal(Code.FIRST_TRANSFER_TRIGGER_INVALID, "the units do not leave the Party")
+
+
+def _reserve(connection: Connection, spec: TransactionSpec, sign: int) -> None:
+    """Count a first transfer against its authorizations' caps (+1), or give it back (-1)."""
+    if spec.type is not TransactionType.FIRST_TRANSFER:
+        return
+    for authorization_id, quantity in _authorized_quantities(spec).items():
+        reserve(connection, authorization_id, sign * quantity)
 
 
 def _assert_held(

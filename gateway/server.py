@@ -80,7 +80,9 @@ class Hub:
 
     def peers(self) -> Mapping[str, Peer]:
         return {
-            registry_id: Peer(registry_id, entry.cooperative_approaches, entry.suspended)
+            registry_id: Peer(
+                registry_id, entry.cooperative_approaches, entry.suspended, entry.kind
+            )
             for registry_id, entry in self.registries().items()
         }
 

@@ -5,6 +5,12 @@
     article6-registry close-account --config gha01.toml ACCOUNT
     article6-registry issue --config gha01.toml --account ACC --ca CA0001 --vintage 2024 \\
         --serials 1-1000000 [--purpose ndc] [--authorization ID]
+    article6-registry issue --config gha01.toml --account ACC --kind mitigation-outcome \
+        --vintage 2024 --serials 1-1000                  # outcomes, not yet authorized
+    article6-registry authorize --config gha01.toml --from ACC --serials 1-1000 \
+        --authorization-id GHA-A1 --ca CA0001 --purpose ndc --cap 600 --vintages 2021-2025
+    article6-registry first-transfer --config gha01.toml --from ACC --serials 1-500 \
+        --to-registry CHE01 --to ACC [--trigger international-transfer]
     article6-registry transfer --config gha01.toml --from ACC --to-registry CHE01 --to ACC \\
         --serials 1-250000
     article6-registry use --config che01.toml --from ACC --serials 1-100 --party CHE --year 2030
@@ -35,6 +41,7 @@ from article6.codes import Refusal
 from article6.logs import configure_logging
 from article6.model import (
     AccountType,
+    FirstTransferTrigger,
     Purpose,
     TransactionType,
     UnitAttributes,
@@ -51,6 +58,11 @@ ACCOUNT_TYPES = {
     name.lower().replace("_", "-"): kind for name, kind in AccountType.__members__.items()
 }
 PURPOSES = {"ndc": Purpose.NDC, "oimp": Purpose.OIMP, "ndc-and-oimp": Purpose.NDC_AND_OIMP}
+TRIGGERS = {
+    name.lower().replace("_", "-"): trigger.value
+    for name, trigger in FirstTransferTrigger.__members__.items()
+    if trigger is not FirstTransferTrigger.UNSPECIFIED
+}
 
 
 def serials(text: str) -> Block[None]:
@@ -89,20 +101,51 @@ def _propose(config: RegistryConfig, proposal: Proposal) -> int:
 
 
 def _issue(args: argparse.Namespace, config: RegistryConfig) -> int:
+    outcomes = args.kind == "mitigation-outcome"  # issued unauthorized, authorized later
     unit = UnitAttributes(
         originating_registry=config.registry_id,
         vintage=args.vintage,
-        cooperative_approach=args.ca,
-        first_transferring_party=args.first_transferring_party or "",
-        authorization_id=args.authorization or "",
-        purpose=PURPOSES[args.purpose],
-        unit_kind=UnitKind.ITMO,
+        cooperative_approach="" if outcomes else args.ca or "",
+        first_transferring_party="" if outcomes else args.first_transferring_party or "",
+        authorization_id="" if outcomes else args.authorization or "",
+        purpose=Purpose.UNSPECIFIED if outcomes else PURPOSES[args.purpose],
+        unit_kind=UnitKind.MITIGATION_OUTCOME if outcomes else UnitKind.ITMO,
         state=UnitState.HELD,
     )
     issued = [r.with_attributes(unit) for r in args.serials]
     proposal = Proposal(
         TransactionType.ISSUANCE, "", config.registry_id, args.account, issued=issued
     )
+    return _propose(config, proposal)
+
+
+def _authorize(args: argparse.Namespace, config: RegistryConfig) -> int:
+    first, _, last = args.vintages.partition("-")
+    grant = transaction_pb2.Authorization(
+        authorization_id=args.authorization_id,
+        authorizing_party=args.party or config.party,
+        cooperative_approach=args.ca,
+        purpose=units_pb2.Purpose.ValueType(PURPOSES[args.purpose].value),
+        quantity_cap=args.cap,
+        vintage_first=int(first),
+        vintage_last=int(last or first),
+    )
+    proposal = Proposal(
+        TransactionType.AUTHORIZATION, args.source, config.registry_id, "", args.serials,
+        authorization=grant,
+    )  # fmt: skip
+    return _propose(config, proposal)
+
+
+def _first_transfer(args: argparse.Namespace, config: RegistryConfig) -> int:
+    first = transaction_pb2.FirstTransfer(
+        first_transferring_party=args.party or config.party,
+        trigger=transaction_pb2.FirstTransferTrigger.ValueType(TRIGGERS[args.trigger]),
+    )
+    proposal = Proposal(
+        TransactionType.FIRST_TRANSFER, args.source, args.to_registry, args.to, args.serials,
+        first_transfer=first,
+    )  # fmt: skip
     return _propose(config, proposal)
 
 
@@ -145,6 +188,9 @@ def _holdings(args: argparse.Namespace, config: RegistryConfig) -> int:
             "cooperative_approach": b.attributes.unit.cooperative_approach,
             "vintage": b.attributes.unit.vintage,
             "state": b.attributes.unit.state.name.lower(),
+            "unit_kind": b.attributes.unit.unit_kind.name.lower(),
+            "first_transferring_party": b.attributes.unit.first_transferring_party,
+            "authorization_id": b.attributes.unit.authorization_id,
         }
         for b in blocks
     ]
@@ -203,6 +249,26 @@ def _wait(args: argparse.Namespace, config: RegistryConfig) -> int:
     return 1
 
 
+def _article6_commands(command: Callable[..., argparse.ArgumentParser]) -> None:
+    """Authorization and first transfer of mitigation outcomes."""
+    authorize = command("authorize", _authorize, "propose an authorization of outcomes")
+    authorize.add_argument("--from", dest="source", required=True)
+    authorize.add_argument("--serials", required=True, type=serials, action="append")
+    authorize.add_argument("--authorization-id", required=True)
+    authorize.add_argument("--ca", required=True)
+    authorize.add_argument("--purpose", choices=sorted(PURPOSES), default="ndc")
+    authorize.add_argument("--cap", type=int, default=0, help="0: no cap")
+    authorize.add_argument("--vintages", required=True, help="e.g. 2021-2025")
+    authorize.add_argument("--party", help="authorizing Party (default: this registry's)")
+    first = command("first-transfer", _first_transfer, "propose a first transfer")
+    first.add_argument("--from", dest="source", required=True)
+    first.add_argument("--serials", required=True, type=serials, action="append")
+    first.add_argument("--to-registry", required=True)
+    first.add_argument("--to", required=True)
+    first.add_argument("--trigger", choices=sorted(TRIGGERS), default="international-transfer")
+    first.add_argument("--party", help="first-transferring Party (default: this registry's)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="article6-registry", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -222,12 +288,14 @@ def build_parser() -> argparse.ArgumentParser:
     close.add_argument("account")
     issue = command("issue", _issue, "propose an issuance")
     issue.add_argument("--account", required=True)
-    issue.add_argument("--ca", required=True)
+    issue.add_argument("--kind", choices=["itmo", "mitigation-outcome"], default="itmo")
+    issue.add_argument("--ca", help="cooperative approach (ITMOs)")
     issue.add_argument("--vintage", required=True, type=int)
     issue.add_argument("--serials", required=True, type=serials, action="append")
     issue.add_argument("--purpose", choices=sorted(PURPOSES), default="ndc")
     issue.add_argument("--authorization")
     issue.add_argument("--first-transferring-party")
+    _article6_commands(command)
     for name, handler in (("transfer", _transfer), ("use", _use), ("cancel", _cancel)):
         sub = command(name, handler, f"propose a {name}")
         sub.add_argument("--from", dest="source", required=True)

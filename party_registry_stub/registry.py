@@ -23,6 +23,7 @@ from article6.identifiers import format_account_id
 from article6.keys import SigningKey
 from article6.model import (
     AccountType,
+    Held,
     Holder,
     LedgerBlock,
     Status,
@@ -50,6 +51,8 @@ class Proposal:
     issued: Sequence[UnitBlock] = ()
     use: transaction_pb2.UseDetails | None = None
     subtype: str = ""
+    authorization: transaction_pb2.Authorization | None = None
+    first_transfer: transaction_pb2.FirstTransfer | None = None
 
 
 class PartyRegistry:
@@ -90,6 +93,10 @@ class PartyRegistry:
         )
         if proposal.use is not None:
             message.use.CopyFrom(proposal.use)
+        if proposal.authorization is not None:
+            message.authorization.CopyFrom(proposal.authorization)
+        if proposal.first_transfer is not None:
+            message.first_transfer.CopyFrom(proposal.first_transfer)
         if proposal.type is not TransactionType.ISSUANCE:
             store.lock(connection, transaction_id, blocks)
         body = message.SerializeToString(deterministic=True)
@@ -206,14 +213,16 @@ class PartyRegistry:
     def _after(
         self, spec: TransactionSpec, current: list[LedgerBlock], wanted: list[UnitBlock]
     ) -> list[LedgerBlock]:
-        external = spec.type is TransactionType.EXTERNAL_TRANSFER
-        if spec.type is TransactionType.ISSUANCE or (
-            external and spec.acquiring_registry == self.registry_id
-        ):
+        change = holdings.completion(spec)
+        if spec.type is TransactionType.ISSUANCE:
             return holdings.add(current, [holdings.holding(b, spec.target) for b in wanted])
-        if external:  # the units leave this registry
+        if spec.crosses_registries and spec.acquiring_registry == self.registry_id:
+            # Units arrive as completing the transaction makes them (a first transfer: ITMOs).
+            arriving = [b.with_attributes(change(Held(spec.source, b.attributes))) for b in wanted]
+            return holdings.add(current, arriving)
+        if spec.crosses_registries:  # the units leave this registry
             return merge_adjacent(partition(current, wanted)[1])
-        return holdings.move(current, wanted, holdings.completion(spec))
+        return holdings.move(current, wanted, change)
 
 
 _CODES = frozenset(code.value for code in Code)

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from google.protobuf.message import Message
 from sqlalchemy import select
 
 from article6.identifiers import format_account_id
@@ -72,8 +73,8 @@ def transaction(
         else sum(b.serial_last - b.serial_first + 1 for b in blocks),
     )
     for name, value in changes.items():
-        if isinstance(value, transaction_pb2.UseDetails):
-            message.use.CopyFrom(value)
+        if isinstance(value, Message):  # a sub-message: use, authorization, first transfer
+            getattr(message, name).CopyFrom(value)
         else:
             setattr(message, name, value)
     return message

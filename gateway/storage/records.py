@@ -11,8 +11,9 @@ from typing import Any
 from sqlalchemy import Connection, and_, insert, or_, select, update
 
 from article6.codes import Code
-from article6.model import Status
+from article6.model import AuthorizationSpec, Purpose, Status
 from gateway.storage.schema import (
+    authorizations,
     outbox,
     registry_status,
     transaction_history,
@@ -362,3 +363,65 @@ def set_suspended(
     )
     if changed.rowcount == 0:
         connection.execute(insert(registry_status).values(registry_id=registry_id, **values))
+
+
+# --- authorizations ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AuthorizationRecord:
+    grant: AuthorizationSpec
+    registry: str
+    reserved: int
+
+
+def get_authorization(connection: Connection, authorization_id: str) -> AuthorizationRecord | None:
+    row = connection.execute(
+        select(authorizations).where(authorizations.c.authorization_id == authorization_id)
+    ).first()
+    if row is None:
+        return None
+    grant = AuthorizationSpec(
+        authorization_id=row.authorization_id,
+        authorizing_party=row.authorizing_party,
+        cooperative_approach=row.cooperative_approach,
+        purpose=Purpose(row.purpose),
+        quantity_cap=row.quantity_cap,
+        vintage_first=row.vintage_first,
+        vintage_last=row.vintage_last,
+    )
+    return AuthorizationRecord(grant, row.registry, row.reserved)
+
+
+def insert_authorization(
+    connection: Connection,
+    grant: AuthorizationSpec,
+    registry: str,
+    transaction_id: str,
+    at: datetime,
+) -> None:
+    connection.execute(
+        insert(authorizations).values(
+            authorization_id=grant.authorization_id,
+            registry=registry,
+            authorizing_party=grant.authorizing_party,
+            cooperative_approach=grant.cooperative_approach,
+            purpose=grant.purpose.value,
+            quantity_cap=grant.quantity_cap,
+            vintage_first=grant.vintage_first,
+            vintage_last=grant.vintage_last,
+            reserved=0,
+            transaction_id=transaction_id,
+            granted_at=at,
+        )
+    )
+
+
+def reserve(connection: Connection, authorization_id: str, quantity: int) -> None:
+    """Count ``quantity`` (negative to give back) against an authorization's cap."""
+    changed = connection.execute(
+        update(authorizations)
+        .where(authorizations.c.authorization_id == authorization_id)
+        .values(reserved=authorizations.c.reserved + quantity)
+    )
+    assert changed.rowcount == 1, authorization_id

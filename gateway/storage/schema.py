@@ -71,6 +71,23 @@ ledger_blocks = Table(
     Index("ix_ledger_blocks_registry", "registry"),
 )
 
+authorizations = Table(
+    "authorizations",
+    metadata,
+    Column("authorization_id", String(64), primary_key=True),
+    Column("registry", String(16), nullable=False),  # where the authorization was recorded
+    Column("authorizing_party", String(3), nullable=False),
+    Column("cooperative_approach", String(16), nullable=False),
+    Column("purpose", Integer, nullable=False),
+    Column("quantity_cap", BigInteger, nullable=False),  # 0: no cap
+    Column("vintage_first", Integer, nullable=False),
+    Column("vintage_last", Integer, nullable=False),
+    # Units first transferred or in a pending first transfer: what counts against the cap.
+    Column("reserved", BigInteger, nullable=False),
+    Column("transaction_id", String(40), nullable=False),
+    Column("granted_at", UtcDateTime(), nullable=False),
+)
+
 locks = lock_table(metadata)
 
 inbox = inbox_table(metadata)

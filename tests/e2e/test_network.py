@@ -11,6 +11,7 @@ import random
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 import grpc
@@ -173,4 +174,35 @@ def test_a_dead_letter_retried_by_an_operator_completes_the_transfer(
     assert final(network, "GHA01", pending) == ("completed", [])
     wait_for(lambda: local_transaction(network, "CHE01", pending).get("status") == "completed",
              what="CHE01 to apply the completion")  # fmt: skip
+    assert_ledgers_agree(network)
+
+
+def test_authorized_outcomes_become_itmos_on_first_transfer(network: Network) -> None:
+    gha = network.registry_cli("GHA01", "open-account", "--ca", "CA0001")
+    che = network.registry_cli("CHE01", "open-account", "--ca", "CA0001")
+    cli = partial(network.registry_cli, "GHA01")
+    issued = cli("issue", "--account", gha, "--kind", "mitigation-outcome", "--vintage", "2024",
+                 "--serials", "1-1000")  # fmt: skip
+    assert final(network, "GHA01", issued) == ("completed", [])
+    authorized = cli(
+        "authorize", "--from", gha, "--serials", "1-1000", "--authorization-id", "GHA-A1",
+        "--ca", "CA0001", "--cap", "600", "--vintages", "2021-2025",
+    )  # fmt: skip
+    assert final(network, "GHA01", authorized) == ("completed", [])
+    first = cli("first-transfer", "--from", gha, "--serials", "1-500", "--to-registry", "CHE01",
+                "--to", che)  # fmt: skip
+    assert final(network, "GHA01", first) == ("completed", [])
+    over = cli("first-transfer", "--from", gha, "--serials", "501-700", "--to-registry", "CHE01",
+               "--to", che)  # fmt: skip
+    assert final(network, "GHA01", over) == ("rejected", [Code.AUTHORIZATION_CAP_EXCEEDED.value])
+    wait_for(lambda: local_transaction(network, "CHE01", first).get("status") == "completed",
+             what="CHE01 to apply the first transfer")  # fmt: skip
+    [arrived] = network.registry_json("CHE01", "holdings")
+    assert (arrived["serial_first"], arrived["serial_last"]) == (1, 500)
+    assert (arrived["unit_kind"], arrived["first_transferring_party"]) == ("itmo", "GHA")
+    assert arrived["authorization_id"] == "GHA-A1"
+    with network.admin() as admin:
+        hub = admin.ListHoldings(admin_pb2.ListHoldingsRequest(registry="CHE01"), timeout=10)
+    [block] = hub.blocks
+    assert (block.block.unit_kind, block.block.first_transferring_party) == (2, "GHA")
     assert_ledgers_agree(network)

@@ -174,8 +174,6 @@ REFUSALS: list[tuple[str, Mutation, Code]] = [
     ("units proposed as used", lambda: out(block(1, 10, state=units_pb2.UNIT_STATE_USED)),
      Code.UNIT_STATE_INVALID),
     ("type unset", lambda: external("GHA01-9", 1, 10, type=0), Code.TRANSACTION_TYPE_UNSUPPORTED),
-    ("type not handled", lambda: external("GHA01-9", 1, 10, type=T.TRANSACTION_TYPE_AUTHORIZATION),
-     Code.TRANSACTION_TYPE_UNSUPPORTED),
     ("id of another registry", lambda: external("CHE01-9", 1, 10), Code.TRANSACTION_ID_INVALID),
     ("id reused", lambda: external("GHA01-1", 1, 10), Code.TRANSACTION_ID_REUSED),
     ("another registry's units", lambda: external("GHA01-9", 1, 10, transferring_registry="CHE01"),

@@ -14,6 +14,7 @@ from article6.blocks import Block, serial_range, unit_count
 from article6.codes import Code, Refusal
 from article6.model import (
     AccountType,
+    FirstTransferTrigger,
     Held,
     Holder,
     Purpose,
@@ -34,6 +35,7 @@ PAIRS: list[tuple[type[enum.IntEnum], object, str]] = [
     (UnitState, units_pb2.UnitState, "UNIT_STATE_"),
     (Purpose, units_pb2.Purpose, "PURPOSE_"),
     (AccountType, units_pb2.AccountType, "ACCOUNT_TYPE_"),
+    (FirstTransferTrigger, transaction_pb2.FirstTransferTrigger, "FIRST_TRANSFER_TRIGGER_"),
 ]
 
 
@@ -44,7 +46,7 @@ def test_domain_enums_have_the_protos_names_and_numbers(
     from_wire = {
         name.removeprefix(prefix): number
         for name, number in wire.items()  # type: ignore[attr-defined]
-        if number != 0 or domain is Purpose
+        if number != 0 or domain in {Purpose, FirstTransferTrigger}
     }
     assert from_wire == {member.name: member.value for member in domain}
 
