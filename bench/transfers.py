@@ -19,11 +19,12 @@ from pathlib import Path
 
 from article6.blocks import serial_range
 from article6.model import Status, TransactionType
+from article6.node import store
+from article6.node.config import load_config
+from article6.node.engine import Proposal
+from article6.node.server import build_engine
 from demo.network import Network
-from party_registry_stub import store
-from party_registry_stub.config import load_config
-from party_registry_stub.registry import Proposal
-from party_registry_stub.server import build_registry
+from party_registry_stub import accounts
 
 
 @dataclass(frozen=True)
@@ -46,8 +47,8 @@ def _completed(network: Network, registry: str) -> int:
 
 def _queue(network: Network, source: str, target: str, count: int, offset: int) -> None:
     config = load_config(network.config("GHA01"))
-    registry, _ = build_registry(config)
-    engine = store.open_database(config.database)
+    registry = build_engine(config, accounts.AccountRules(config.registry_id))
+    engine = store.open_database(config.database, accounts.metadata)
     try:
         with engine.begin() as connection:
             for index in range(count):

@@ -1,337 +1,64 @@
-"""``article6-registry``: run the reference registry, and operate it.
+"""``article6-registry``: run the reference Party registry, and operate it.
 
-    article6-registry serve --config gha01.toml
+Beside the shared commands of ``article6.node.cli`` (issue, authorize, first-transfer,
+transfer, use, cancel, holdings, transactions, wait, serve):
+
     article6-registry open-account --config gha01.toml --type holding [--ca CA0001]
     article6-registry close-account --config gha01.toml ACCOUNT
-    article6-registry issue --config gha01.toml --account ACC --ca CA0001 --vintage 2024 \\
-        --serials 1-1000000 [--purpose ndc] [--authorization ID]
-    article6-registry issue --config gha01.toml --account ACC --kind mitigation-outcome \
-        --vintage 2024 --serials 1-1000                  # outcomes, not yet authorized
-    article6-registry authorize --config gha01.toml --from ACC --serials 1-1000 \
-        --authorization-id GHA-A1 --ca CA0001 --purpose ndc --cap 600 --vintages 2021-2025
-    article6-registry first-transfer --config gha01.toml --from ACC --serials 1-500 \
-        --to-registry CHE01 --to ACC [--trigger international-transfer]
-    article6-registry transfer --config gha01.toml --from ACC --to-registry CHE01 --to ACC \\
-        --serials 1-250000
-    article6-registry use --config che01.toml --from ACC --serials 1-100 --party CHE --year 2030
-    article6-registry cancel --config che01.toml --from ACC --serials 1-100 [--voluntary]
-    article6-registry holdings --config gha01.toml [--json]
-    article6-registry transactions --config gha01.toml [--json]
-    article6-registry wait --config gha01.toml TRANSACTION_ID [--timeout 30]
-
-Operator commands write to the registry's own database; the serving process sends what they
-queue to the hub. ``wait`` follows a transaction until its final status.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
 import sys
-import time
 from collections.abc import Callable
-from pathlib import Path
-from typing import Any
 
-from sqlalchemy import Connection
-
-from article6.blocks import Block, serial_range
-from article6.codes import Refusal
-from article6.logs import configure_logging
-from article6.model import (
-    AccountType,
-    FirstTransferTrigger,
-    Purpose,
-    TransactionType,
-    UnitAttributes,
-    UnitKind,
-    UnitState,
-)
-from article6.v1 import transaction_pb2, units_pb2
-from party_registry_stub import store
-from party_registry_stub.config import RegistryConfig, load_config
-from party_registry_stub.registry import PartyRegistry, Proposal
-from party_registry_stub.server import build_registry, serve
+from article6.model import AccountType
+from article6.node import cli
+from article6.node.config import RegistryConfig
+from party_registry_stub import accounts
 
 ACCOUNT_TYPES = {
     name.lower().replace("_", "-"): kind for name, kind in AccountType.__members__.items()
 }
-PURPOSES = {"ndc": Purpose.NDC, "oimp": Purpose.OIMP, "ndc-and-oimp": Purpose.NDC_AND_OIMP}
-TRIGGERS = {
-    name.lower().replace("_", "-"): trigger.value
-    for name, trigger in FirstTransferTrigger.__members__.items()
-    if trigger is not FirstTransferTrigger.UNSPECIFIED
-}
-
-
-def serials(text: str) -> Block[None]:
-    first, _, last = text.partition("-")
-    return serial_range(int(first), int(last or first))
-
-
-def _run(config: RegistryConfig, work: Callable[[PartyRegistry, Connection], Any]) -> Any:
-    registry, _ = build_registry(config)
-    engine = store.open_database(config.database)
-    try:
-        with engine.begin() as connection:
-            return work(registry, connection)
-    finally:
-        engine.dispose()
 
 
 def _open_account(args: argparse.Namespace, config: RegistryConfig) -> int:
     approaches = frozenset(args.ca or [])
-    account = _run(config, lambda r, c: r.open_account(c, ACCOUNT_TYPES[args.type], approaches))
+    kind = ACCOUNT_TYPES[args.type]
+    account = cli.run_in_books(
+        config, lambda r, c: accounts.open_account(c, r.registry_id, kind, approaches)
+    )
     print(account)
     return 0
 
 
 def _close_account(args: argparse.Namespace, config: RegistryConfig) -> int:
-    if not _run(config, lambda r, c: store.close_account(c, args.account)):
+    if not cli.run_in_books(config, lambda r, c: accounts.close_account(c, args.account)):
         print(f"no account {args.account}", file=sys.stderr)
         return 1
     print(f"{args.account} closed")
     return 0
 
 
-def _propose(config: RegistryConfig, proposal: Proposal) -> int:
-    print(_run(config, lambda r, c: r.propose(c, proposal)))
-    return 0
-
-
-def _issue(args: argparse.Namespace, config: RegistryConfig) -> int:
-    outcomes = args.kind == "mitigation-outcome"  # issued unauthorized, authorized later
-    unit = UnitAttributes(
-        originating_registry=config.registry_id,
-        vintage=args.vintage,
-        cooperative_approach="" if outcomes else args.ca or "",
-        first_transferring_party="" if outcomes else args.first_transferring_party or "",
-        authorization_id="" if outcomes else args.authorization or "",
-        purpose=Purpose.UNSPECIFIED if outcomes else PURPOSES[args.purpose],
-        unit_kind=UnitKind.MITIGATION_OUTCOME if outcomes else UnitKind.ITMO,
-        state=UnitState.HELD,
-    )
-    issued = [r.with_attributes(unit) for r in args.serials]
-    proposal = Proposal(
-        TransactionType.ISSUANCE, "", config.registry_id, args.account, issued=issued
-    )
-    return _propose(config, proposal)
-
-
-def _authorize(args: argparse.Namespace, config: RegistryConfig) -> int:
-    first, _, last = args.vintages.partition("-")
-    grant = transaction_pb2.Authorization(
-        authorization_id=args.authorization_id,
-        authorizing_party=args.party or config.party,
-        cooperative_approach=args.ca,
-        purpose=units_pb2.Purpose.ValueType(PURPOSES[args.purpose].value),
-        quantity_cap=args.cap,
-        vintage_first=int(first),
-        vintage_last=int(last or first),
-    )
-    proposal = Proposal(
-        TransactionType.AUTHORIZATION, args.source, config.registry_id, "", args.serials,
-        authorization=grant,
-    )  # fmt: skip
-    return _propose(config, proposal)
-
-
-def _first_transfer(args: argparse.Namespace, config: RegistryConfig) -> int:
-    first = transaction_pb2.FirstTransfer(
-        first_transferring_party=args.party or config.party,
-        trigger=transaction_pb2.FirstTransferTrigger.ValueType(TRIGGERS[args.trigger]),
-    )
-    proposal = Proposal(
-        TransactionType.FIRST_TRANSFER, args.source, args.to_registry, args.to, args.serials,
-        first_transfer=first,
-    )  # fmt: skip
-    return _propose(config, proposal)
-
-
-def _transfer(args: argparse.Namespace, config: RegistryConfig) -> int:
-    external = args.to_registry != config.registry_id
-    kind = TransactionType.EXTERNAL_TRANSFER if external else TransactionType.INTERNAL_TRANSFER
-    proposal = Proposal(kind, args.source, args.to_registry, args.to, ranges=args.serials)
-    return _propose(config, proposal)
-
-
-def _use(args: argparse.Namespace, config: RegistryConfig) -> int:
-    use = transaction_pb2.UseDetails(
-        using_party=args.party,
-        year_of_use=args.year or 0,
-        purpose=units_pb2.Purpose.ValueType(PURPOSES[args.purpose].value),
-    )
-    proposal = Proposal(
-        TransactionType.USE, args.source, config.registry_id, args.to or "", args.serials, use=use
-    )
-    return _propose(config, proposal)
-
-
-def _cancel(args: argparse.Namespace, config: RegistryConfig) -> int:
-    kind = (
-        TransactionType.VOLUNTARY_CANCELLATION if args.voluntary else TransactionType.CANCELLATION
-    )
-    proposal = Proposal(kind, args.source, config.registry_id, args.to or "", args.serials)
-    return _propose(config, proposal)
-
-
-def _holdings(args: argparse.Namespace, config: RegistryConfig) -> int:
-    blocks = _run(config, lambda r, c: store.all_holdings(c, config.registry_id))
-    rows = [
-        {
-            "account": b.attributes.holder.account_id,
-            "space": b.attributes.unit.originating_registry,
-            "serial_first": b.serial_first,
-            "serial_last": b.serial_last,
-            "units": b.unit_count,
-            "cooperative_approach": b.attributes.unit.cooperative_approach,
-            "vintage": b.attributes.unit.vintage,
-            "state": b.attributes.unit.state.name.lower(),
-            "unit_kind": b.attributes.unit.unit_kind.name.lower(),
-            "first_transferring_party": b.attributes.unit.first_transferring_party,
-            "authorization_id": b.attributes.unit.authorization_id,
-        }
-        for b in blocks
-    ]
-    if args.json:
-        print(json.dumps(rows))
-        return 0
-    for row in rows:
-        print(
-            f"{row['account']:<16} {row['space']}:{row['serial_first']}-{row['serial_last']:<12}"
-            f" {row['units']:>14,} {row['cooperative_approach']} {row['vintage']} {row['state']}"
-        )
-    return 0
-
-
-def _transaction_rows(config: RegistryConfig) -> list[dict[str, Any]]:
-    records = _run(config, lambda r, c: store.list_transactions(c))
-    rows = []
-    for record in records:
-        message = transaction_pb2.Transaction.FromString(record.body)
-        rows.append(
-            {
-                "transaction_id": record.transaction_id,
-                "role": record.role,
-                "type": TransactionType(message.type).name.lower(),
-                "status": record.status.name.lower(),
-                "status_number": record.status.value,
-                "quantity": message.quantity,
-                "codes": [code for code, _ in record.results],
-            }
-        )
-    return rows
-
-
-def _transactions(args: argparse.Namespace, config: RegistryConfig) -> int:
-    rows = _transaction_rows(config)
-    if args.json:
-        print(json.dumps(rows))
-        return 0
-    for row in rows:
-        codes = ",".join(str(code) for code in row["codes"])
-        print(f"{row['transaction_id']:<12} {row['role']:<9} {row['type']:<22} "
-              f"{row['status']:<10} {row['quantity']:>14,} {codes}")  # fmt: skip
-    return 0
-
-
-def _wait(args: argparse.Namespace, config: RegistryConfig) -> int:
-    deadline = time.monotonic() + args.timeout
-    while time.monotonic() < deadline:
-        local = _run(config, lambda r, c: store.get_transaction(c, args.transaction_id))
-        if local is not None and local.status.final:
-            codes = ",".join(str(code) for code, _ in local.results)
-            print(f"{args.transaction_id} {local.status.name.lower()} {codes}".rstrip())
-            return 0
-        time.sleep(0.1)
-    print(f"{args.transaction_id}: no final status within {args.timeout} s", file=sys.stderr)
-    return 1
-
-
-def _article6_commands(command: Callable[..., argparse.ArgumentParser]) -> None:
-    """Authorization and first transfer of mitigation outcomes."""
-    authorize = command("authorize", _authorize, "propose an authorization of outcomes")
-    authorize.add_argument("--from", dest="source", required=True)
-    authorize.add_argument("--serials", required=True, type=serials, action="append")
-    authorize.add_argument("--authorization-id", required=True)
-    authorize.add_argument("--ca", required=True)
-    authorize.add_argument("--purpose", choices=sorted(PURPOSES), default="ndc")
-    authorize.add_argument("--cap", type=int, default=0, help="0: no cap")
-    authorize.add_argument("--vintages", required=True, help="e.g. 2021-2025")
-    authorize.add_argument("--party", help="authorizing Party (default: this registry's)")
-    first = command("first-transfer", _first_transfer, "propose a first transfer")
-    first.add_argument("--from", dest="source", required=True)
-    first.add_argument("--serials", required=True, type=serials, action="append")
-    first.add_argument("--to-registry", required=True)
-    first.add_argument("--to", required=True)
-    first.add_argument("--trigger", choices=sorted(TRIGGERS), default="international-transfer")
-    first.add_argument("--party", help="first-transferring Party (default: this registry's)")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="article6-registry", description=__doc__.split("\n")[0])
-    commands = parser.add_subparsers(dest="command", required=True)
-
-    def command(name: str, handler: Callable[..., int], help_text: str) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, help=help_text)
-        sub.add_argument("--config", required=True, type=Path)
-        sub.set_defaults(handler=handler)
-        return sub
-
-    serve_command = command("serve", lambda a, c: 0, "serve the hub and send the outbox")
-    serve_command.add_argument("--log-level", default="INFO")
+def add_commands(command: Callable[..., argparse.ArgumentParser]) -> None:
     account = command("open-account", _open_account, "open an account")
     account.add_argument("--type", choices=sorted(ACCOUNT_TYPES), default="holding")
     account.add_argument("--ca", action="append", help="linked cooperative approach (repeat)")
     close = command("close-account", _close_account, "close an account to acquisitions")
     close.add_argument("account")
-    issue = command("issue", _issue, "propose an issuance")
-    issue.add_argument("--account", required=True)
-    issue.add_argument("--kind", choices=["itmo", "mitigation-outcome"], default="itmo")
-    issue.add_argument("--ca", help="cooperative approach (ITMOs)")
-    issue.add_argument("--vintage", required=True, type=int)
-    issue.add_argument("--serials", required=True, type=serials, action="append")
-    issue.add_argument("--purpose", choices=sorted(PURPOSES), default="ndc")
-    issue.add_argument("--authorization")
-    issue.add_argument("--first-transferring-party")
-    _article6_commands(command)
-    for name, handler in (("transfer", _transfer), ("use", _use), ("cancel", _cancel)):
-        sub = command(name, handler, f"propose a {name}")
-        sub.add_argument("--from", dest="source", required=True)
-        sub.add_argument("--serials", required=True, type=serials, action="append")
-        sub.add_argument("--to", required=name == "transfer")
-        if name == "transfer":
-            sub.add_argument("--to-registry", required=True)
-        if name == "use":
-            sub.add_argument("--party", required=True)
-            sub.add_argument("--year", type=int)
-            sub.add_argument("--purpose", choices=sorted(PURPOSES), default="ndc")
-        if name == "cancel":
-            sub.add_argument("--voluntary", action="store_true")
-    for name, handler in (("holdings", _holdings), ("transactions", _transactions)):
-        command(name, handler, f"show this registry's {name}").add_argument(
-            "--json", action="store_true"
-        )
-    wait = command("wait", _wait, "wait for a transaction's final status")
-    wait.add_argument("transaction_id")
-    wait.add_argument("--timeout", type=float, default=30.0)
-    return parser
+
+
+KIND = cli.RegistryKind(
+    prog="article6-registry",
+    rules=lambda config: accounts.AccountRules(config.registry_id),
+    tables=(accounts.metadata,),
+    add_commands=add_commands,
+)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    config = load_config(args.config)
-    if args.command == "serve":
-        configure_logging(config.registry_id, args.log_level)
-        asyncio.run(serve(config))
-        return 0
-    try:
-        result: int = args.handler(args, config)
-    except Refusal as refusal:
-        print(f"refused: {refusal}", file=sys.stderr)
-        return 3
-    return result
+    return cli.main(KIND, argv)
 
 
 if __name__ == "__main__":

@@ -13,9 +13,10 @@ from article6.codes import Code, Refusal
 from article6.identifiers import format_account_id
 from article6.keys import SigningKey
 from article6.model import AccountType, Status, TransactionType
+from article6.node import store
+from article6.node.engine import Proposal, RegistryEngine
 from article6.v1 import transaction_pb2
-from party_registry_stub import store
-from party_registry_stub.registry import PartyRegistry, Proposal
+from party_registry_stub import accounts
 from tests.builders import GHA_ACCOUNT, block, external, issuance
 
 T = transaction_pb2
@@ -23,13 +24,14 @@ T = transaction_pb2
 
 @pytest.fixture
 def engine(tmp_path: Path) -> Iterator[Engine]:
-    engine = store.open_database(f"sqlite:///{tmp_path / 'registry.db'}")
+    engine = store.open_database(f"sqlite:///{tmp_path / 'registry.db'}", accounts.metadata)
     yield engine
     engine.dispose()
 
 
-def registry(registry_id: str) -> PartyRegistry:
-    return PartyRegistry(registry_id, "HUB", SigningKey.generate())
+def registry(registry_id: str) -> RegistryEngine:
+    rules = accounts.AccountRules(registry_id)
+    return RegistryEngine(registry_id, "HUB", SigningKey.generate(), rules)
 
 
 def within(engine: Engine, work: object) -> object:
@@ -61,10 +63,10 @@ def test_an_acquisition_is_accepted_only_into_an_open_linked_account(
     with engine.begin() as connection:
         if setup != "no account":
             approaches = frozenset({"CA0002" if setup == "other approach" else "CA0001"})
-            account = che.open_account(connection, AccountType.HOLDING, approaches)
+            account = accounts.open_account(connection, "CHE01", AccountType.HOLDING, approaches)
             assert account == format_account_id("CHE01", 1001)
         if setup == "closed":
-            assert store.close_account(connection, account)
+            assert accounts.close_account(connection, account)
         decision, results = che.acquisition(connection, external("GHA01-2", 1, 10))
         assert [c for c, _ in results] == ([code] if code else [])
         assert decision is (Status.TERMINATED if code else Status.ACCEPTED)
@@ -74,7 +76,7 @@ def test_an_acquisition_is_accepted_only_into_an_open_linked_account(
 def test_a_completion_is_applied_exactly_once_however_often_it_arrives(engine: Engine) -> None:
     che = registry("CHE01")
     with engine.begin() as connection:
-        che.open_account(connection, AccountType.HOLDING, frozenset({"CA0001"}))
+        accounts.open_account(connection, "CHE01", AccountType.HOLDING, frozenset({"CA0001"}))
         transfer = external("GHA01-2", 1, 10)
         che.acquisition(connection, transfer)
         for _ in range(3):  # notice, repeated notice, status query answer
@@ -87,7 +89,7 @@ def test_a_completion_is_applied_exactly_once_however_often_it_arrives(engine: E
 def test_a_proposal_locks_its_units_until_the_final_status(engine: Engine) -> None:
     gha = registry("GHA01")
     with engine.begin() as connection:
-        account = gha.open_account(connection, AccountType.HOLDING)
+        account = accounts.open_account(connection, "GHA01", AccountType.HOLDING)
         assert account == GHA_ACCOUNT
         gha.settle(connection, issuance("GHA01-900", 1, 100), Status.COMPLETED)
         transfer = Proposal(
@@ -113,7 +115,7 @@ def test_a_proposal_locks_its_units_until_the_final_status(engine: Engine) -> No
 def test_units_not_held_cannot_be_proposed(engine: Engine) -> None:
     gha = registry("GHA01")
     with engine.begin() as connection:
-        account = gha.open_account(connection, AccountType.HOLDING)
+        account = accounts.open_account(connection, "GHA01", AccountType.HOLDING)
         gha.settle(connection, issuance("GHA01-900", 1, 100), Status.COMPLETED)
         beyond = Proposal(
             TransactionType.EXTERNAL_TRANSFER, account, "CHE01", "CHE01-1001-30",

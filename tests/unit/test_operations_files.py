@@ -12,12 +12,12 @@ from prometheus_client import CollectorRegistry
 
 from article6.keys import SigningKey
 from article6.logs import JsonFormatter
+from article6.node import store
+from article6.node.metrics import RegistryMetrics
 from article6.pki import RegistryFiles, init_pki
 from article6.tls import TlsMaterial
 from gateway.metrics import HubMetrics
 from gateway.storage.database import Database
-from party_registry_stub import store
-from party_registry_stub.metrics import RegistryMetrics
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "ops" / "grafana" / "article6-gateway.json"

@@ -26,14 +26,14 @@ from article6.envelope import open_envelope, reseal, seal
 from article6.headers import new_header
 from article6.keys import KeyDirectory, SigningKey
 from article6.model import Status
+from article6.node import store
+from article6.node.config import SenderConfig
+from article6.node.engine import RegistryEngine
+from article6.node.metrics import RegistryMetrics
+from article6.node.service import Writer
 from article6.retry import Backoff
 from article6.status import refusal_from_error
 from article6.v1 import envelope_pb2, hub_pb2_grpc, transaction_pb2
-from party_registry_stub import store
-from party_registry_stub.config import SenderConfig
-from party_registry_stub.metrics import RegistryMetrics
-from party_registry_stub.registry import PartyRegistry
-from party_registry_stub.service import Writer
 
 log = logging.getLogger("registry.sender")
 RECEIPT = {"article6.v1.Receipt": transaction_pb2.Receipt}
@@ -48,7 +48,7 @@ PAYLOADS: dict[str, type[Message]] = {
 class Sender:
     def __init__(
         self,
-        registry: PartyRegistry,
+        registry: RegistryEngine,
         config: SenderConfig,
         writer: Writer,
         directory: KeyDirectory,

@@ -21,12 +21,12 @@ from article6.envelope import Opened, open_envelope, payload_sha256, seal
 from article6.headers import check_fresh, new_header
 from article6.keys import KeyDirectory, SigningKey
 from article6.model import Status
+from article6.node import store
+from article6.node.engine import RegistryEngine
 from article6.service import Context, envelope_service
 from article6.sql import remember, replayed
 from article6.tls import peer_identity
 from article6.v1 import envelope_pb2, transaction_pb2
-from party_registry_stub import store
-from party_registry_stub.registry import PartyRegistry
 
 T = TypeVar("T")
 DELIVERABLE: dict[str, type[Message]] = {
@@ -56,7 +56,7 @@ class Writer:
 class RegistryService:
     def __init__(
         self,
-        registry: PartyRegistry,
+        registry: RegistryEngine,
         directory: KeyDirectory,
         key: SigningKey,
         writer: Writer,

@@ -2,7 +2,7 @@
 
 [registry]
 registry_id = "GHA01"
-party = "GHA"                           # the Party whose registry this is
+party = "GHA"                           # the Party whose registry this is (optional)
 listen = "127.0.0.1:7010"               # the hub calls article6.v1.Registry here
 database = "gha01.db"                   # SQLite file (or a SQLAlchemy URL)
 hub_id = "HUB"
@@ -27,6 +27,7 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from article6.identifiers import check_party_code, check_registry_id
 
@@ -57,6 +58,8 @@ class RegistryConfig:
     keys: Path
     metrics_listen: str | None = None
     delivery: SenderConfig = field(default_factory=SenderConfig)
+    # The whole file, for a registry's own sections (e.g. [international]).
+    document: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
 def load_config(path: Path) -> RegistryConfig:
@@ -69,7 +72,7 @@ def load_config(path: Path) -> RegistryConfig:
         database = f"sqlite:///{(base / database).resolve()}"
     return RegistryConfig(
         registry_id=check_registry_id(section["registry_id"]),
-        party=check_party_code(section["party"]),
+        party=check_party_code(section["party"]) if section.get("party") else "",
         listen=section["listen"],
         database=database,
         hub_id=check_registry_id(section["hub_id"]),
@@ -81,4 +84,5 @@ def load_config(path: Path) -> RegistryConfig:
         keys=base / section["keys"],
         metrics_listen=section.get("metrics_listen"),
         delivery=SenderConfig(**document.get("delivery", {})),
+        document=document,
     )

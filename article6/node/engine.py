@@ -1,8 +1,9 @@
-"""The reference registry's rules: what it accepts, what it proposes, how it applies outcomes.
+"""A registry's engine: proposing, deciding on acquisitions, applying the hub's outcomes.
 
 Every method takes the caller's SQL connection and runs inside its transaction. Outcomes from
 the hub (a receipt's COMPLETED, a StatusNotice, a status answer) are applied exactly once,
-guarded by the local transaction's ``applied`` flag, whichever of them arrives first.
+guarded by the local transaction's ``applied`` flag, whichever of them arrives first. What a
+registry accepts and what it lets its users propose are its ``Rules``.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Protocol
 
 from sqlalchemy import Connection
 
@@ -19,10 +21,8 @@ from article6.blocks import Block, merge_adjacent, partition, take
 from article6.codes import Code, Refusal
 from article6.envelope import seal
 from article6.headers import new_header
-from article6.identifiers import format_account_id
 from article6.keys import SigningKey
 from article6.model import (
-    AccountType,
     Held,
     Holder,
     LedgerBlock,
@@ -32,9 +32,9 @@ from article6.model import (
     UnitBlock,
     spaces,
 )
+from article6.node import store
 from article6.v1 import transaction_pb2
 from article6.wire import transaction_spec, unit_block_message
-from party_registry_stub import store
 
 log = logging.getLogger("registry")
 
@@ -55,29 +55,29 @@ class Proposal:
     first_transfer: transaction_pb2.FirstTransfer | None = None
 
 
-class PartyRegistry:
-    def __init__(self, registry_id: str, hub_id: str, key: SigningKey) -> None:
+class Rules(Protocol):
+    """What differs between registries."""
+
+    def check_acquisition(self, connection: Connection, spec: TransactionSpec) -> None:
+        """Refuse units offered to this registry (raise ``Refusal``: the acquisition is
+        terminated with its code)."""
+
+    def check_proposal(self, connection: Connection, proposal: Proposal) -> None:
+        """Refuse a proposal before it is sent (raise ``Refusal``)."""
+
+
+class RegistryEngine:
+    def __init__(self, registry_id: str, hub_id: str, key: SigningKey, rules: Rules) -> None:
         self.registry_id = registry_id
         self.hub_id = hub_id
         self.key = key
+        self.rules = rules
 
     # --- operators -----------------------------------------------------------------------
 
-    def open_account(
-        self,
-        connection: Connection,
-        account_type: AccountType,
-        cooperative_approaches: frozenset[str] = frozenset(),
-    ) -> str:
-        number = 1000 + store.next_number(connection, "account")
-        account_id = format_account_id(self.registry_id, number)
-        store.add_account(
-            connection, store.Account(account_id, account_type, True, cooperative_approaches)
-        )
-        return account_id
-
     def propose(self, connection: Connection, proposal: Proposal) -> str:
         """Record a proposal, lock its units locally, and queue it for the hub."""
+        self.rules.check_proposal(connection, proposal)
         transaction_id = f"{self.registry_id}-{store.next_number(connection, 'transaction')}"
         blocks = list(proposal.issued) or self._held_blocks(connection, proposal)
         message = transaction_pb2.Transaction(
@@ -148,7 +148,7 @@ class PartyRegistry:
             return known.status, [(Code(code), detail) for code, detail in known_codes]
         try:
             spec = transaction_spec(message)
-            self._check_acquisition(connection, spec)
+            self.rules.check_acquisition(connection, spec)
         except Refusal as refusal:
             decision, results = Status.TERMINATED, [(refusal.code, refusal.detail)]
         else:
@@ -158,22 +158,6 @@ class PartyRegistry:
             body=message.SerializeToString(deterministic=True), results=results,
         )  # fmt: skip
         return decision, results
-
-    def _check_acquisition(self, connection: Connection, spec: TransactionSpec) -> None:
-        if spec.acquiring_registry != self.registry_id:
-            raise Refusal(Code.ACQUIRING_REGISTRY_MISMATCH, f"not for {self.registry_id}")
-        account = store.get_account(connection, spec.acquiring_account)
-        if account is None:
-            raise Refusal(Code.ACQUIRING_ACCOUNT_NOT_FOUND, spec.acquiring_account)
-        if not account.open:
-            raise Refusal(Code.ACCOUNT_CLOSED, spec.acquiring_account)
-        for block in spec.blocks:
-            if not account.allows(block.attributes.cooperative_approach):
-                approach = block.attributes.cooperative_approach
-                raise Refusal(
-                    Code.COOPERATIVE_APPROACH_MISMATCH,
-                    f"{account.account_id} is not linked to {approach}",
-                )
 
     def settle(
         self,

@@ -1,4 +1,4 @@
-"""The reference registry's own database: accounts, holdings, transactions, inbox, outbox.
+"""A registry's books: holdings, transactions, local locks, inbox, outbox, counters.
 
 Holdings are kept in canonical form (adjacent blocks with the same account and attributes
 merged), like the hub's ledger, so the two compare block for block. Units of an outgoing
@@ -42,19 +42,10 @@ from article6.block_table import (
 )
 from article6.blocks import Block
 from article6.codes import Code
-from article6.model import AccountType, Held, Holder, LedgerBlock, Status
+from article6.model import Held, Holder, LedgerBlock, Status
 from article6.sql import inbox_table, lock_table, make_engine
 
 metadata = MetaData()
-
-accounts = Table(
-    "accounts",
-    metadata,
-    Column("account_id", String(40), primary_key=True),
-    Column("account_type", Integer, nullable=False),
-    Column("open", Boolean, nullable=False),
-    Column("cooperative_approaches", Text, nullable=False),  # comma-separated; empty: any
-)
 
 holdings = Table(
     "holdings",
@@ -103,10 +94,12 @@ counters = Table(
 )
 
 
-def open_database(url: str) -> Engine:
-    """The engine, with the schema created if missing (the server and the CLI share it)."""
+def open_database(url: str, *extra: MetaData) -> Engine:
+    """The engine, with the schema (these tables and a registry's ``extra`` ones) created if
+    missing; the server and the command line share it."""
     engine = make_engine(url)
-    metadata.create_all(engine)
+    for tables in (metadata, *extra):
+        tables.create_all(engine)
     return engine
 
 
@@ -118,19 +111,6 @@ def utcnow() -> datetime:
 # --- accounts ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Account:
-    account_id: str
-    account_type: AccountType
-    open: bool
-    cooperative_approaches: frozenset[str]
-
-    def allows(self, cooperative_approach: str) -> bool:
-        return (
-            not self.cooperative_approaches or cooperative_approach in self.cooperative_approaches
-        )
-
-
 def next_number(connection: Connection, name: str) -> int:
     row = connection.execute(select(counters.c.value).where(counters.c.name == name)).first()
     value = 1 if row is None else row.value + 1
@@ -139,39 +119,6 @@ def next_number(connection: Connection, name: str) -> int:
     else:
         connection.execute(update(counters).where(counters.c.name == name).values(value=value))
     return value
-
-
-def add_account(connection: Connection, account: Account) -> None:
-    connection.execute(
-        insert(accounts).values(
-            account_id=account.account_id,
-            account_type=account.account_type.value,
-            open=account.open,
-            cooperative_approaches=",".join(sorted(account.cooperative_approaches)),
-        )
-    )
-
-
-def close_account(connection: Connection, account_id: str) -> bool:
-    """Close an account: it holds what it has, but acquires nothing more."""
-    changed = connection.execute(
-        update(accounts).where(accounts.c.account_id == account_id).values(open=False)
-    )
-    return changed.rowcount == 1
-
-
-def get_account(connection: Connection, account_id: str) -> Account | None:
-    row = connection.execute(select(accounts).where(accounts.c.account_id == account_id)).first()
-    if row is None:
-        return None
-    approaches = frozenset(filter(None, row.cooperative_approaches.split(",")))
-    return Account(row.account_id, AccountType(row.account_type), row.open, approaches)
-
-
-def list_accounts(connection: Connection) -> list[Account]:
-    rows = connection.execute(select(accounts.c.account_id).order_by(accounts.c.account_id))
-    found = [get_account(connection, row.account_id) for row in rows]
-    return [account for account in found if account is not None]
 
 
 # --- holdings ------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import Sequence
 from typing import Any
 
 import grpc.aio
@@ -13,38 +14,45 @@ from grpc_health.v1 import _async as health_aio  # what `health.aio` re-exports
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import CollectorRegistry
+from sqlalchemy import MetaData
 
 from article6.keys import SigningKey, read_key_file
 from article6.metrics import serve_metrics
+from article6.node.config import RegistryConfig
+from article6.node.engine import RegistryEngine, Rules
+from article6.node.metrics import RegistryMetrics
+from article6.node.sender import Sender
+from article6.node.service import RegistryService, Writer
+from article6.node.store import open_database
 from article6.service import client_options, grpc_message_options
 from article6.tls import TlsMaterial, secure_channel, server_credentials
-from party_registry_stub.config import RegistryConfig
-from party_registry_stub.metrics import RegistryMetrics
-from party_registry_stub.registry import PartyRegistry
-from party_registry_stub.sender import Sender
-from party_registry_stub.service import RegistryService, Writer
-from party_registry_stub.store import open_database
 
 log = logging.getLogger("registry.server")
 REGISTRY_SERVICE = "article6.v1.Registry"
 
 
-def build_registry(config: RegistryConfig) -> tuple[PartyRegistry, SigningKey]:
+def build_engine(config: RegistryConfig, rules: Rules) -> RegistryEngine:
     key = SigningKey.from_pem(config.signing_key.read_bytes())
-    return PartyRegistry(config.registry_id, config.hub_id, key), key
+    return RegistryEngine(config.registry_id, config.hub_id, key, rules)
 
 
 class RegistryNode:
-    """One registry process: the Registry server, the sender and recovery loops, metrics."""
+    """One registry process: the Registry server, the sender and recovery loops, metrics.
 
-    def __init__(self, config: RegistryConfig) -> None:
+    ``tables`` are the registry's own tables beside the shared books (its accounts...).
+    """
+
+    def __init__(
+        self, config: RegistryConfig, rules: Rules, tables: Sequence[MetaData] = ()
+    ) -> None:
         self.config = config
-        self.registry, self.key = build_registry(config)
+        self.registry = build_engine(config, rules)
+        self.key = self.registry.key
         self.directory = read_key_file(config.keys)
         self.tls = TlsMaterial.from_paths(
             config.ca_certificate, config.tls_certificate, config.tls_key
         )
-        self.writer = Writer(open_database(config.database))
+        self.writer = Writer(open_database(config.database, *tables))
         self.metrics_registry = CollectorRegistry()
         self.metrics = RegistryMetrics(self.metrics_registry, self.writer.engine, config.hub_id)
         self.health = health_aio.HealthServicer()
@@ -97,8 +105,8 @@ class RegistryNode:
         log.info("registry %s stopped", self.config.registry_id)
 
 
-async def serve(config: RegistryConfig) -> None:
-    node = RegistryNode(config)
+async def serve(config: RegistryConfig, rules: Rules, tables: Sequence[MetaData] = ()) -> None:
+    node = RegistryNode(config, rules, tables)
     await node.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

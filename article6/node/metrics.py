@@ -14,7 +14,7 @@ from sqlalchemy import Engine, func, select
 
 from article6.metrics import RpcMetrics
 from article6.model import Status
-from party_registry_stub import store
+from article6.node import store
 
 
 class RegistryMetrics:

@@ -1,0 +1,138 @@
+"""``article6-ir``: run the international registry (with its additional registry services),
+and operate it as the secretariat.
+
+Beside the shared commands of ``article6.node.cli`` (issue, authorize, first-transfer,
+transfer, use, cancel, holdings, transactions, wait, serve):
+
+    article6-ir request-section --config ir.toml --party SGP --submitted-by "NFP name" \\
+        [--focal-point national|additional] --administrator NAME [...] [--document NAME ...]
+    article6-ir validate-request --config ir.toml REQ-0001
+    article6-ir reject-request --config ir.toml REQ-0001 --reason "..."
+    article6-ir open-section --config ir.toml REQ-0001          # opens provisionally
+    article6-ir verify-section --config ir.toml SGP             # identity verified
+    article6-ir open-account --config ir.toml --party SGP --type holding [--ars] \\
+        [--holder NAME] [--ca CA0001]
+
+The config file's ``[international]`` table sets what a provisional section may do:
+``provisional_may = ["acquire", "issue"]`` (the default; the other actions are "transfer",
+"use", "cancel", "authorize" and "first-transfer").
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+
+from sqlalchemy import Connection
+
+from article6.model import AccountType
+from article6.node import cli
+from article6.node.config import RegistryConfig
+from article6.node.engine import RegistryEngine
+from international_registry import sections
+from international_registry.rules import PROVISIONAL_DEFAULT, SectionRules
+
+ACCOUNT_TYPES = {
+    name.lower().replace("_", "-"): kind for name, kind in AccountType.__members__.items()
+}
+
+
+def rules(config: RegistryConfig) -> SectionRules:
+    settings = config.document.get("international", {})
+    return SectionRules(config.registry_id, settings.get("provisional_may", PROVISIONAL_DEFAULT))
+
+
+def _say(config: RegistryConfig, work: Callable[..., object]) -> int:
+    try:
+        print(cli.run_in_books(config, work))
+    except sections.SectionError as error:
+        print(f"refused: {error}", file=sys.stderr)
+        return 3
+    return 0
+
+
+def _request(args: argparse.Namespace, config: RegistryConfig) -> int:
+    focal = sections.FocalPoint(args.focal_point)
+    return _say(config, lambda r, c: sections.submit_request(
+        c, args.party, args.submitted_by, focal, args.administrator, args.document or []
+    ))  # fmt: skip
+
+
+def _validate(args: argparse.Namespace, config: RegistryConfig) -> int:
+    def validate(r: RegistryEngine, c: Connection) -> str:
+        sections.decide_request(c, args.request_id, valid=True)
+        return f"{args.request_id} validated"
+
+    return _say(config, validate)
+
+
+def _reject(args: argparse.Namespace, config: RegistryConfig) -> int:
+    def reject(r: RegistryEngine, c: Connection) -> str:
+        sections.decide_request(c, args.request_id, valid=False, reason=args.reason)
+        return f"{args.request_id} rejected"
+
+    return _say(config, reject)
+
+
+def _open_section(args: argparse.Namespace, config: RegistryConfig) -> int:
+    def open_section(r: RegistryEngine, c: Connection) -> str:
+        party = sections.open_section(c, args.request_id)
+        return f"section {party} open, provisionally"
+
+    return _say(config, open_section)
+
+
+def _verify(args: argparse.Namespace, config: RegistryConfig) -> int:
+    def verify(r: RegistryEngine, c: Connection) -> str:
+        sections.verify_section(c, args.party)
+        return f"section {args.party} verified"
+
+    return _say(config, verify)
+
+
+def _open_account(args: argparse.Namespace, config: RegistryConfig) -> int:
+    kind = ACCOUNT_TYPES[args.type]
+    return _say(config, lambda r, c: sections.open_account(
+        c, config.registry_id, args.party, kind, ars=args.ars, holder=args.holder or "",
+        cooperative_approaches=frozenset(args.ca or []),
+    ))  # fmt: skip
+
+
+def add_commands(command: Callable[..., argparse.ArgumentParser]) -> None:
+    request = command("request-section", _request, "record a section opening request")
+    request.add_argument("--party", required=True)
+    request.add_argument("--submitted-by", required=True)
+    request.add_argument("--focal-point", choices=[f.value for f in sections.FocalPoint],
+                         default="national")  # fmt: skip
+    request.add_argument("--administrator", action="append", required=True)
+    request.add_argument("--document", action="append")
+    command("validate-request", _validate, "validate a request").add_argument("request_id")
+    reject = command("reject-request", _reject, "reject a request, with the reason")
+    reject.add_argument("request_id")
+    reject.add_argument("--reason", required=True)
+    command("open-section", _open_section, "open a section provisionally").add_argument(
+        "request_id"
+    )
+    command("verify-section", _verify, "remove the provisional status").add_argument("party")
+    account = command("open-account", _open_account, "open an account in a section")
+    account.add_argument("--party", required=True)
+    account.add_argument("--type", choices=sorted(ACCOUNT_TYPES), default="holding")
+    account.add_argument(
+        "--ars", action="store_true", help="an additional registry services account"
+    )
+    account.add_argument("--holder", help="the entity holding it (default: the Party)")
+    account.add_argument("--ca", action="append", help="linked cooperative approach (repeat)")
+
+
+KIND = cli.RegistryKind(
+    prog="article6-ir", rules=rules, tables=(sections.metadata,), add_commands=add_commands
+)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return cli.main(KIND, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,115 @@
+"""The reference registry's accounts and what it accepts into them.
+
+An account has a type (AEF account purposes), is open or closed, and may be linked to some
+cooperative approaches (none: any). Acquisitions are accepted only into an open account
+linked to the units' cooperative approach (4003, 4004, 5006).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Connection,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    insert,
+    select,
+    update,
+)
+
+from article6.codes import Code, Refusal
+from article6.identifiers import format_account_id
+from article6.model import AccountType, TransactionSpec
+from article6.node import store
+from article6.node.engine import Proposal
+
+metadata = MetaData()
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("account_id", String(40), primary_key=True),
+    Column("account_type", Integer, nullable=False),
+    Column("open", Boolean, nullable=False),
+    Column("cooperative_approaches", Text, nullable=False),  # comma-separated; empty: any
+)
+
+
+@dataclass(frozen=True)
+class Account:
+    account_id: str
+    account_type: AccountType
+    open: bool
+    cooperative_approaches: frozenset[str]
+
+    def allows(self, cooperative_approach: str) -> bool:
+        return (
+            not self.cooperative_approaches or cooperative_approach in self.cooperative_approaches
+        )
+
+
+def open_account(
+    connection: Connection,
+    registry_id: str,
+    account_type: AccountType,
+    cooperative_approaches: frozenset[str] = frozenset(),
+) -> str:
+    """Open an account and return its id (with check digits)."""
+    account_id = format_account_id(registry_id, 1000 + store.next_number(connection, "account"))
+    connection.execute(
+        insert(accounts).values(
+            account_id=account_id,
+            account_type=account_type.value,
+            open=True,
+            cooperative_approaches=",".join(sorted(cooperative_approaches)),
+        )
+    )
+    return account_id
+
+
+def close_account(connection: Connection, account_id: str) -> bool:
+    """Close an account: it holds what it has, but acquires nothing more."""
+    changed = connection.execute(
+        update(accounts).where(accounts.c.account_id == account_id).values(open=False)
+    )
+    return changed.rowcount == 1
+
+
+def get_account(connection: Connection, account_id: str) -> Account | None:
+    row = connection.execute(select(accounts).where(accounts.c.account_id == account_id)).first()
+    if row is None:
+        return None
+    approaches = frozenset(filter(None, row.cooperative_approaches.split(",")))
+    return Account(row.account_id, AccountType(row.account_type), row.open, approaches)
+
+
+class AccountRules:
+    """The reference registry's rules: acquisitions only into open, linked accounts."""
+
+    def __init__(self, registry_id: str) -> None:
+        self.registry_id = registry_id
+
+    def check_acquisition(self, connection: Connection, spec: TransactionSpec) -> None:
+        if spec.acquiring_registry != self.registry_id:
+            raise Refusal(Code.ACQUIRING_REGISTRY_MISMATCH, f"not for {self.registry_id}")
+        account = get_account(connection, spec.acquiring_account)
+        if account is None:
+            raise Refusal(Code.ACQUIRING_ACCOUNT_NOT_FOUND, spec.acquiring_account)
+        if not account.open:
+            raise Refusal(Code.ACCOUNT_CLOSED, spec.acquiring_account)
+        for block in spec.blocks:
+            approach = block.attributes.cooperative_approach
+            if not account.allows(approach):
+                raise Refusal(
+                    Code.COOPERATIVE_APPROACH_MISMATCH,
+                    f"{account.account_id} is not linked to {approach}",
+                )
+
+    def check_proposal(self, connection: Connection, proposal: Proposal) -> None:
+        """Any account of this registry may propose; the hub checks the rest."""

@@ -1,0 +1,174 @@
+"""The international registry's Party sections, accounts and provisional-status policy."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Connection, Engine
+
+from article6.blocks import serial_range
+from article6.codes import Code, Refusal
+from article6.keys import SigningKey
+from article6.model import AccountType, Status, TransactionType
+from article6.node import store
+from article6.node.engine import Proposal, RegistryEngine
+from article6.v1 import transaction_pb2, units_pb2
+from international_registry import sections
+from international_registry.rules import SectionRules
+from tests.builders import block, transaction
+
+IR = "UNIR"
+T = transaction_pb2
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[Engine]:
+    engine = store.open_database(f"sqlite:///{tmp_path / 'ir.db'}", sections.metadata)
+    yield engine
+    engine.dispose()
+
+
+def ir(provisional_may: tuple[str, ...] | None = None) -> RegistryEngine:
+    rules = SectionRules(IR) if provisional_may is None else SectionRules(IR, provisional_may)
+    return RegistryEngine(IR, "HUB", SigningKey.generate(), rules)
+
+
+def open_section(connection: Connection, party: str, verified: bool = False) -> str:
+    """Open ``party``'s section through the whole lifecycle; return a holding account."""
+    request = sections.submit_request(
+        connection, party, "National focal point", sections.FocalPoint.NATIONAL,
+        ["Administrator A", "Administrator B"], ["nomination letter"],
+    )  # fmt: skip
+    sections.decide_request(connection, request, valid=True)
+    assert sections.open_section(connection, request) == party
+    assert sections.section_status(connection, party) is sections.SectionStatus.PROVISIONAL
+    if verified:
+        sections.verify_section(connection, party)
+    return sections.open_account(
+        connection, IR, party, AccountType.HOLDING, cooperative_approaches=frozenset({"CA0001"})
+    )
+
+
+def hold(
+    registry: RegistryEngine, connection: Connection, account: str, first: int, last: int
+) -> None:
+    """Credit units to ``account`` as a completed issuance would."""
+    issued = [block(first, last, space=IR)]
+    message = transaction(
+        f"{IR}-9{first}", T.TRANSACTION_TYPE_ISSUANCE, issued, sender=IR, source="", target=account
+    )
+    registry.settle(connection, message, Status.COMPLETED)
+
+
+def offered_to(account: str) -> transaction_pb2.Transaction:
+    """CHE01 transfers serials 1-10 to ``account`` of the IR."""
+    return transaction(
+        "CHE01-5", T.TRANSACTION_TYPE_EXTERNAL_TRANSFER, [block(1, 10)], sender="CHE01",
+        source="CHE01-1001-30", acquirer=IR, target=account,
+    )  # fmt: skip
+
+
+def transfer(source: str, first: int, last: int) -> Proposal:
+    return Proposal(
+        TransactionType.EXTERNAL_TRANSFER, source, "CHE01", "CHE01-1001-30",
+        ranges=[serial_range(first, last)],
+    )  # fmt: skip
+
+
+def test_a_section_opens_only_along_its_lifecycle(engine: Engine) -> None:
+    with engine.begin() as connection:
+        request = sections.submit_request(
+            connection, "SGP", "NFP", sections.FocalPoint.ADDITIONAL, ["A"], []
+        )
+        assert request == "REQ-0001"
+        with pytest.raises(sections.SectionError, match="not validated"):
+            sections.open_section(connection, request)
+        with pytest.raises(sections.SectionError, match="reason"):
+            sections.decide_request(connection, request, valid=False)
+        sections.decide_request(connection, request, valid=True)
+        with pytest.raises(sections.SectionError, match="already validated"):
+            sections.decide_request(connection, request, valid=True)
+        with pytest.raises(sections.SectionError, match="no open section"):
+            sections.open_account(connection, IR, "SGP", AccountType.HOLDING)
+        sections.open_section(connection, request)
+        with pytest.raises(sections.SectionError, match="already open"):
+            sections.open_section(connection, request)
+        account = sections.open_account(connection, IR, "SGP", AccountType.HOLDING, ars=True)
+        found = sections.get_account(connection, account)
+        assert found is not None
+        assert (found.party, found.ars, found.holder) == ("SGP", True, "SGP")
+        sections.verify_section(connection, "SGP")
+        assert sections.section_status(connection, "SGP") is sections.SectionStatus.VERIFIED
+        with pytest.raises(sections.SectionError, match="not provisionally open"):
+            sections.verify_section(connection, "SGP")
+        rejected = sections.submit_request(connection, "KEN", "NFP", sections.FocalPoint.NATIONAL,
+                                           ["A"], [])  # fmt: skip
+        sections.decide_request(connection, rejected, valid=False, reason="no nomination letter")
+        with pytest.raises(sections.SectionError, match="rejected"):
+            sections.open_section(connection, rejected)
+
+
+def test_a_provisional_section_holds_and_acquires_but_disposes_of_nothing(
+    engine: Engine,
+) -> None:
+    registry = ir()
+    with engine.begin() as connection:
+        account = open_section(connection, "SGP")
+        incoming = offered_to(account)
+        assert registry.acquisition(connection, incoming) == (Status.ACCEPTED, [])
+        hold(registry, connection, account, 1, 100)
+        for proposal in (
+            transfer(account, 1, 10),
+            Proposal(TransactionType.CANCELLATION, account, IR, "", [serial_range(1, 10)]),
+        ):
+            with pytest.raises(Refusal) as refusal:
+                registry.propose(connection, proposal)
+            assert refusal.value.code is Code.SECTION_PROVISIONAL
+        sections.verify_section(connection, "SGP")
+        assert registry.propose(connection, transfer(account, 1, 10)).startswith(f"{IR}-")
+
+
+def test_the_provisional_policy_is_configurable_both_ways(engine: Engine) -> None:
+    with engine.begin() as connection:
+        account = open_section(connection, "SGP")
+        strict, permissive = ir(provisional_may=()), ir(provisional_may=("acquire", "transfer"))
+        incoming = offered_to(account)
+        decision, results = strict.acquisition(connection, incoming)
+        assert (decision, [code for code, _ in results]) == (
+            Status.TERMINATED,
+            [Code.SECTION_PROVISIONAL],
+        )
+        hold(permissive, connection, account, 1, 100)
+        assert permissive.propose(connection, transfer(account, 1, 10)).startswith(f"{IR}-")
+    with pytest.raises(ValueError, match="unknown actions"):
+        SectionRules(IR, ("fly",))
+
+
+def test_a_first_international_transfer_inside_the_ir_goes_to_another_party(
+    engine: Engine,
+) -> None:
+    registry = ir()
+    with engine.begin() as connection:
+        own = open_section(connection, "SGP", verified=True)
+        other = open_section(connection, "CHE", verified=True)
+        mine = sections.open_account(connection, IR, "SGP", AccountType.HOLDING)
+        outcomes = block(1, 100, space=IR, unit_kind=units_pb2.UNIT_KIND_MITIGATION_OUTCOME,
+                         first_transferring_party="", authorization_id="SGP-A1")  # fmt: skip
+        message = transaction(f"{IR}-900", T.TRANSACTION_TYPE_ISSUANCE, [outcomes], sender=IR,
+                              source="", target=own)  # fmt: skip
+        registry.settle(connection, message, Status.COMPLETED)
+        first = T.FirstTransfer(
+            first_transferring_party="SGP",
+            trigger=T.FIRST_TRANSFER_TRIGGER_INTERNATIONAL_TRANSFER,
+        )
+
+        def first_transfer(target: str) -> Proposal:
+            return Proposal(TransactionType.FIRST_TRANSFER, own, IR, target,
+                            [serial_range(1, 10)], first_transfer=first)  # fmt: skip
+
+        with pytest.raises(Refusal) as refusal:
+            registry.propose(connection, first_transfer(mine))
+        assert refusal.value.code is Code.FIRST_TRANSFER_TRIGGER_INVALID
+        assert registry.propose(connection, first_transfer(other)).startswith(f"{IR}-")
