@@ -9,6 +9,7 @@ holdings as the hub and as each registry see them, and shuts everything down.
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from datetime import UTC, datetime
@@ -20,9 +21,9 @@ from article6.codes import Code
 from article6.identifiers import format_account_id
 from article6.model import Status, TransactionType
 from article6.v1 import admin_pb2
-from demo.network import HUB, Network
+from demo.network import HUB, INTERNATIONAL, Network
 
-REGISTRIES = ("GHA01", "CHE01")
+REGISTRIES = ("GHA01", "CHE01", INTERNATIONAL)
 
 
 def step(text: str) -> None:
@@ -43,7 +44,8 @@ def local_status(network: Network, registry: str, transaction_id: str) -> str:
     return "unknown"
 
 
-def run_scenario(network: Network) -> None:
+def run_scenario(network: Network) -> dict[str, str]:
+    """The Party registries' part; returns the accounts it opened, by role."""
     gha = partial(network.registry_cli, "GHA01")
     che = partial(network.registry_cli, "CHE01")
     step("Accounts: each registry opens its own")
@@ -85,6 +87,78 @@ def run_scenario(network: Network) -> None:
     use = che("use", "--from", che_holding, "--to", che_ndc, "--serials", "1-100000",
               "--party", "CHE", "--year", "2030")  # fmt: skip
     print(f"  {outcome(network, 'CHE01', use)}")
+    return {"che_holding": che_holding, "che_ndc": che_ndc}
+
+
+def open_sgp_section(network: Network) -> tuple[str, str]:
+    """The secretariat opens Singapore's section; returns its ARS and IR holding accounts."""
+    ir = partial(network.registry_cli, INTERNATIONAL)
+    step("Singapore asks the secretariat to open its Party section in the international registry")
+    request = ir(
+        "request-section", "--party", "SGP", "--submitted-by", "SGP national focal point",
+        "--administrator", "Party Section Administrator 1",
+        "--administrator", "Party Section Administrator 2",
+        "--document", "nomination letter", "--document", "identity documents",
+    )  # fmt: skip
+    print(f"  {ir('validate-request', request)}; {ir('open-section', request)}")
+    ars = ir("open-account", "--party", "SGP", "--type", "holding", "--ars")
+    holding = ir("open-account", "--party", "SGP", "--type", "holding", "--ca", "CA0001")
+    print(f"  accounts: ARS {ars}, IR holding {holding}")
+    step("While provisional, the section may hold and receive, but not authorize")
+    try:
+        ir("authorize", "--from", ars, "--serials", "1-10", "--authorization-id", "SGP-X",
+           "--ca", "CA0001", "--vintages", "2024", "--party", "SGP")  # fmt: skip
+    except RuntimeError as refusal:
+        print(f"  {str(refusal).split('refused: ', 1)[-1]}")
+    print(f"  {ir('verify-section', 'SGP')}: identity verified")
+    return ars, holding
+
+
+def run_international_scenario(network: Network, accounts: dict[str, str]) -> None:
+    """Singapore uses the international registry and its ARS."""
+    ir = partial(network.registry_cli, INTERNATIONAL)
+    che = partial(network.registry_cli, "CHE01")
+    ars, holding = open_sgp_section(network)
+    step("ARS: 100,000 mitigation outcomes of SGP (vintage 2024) are issued, not yet authorized")
+    issued = ir("issue", "--account", ars, "--kind", "mitigation-outcome", "--vintage", "2024",
+                "--serials", "1-100000")  # fmt: skip
+    print(f"  {outcome(network, INTERNATIONAL, issued)}")
+    step("SGP authorizes them: CA0001, use towards NDCs, cap 80,000, vintages 2021-2030")
+    authorized = ir(
+        "authorize", "--from", ars, "--serials", "1-100000", "--authorization-id", "SGP-2026-001",
+        "--ca", "CA0001", "--purpose", "ndc", "--cap", "80000", "--vintages", "2021-2030",
+        "--party", "SGP",
+    )  # fmt: skip
+    print(f"  {outcome(network, INTERNATIONAL, authorized)}")
+    step("First transfer of serials 1-50000 to CHE01: they become ITMOs CA0001-UNIR-SGP-...-2024")
+    first = ir("first-transfer", "--from", ars, "--serials", "1-50000", "--to-registry", "CHE01",
+               "--to", accounts["che_holding"], "--party", "SGP")  # fmt: skip
+    print(f"  {outcome(network, INTERNATIONAL, first)}")
+    step("CHE01 sends UNIR:1-10000 to SGP's IR account; SGP transfers UNIR:1-5000 back to CHE01")
+    back = che("transfer", "--from", accounts["che_holding"], "--to-registry", INTERNATIONAL,
+               "--to", holding, "--serials", "UNIR:1-10000")  # fmt: skip
+    print(f"  {outcome(network, 'CHE01', back)}")
+    onward = ir("transfer", "--from", holding, "--to-registry", "CHE01",
+                "--to", accounts["che_holding"], "--serials", "UNIR:1-5000")  # fmt: skip
+    print(f"  {outcome(network, INTERNATIONAL, onward)}")
+    step("CHE01 uses UNIR:1-5000 towards its NDC for 2030")
+    use = che("use", "--from", accounts["che_holding"], "--to", accounts["che_ndc"],
+              "--serials", "UNIR:1-5000", "--party", "CHE", "--year", "2030")  # fmt: skip
+    print(f"  {outcome(network, 'CHE01', use)}")
+
+
+def print_aef(network: Network) -> None:
+    year = str(datetime.now(UTC).year)
+    rows = json.loads(network.registry_cli(
+        INTERNATIONAL, "aef", "--party", "SGP", "--year", year, "--format", "json"
+    ))  # fmt: skip
+    print(f"\nSGP's AEF actions table for {year}, prefilled by the international registry")
+    print(f"  {'date-time (UTC)':<21} {'action':<15} {'subtype':<32} {'first id':<27} "
+          f"{'last id':<28} {'quantity':>8} from to")  # fmt: skip
+    for row in rows:
+        print(f"  {row['date_time']:<21} {row['action_type']:<15} {row['action_subtype']:<32} "
+              f"{row['first_id']:<27} {row['last_id']:<28} {row['quantity']:>8,} "
+              f"{row['transferring_party']}  {row['acquiring_party']}")  # fmt: skip
 
 
 def print_transactions(network: Network) -> None:
@@ -158,13 +232,16 @@ def main() -> int:
     folder = Path("run") / datetime.now(UTC).strftime("demo-%Y%m%d-%H%M%S")
     network = Network(folder.resolve(), registries=REGISTRIES)
     network.write()
-    print("Article 6 gateway demo: a hub and Party registries GHA01 and CHE01, each its own")
-    print(f"process on loopback (gRPC, mutual TLS, signed envelopes, SQLite). Files: {folder}")
+    print("Article 6 gateway demo: a hub, Party registries GHA01 and CHE01, and the international")
+    print("registry UNIR with its ARS, each its own process on loopback (gRPC, mutual TLS, signed")
+    print(f"envelopes, SQLite). Files: {folder}")
     agree = False
     try:
         network.start_all()
-        run_scenario(network)
+        accounts = run_scenario(network)
+        run_international_scenario(network, accounts)
         print_transactions(network)
+        print_aef(network)
         agree = print_holdings(network)
         print_metrics(network)
     finally:

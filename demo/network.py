@@ -34,6 +34,16 @@ from article6.v1 import admin_pb2_grpc
 OPERATOR = "OPERATOR"
 HUB = "HUB"
 PARTIES = {"GHA01": "GHA", "CHE01": "CHE", "SGP01": "SGP"}
+INTERNATIONAL = "UNIR"  # the international registry (with its ARS): many Parties' sections
+
+
+def module(registry: str) -> str:
+    """The package that runs a registry, and its command line."""
+    return "international_registry" if registry == INTERNATIONAL else "party_registry_stub"
+
+
+def kind(registry: str) -> str:
+    return "international" if registry == INTERNATIONAL else "party"
 
 
 def free_port() -> int:
@@ -96,7 +106,7 @@ class Network:
         for registry, port in ports.items():
             config = str(self.config(registry))
             self.components[registry] = Component(
-                registry, [*python, "party_registry_stub", "serve", "--config", config],
+                registry, [*python, module(registry), "serve", "--config", config],
                 f"127.0.0.1:{port}", self.logs / f"{registry.lower()}.log",
             )  # fmt: skip
 
@@ -115,7 +125,7 @@ class Network:
     def _write_hub(self, hub_port: int, admin_port: int, ports: dict[str, int]) -> None:
         delivery = "".join(f"{key} = {json.dumps(value)}\n" for key, value in self.delivery.items())
         registries = "".join(
-            f'\n[[registries]]\nregistry_id = "{registry}"\nkind = "party"\n'
+            f'\n[[registries]]\nregistry_id = "{registry}"\nkind = "{kind(registry)}"\n'
             f'endpoint = "127.0.0.1:{port}"\ncooperative_approaches = ["CA0001", "CA0002"]\n'
             for registry, port in ports.items()
         )
@@ -130,7 +140,7 @@ class Network:
 
     def _write_registry(self, registry: str, port: int, hub_port: int) -> None:
         self.config(registry).write_text(
-            f'[registry]\nregistry_id = "{registry}"\nparty = "{PARTIES[registry]}"\n'
+            f'[registry]\nregistry_id = "{registry}"\nparty = "{PARTIES.get(registry, "")}"\n'
             f'listen = "127.0.0.1:{port}"\ndatabase = "{registry.lower()}.db"\n'
             f'hub_id = "{HUB}"\nhub_endpoint = "127.0.0.1:{hub_port}"\n'
             f'metrics_listen = "{self.metrics[registry]}"\n'
@@ -201,7 +211,7 @@ class Network:
     # --- talking to the components -------------------------------------------------------
 
     def registry_cli(self, registry: str, *args: str, check: bool = True) -> str:
-        command = [sys.executable, "-m", "party_registry_stub", args[0],
+        command = [sys.executable, "-m", module(registry), args[0],
                    "--config", str(self.config(registry)), *args[1:]]  # fmt: skip
         done = subprocess.run(  # noqa: S603 (our own module, fixed arguments)
             command, capture_output=True, text=True, cwd=self.folder, check=False

@@ -12,6 +12,8 @@ transfer, use, cancel, holdings, transactions, wait, serve):
     article6-ir verify-section --config ir.toml SGP             # identity verified
     article6-ir open-account --config ir.toml --party SGP --type holding [--ars] \\
         [--holder NAME] [--ca CA0001]
+    article6-ir aef --config ir.toml --party SGP [--year 2026] [--table actions|holdings] \\
+        [--format csv|json]                                     # AEF prefill
 
 The config file's ``[international]`` table sets what a provisional section may do:
 ``provisional_may = ["acquire", "issue"]`` (the default; the other actions are "transfer",
@@ -23,6 +25,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 from sqlalchemy import Connection
 
@@ -30,7 +33,7 @@ from article6.model import AccountType
 from article6.node import cli
 from article6.node.config import RegistryConfig
 from article6.node.engine import RegistryEngine
-from international_registry import sections
+from international_registry import aef, sections
 from international_registry.rules import PROVISIONAL_DEFAULT, SectionRules
 
 ACCOUNT_TYPES = {
@@ -99,6 +102,18 @@ def _open_account(args: argparse.Namespace, config: RegistryConfig) -> int:
     ))  # fmt: skip
 
 
+def _aef(args: argparse.Namespace, config: RegistryConfig) -> int:
+    def export(r: RegistryEngine, c: Connection) -> str:
+        if args.table == "holdings":
+            rows = aef.holdings(c, config.registry_id, args.party)
+            return aef.render(rows, aef.HOLDING_COLUMNS, args.format)
+        rows = aef.actions(c, config.registry_id, args.party, args.year)
+        return aef.render(rows, aef.ACTION_COLUMNS, args.format)
+
+    print(cli.run_in_books(config, export), end="")
+    return 0
+
+
 def add_commands(command: Callable[..., argparse.ArgumentParser]) -> None:
     request = command("request-section", _request, "record a section opening request")
     request.add_argument("--party", required=True)
@@ -123,6 +138,11 @@ def add_commands(command: Callable[..., argparse.ArgumentParser]) -> None:
     )
     account.add_argument("--holder", help="the entity holding it (default: the Party)")
     account.add_argument("--ca", action="append", help="linked cooperative approach (repeat)")
+    export = command("aef", _aef, "AEF prefill: a Party's actions or holdings table")
+    export.add_argument("--party", required=True)
+    export.add_argument("--year", type=int, default=datetime.now(UTC).year)
+    export.add_argument("--table", choices=["actions", "holdings"], default="actions")
+    export.add_argument("--format", choices=["csv", "json"], default="csv")
 
 
 KIND = cli.RegistryKind(

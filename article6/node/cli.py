@@ -58,8 +58,12 @@ TRIGGERS = {
 }
 
 
-def serials(text: str) -> Block[None]:
-    first, _, last = text.partition("-")
+def serials(text: str) -> Block[str] | Block[None]:
+    """``1-100``, or ``GHA01:1-100`` naming the serials' originating registry."""
+    space, _, numbers = text.rpartition(":")
+    first, _, last = numbers.partition("-")
+    if space:
+        return Block(int(first), int(last or first), space)
     return serial_range(int(first), int(last or first))
 
 

@@ -17,7 +17,8 @@ from typing import Protocol
 from sqlalchemy import Connection
 
 from article6 import holdings
-from article6.blocks import Block, merge_adjacent, partition, take
+from article6.block_table import overlapping_blocks
+from article6.blocks import Block, merge_adjacent, partition, serial_range, take
 from article6.codes import Code, Refusal
 from article6.envelope import seal
 from article6.headers import new_header
@@ -30,7 +31,6 @@ from article6.model import (
     TransactionSpec,
     TransactionType,
     UnitBlock,
-    spaces,
 )
 from article6.node import store
 from article6.v1 import transaction_pb2
@@ -47,7 +47,9 @@ class Proposal:
     transferring_account: str
     acquiring_registry: str
     acquiring_account: str
-    ranges: Sequence[Block[None]] = ()
+    # Serial ranges, each tagged with its serial space (originating registry) or None when
+    # the account holds those serials in one space only.
+    ranges: Sequence[Block[str] | Block[None]] = ()
     issued: Sequence[UnitBlock] = ()
     use: transaction_pb2.UseDetails | None = None
     subtype: str = ""
@@ -115,22 +117,23 @@ class RegistryEngine:
 
     def _held_blocks(self, connection: Connection, proposal: Proposal) -> list[UnitBlock]:
         """The wanted serials as this registry holds them in the transferring account."""
-        held = store.account_holdings(connection, self.registry_id, proposal.transferring_account)
-        result = take(held, proposal.ranges)
-        if not result.complete:
-            gap = result.missing[0]
-            raise Refusal(
-                Code.UNITS_NOT_HELD,
-                f"serials {gap.serial_first}-{gap.serial_last} are not in "
-                f"{proposal.transferring_account}",
-            )
-        blocks = [piece.with_attributes(piece.attributes.unit) for piece in result.taken]
-        for space in spaces(blocks):
-            in_space = [b for b in blocks if b.attributes.originating_registry == space]
-            if store.locked(connection, space, in_space):
+        account = proposal.transferring_account
+        held = store.account_holdings(connection, self.registry_id, account)
+        blocks: list[UnitBlock] = []
+        for space, ranges in _ranges_by_space(proposal.ranges, held, account).items():
+            in_space = [b for b in held if b.attributes.unit.originating_registry == space]
+            result = take(in_space, ranges)
+            if not result.complete:
+                gap = result.missing[0]
+                raise Refusal(
+                    Code.UNITS_NOT_HELD,
+                    f"{space} serials {gap.serial_first}-{gap.serial_last} are not in {account}",
+                )
+            taken = [piece.with_attributes(piece.attributes.unit) for piece in result.taken]
+            if store.locked(connection, space, taken):
                 raise Refusal(Code.UNITS_LOCKED, "units are in a pending transaction")
-        holder = Holder(self.registry_id, proposal.transferring_account)
-        holdings.check_held(blocks, result.taken, holder)
+            holdings.check_held(taken, result.taken, Holder(self.registry_id, account))
+            blocks += taken
         return blocks
 
     # --- the hub's messages --------------------------------------------------------------
@@ -210,3 +213,32 @@ class RegistryEngine:
 
 
 _CODES = frozenset(code.value for code in Code)
+
+
+def _ranges_by_space(
+    ranges: Sequence[Block[str] | Block[None]], held: Sequence[LedgerBlock], account: str
+) -> dict[str, list[Block[None]]]:
+    """Group wanted ranges by serial space. Serials are unique only within their originating
+    registry, so a range without one is taken from the one space the account holds it in."""
+    grouped: dict[str, list[Block[None]]] = {}
+    for wanted in ranges:
+        space = wanted.attributes
+        if space is None:
+            spaces_held = {
+                b.attributes.unit.originating_registry for b in overlapping_blocks(held, [wanted])
+            }
+            if len(spaces_held) > 1:
+                raise Refusal(
+                    Code.REQUIRED_FIELD_MISSING,
+                    f"{account} holds serials {wanted.serial_first}-{wanted.serial_last} of "
+                    f"{', '.join(sorted(spaces_held))}: name one, e.g. "
+                    f"{min(spaces_held)}:{wanted.serial_first}-{wanted.serial_last}",
+                )
+            if not spaces_held:
+                raise Refusal(
+                    Code.UNITS_NOT_HELD,
+                    f"serials {wanted.serial_first}-{wanted.serial_last} are not in {account}",
+                )
+            space = spaces_held.pop()
+        grouped.setdefault(space, []).append(serial_range(wanted.serial_first, wanted.serial_last))
+    return grouped

@@ -47,7 +47,7 @@ def local_holdings(network: Network, registry: str) -> list[tuple[Any, ...]]:
 
 
 def assert_ledgers_agree(network: Network) -> None:
-    for registry in REGISTRIES:
+    for registry in network.registries:
         assert sorted(hub_holdings(network, registry)) == local_holdings(network, registry), (
             registry
         )

@@ -7,7 +7,9 @@ holdings equal the hub's ledger afterwards.
 
 from __future__ import annotations
 
+import json
 import random
+import re
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -25,8 +27,10 @@ from article6.pki import RegistryFiles
 from article6.status import refusal_from_error
 from article6.tls import TlsMaterial, channel_credentials, channel_options
 from article6.v1 import admin_pb2, hub_pb2_grpc, transaction_pb2
-from demo.__main__ import run_scenario
-from demo.network import HUB, Network
+from demo.__main__ import REGISTRIES as DEMO_REGISTRIES
+from demo.__main__ import run_international_scenario, run_scenario
+from demo.network import HUB, INTERNATIONAL, Network
+from international_registry.aef import ACTION_COLUMNS
 from tests.builders import issuance
 from tests.e2e.helpers import (
     accounts,
@@ -40,17 +44,82 @@ from tests.e2e.helpers import (
 )
 
 
-def test_the_demo_scenario_leaves_every_ledger_in_agreement(network: Network) -> None:
-    run_scenario(network)
+@pytest.fixture
+def demo_network(tmp_path: Path) -> Iterator[Network]:
+    """The demo's network: the hub, GHA01, CHE01 and the international registry."""
+    network = Network(tmp_path, registries=DEMO_REGISTRIES)
+    network.write()
+    network.start_all()
+    try:
+        yield network
+    finally:
+        network.stop_all()
+
+
+SGP_ACTIONS = [
+    {"action_type": "Authorization", "action_subtype": "", "first_transferring_party": "",
+     "first_id": "CA0001-UNIR-SGP-1-2024", "last_id": "CA0001-UNIR-SGP-100000-2024",
+     "quantity": 100000, "transferring_party": "", "acquiring_party": ""},
+    {"action_type": "First transfer", "action_subtype": "First transfer to another Party",
+     "first_transferring_party": "SGP", "first_id": "CA0001-UNIR-SGP-1-2024",
+     "last_id": "CA0001-UNIR-SGP-50000-2024", "quantity": 50000, "transferring_party": "SGP",
+     "acquiring_party": "CHE"},
+    {"action_type": "Acquisition", "action_subtype": "", "first_transferring_party": "SGP",
+     "first_id": "CA0001-UNIR-SGP-1-2024", "last_id": "CA0001-UNIR-SGP-10000-2024",
+     "quantity": 10000, "transferring_party": "CHE", "acquiring_party": "SGP"},
+    {"action_type": "Transfer", "action_subtype": "", "first_transferring_party": "SGP",
+     "first_id": "CA0001-UNIR-SGP-1-2024", "last_id": "CA0001-UNIR-SGP-5000-2024",
+     "quantity": 5000, "transferring_party": "SGP", "acquiring_party": "CHE"},
+]  # fmt: skip
+SAME_IN_EVERY_ROW = {
+    "cooperative_approach": "CA0001", "authorization_id": "SGP-2026-001", "registry_id": "UNIR",
+    "metric": "tCO2e", "vintage": 2024, "purpose": "NDC", "using_party": "", "year_of_use": "",
+}  # fmt: skip
+
+
+def test_the_demo_scenario_leaves_every_ledger_in_agreement(demo_network: Network) -> None:
+    network = demo_network
+    accounts = run_scenario(network)
+    run_international_scenario(network, accounts)
     with network.admin() as admin:
         summaries = admin.ListTransactions(admin_pb2.ListTransactionsRequest(), timeout=10)
     statuses = {s.transaction.transaction_id: s.status for s in summaries.transactions}
     assert statuses == {
-        "GHA01-1": 4, "GHA01-2": 4, "GHA01-3": 5, "GHA01-4": 4, "CHE01-1": 4,
+        "GHA01-1": 4, "GHA01-2": 4, "GHA01-3": 5, "GHA01-4": 4, "CHE01-1": 4, "UNIR-1": 4,
+        "UNIR-2": 4, "UNIR-3": 4, "CHE01-2": 4, "UNIR-4": 4, "CHE01-3": 4,
     }  # fmt: skip
+    wait_for(lambda: local_transaction(network, "CHE01", "UNIR-4").get("status") == "completed",
+             what="CHE01 to apply the last transfer")  # fmt: skip
     assert_ledgers_agree(network)
-    che = {row[2]: row for row in local_holdings(network, "CHE01")}
-    assert che[1][4] == 2  # serials 1-100000 used towards the NDC
+    che = {(row[1], row[2]): row for row in local_holdings(network, "CHE01")}
+    assert che["GHA01", 1][4] == 2  # serials 1-100000 used towards the NDC
+    assert che["UNIR", 1][4] == 2
+
+
+def test_the_demo_aef_export_is_right_cell_by_cell(demo_network: Network) -> None:
+    network = demo_network
+    run_international_scenario(network, run_scenario(network))
+    year = datetime.now(UTC).year
+    text = network.registry_cli(INTERNATIONAL, "aef", "--party", "SGP", "--year", str(year),
+                                "--format", "json")  # fmt: skip
+    rows = json.loads(text)
+    assert len(rows) == len(SGP_ACTIONS)
+    for row, expected in zip(rows, SGP_ACTIONS, strict=True):
+        assert set(row) == set(ACTION_COLUMNS)
+        assert re.fullmatch(rf"{year}-\d\d-\d\dT\d\d:\d\d:\d\dZ", row.pop("date_time"))
+        assert row == {**SAME_IN_EVERY_ROW, **expected}
+    csv_text = network.registry_cli(INTERNATIONAL, "aef", "--party", "SGP", "--year", str(year))
+    lines = csv_text.splitlines()
+    assert lines[0] == ",".join(ACTION_COLUMNS)
+    assert len(lines) == 1 + len(SGP_ACTIONS)
+    held = json.loads(network.registry_cli(INTERNATIONAL, "aef", "--party", "SGP", "--table",
+                                           "holdings", "--format", "json"))  # fmt: skip
+    assert [(r["first_id"], r["last_id"], r["quantity"], r["unit_kind"]) for r in held] == [
+        ("CA0001-UNIR-SGP-5001-2024", "CA0001-UNIR-SGP-10000-2024", 5000, "ITMO"),
+        ("", "", 50000, "Mitigation outcome"),  # still in the ARS: authorized, not transferred
+    ]
+    assert json.loads(network.registry_cli(INTERNATIONAL, "aef", "--party", "SGP", "--year",
+                                           str(year - 1), "--format", "json")) == []  # fmt: skip
 
 
 def test_every_process_stops_cleanly_on_sigterm(network: Network) -> None:

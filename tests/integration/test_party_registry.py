@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Connection, Engine
 
-from article6.blocks import serial_range
+from article6.blocks import Block, serial_range
 from article6.codes import Code, Refusal
 from article6.identifiers import format_account_id
 from article6.keys import SigningKey
@@ -17,7 +17,7 @@ from article6.node import store
 from article6.node.engine import Proposal, RegistryEngine
 from article6.v1 import transaction_pb2
 from party_registry_stub import accounts
-from tests.builders import GHA_ACCOUNT, block, external, issuance
+from tests.builders import GHA_ACCOUNT, block, external, issuance, transaction
 
 T = transaction_pb2
 
@@ -124,3 +124,29 @@ def test_units_not_held_cannot_be_proposed(engine: Engine) -> None:
         with pytest.raises(Refusal) as refusal:
             gha.propose(connection, beyond)
         assert refusal.value.code is Code.UNITS_NOT_HELD
+
+
+def test_serials_held_in_two_spaces_must_name_their_originating_registry(engine: Engine) -> None:
+    che = registry("CHE01")
+    with engine.begin() as connection:
+        account = accounts.open_account(connection, "CHE01", AccountType.HOLDING)
+        arriving = external("GHA01-5", 1, 100, acquiring_account=account)
+        che.settle(connection, arriving, Status.COMPLETED)  # GHA01:1-100 arrives too
+
+        def propose(*ranges: Block[str] | Block[None]) -> str:
+            return che.propose(connection, Proposal(
+                TransactionType.EXTERNAL_TRANSFER, account, "GHA01", GHA_ACCOUNT, ranges=ranges
+            ))  # fmt: skip
+
+        own = transaction("CHE01-901", T.TRANSACTION_TYPE_ISSUANCE, [block(1, 100, space="CHE01")],
+                          sender="CHE01", source="", target=account)  # fmt: skip
+        che.settle(connection, own, Status.COMPLETED)  # CHE01:1-100 is held too
+        with pytest.raises(Refusal) as refusal:
+            propose(serial_range(1, 10))
+        assert refusal.value.code is Code.REQUIRED_FIELD_MISSING
+        assert "of CHE01, GHA01: name one, e.g. CHE01:1-10" in refusal.value.detail
+        transaction_id = propose(Block(1, 10, "GHA01"))
+        message = T.Transaction.FromString(
+            store.get_transaction(connection, transaction_id).body  # type: ignore[union-attr]
+        )
+        assert [b.originating_registry for b in message.blocks] == ["GHA01"]
