@@ -146,7 +146,17 @@ class Network:
             f'metrics_listen = "{self.metrics[registry]}"\n'
             f"{self._tls_lines(registry)}"
             "\n[delivery]\nbackoff_max_seconds = 2.0\nrecovery_interval_seconds = 1.0\n"
-            "recovery_after_seconds = 5.0\n"
+            "recovery_after_seconds = 5.0\n" + self._international(registry)
+        )
+
+    def _international(self, registry: str) -> str:
+        """The international registry's own table: the secretariat's admin port."""
+        if registry != INTERNATIONAL:
+            return ""
+        self.ir_admin_endpoint = f"127.0.0.1:{free_port()}"
+        return (
+            f'\n[international]\nadmin_listen = "{self.ir_admin_endpoint}"\n'
+            f'admin_identities = ["{OPERATOR}"]\n'
         )
 
     # --- processes -----------------------------------------------------------------------

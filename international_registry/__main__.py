@@ -15,9 +15,10 @@ transfer, use, cancel, holdings, transactions, wait, serve):
     article6-ir aef --config ir.toml --party SGP [--year 2026] [--table actions|holdings] \\
         [--format csv|json]                                     # AEF prefill
 
-The config file's ``[international]`` table sets what a provisional section may do:
+The config file's ``[international]`` table sets what a provisional section may do,
 ``provisional_may = ["acquire", "issue"]`` (the default; the other actions are "transfer",
-"use", "cancel", "authorize" and "first-transfer").
+"use", "cancel", "authorize" and "first-transfer"), and where the secretariat's admin service
+listens: ``admin_listen = "127.0.0.1:7021"``, ``admin_identities = ["OPERATOR"]``.
 """
 
 from __future__ import annotations
@@ -34,16 +35,12 @@ from article6.node import cli
 from article6.node.config import RegistryConfig
 from article6.node.engine import RegistryEngine
 from international_registry import aef, sections
-from international_registry.rules import PROVISIONAL_DEFAULT, SectionRules
+from international_registry.rules import from_config
+from international_registry.server import serve
 
 ACCOUNT_TYPES = {
     name.lower().replace("_", "-"): kind for name, kind in AccountType.__members__.items()
 }
-
-
-def rules(config: RegistryConfig) -> SectionRules:
-    settings = config.document.get("international", {})
-    return SectionRules(config.registry_id, settings.get("provisional_may", PROVISIONAL_DEFAULT))
 
 
 def _say(config: RegistryConfig, work: Callable[..., object]) -> int:
@@ -146,7 +143,11 @@ def add_commands(command: Callable[..., argparse.ArgumentParser]) -> None:
 
 
 KIND = cli.RegistryKind(
-    prog="article6-ir", rules=rules, tables=(sections.metadata,), add_commands=add_commands
+    prog="article6-ir",
+    rules=from_config,
+    tables=(sections.metadata,),
+    add_commands=add_commands,
+    serve=serve,
 )
 
 

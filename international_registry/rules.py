@@ -16,6 +16,7 @@ from sqlalchemy import Connection
 
 from article6.codes import Code, Refusal
 from article6.model import FirstTransferTrigger, TransactionSpec, TransactionType
+from article6.node.config import RegistryConfig
 from article6.node.engine import Proposal
 from international_registry.sections import SectionStatus, get_account, section_status
 
@@ -98,3 +99,9 @@ class SectionRules:
                 Code.FIRST_TRANSFER_TRIGGER_INVALID,
                 f"{proposal.acquiring_account} is in {party}'s own section: not international",
             )
+
+
+def from_config(config: RegistryConfig) -> SectionRules:
+    """The rules, with the policy of the config file's ``[international]`` table."""
+    settings = config.document.get("international", {})
+    return SectionRules(config.registry_id, settings.get("provisional_may", PROVISIONAL_DEFAULT))

@@ -22,7 +22,7 @@ import asyncio
 import json
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -76,6 +76,8 @@ class RegistryKind:
     rules: Callable[[RegistryConfig], Rules]
     tables: Sequence[MetaData]
     add_commands: Callable[[Callable[..., argparse.ArgumentParser]], None]
+    # How to serve, when a registry serves more than the shared node (an admin port...).
+    serve: Callable[[RegistryConfig], Coroutine[Any, Any, None]] | None = None
 
 
 _kind: RegistryKind | None = None  # set by main(); the handlers below read it
@@ -320,7 +322,10 @@ def main(kind: RegistryKind, argv: list[str] | None = None) -> int:
     config = load_config(args.config)
     if args.command == "serve":
         configure_logging(config.registry_id, args.log_level)
-        asyncio.run(serve(config, kind.rules(config), kind.tables))
+        if kind.serve is not None:
+            asyncio.run(kind.serve(config))
+        else:
+            asyncio.run(serve(config, kind.rules(config), kind.tables))
         return 0
     try:
         result: int = args.handler(args, config)

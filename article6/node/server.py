@@ -105,12 +105,17 @@ class RegistryNode:
         log.info("registry %s stopped", self.config.registry_id)
 
 
-async def serve(config: RegistryConfig, rules: Rules, tables: Sequence[MetaData] = ()) -> None:
-    node = RegistryNode(config, rules, tables)
-    await node.start()
+async def until_signalled() -> None:
+    """Return on SIGINT or SIGTERM."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     await stop.wait()
+
+
+async def serve(config: RegistryConfig, rules: Rules, tables: Sequence[MetaData] = ()) -> None:
+    node = RegistryNode(config, rules, tables)
+    await node.start()
+    await until_signalled()
     await node.stop()

@@ -1,0 +1,147 @@
+"""``article6.v1.InternationalRegistryAdminService``: the secretariat's operations.
+
+Callers authenticate with a client certificate whose identity is in the registry's
+``admin_identities``. Lifecycle misuse (opening a section on a request not validated...) ends
+the call with FAILED_PRECONDITION; a refused proposal ends it with its numbered code, as
+``article6.status`` maps codes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import grpc
+import grpc.aio
+from sqlalchemy import Connection
+
+from article6.blocks import Block, serial_range
+from article6.codes import Refusal
+from article6.model import AccountType, TransactionType
+from article6.node.engine import Proposal, RegistryEngine
+from article6.node.service import Writer
+from article6.status import abort
+from article6.tls import peer_identity
+from article6.v1 import international_registry_pb2 as ir_pb2
+from article6.v1 import international_registry_pb2_grpc as ir_grpc
+from article6.wire import unit_block
+from international_registry import aef, sections
+
+Context = grpc.aio.ServicerContext[Any, Any]
+T = TypeVar("T")
+
+
+def _ranges(request: ir_pb2.ProposeActionRequest) -> list[Block[str] | Block[None]]:
+    ranges: list[Block[str] | Block[None]] = []
+    for wanted in request.ranges:
+        if wanted.originating_registry:
+            ranges.append(
+                Block(wanted.serial_first, wanted.serial_last, wanted.originating_registry)
+            )
+        else:
+            ranges.append(serial_range(wanted.serial_first, wanted.serial_last))
+    return ranges
+
+
+class SecretariatService(ir_grpc.InternationalRegistryAdminServiceServicer):
+    def __init__(self, engine: RegistryEngine, writer: Writer, operators: frozenset[str]) -> None:
+        self.engine = engine
+        self.writer = writer
+        self.operators = operators
+
+    async def _run(self, context: Context, work: Callable[[Connection], T]) -> T:
+        """Authorize the caller, then run ``work`` in one transaction on the writer."""
+        if peer_identity(context) not in self.operators:
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, "not an operator identity")
+        try:
+            return await self.writer.run(work)
+        except sections.SectionError as error:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(error))
+        except Refusal as refusal:
+            await abort(context, refusal)
+        raise AssertionError("unreachable")
+
+    async def SubmitSectionRequest(
+        self, request: ir_pb2.SubmitSectionRequestRequest, context: Context
+    ) -> ir_pb2.SubmitSectionRequestResponse:
+        focal = sections.FocalPoint(request.focal_point or "national")
+        request_id = await self._run(context, lambda c: sections.submit_request(
+            c, request.party, request.submitted_by, focal, list(request.administrators),
+            list(request.documents),
+        ))  # fmt: skip
+        return ir_pb2.SubmitSectionRequestResponse(request_id=request_id)
+
+    async def DecideSectionRequest(
+        self, request: ir_pb2.DecideSectionRequestRequest, context: Context
+    ) -> ir_pb2.DecideSectionRequestResponse:
+        await self._run(context, lambda c: sections.decide_request(
+            c, request.request_id, request.valid, request.reason
+        ))  # fmt: skip
+        status = (
+            sections.RequestStatus.VALIDATED if request.valid else sections.RequestStatus.REJECTED
+        )
+        return ir_pb2.DecideSectionRequestResponse(request_id=request.request_id, status=status)
+
+    async def OpenSection(
+        self, request: ir_pb2.OpenSectionRequest, context: Context
+    ) -> ir_pb2.OpenSectionResponse:
+        party = await self._run(context, lambda c: sections.open_section(c, request.request_id))
+        return ir_pb2.OpenSectionResponse(party=party, status=sections.SectionStatus.PROVISIONAL)
+
+    async def VerifySection(
+        self, request: ir_pb2.VerifySectionRequest, context: Context
+    ) -> ir_pb2.VerifySectionResponse:
+        await self._run(context, lambda c: sections.verify_section(c, request.party))
+        return ir_pb2.VerifySectionResponse(
+            party=request.party, status=sections.SectionStatus.VERIFIED
+        )
+
+    async def OpenAccount(
+        self, request: ir_pb2.OpenAccountRequest, context: Context
+    ) -> ir_pb2.OpenAccountResponse:
+        kind = AccountType(request.account_type or AccountType.HOLDING.value)
+        account_id = await self._run(context, lambda c: sections.open_account(
+            c, self.engine.registry_id, request.party, kind, ars=request.ars,
+            holder=request.holder, cooperative_approaches=frozenset(request.cooperative_approaches),
+        ))  # fmt: skip
+        return ir_pb2.OpenAccountResponse(account_id=account_id)
+
+    async def ProposeAction(
+        self, request: ir_pb2.ProposeActionRequest, context: Context
+    ) -> ir_pb2.ProposeActionResponse:
+        def propose(connection: Connection) -> str:
+            proposal = Proposal(
+                type=TransactionType(request.type),
+                transferring_account=request.transferring_account,
+                acquiring_registry=request.acquiring_registry or self.engine.registry_id,
+                acquiring_account=request.acquiring_account,
+                ranges=_ranges(request),
+                issued=[unit_block(block) for block in request.issued],
+                use=request.use if request.HasField("use") else None,
+                authorization=request.authorization if request.HasField("authorization") else None,
+                first_transfer=request.first_transfer
+                if request.HasField("first_transfer")
+                else None,
+                subtype=request.subtype,
+            )
+            return self.engine.propose(connection, proposal)
+
+        return ir_pb2.ProposeActionResponse(transaction_id=await self._run(context, propose))
+
+    async def ExportAef(
+        self, request: ir_pb2.ExportAefRequest, context: Context
+    ) -> ir_pb2.ExportAefResponse:
+        year = request.year or datetime.now(UTC).year
+        form = request.format or "csv"
+        here = self.engine.registry_id
+
+        def export(connection: Connection) -> str:
+            if request.table == "holdings":
+                return aef.render(
+                    aef.holdings(connection, here, request.party), aef.HOLDING_COLUMNS, form
+                )
+            rows = aef.actions(connection, here, request.party, year)
+            return aef.render(rows, aef.ACTION_COLUMNS, form)
+
+        return ir_pb2.ExportAefResponse(content=await self._run(context, export))

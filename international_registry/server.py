@@ -1,0 +1,32 @@
+"""The international registry process: the shared registry node, and the secretariat's admin
+service on its own port (``[international] admin_listen``)."""
+
+from __future__ import annotations
+
+import grpc.aio
+
+from article6.node.config import RegistryConfig
+from article6.node.server import RegistryNode, until_signalled
+from article6.tls import server_credentials
+from article6.v1 import international_registry_pb2_grpc as ir_grpc
+from international_registry import sections
+from international_registry.admin import SecretariatService
+from international_registry.rules import from_config
+
+
+async def serve(config: RegistryConfig) -> None:
+    settings = config.document.get("international", {})
+    node = RegistryNode(config, from_config(config), (sections.metadata,))
+    await node.start()
+    admin: grpc.aio.Server | None = None
+    if settings.get("admin_listen"):
+        admin = grpc.aio.server(interceptors=[node.metrics.rpc.interceptor()])
+        operators = frozenset(settings.get("admin_identities", ["OPERATOR"]))
+        service = SecretariatService(node.registry, node.writer, operators)
+        ir_grpc.add_InternationalRegistryAdminServiceServicer_to_server(service, admin)
+        admin.add_secure_port(settings["admin_listen"], server_credentials(node.tls))
+        await admin.start()
+    await until_signalled()
+    if admin is not None:
+        await admin.stop(grace=5)
+    await node.stop()
