@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import grpc
 import grpc.aio
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client.core import GaugeMetricFamily
 
 from article6.codes import Code
 
@@ -101,6 +102,47 @@ class _RedInterceptor(_Interceptor):
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
+
+
+def delivery_counters(registry: CollectorRegistry) -> tuple[Counter, Counter]:
+    """Deliveries tried, and failed, by recipient: the same for the hub and every registry."""
+    attempts = Counter(
+        "a6_delivery_attempts",
+        "Deliveries tried, by recipient registry.",
+        ["registry"],
+        registry=registry,
+    )
+    failures = Counter(
+        "a6_delivery_failures",
+        "Deliveries that failed, by recipient registry and reason (gRPC status or code).",
+        ["registry", "reason"],
+        registry=registry,
+    )
+    return attempts, failures
+
+
+def outbox_families() -> list[GaugeMetricFamily]:
+    """Outbox gauges by recipient, filled at scrape time: depth, failing, dead, oldest age."""
+    return [
+        GaugeMetricFamily(
+            "a6_outbox_messages",
+            "Messages waiting for delivery, by recipient.",
+            labels=["registry"],
+        ),
+        GaugeMetricFamily(
+            "a6_outbox_failing_messages",
+            "Messages tried at least once and not yet delivered, by recipient.",
+            labels=["registry"],
+        ),
+        GaugeMetricFamily(
+            "a6_outbox_dead_letters", "Dead letters, by recipient.", labels=["registry"]
+        ),
+        GaugeMetricFamily(
+            "a6_outbox_oldest_age_seconds",
+            "Age of the oldest message waiting for delivery, by recipient.",
+            labels=["registry"],
+        ),
+    ]
 
 
 def serve_metrics(listen: str, registry: CollectorRegistry) -> Any:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -46,11 +47,32 @@ def kind(registry: str) -> str:
     return "international" if registry == INTERNATIONAL else "party"
 
 
+_HANDED_OUT: set[int] = set()
+
+
+def _ephemeral_floor() -> int:
+    """The lowest port the kernel hands to outgoing connections (Linux; 32768 elsewhere)."""
+    ranges = Path("/proc/sys/net/ipv4/ip_local_port_range")
+    return int(ranges.read_text().split()[0]) if ranges.exists() else 32768
+
+
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+    """A loopback port free to listen on, chosen below the ephemeral range: a port the kernel
+    would hand out (bind to 0) can be taken by any outgoing connection before our server binds
+    it, while ports below that range are only ever taken by listeners."""
+    floor = _ephemeral_floor()
+    for _ in range(200):
+        port = random.randrange(10_000, floor)  # noqa: S311 (a port number, not a secret)
+        if port in _HANDED_OUT:  # chosen already, perhaps not bound yet
+            continue
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            _HANDED_OUT.add(port)
+            return port
+    raise RuntimeError("no free loopback port below the ephemeral range")
 
 
 @dataclass

@@ -18,7 +18,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import Connection, func, select
 
-from article6.metrics import RpcMetrics
+from article6.metrics import RpcMetrics, delivery_counters, outbox_families
 from article6.model import Status, TransactionType
 from gateway.storage.database import Database
 from gateway.storage.records import TransactionRecord
@@ -45,18 +45,7 @@ class HubMetrics:
             buckets=TRANSACTION_BUCKETS_SECONDS,
             registry=registry,
         )
-        self.delivery_attempts = Counter(
-            "a6_delivery_attempts",
-            "Deliveries tried, by recipient registry.",
-            ["registry"],
-            registry=registry,
-        )
-        self.delivery_failures = Counter(
-            "a6_delivery_failures",
-            "Deliveries that failed, by recipient registry and reason (gRPC status or code).",
-            ["registry", "reason"],
-            registry=registry,
-        )
+        self.delivery_attempts, self.delivery_failures = delivery_counters(registry)
         self.dead_letters = Counter(
             "a6_dead_letters",
             "Messages that became dead letters, by recipient registry.",
@@ -101,31 +90,10 @@ class HubStateCollector(Collector):
 
 
 def _families() -> list[GaugeMetricFamily]:
-    return [
-        GaugeMetricFamily(
-            "a6_transactions",
-            "Transactions recorded, by type and status.",
-            labels=["type", "status"],
-        ),
-        GaugeMetricFamily(
-            "a6_outbox_messages",
-            "Messages waiting for delivery, by recipient.",
-            labels=["registry"],
-        ),
-        GaugeMetricFamily(
-            "a6_outbox_failing_messages",
-            "Messages tried at least once and not yet delivered, by recipient.",
-            labels=["registry"],
-        ),
-        GaugeMetricFamily(
-            "a6_outbox_dead_letters", "Dead letters, by recipient.", labels=["registry"]
-        ),
-        GaugeMetricFamily(
-            "a6_outbox_oldest_age_seconds",
-            "Age of the oldest message waiting for delivery, by recipient.",
-            labels=["registry"],
-        ),
-    ]
+    transactions = GaugeMetricFamily(
+        "a6_transactions", "Transactions recorded, by type and status.", labels=["type", "status"]
+    )
+    return [transactions, *outbox_families()]
 
 
 def _fill(connection: Connection, families: list[GaugeMetricFamily]) -> None:

@@ -17,7 +17,7 @@ from sqlalchemy import Connection
 from article6.codes import Code, Refusal
 from article6.model import FirstTransferTrigger, TransactionSpec, TransactionType
 from article6.node.config import RegistryConfig
-from article6.node.engine import Proposal
+from article6.node.engine import Proposal, check_account_accepts
 from international_registry.sections import SectionStatus, get_account, section_status
 
 ACTIONS = {
@@ -54,21 +54,10 @@ class SectionRules:
             )
 
     def check_acquisition(self, connection: Connection, spec: TransactionSpec) -> None:
-        if spec.acquiring_registry != self.registry_id:
-            raise Refusal(Code.ACQUIRING_REGISTRY_MISMATCH, f"not for {self.registry_id}")
         account = get_account(connection, spec.acquiring_account)
-        if account is None:
-            raise Refusal(Code.ACQUIRING_ACCOUNT_NOT_FOUND, spec.acquiring_account)
-        if not account.open:
-            raise Refusal(Code.ACCOUNT_CLOSED, spec.acquiring_account)
+        check_account_accepts(self.registry_id, spec, account)
+        assert account is not None
         self._allow(connection, account.party, "acquire")
-        for block in spec.blocks:
-            approach = block.attributes.cooperative_approach
-            if not account.allows(approach):
-                raise Refusal(
-                    Code.COOPERATIVE_APPROACH_MISMATCH,
-                    f"{account.account_id} is not linked to {approach}",
-                )
 
     def check_proposal(self, connection: Connection, proposal: Proposal) -> None:
         own = (

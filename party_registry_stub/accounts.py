@@ -23,11 +23,10 @@ from sqlalchemy import (
     update,
 )
 
-from article6.codes import Code, Refusal
 from article6.identifiers import format_account_id
 from article6.model import AccountType, TransactionSpec
 from article6.node import store
-from article6.node.engine import Proposal
+from article6.node.engine import Proposal, check_account_accepts
 
 metadata = MetaData()
 
@@ -96,20 +95,8 @@ class AccountRules:
         self.registry_id = registry_id
 
     def check_acquisition(self, connection: Connection, spec: TransactionSpec) -> None:
-        if spec.acquiring_registry != self.registry_id:
-            raise Refusal(Code.ACQUIRING_REGISTRY_MISMATCH, f"not for {self.registry_id}")
         account = get_account(connection, spec.acquiring_account)
-        if account is None:
-            raise Refusal(Code.ACQUIRING_ACCOUNT_NOT_FOUND, spec.acquiring_account)
-        if not account.open:
-            raise Refusal(Code.ACCOUNT_CLOSED, spec.acquiring_account)
-        for block in spec.blocks:
-            approach = block.attributes.cooperative_approach
-            if not account.allows(approach):
-                raise Refusal(
-                    Code.COOPERATIVE_APPROACH_MISMATCH,
-                    f"{account.account_id} is not linked to {approach}",
-                )
+        check_account_accepts(self.registry_id, spec, account)
 
     def check_proposal(self, connection: Connection, proposal: Proposal) -> None:
         """Any account of this registry may propose; the hub checks the rest."""

@@ -68,6 +68,41 @@ class Rules(Protocol):
         """Refuse a proposal before it is sent (raise ``Refusal``)."""
 
 
+class AcquiringAccount(Protocol):
+    """An account as acceptance sees it."""
+
+    @property
+    def account_id(self) -> str:
+        """The account's id."""
+
+    @property
+    def open(self) -> bool:
+        """Whether it still acquires units."""
+
+    def allows(self, cooperative_approach: str) -> bool:
+        """Whether units of this cooperative approach may be held in it."""
+
+
+def check_account_accepts(
+    registry_id: str, spec: TransactionSpec, account: AcquiringAccount | None
+) -> None:
+    """The acceptance every registry applies: units for this registry, into an account that
+    exists (4003), is open (4004) and is linked to their cooperative approach (5006)."""
+    if spec.acquiring_registry != registry_id:
+        raise Refusal(Code.ACQUIRING_REGISTRY_MISMATCH, f"not for {registry_id}")
+    if account is None:
+        raise Refusal(Code.ACQUIRING_ACCOUNT_NOT_FOUND, spec.acquiring_account)
+    if not account.open:
+        raise Refusal(Code.ACCOUNT_CLOSED, spec.acquiring_account)
+    for block in spec.blocks:
+        approach = block.attributes.cooperative_approach
+        if not account.allows(approach):
+            raise Refusal(
+                Code.COOPERATIVE_APPROACH_MISMATCH,
+                f"{account.account_id} is not linked to {approach}",
+            )
+
+
 class RegistryEngine:
     def __init__(self, registry_id: str, hub_id: str, key: SigningKey, rules: Rules) -> None:
         self.registry_id = registry_id

@@ -7,12 +7,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import Engine, func, select
 
-from article6.metrics import RpcMetrics
+from article6.metrics import RpcMetrics, delivery_counters, outbox_families
 from article6.model import Status
 from article6.node import store
 
@@ -20,18 +20,7 @@ from article6.node import store
 class RegistryMetrics:
     def __init__(self, registry: CollectorRegistry, engine: Engine, hub_id: str) -> None:
         self.rpc = RpcMetrics(registry)
-        self.delivery_attempts = Counter(
-            "a6_delivery_attempts",
-            "Deliveries tried, by recipient registry.",
-            ["registry"],
-            registry=registry,
-        )
-        self.delivery_failures = Counter(
-            "a6_delivery_failures",
-            "Deliveries that failed, by recipient registry and reason (gRPC status or code).",
-            ["registry", "reason"],
-            registry=registry,
-        )
+        self.delivery_attempts, self.delivery_failures = delivery_counters(registry)
         registry.register(RegistryStateCollector(engine, hub_id))
 
 
@@ -57,7 +46,7 @@ class RegistryStateCollector(Collector):
                 by_status.add_metric([Status(status).name.lower()], count)
             outbox = store.outbox
             states = connection.execute(
-                select(outbox.c.state, outbox.c.attempts > 0, func.min(outbox.c.next_attempt_at),
+                select(outbox.c.state, outbox.c.attempts > 0, func.min(outbox.c.created_at),
                        func.count())
                 .where(outbox.c.state.in_(["pending", "dead"]))
                 .group_by(outbox.c.state, outbox.c.attempts > 0)
@@ -79,26 +68,7 @@ class RegistryStateCollector(Collector):
 
 
 def _families() -> list[GaugeMetricFamily]:
-    return [
-        GaugeMetricFamily(
-            "a6_transactions", "Transactions recorded, by status.", labels=["status"]
-        ),
-        GaugeMetricFamily(
-            "a6_outbox_messages",
-            "Messages waiting for delivery, by recipient.",
-            labels=["registry"],
-        ),
-        GaugeMetricFamily(
-            "a6_outbox_failing_messages",
-            "Messages tried at least once and not yet delivered, by recipient.",
-            labels=["registry"],
-        ),
-        GaugeMetricFamily(
-            "a6_outbox_dead_letters", "Dead letters, by recipient.", labels=["registry"]
-        ),
-        GaugeMetricFamily(
-            "a6_outbox_oldest_age_seconds",
-            "How long the oldest waiting message has been due, by recipient.",
-            labels=["registry"],
-        ),
-    ]
+    transactions = GaugeMetricFamily(
+        "a6_transactions", "Transactions recorded, by status.", labels=["status"]
+    )
+    return [transactions, *outbox_families()]

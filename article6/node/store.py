@@ -82,6 +82,7 @@ outbox = Table(
     Column("envelope", LargeBinary, nullable=False),
     Column("state", String(12), nullable=False),  # pending, delivered, dead
     Column("attempts", Integer, nullable=False),
+    Column("created_at", DateTime, nullable=False),
     Column("next_attempt_at", DateTime, nullable=False),
     Column("last_error", Text, nullable=False),
 )
@@ -278,6 +279,7 @@ def add_outbox(
             envelope=envelope,
             state="pending",
             attempts=0,
+            created_at=utcnow(),
             next_attempt_at=utcnow(),
             last_error="",
         )
