@@ -43,9 +43,9 @@ ACCOUNT_TYPES = {
 }
 
 
-def _say(config: RegistryConfig, work: Callable[..., object]) -> int:
+def _say(args: argparse.Namespace, config: RegistryConfig, work: Callable[..., object]) -> int:
     try:
-        print(cli.run_in_books(config, work))
+        print(cli.run_in_books(args, config, work))
     except sections.SectionError as error:
         print(f"refused: {error}", file=sys.stderr)
         return 3
@@ -54,7 +54,7 @@ def _say(config: RegistryConfig, work: Callable[..., object]) -> int:
 
 def _request(args: argparse.Namespace, config: RegistryConfig) -> int:
     focal = sections.FocalPoint(args.focal_point)
-    return _say(config, lambda r, c: sections.submit_request(
+    return _say(args, config, lambda r, c: sections.submit_request(
         c, args.party, args.submitted_by, focal, args.administrator, args.document or []
     ))  # fmt: skip
 
@@ -64,7 +64,7 @@ def _validate(args: argparse.Namespace, config: RegistryConfig) -> int:
         sections.decide_request(c, args.request_id, valid=True)
         return f"{args.request_id} validated"
 
-    return _say(config, validate)
+    return _say(args, config, validate)
 
 
 def _reject(args: argparse.Namespace, config: RegistryConfig) -> int:
@@ -72,7 +72,7 @@ def _reject(args: argparse.Namespace, config: RegistryConfig) -> int:
         sections.decide_request(c, args.request_id, valid=False, reason=args.reason)
         return f"{args.request_id} rejected"
 
-    return _say(config, reject)
+    return _say(args, config, reject)
 
 
 def _open_section(args: argparse.Namespace, config: RegistryConfig) -> int:
@@ -80,7 +80,7 @@ def _open_section(args: argparse.Namespace, config: RegistryConfig) -> int:
         party = sections.open_section(c, args.request_id)
         return f"section {party} open, provisionally"
 
-    return _say(config, open_section)
+    return _say(args, config, open_section)
 
 
 def _verify(args: argparse.Namespace, config: RegistryConfig) -> int:
@@ -88,12 +88,12 @@ def _verify(args: argparse.Namespace, config: RegistryConfig) -> int:
         sections.verify_section(c, args.party)
         return f"section {args.party} verified"
 
-    return _say(config, verify)
+    return _say(args, config, verify)
 
 
 def _open_account(args: argparse.Namespace, config: RegistryConfig) -> int:
     kind = ACCOUNT_TYPES[args.type]
-    return _say(config, lambda r, c: sections.open_account(
+    return _say(args, config, lambda r, c: sections.open_account(
         c, config.registry_id, args.party, kind, ars=args.ars, holder=args.holder or "",
         cooperative_approaches=frozenset(args.ca or []),
     ))  # fmt: skip
@@ -107,7 +107,7 @@ def _aef(args: argparse.Namespace, config: RegistryConfig) -> int:
         rows = aef.actions(c, config.registry_id, args.party, args.year)
         return aef.render(rows, aef.ACTION_COLUMNS, args.format)
 
-    print(cli.run_in_books(config, export), end="")
+    print(cli.run_in_books(args, config, export), end="")
     return 0
 
 

@@ -27,14 +27,14 @@ def _open_account(args: argparse.Namespace, config: RegistryConfig) -> int:
     approaches = frozenset(args.ca or [])
     kind = ACCOUNT_TYPES[args.type]
     account = cli.run_in_books(
-        config, lambda r, c: accounts.open_account(c, r.registry_id, kind, approaches)
+        args, config, lambda r, c: accounts.open_account(c, r.registry_id, kind, approaches)
     )
     print(account)
     return 0
 
 
 def _close_account(args: argparse.Namespace, config: RegistryConfig) -> int:
-    if not cli.run_in_books(config, lambda r, c: accounts.close_account(c, args.account)):
+    if not cli.run_in_books(args, config, lambda r, c: accounts.close_account(c, args.account)):
         print(f"no account {args.account}", file=sys.stderr)
         return 1
     print(f"{args.account} closed")

@@ -80,14 +80,16 @@ class RegistryKind:
     serve: Callable[[RegistryConfig], Coroutine[Any, Any, None]] | None = None
 
 
-_kind: RegistryKind | None = None  # set by main(); the handlers below read it
-
-
-def run_in_books(config: RegistryConfig, work: Callable[[RegistryEngine, Connection], Any]) -> Any:
-    """Run ``work`` in one transaction on the registry's database, with its engine."""
-    assert _kind is not None
-    registry = build_engine(config, _kind.rules(config))
-    engine = store.open_database(config.database, *_kind.tables)
+def run_in_books(
+    args: argparse.Namespace,
+    config: RegistryConfig,
+    work: Callable[[RegistryEngine, Connection], Any],
+) -> Any:
+    """Run ``work`` in one transaction on the registry's database, with its engine (the
+    registry's kind travels in ``args``, put there by ``main``)."""
+    kind: RegistryKind = args.registry_kind
+    registry = build_engine(config, kind.rules(config))
+    engine = store.open_database(config.database, *kind.tables)
     try:
         with engine.begin() as connection:
             return work(registry, connection)
@@ -95,8 +97,8 @@ def run_in_books(config: RegistryConfig, work: Callable[[RegistryEngine, Connect
         engine.dispose()
 
 
-def _propose(config: RegistryConfig, proposal: Proposal) -> int:
-    print(run_in_books(config, lambda r, c: r.propose(c, proposal)))
+def _propose(args: argparse.Namespace, config: RegistryConfig, proposal: Proposal) -> int:
+    print(run_in_books(args, config, lambda r, c: r.propose(c, proposal)))
     return 0
 
 
@@ -116,7 +118,7 @@ def _issue(args: argparse.Namespace, config: RegistryConfig) -> int:
     proposal = Proposal(
         TransactionType.ISSUANCE, "", config.registry_id, args.account, issued=issued
     )
-    return _propose(config, proposal)
+    return _propose(args, config, proposal)
 
 
 def _authorize(args: argparse.Namespace, config: RegistryConfig) -> int:
@@ -134,7 +136,7 @@ def _authorize(args: argparse.Namespace, config: RegistryConfig) -> int:
         TransactionType.AUTHORIZATION, args.source, config.registry_id, "", args.serials,
         authorization=grant,
     )  # fmt: skip
-    return _propose(config, proposal)
+    return _propose(args, config, proposal)
 
 
 def _first_transfer(args: argparse.Namespace, config: RegistryConfig) -> int:
@@ -146,14 +148,14 @@ def _first_transfer(args: argparse.Namespace, config: RegistryConfig) -> int:
         TransactionType.FIRST_TRANSFER, args.source, args.to_registry, args.to, args.serials,
         first_transfer=first,
     )  # fmt: skip
-    return _propose(config, proposal)
+    return _propose(args, config, proposal)
 
 
 def _transfer(args: argparse.Namespace, config: RegistryConfig) -> int:
     external = args.to_registry != config.registry_id
     kind = TransactionType.EXTERNAL_TRANSFER if external else TransactionType.INTERNAL_TRANSFER
     proposal = Proposal(kind, args.source, args.to_registry, args.to, ranges=args.serials)
-    return _propose(config, proposal)
+    return _propose(args, config, proposal)
 
 
 def _use(args: argparse.Namespace, config: RegistryConfig) -> int:
@@ -165,7 +167,7 @@ def _use(args: argparse.Namespace, config: RegistryConfig) -> int:
     proposal = Proposal(
         TransactionType.USE, args.source, config.registry_id, args.to or "", args.serials, use=use
     )
-    return _propose(config, proposal)
+    return _propose(args, config, proposal)
 
 
 def _cancel(args: argparse.Namespace, config: RegistryConfig) -> int:
@@ -173,11 +175,11 @@ def _cancel(args: argparse.Namespace, config: RegistryConfig) -> int:
         TransactionType.VOLUNTARY_CANCELLATION if args.voluntary else TransactionType.CANCELLATION
     )
     proposal = Proposal(kind, args.source, config.registry_id, args.to or "", args.serials)
-    return _propose(config, proposal)
+    return _propose(args, config, proposal)
 
 
 def _holdings(args: argparse.Namespace, config: RegistryConfig) -> int:
-    blocks = run_in_books(config, lambda r, c: store.all_holdings(c, config.registry_id))
+    blocks = run_in_books(args, config, lambda r, c: store.all_holdings(c, config.registry_id))
     rows = [
         {
             "account": b.attributes.holder.account_id,
@@ -205,8 +207,8 @@ def _holdings(args: argparse.Namespace, config: RegistryConfig) -> int:
     return 0
 
 
-def _transaction_rows(config: RegistryConfig) -> list[dict[str, Any]]:
-    records = run_in_books(config, lambda r, c: store.list_transactions(c))
+def _transaction_rows(args: argparse.Namespace, config: RegistryConfig) -> list[dict[str, Any]]:
+    records = run_in_books(args, config, lambda r, c: store.list_transactions(c))
     rows = []
     for record in records:
         message = transaction_pb2.Transaction.FromString(record.body)
@@ -225,7 +227,7 @@ def _transaction_rows(config: RegistryConfig) -> list[dict[str, Any]]:
 
 
 def _transactions(args: argparse.Namespace, config: RegistryConfig) -> int:
-    rows = _transaction_rows(config)
+    rows = _transaction_rows(args, config)
     if args.json:
         print(json.dumps(rows))
         return 0
@@ -239,7 +241,9 @@ def _transactions(args: argparse.Namespace, config: RegistryConfig) -> int:
 def _wait(args: argparse.Namespace, config: RegistryConfig) -> int:
     deadline = time.monotonic() + args.timeout
     while time.monotonic() < deadline:
-        local = run_in_books(config, lambda r, c: store.get_transaction(c, args.transaction_id))
+        local = run_in_books(
+            args, config, lambda r, c: store.get_transaction(c, args.transaction_id)
+        )
         if local is not None and local.status.final:
             codes = ",".join(str(code) for code, _ in local.results)
             print(f"{args.transaction_id} {local.status.name.lower()} {codes}".rstrip())
@@ -316,9 +320,9 @@ def build_parser(kind: RegistryKind) -> argparse.ArgumentParser:
 
 
 def main(kind: RegistryKind, argv: list[str] | None = None) -> int:
-    global _kind  # noqa: PLW0603 (one registry kind per process)
-    _kind = kind
-    args = build_parser(kind).parse_args(argv)
+    parser = build_parser(kind)
+    parser.set_defaults(registry_kind=kind)
+    args = parser.parse_args(argv)
     config = load_config(args.config)
     if args.command == "serve":
         configure_logging(config.registry_id, args.log_level)
