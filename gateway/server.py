@@ -7,6 +7,7 @@ import contextlib
 import logging
 import signal
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -50,7 +51,8 @@ class Hub:
             config.ca_certificate, config.tls_certificate, config.tls_key
         )
         self.database = Database(config.database)
-        self._overrides: dict[str, bool] = {}
+        self._registries: dict[str, RegistryEntry] = dict(config.registries)
+        self._peers: dict[str, Peer] = {}
         self.metrics_registry = CollectorRegistry()
         self.metrics = HubMetrics(self.metrics_registry, self.database)
         self._metrics_server: Any = None
@@ -71,23 +73,27 @@ class Hub:
         self._servers: list[grpc.aio.Server] = []
 
     def registries(self) -> dict[str, RegistryEntry]:
-        return {
-            registry_id: RegistryEntry(
-                **{**entry.__dict__, "suspended": self._overrides.get(registry_id, entry.suspended)}
-            )
-            for registry_id, entry in self.config.registries.items()
-        }
+        """The directory with each registry's current standing."""
+        return self._registries
 
     def peers(self) -> Mapping[str, Peer]:
-        return {
+        """What the checks need of each registry."""
+        return self._peers
+
+    def reload_status(self) -> None:
+        """Derive the directory again after its standing changed (start, operator action);
+        requests read the derived copies rather than rebuilding them each time."""
+        overrides = self.database.read_now(suspended_overrides)
+        self._registries = {
+            registry_id: replace(entry, suspended=overrides.get(registry_id, entry.suspended))
+            for registry_id, entry in self.config.registries.items()
+        }
+        self._peers = {
             registry_id: Peer(
                 registry_id, entry.cooperative_approaches, entry.suspended, entry.kind
             )
-            for registry_id, entry in self.registries().items()
+            for registry_id, entry in self._registries.items()
         }
-
-    def reload_status(self) -> None:
-        self._overrides = self.database.read_now(suspended_overrides)
 
     def _key_ids(self, registry: str) -> list[str]:
         return sorted(key.key_id for key in self.directory.keys_of(registry))
