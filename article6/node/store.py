@@ -321,8 +321,3 @@ def outbox_retry(
     if envelope is not None:
         values["envelope"] = envelope
     connection.execute(update(outbox).where(outbox.c.id == entry.id).values(values))
-
-
-def pending_outbox_count(connection: Connection) -> int:
-    rows = connection.execute(select(outbox.c.id).where(outbox.c.state == "pending"))
-    return len(rows.all())

@@ -7,14 +7,14 @@ or before the range, and the rows starting inside it. No query scans a space.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Row, select
 
 from article6 import sql
 from article6.block_table import Neighbourhood, block_row, unit_block
-from article6.blocks import Block, SerialRange, serial_range
+from article6.blocks import Block
 from article6.model import Held, Holder, LedgerBlock
 from gateway.storage.schema import ledger_blocks, locks
 
@@ -56,7 +56,3 @@ def blocks_of_registry(connection: Connection, registry: str | None = None) -> l
     if registry is not None:
         query = query.where(ledger_blocks.c.registry == registry)
     return [_ledger_block(row) for row in connection.execute(query)]
-
-
-def ranges_of(blocks: Iterable[Block[Any]]) -> list[SerialRange]:
-    return [serial_range(block.serial_first, block.serial_last) for block in blocks]
