@@ -145,6 +145,8 @@ class Code(enum.IntEnum):
     OMGE_NOT_APPLIED = 6003
     SERIALS_ALREADY_FORWARDED = 6004
     VINTAGE_IMPLAUSIBLE = 6005
+    INSTRUCTION_ID_REUSED = 6006
+    ISSUANCE_RECORD_CONFLICT = 6007
 
     # 7xxx: reconciliation.
     UNITS_FROZEN = 7001
@@ -353,11 +355,24 @@ CATALOGUE: dict[Code, CodeInfo] = {
         "The A6.4ERs are not authorized by the host Party (mitigation contribution A6.4ERs)."
     ),
     Code.SHARE_OF_PROCEEDS_NOT_APPLIED: _info(
-        "The issuance did not forward the 5% share of proceeds to the Adaptation Fund."
+        "The issuance record does not set aside the 5% share of proceeds for the Adaptation "
+        "Fund (rounded up), or the serials forwarded include it."
     ),
-    Code.OMGE_NOT_APPLIED: _info("The issuance did not cancel the 2% for OMGE."),
-    Code.SERIALS_ALREADY_FORWARDED: _info("Some serials were already forwarded to the hub."),
+    Code.OMGE_NOT_APPLIED: _info(
+        "The issuance record does not cancel 2% for OMGE (rounded up), or the serials "
+        "forwarded include it."
+    ),
+    Code.SERIALS_ALREADY_FORWARDED: _info(
+        "Some serials were already forwarded to the hub (or are being forwarded)."
+    ),
     Code.VINTAGE_IMPLAUSIBLE: _info("The vintage is before 2021 or after the current year."),
+    Code.INSTRUCTION_ID_REUSED: _info(
+        "An instruction with this id was received before with other content."
+    ),
+    Code.ISSUANCE_RECORD_CONFLICT: _info(
+        "The issuance record differs from the one received before under the same issuance id, "
+        "or the serials lie outside the issuance."
+    ),
     Code.UNITS_FROZEN: _info(
         "Some units are frozen by an unresolved reconciliation discrepancy.", retryable=True
     ),

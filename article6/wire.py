@@ -4,6 +4,7 @@ number the domain does not know is refused here with the field's code."""
 
 from __future__ import annotations
 
+from enum import IntEnum
 from typing import TypeVar
 
 from article6.blocks import Block
@@ -26,10 +27,11 @@ from article6.model import (
 )
 from article6.v1 import transaction_pb2, units_pb2
 
-E = TypeVar("E", Purpose, UnitKind, UnitState, TransactionType, FirstTransferTrigger)
+E = TypeVar("E", bound=IntEnum)
 
 
-def _enum(kind: type[E], value: int, code: Code, what: str) -> E:
+def enum_value(kind: type[E], value: int, code: Code, what: str) -> E:
+    """An enum member from an untrusted number, or a refusal with the field's code."""
     try:
         return kind(value)
     except ValueError:
@@ -48,9 +50,9 @@ def unit_block(message: units_pb2.UnitBlock) -> UnitBlock:
         cooperative_approach=message.cooperative_approach,
         first_transferring_party=message.first_transferring_party,
         authorization_id=message.authorization_id,
-        purpose=_enum(Purpose, message.purpose, Code.REQUIRED_FIELD_MISSING, "purpose"),
-        unit_kind=_enum(UnitKind, message.unit_kind, Code.UNIT_KIND_INVALID, "unit kind"),
-        state=_enum(UnitState, message.state, Code.UNIT_STATE_INVALID, "unit state"),
+        purpose=enum_value(Purpose, message.purpose, Code.REQUIRED_FIELD_MISSING, "purpose"),
+        unit_kind=enum_value(UnitKind, message.unit_kind, Code.UNIT_KIND_INVALID, "unit kind"),
+        state=enum_value(UnitState, message.state, Code.UNIT_STATE_INVALID, "unit state"),
         activity_id=message.activity_id,
         host_party=message.host_party,
         metric=message.metric,
@@ -98,7 +100,7 @@ def transaction_spec(message: transaction_pb2.Transaction) -> TransactionSpec:
         use = UseDetails(
             message.use.using_party,
             message.use.year_of_use,
-            _enum(Purpose, message.use.purpose, Code.USE_DETAILS_INVALID, "purpose of use"),
+            enum_value(Purpose, message.use.purpose, Code.USE_DETAILS_INVALID, "purpose of use"),
         )
     authorization = None
     if message.HasField("authorization"):
@@ -107,7 +109,7 @@ def transaction_spec(message: transaction_pb2.Transaction) -> TransactionSpec:
             authorization_id=granted.authorization_id,
             authorizing_party=granted.authorizing_party,
             cooperative_approach=granted.cooperative_approach,
-            purpose=_enum(Purpose, granted.purpose, Code.REQUIRED_FIELD_MISSING, "purpose"),
+            purpose=enum_value(Purpose, granted.purpose, Code.REQUIRED_FIELD_MISSING, "purpose"),
             quantity_cap=granted.quantity_cap,
             vintage_first=granted.vintage_first,
             vintage_last=granted.vintage_last,
@@ -116,14 +118,14 @@ def transaction_spec(message: transaction_pb2.Transaction) -> TransactionSpec:
     if message.HasField("first_transfer"):
         first_transfer = FirstTransferSpec(
             message.first_transfer.first_transferring_party,
-            _enum(
+            enum_value(
                 FirstTransferTrigger, message.first_transfer.trigger,
                 Code.FIRST_TRANSFER_TRIGGER_INVALID, "first-transfer trigger",
             ),
         )  # fmt: skip
     return TransactionSpec(
         transaction_id=message.transaction_id,
-        type=_enum(
+        type=enum_value(
             TransactionType, message.type, Code.TRANSACTION_TYPE_UNSUPPORTED, "transaction type"
         ),
         transferring_registry=message.transferring_registry,

@@ -30,21 +30,26 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from article6.pki import RegistryFiles, init_pki
 from article6.tls import TlsMaterial, channel_credentials, channel_options
-from article6.v1 import admin_pb2_grpc
+from article6.v1 import admin_pb2_grpc, mechanism_pb2_grpc
 
 OPERATOR = "OPERATOR"
 HUB = "HUB"
 PARTIES = {"GHA01": "GHA", "CHE01": "CHE", "SGP01": "SGP"}
 INTERNATIONAL = "UNIR"  # the international registry (with its ARS): many Parties' sections
+MECHANISM = "A64MR"  # the Article 6.4 mechanism registry, through its adapter
+FEED = "A64FEED"  # the mechanism registry's own system, calling the adapter's intake
+MECHANISM_APPROACH = "CA6400"  # the cooperative approach ITMOs from A6.4ERs are recorded under
+MODULES = {INTERNATIONAL: "international_registry", MECHANISM: "mechanism_registry_adapter"}
+KINDS = {INTERNATIONAL: "international", MECHANISM: "mechanism"}
 
 
 def module(registry: str) -> str:
     """The package that runs a registry, and its command line."""
-    return "international_registry" if registry == INTERNATIONAL else "party_registry_stub"
+    return MODULES.get(registry, "party_registry_stub")
 
 
 def kind(registry: str) -> str:
-    return "international" if registry == INTERNATIONAL else "party"
+    return KINDS.get(registry, "party")
 
 
 _HANDED_OUT: set[int] = set()
@@ -112,8 +117,10 @@ class Network:
 
     def write(self) -> None:
         """Write the PKI and every component's config."""
-        init_pki(self.pki, [HUB, OPERATOR, *self.registries])
+        init_pki(self.pki, [HUB, OPERATOR, FEED, *self.registries])
         hub_port, admin_port = free_port(), free_port()
+        self.ir_admin_endpoint = f"127.0.0.1:{free_port()}"
+        self.intake_endpoint = f"127.0.0.1:{free_port()}"
         ports = {registry: free_port() for registry in self.registries}
         self.metrics = {name: f"127.0.0.1:{free_port()}" for name in (HUB, *self.registries)}
         self._write_hub(hub_port, admin_port, ports)
@@ -148,7 +155,7 @@ class Network:
         delivery = "".join(f"{key} = {json.dumps(value)}\n" for key, value in self.delivery.items())
         registries = "".join(
             f'\n[[registries]]\nregistry_id = "{registry}"\nkind = "{kind(registry)}"\n'
-            f'endpoint = "127.0.0.1:{port}"\ncooperative_approaches = ["CA0001", "CA0002"]\n'
+            f'endpoint = "127.0.0.1:{port}"\ncooperative_approaches = {_approaches(registry)}\n'
             for registry, port in ports.items()
         )
         (self.folder / "hub.toml").write_text(
@@ -168,18 +175,27 @@ class Network:
             f'metrics_listen = "{self.metrics[registry]}"\n'
             f"{self._tls_lines(registry)}"
             "\n[delivery]\nbackoff_max_seconds = 2.0\nrecovery_interval_seconds = 1.0\n"
-            "recovery_after_seconds = 5.0\n" + self._international(registry)
+            "recovery_after_seconds = 5.0\n" + self._own_table(registry)
         )
 
-    def _international(self, registry: str) -> str:
-        """The international registry's own table: the secretariat's admin port."""
-        if registry != INTERNATIONAL:
-            return ""
-        self.ir_admin_endpoint = f"127.0.0.1:{free_port()}"
-        return (
-            f'\n[international]\nadmin_listen = "{self.ir_admin_endpoint}"\n'
-            f'admin_identities = ["{OPERATOR}"]\n'
-        )
+    def _own_table(self, registry: str) -> str:
+        """The international registry's table (the secretariat's admin port), or the
+        mechanism adapter's (its intake port, and where it reads the IR's intake)."""
+        if registry == INTERNATIONAL:
+            return (
+                f'\n[international]\nadmin_listen = "{self.ir_admin_endpoint}"\n'
+                f'admin_identities = ["{OPERATOR}"]\nintake_readers = ["{MECHANISM}"]\n'
+            )
+        if registry == MECHANISM:
+            return (
+                f'\n[mechanism]\nintake_listen = "{self.intake_endpoint}"\n'
+                f'intake_identities = ["{FEED}", "{OPERATOR}"]\n'
+                f'cooperative_approach = "{MECHANISM_APPROACH}"\n'
+                f'default_acquiring_registry = "{INTERNATIONAL}"\n'
+                f'ir_admin_endpoint = "{self.ir_admin_endpoint}"\n'
+                f'ir_registry_id = "{INTERNATIONAL}"\n'
+            )
+        return ""
 
     # --- processes -----------------------------------------------------------------------
 
@@ -267,9 +283,23 @@ class Network:
         return json.loads(self.registry_cli(registry, *args, "--json"))
 
     @contextlib.contextmanager
+    def intake(self) -> Iterator[mechanism_pb2_grpc.MechanismIntakeServiceStub]:
+        """The mechanism adapter's intake service, as the mechanism registry calls it."""
+        credentials = channel_credentials(TlsMaterial.load(RegistryFiles(self.pki, FEED)))
+        with grpc.secure_channel(
+            self.intake_endpoint, credentials, options=channel_options(MECHANISM)
+        ) as channel:
+            yield mechanism_pb2_grpc.MechanismIntakeServiceStub(channel)
+
+    @contextlib.contextmanager
     def admin(self) -> Iterator[admin_pb2_grpc.AdminServiceStub]:
         credentials = channel_credentials(self.operator_tls())
         with grpc.secure_channel(
             self.admin_endpoint, credentials, options=channel_options(HUB)
         ) as channel:
             yield admin_pb2_grpc.AdminServiceStub(channel)
+
+
+def _approaches(registry: str) -> str:
+    """The cooperative approaches a registry may issue under, as TOML."""
+    return f'["{MECHANISM_APPROACH}"]' if registry == MECHANISM else '["CA0001", "CA0002"]'

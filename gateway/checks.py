@@ -155,13 +155,43 @@ def _check_issuance(spec: TransactionSpec, sender: str, issuer: Peer) -> None:
         if unit.unit_kind is UnitKind.MITIGATION_OUTCOME:
             _check_unauthorized(block)  # outcomes are issued unauthorized, then authorized
             continue
-        if unit.unit_kind is UnitKind.A64ER and issuer.kind != "mechanism":
-            raise Refusal(Code.UNIT_KIND_NOT_ALLOWED, "only the mechanism registry issues A6.4ERs")
+        if unit.unit_kind is UnitKind.A64ER:
+            _check_a64er(spec, block, issuer)
         if unit.cooperative_approach not in issuer.cooperative_approaches:
             raise Refusal(
                 Code.COOPERATIVE_APPROACH_NOT_AUTHORIZED,
                 f"{sender} may not issue under {unit.cooperative_approach}",
             )
+    if spec.authorization is not None and issuer.kind != "mechanism":
+        raise Refusal(
+            Code.UNIT_KIND_NOT_ALLOWED, "only the mechanism registry records an authorization"
+        )
+
+
+def _check_a64er(spec: TransactionSpec, block: UnitBlock, issuer: Peer) -> None:
+    """The mechanism registry mirrors authorized A6.4ERs into the ledger before their first
+    transfer, with the host Party's authorization, which the hub records on first sight."""
+    if issuer.kind != "mechanism":
+        raise Refusal(Code.UNIT_KIND_NOT_ALLOWED, "only the mechanism registry issues A6.4ERs")
+    unit = block.attributes
+    granted = spec.authorization
+    where = f"serials {block.serial_first}-{block.serial_last}"
+    if granted is None or not unit.authorization_id or not unit.host_party:
+        raise Refusal(Code.A64ER_NOT_AUTHORIZED, f"{where}: no host Party authorization")
+    check_party_code(granted.authorizing_party)
+    if granted.authorizing_party != unit.host_party:
+        raise Refusal(
+            Code.A64ER_NOT_AUTHORIZED,
+            f"{where}: authorized by {granted.authorizing_party}, hosted by {unit.host_party}",
+        )
+    bound = (unit.authorization_id, unit.cooperative_approach, unit.purpose)
+    if bound != (granted.authorization_id, granted.cooperative_approach, granted.purpose):
+        raise Refusal(Code.A64ER_NOT_AUTHORIZED, f"{where} are not bound to the authorization")
+    if not granted.covers(unit.vintage):
+        raise Refusal(
+            Code.VINTAGE_OUTSIDE_AUTHORIZATION,
+            f"vintage {unit.vintage} outside {granted.vintage_first}-{granted.vintage_last}",
+        )
 
 
 def _check_unauthorized(block: UnitBlock) -> None:

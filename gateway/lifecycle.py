@@ -138,7 +138,10 @@ class Lifecycle:
         if spec.crosses_registries:
             return self._await_acquirer(connection, record, spec, message, now)
         self._apply(connection, spec, neighbourhoods)
-        if spec.authorization is not None and spec.type is TransactionType.AUTHORIZATION:
+        if (
+            spec.authorization is not None
+            and get_authorization(connection, spec.authorization.authorization_id) is None
+        ):  # an authorization, or the mechanism's issuance of authorized A6.4ERs
             insert_authorization(connection, spec.authorization, sender, spec.transaction_id, now)
         completed = replace(record, status=Status.COMPLETED)
         insert_transaction(connection, completed, path=[Status.PROPOSED, Status.CHECKED])
@@ -315,6 +318,16 @@ def _check_authorizations(connection: Connection, spec: TransactionSpec, sender:
         assert spec.authorization is not None
         if get_authorization(connection, spec.authorization.authorization_id) is not None:
             raise Refusal(Code.AUTHORIZATION_ID_REUSED, spec.authorization.authorization_id)
+    if spec.type is TransactionType.ISSUANCE and spec.authorization is not None:
+        known = get_authorization(connection, spec.authorization.authorization_id)
+        if known is not None and (known.grant, known.registry) != (
+            spec.authorization,
+            sender.registry_id,
+        ):
+            raise Refusal(
+                Code.AUTHORIZATION_ID_REUSED,
+                f"{spec.authorization.authorization_id} is recorded with other terms",
+            )
     if spec.type is not TransactionType.FIRST_TRANSFER:
         return
     first = spec.first_transfer

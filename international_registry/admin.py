@@ -25,8 +25,9 @@ from article6.status import abort
 from article6.tls import peer_identity
 from article6.v1 import international_registry_pb2 as ir_pb2
 from article6.v1 import international_registry_pb2_grpc as ir_grpc
-from article6.wire import unit_block
+from article6.wire import unit_block, unit_block_message
 from international_registry import aef, sections
+from international_registry.intake import intake
 
 Context = grpc.aio.ServicerContext[Any, Any]
 T = TypeVar("T")
@@ -45,14 +46,26 @@ def _ranges(request: ir_pb2.ProposeActionRequest) -> list[Block[str] | Block[Non
 
 
 class SecretariatService(ir_grpc.InternationalRegistryAdminServiceServicer):
-    def __init__(self, engine: RegistryEngine, writer: Writer, operators: frozenset[str]) -> None:
+    def __init__(
+        self,
+        engine: RegistryEngine,
+        writer: Writer,
+        operators: frozenset[str],
+        intake_readers: frozenset[str] = frozenset(),
+    ) -> None:
         self.engine = engine
         self.writer = writer
         self.operators = operators
+        self.intake_readers = intake_readers  # may call ListIntake only
 
-    async def _run(self, context: Context, work: Callable[[Connection], T]) -> T:
+    async def _run(
+        self,
+        context: Context,
+        work: Callable[[Connection], T],
+        readers: frozenset[str] = frozenset(),
+    ) -> T:
         """Authorize the caller, then run ``work`` in one transaction on the writer."""
-        if peer_identity(context) not in self.operators:
+        if peer_identity(context) not in self.operators | readers:
             await context.abort(grpc.StatusCode.PERMISSION_DENIED, "not an operator identity")
         try:
             return await self.writer.run(work)
@@ -145,3 +158,24 @@ class SecretariatService(ir_grpc.InternationalRegistryAdminServiceServicer):
             return aef.render(rows, aef.ACTION_COLUMNS, form)
 
         return ir_pb2.ExportAefResponse(content=await self._run(context, export))
+
+    async def ListIntake(
+        self, request: ir_pb2.ListIntakeRequest, context: Context
+    ) -> ir_pb2.ListIntakeResponse:
+        here = self.engine.registry_id
+        source = request.transferring_registry
+        transactions, held = await self._run(
+            context, lambda c: intake(c, here, source), readers=self.intake_readers
+        )
+        response = ir_pb2.ListIntakeResponse()
+        for transaction_id, account, blocks in transactions:
+            response.transactions.add(
+                transaction_id=transaction_id, acquiring_account=account,
+                blocks=[unit_block_message(block) for block in blocks],
+            )  # fmt: skip
+        for block in held:
+            response.held.add(
+                block=unit_block_message(block.with_attributes(block.attributes.unit)),
+                registry=here, account_id=block.attributes.holder.account_id,
+            )  # fmt: skip
+        return response

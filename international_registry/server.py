@@ -22,7 +22,8 @@ async def serve(config: RegistryConfig) -> None:
     if settings.get("admin_listen"):
         admin = grpc.aio.server(interceptors=[node.metrics.rpc.interceptor()])
         operators = frozenset(settings.get("admin_identities", ["OPERATOR"]))
-        service = SecretariatService(node.registry, node.writer, operators)
+        readers = frozenset(settings.get("intake_readers", []))
+        service = SecretariatService(node.registry, node.writer, operators, readers)
         ir_grpc.add_InternationalRegistryAdminServiceServicer_to_server(service, admin)
         admin.add_secure_port(settings["admin_listen"], server_credentials(node.tls))
         await admin.start()

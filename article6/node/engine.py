@@ -9,7 +9,7 @@ registry accepts and what it lets its users propose are its ``Rules``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
@@ -103,12 +103,26 @@ def check_account_accepts(
             )
 
 
+OnFinal = Callable[
+    [Connection, transaction_pb2.Transaction, Status, Sequence[tuple[int, str]]], None
+]
+"""Told, inside the SQL transaction that records it, when a transaction becomes final here."""
+
+
 class RegistryEngine:
-    def __init__(self, registry_id: str, hub_id: str, key: SigningKey, rules: Rules) -> None:
+    def __init__(
+        self,
+        registry_id: str,
+        hub_id: str,
+        key: SigningKey,
+        rules: Rules,
+        on_final: OnFinal | None = None,
+    ) -> None:
         self.registry_id = registry_id
         self.hub_id = hub_id
         self.key = key
         self.rules = rules
+        self.on_final = on_final
 
     # --- operators -----------------------------------------------------------------------
 
@@ -153,7 +167,7 @@ class RegistryEngine:
     def _held_blocks(self, connection: Connection, proposal: Proposal) -> list[UnitBlock]:
         """The wanted serials as this registry holds them in the transferring account."""
         account = proposal.transferring_account
-        held = store.account_holdings(connection, self.registry_id, account)
+        held = self._holdings_for(connection, account, proposal.ranges)
         blocks: list[UnitBlock] = []
         for space, ranges in _ranges_by_space(proposal.ranges, held, account).items():
             in_space = [b for b in held if b.attributes.unit.originating_registry == space]
@@ -170,6 +184,21 @@ class RegistryEngine:
             holdings.check_held(taken, result.taken, Holder(self.registry_id, account))
             blocks += taken
         return blocks
+
+    def _holdings_for(
+        self, connection: Connection, account: str, ranges: Sequence[Block[str] | Block[None]]
+    ) -> list[LedgerBlock]:
+        """The account's blocks that the wanted ranges may take from: where every range names
+        its serial space, only the blocks around them (costs grow with the ranges, not with
+        the account); otherwise the whole account, to tell which space each range means."""
+        if not all(isinstance(wanted.attributes, str) for wanted in ranges):
+            return store.account_holdings(connection, self.registry_id, account)
+        found: list[LedgerBlock] = []
+        for space in sorted({str(wanted.attributes) for wanted in ranges}):
+            in_space = [wanted for wanted in ranges if wanted.attributes == space]
+            around = store.neighbourhood(connection, self.registry_id, space, in_space)
+            found += [b for b in around.blocks if b.attributes.holder.account_id == account]
+        return sorted(found, key=lambda b: (b.attributes.unit.originating_registry, b.serial_first))
 
     # --- the hub's messages --------------------------------------------------------------
 
@@ -218,6 +247,8 @@ class RegistryEngine:
             connection, message.transaction_id, role=role, status=status, body=body,
             applied=status is Status.COMPLETED, results=results,
         )  # fmt: skip
+        if status.final and self.on_final is not None:
+            self.on_final(connection, message, status, results)
         log.info("%s %s", message.transaction_id, status.name,
                  extra={"transaction_id": message.transaction_id})  # fmt: skip
 

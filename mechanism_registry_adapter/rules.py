@@ -1,0 +1,37 @@
+"""What the mechanism registry's node accepts and proposes: it takes in no units, and
+proposes only what intake asks of it (recording A6.4ERs in the ledger, and first transfers
+out of its pending account)."""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection
+
+from article6.codes import Code, Refusal
+from article6.model import TransactionSpec, TransactionType
+from article6.node.engine import Proposal
+
+PROPOSED = frozenset({TransactionType.ISSUANCE, TransactionType.FIRST_TRANSFER})
+
+
+class MechanismRules:
+    def __init__(self, pending_account: str) -> None:
+        self.pending_account = pending_account
+
+    def check_acquisition(self, connection: Connection, spec: TransactionSpec) -> None:
+        raise Refusal(
+            Code.TRANSACTION_TYPE_UNSUPPORTED, "the mechanism registry does not acquire units"
+        )
+
+    def check_proposal(self, connection: Connection, proposal: Proposal) -> None:
+        if proposal.type not in PROPOSED:
+            raise Refusal(
+                Code.TRANSACTION_TYPE_UNSUPPORTED,
+                f"the mechanism registry does not propose a {proposal.type.name.lower()}",
+            )
+        own = (
+            proposal.acquiring_account
+            if proposal.type is TransactionType.ISSUANCE
+            else proposal.transferring_account
+        )
+        if own != self.pending_account:
+            raise Refusal(Code.TRANSFERRING_ACCOUNT_NOT_FOUND, f"{own} is not the pending account")
