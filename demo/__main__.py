@@ -3,8 +3,12 @@
 Every component is its own process, talking gRPC over mutual TLS with signed envelopes and
 keeping its state in SQLite. The scenario: issuance in GHA01; a partial transfer to CHE01
 (the block splits); a transfer CHE01 refuses (unknown account); a transfer while CHE01 is
-offline, completed once it is back; a use in CHE01. Then it prints the transactions and the
-holdings as the hub and as each registry see them, and shuts everything down.
+offline, completed once it is back; a use in CHE01. Singapore then uses the international
+registry and its ARS (authorization, first transfer). The Article 6.4 mechanism registry,
+through its adapter, forwards authorized A6.4ERs into Singapore's IR account as ITMOs, an
+instruction for mitigation contribution A6.4ERs is refused, and the mechanism leg reconciles.
+Then it prints the transactions and the holdings as the hub and as each registry see them,
+and shuts everything down.
 """
 
 from __future__ import annotations
@@ -20,10 +24,12 @@ from typing import Any
 from article6.codes import Code
 from article6.identifiers import format_account_id
 from article6.model import Status, TransactionType
-from article6.v1 import admin_pb2
-from demo.network import HUB, INTERNATIONAL, Network
+from article6.v1 import admin_pb2, mechanism_pb2
+from demo.network import HUB, INTERNATIONAL, MECHANISM, Network
+from mechanism_registry_adapter import feed
+from mechanism_registry_adapter.formats import write_json_lines
 
-REGISTRIES = ("GHA01", "CHE01", INTERNATIONAL)
+REGISTRIES = ("GHA01", "CHE01", INTERNATIONAL, MECHANISM)
 
 
 def step(text: str) -> None:
@@ -147,6 +153,43 @@ def run_international_scenario(network: Network, accounts: dict[str, str]) -> No
     print(f"  {outcome(network, 'CHE01', use)}")
 
 
+def run_mechanism_scenario(network: Network) -> None:
+    """A6.4ERs from the mechanism registry arrive in Singapore's IR account as ITMOs."""
+    ir = partial(network.registry_cli, INTERNATIONAL)
+    mechanism = partial(network.registry_cli, MECHANISM)
+    account = ir("open-account", "--party", "SGP", "--type", "holding", "--ca", "CA6400")
+    step(
+        "The Article 6.4 mechanism registry issues 10,000 A6.4ERs (activity A64-GHA-0001, host "
+        "GHA, vintage 2025): 500 go to the Adaptation Fund, 200 are cancelled for OMGE"
+    )
+    record = feed.issuance("ISS-2026-0001", 1, 10_000)
+    shared = feed.template(
+        activity_id="A64-GHA-0001", host_party="GHA", vintage=2025,
+        authorization_id="GHA-A64-0001", acquiring_account=account,
+    )  # fmt: skip
+    bulk = network.folder / "aer-instructions.jsonl"
+    bulk.write_text(write_json_lines(feed.instructions(record, shared, 3, "AER-")))
+    print(f"  net 9,300 (serials 1-9300) to forward to SGP's IR account {account}, "
+          f"in 3 instructions: {bulk.name}")  # fmt: skip
+    step("Bulk import into the adapter: each becomes a first transfer through the hub")
+    print(f"  {mechanism('import', str(bulk))}")
+    print(f"  {mechanism('wait-instructions', '--timeout', '60')}")
+    for row in network.registry_json(MECHANISM, "outcomes"):
+        print(f"  {row['instruction_id']}: {row['state']}, {row['quantity']:,} units, "
+              f"first transfer {row['transfer_transaction_id']}")  # fmt: skip
+    step("An instruction for mitigation contribution A6.4ERs (not authorized) is refused")
+    refused = feed.instructions(feed.issuance("ISS-2026-0002", 20_001, 1_000), shared, 1, "MC-")[0]
+    refused.authorization.kind = mechanism_pb2.AER_AUTHORIZATION_KIND_MITIGATION_CONTRIBUTION
+    with network.intake() as intake:
+        reply = intake.SubmitInstruction(
+            mechanism_pb2.SubmitInstructionRequest(instruction=refused), timeout=10
+        )
+    codes = "; ".join(f"{r.code} {Code(r.code).name}" for r in reply.outcome.results)
+    print(f"  {reply.outcome.instruction_id}: refused ({codes}); nothing reached the hub")
+    step("The mechanism leg: what the adapter forwarded against what the IR took in and holds")
+    print(f"  {mechanism('reconcile-leg')}")
+
+
 def print_aef(network: Network) -> None:
     year = str(datetime.now(UTC).year)
     rows = json.loads(network.registry_cli(
@@ -232,14 +275,16 @@ def main() -> int:
     folder = Path("run") / datetime.now(UTC).strftime("demo-%Y%m%d-%H%M%S")
     network = Network(folder.resolve(), registries=REGISTRIES)
     network.write()
-    print("Article 6 gateway demo: a hub, Party registries GHA01 and CHE01, and the international")
-    print("registry UNIR with its ARS, each its own process on loopback (gRPC, mutual TLS, signed")
-    print(f"envelopes, SQLite). Files: {folder}")
+    print("Article 6 gateway demo: a hub, Party registries GHA01 and CHE01, the international")
+    print("registry UNIR with its ARS, and the Article 6.4 mechanism registry's adapter A64MR,")
+    print("each its own process on loopback (gRPC, mutual TLS, signed envelopes, SQLite).")
+    print(f"Files: {folder}")
     agree = False
     try:
         network.start_all()
         accounts = run_scenario(network)
         run_international_scenario(network, accounts)
+        run_mechanism_scenario(network)
         print_transactions(network)
         print_aef(network)
         agree = print_holdings(network)

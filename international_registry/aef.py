@@ -109,7 +109,12 @@ def _party(connection: Connection, registry: str, account_id: str, here: str) ->
 
 
 def _views(connection: Connection, spec: TransactionSpec, here: str) -> Views:
+    """Which Parties a transaction moves units between. Units first transferred from another
+    registry come from their first-transferring Party (A6.4ERs: the host Party, whatever the
+    mechanism registry's id)."""
     source = _party(connection, spec.transferring_registry, spec.transferring_account, here)
+    if spec.first_transfer is not None and spec.transferring_registry != here:
+        source = spec.first_transfer.first_transferring_party
     target_account = spec.acquiring_account or spec.transferring_account
     target = _party(connection, spec.acquiring_registry, target_account, here)
     return Views(source, target)
