@@ -124,7 +124,7 @@ class Intake:
             return Taken(None, list(results), instruction_id=message.instruction_id)
         book.insert_instruction(
             connection, message.instruction_id, digest(message),
-            message.SerializeToString(deterministic=True), message.acquiring_registry,
+            message.SerializeToString(deterministic=True), message.acquiring_registry[:16],
             InstructionState.REFUSED, results,
         )  # fmt: skip
         record = book.get(connection, message.instruction_id)

@@ -178,3 +178,14 @@ def test_the_outcome_feed_lists_each_change_once_in_order(adapter: Adapter) -> N
         assert [
             r.instruction_id for r in book.changed_after(connection, feed_rows[1].sequence, 9)
         ] == ["I-000001"]
+
+
+def test_hostile_fields_are_refused_and_recorded_without_harm(adapter: Adapter) -> None:
+    hostile = instructions(1)[0]
+    hostile.acquiring_registry = "X" * 500
+    assert adapter.submit(hostile) == (Code.REGISTRY_ID_INVALID, False)
+    assert adapter.record("I-000001").state is InstructionState.REFUSED
+    nameless = instructions(1, prefix="N-")[0]
+    nameless.instruction_id = "no spaces allowed " * 10
+    assert adapter.submit(nameless) == (Code.REQUIRED_FIELD_MISSING, False)
+    assert adapter.proposals() == []
