@@ -12,6 +12,7 @@ from article6.tls import server_credentials
 from article6.v1 import mechanism_pb2_grpc as mechanism_grpc
 from mechanism_registry_adapter import book
 from mechanism_registry_adapter.intake import Intake, Settings
+from mechanism_registry_adapter.metrics import InstructionCollector
 from mechanism_registry_adapter.rules import MechanismRules
 from mechanism_registry_adapter.service import IntakeService
 
@@ -22,6 +23,7 @@ async def serve(config: RegistryConfig) -> None:
     node = RegistryNode(config, MechanismRules(settings.pending_account), (book.metadata,))
     intake = Intake(node.registry, settings)
     node.registry.on_final = intake.on_final  # each instruction moves on as the hub decides
+    node.metrics_registry.register(InstructionCollector(node.writer.engine))
     await node.start()
     server = grpc.aio.server(
         options=grpc_message_options(), interceptors=[node.metrics.rpc.interceptor()]

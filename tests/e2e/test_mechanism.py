@@ -206,6 +206,11 @@ def test_aers_arrive_as_itmos_every_refusal_changes_nothing_and_the_leg_reconcil
 
     code, report = reconcile(network)
     assert (code, report["clean"], report["forwarded_units"]) == (0, True, 9_300 + 930)
+    samples = network.scrape(MECHANISM)
+    by_state = {dict(labels)["state"]: value for (name, labels), value in samples.items()
+                if name == "a6_mechanism_instructions"}  # fmt: skip
+    assert (by_state["completed"], by_state["failed"], by_state["refused"]) == (3, 1, 7)
+    assert (by_state["issuing"], by_state["forwarding"]) == (0, 0)
     # Someone changes the IR's records behind its back: the leg finds exactly that block.
     with sqlite3.connect(network.folder / "unir.db") as database:
         database.execute(
