@@ -25,7 +25,8 @@ from article6.model import (
     UnitState,
     UseDetails,
 )
-from article6.v1 import transaction_pb2, units_pb2
+from article6.reconciliation import Node
+from article6.v1 import reconciliation_pb2, transaction_pb2, units_pb2
 
 E = TypeVar("E", bound=IntEnum)
 
@@ -139,3 +140,13 @@ def transaction_spec(message: transaction_pb2.Transaction) -> TransactionSpec:
         authorization=authorization,
         first_transfer=first_transfer,
     )
+
+
+def node_message(node: Node) -> reconciliation_pb2.HashTreeNode:
+    return reconciliation_pb2.HashTreeNode(
+        depth=node.depth, index=node.index, digest=node.digest, block_count=node.block_count
+    )
+
+
+def node(message: reconciliation_pb2.HashTreeNode) -> Node:
+    return Node(message.depth, message.index, message.digest, message.block_count)

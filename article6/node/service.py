@@ -7,7 +7,8 @@ transaction with its inbox record: a repeated delivery gets the stored receipt, 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import TypeVar
@@ -23,16 +24,27 @@ from article6.keys import KeyDirectory, SigningKey
 from article6.model import Status
 from article6.node import store
 from article6.node.engine import RegistryEngine
+from article6.reconciliation import Tree, check_shape, totals
 from article6.service import Context, envelope_service
 from article6.sql import remember, replayed
 from article6.tls import peer_identity
-from article6.v1 import envelope_pb2, transaction_pb2
+from article6.v1 import envelope_pb2, reconciliation_pb2, transaction_pb2, units_pb2
+from article6.wire import held_block_message, node_message
 
 T = TypeVar("T")
+log = logging.getLogger("registry")
+COMPLETED = 5  # article6.v1.RECONCILIATION_STATUS_COMPLETED
 DELIVERABLE: dict[str, type[Message]] = {
     "article6.v1.AcquisitionRequest": transaction_pb2.AcquisitionRequest,
     "article6.v1.StatusNotice": transaction_pb2.StatusNotice,
+    "article6.v1.ReconciliationRequest": reconciliation_pb2.ReconciliationRequest,
+    "article6.v1.ReconciliationResult": reconciliation_pb2.ReconciliationResult,
 }
+TOTALS = {"article6.v1.SnapshotTotalsRequest": reconciliation_pb2.SnapshotTotalsRequest}
+NODES = {"article6.v1.HashTreeRequest": reconciliation_pb2.HashTreeRequest}
+LISTING = {"article6.v1.BlockListRequest": reconciliation_pb2.BlockListRequest}
+MAX_PARENTS, MAX_LEAVES = 1_024, 4_096
+KEPT_SNAPSHOTS = 2
 
 
 class Writer:
@@ -65,20 +77,30 @@ class RegistryService:
         self.directory = directory
         self.key = key
         self.writer = writer
+        # The snapshots of the last runs the hub opened, by run id: the hub holds this
+        # registry's proposals while a run is open, so the books do not move under them.
+        self.snapshots: dict[str, Tree] = {}
 
     def handler(
         self, on_refusal: Callable[[Code], None] | None = None
     ) -> grpc.GenericRpcHandler[bytes, bytes]:
-        return envelope_service(
-            "article6.v1.Registry", {"Deliver": self.deliver}, on_refusal=on_refusal
-        )
+        methods = {
+            "Deliver": self.deliver,
+            "GetSnapshotTotals": self.get_snapshot_totals,
+            "GetHashTreeNodes": self.get_hash_tree_nodes,
+            "ListSnapshotBlocks": self.list_snapshot_blocks,
+        }
+        return envelope_service("article6.v1.Registry", methods, on_refusal=on_refusal)
 
-    async def deliver(
-        self, envelope: envelope_pb2.Envelope, context: Context
-    ) -> envelope_pb2.Envelope:
+    def _from_hub(
+        self,
+        envelope: envelope_pb2.Envelope,
+        context: Context,
+        accepted: Mapping[str, type[Message]],
+    ) -> Opened:
         opened = open_envelope(
             envelope,
-            accepted=DELIVERABLE,
+            accepted=accepted,
             directory=self.directory,
             recipient=self.registry.registry_id,
             peer_identity=peer_identity(context) or "",
@@ -86,6 +108,12 @@ class RegistryService:
         )
         if opened.signer != self.registry.hub_id:
             raise Refusal(Code.SENDER_UNKNOWN, "only the hub delivers to a registry")
+        return opened
+
+    async def deliver(
+        self, envelope: envelope_pb2.Envelope, context: Context
+    ) -> envelope_pb2.Envelope:
+        opened = self._from_hub(envelope, context, DELIVERABLE)
         response = await self.writer.run(lambda c: self._once(c, opened))
         return envelope_pb2.Envelope.FromString(response)
 
@@ -106,6 +134,16 @@ class RegistryService:
         return response
 
     def _apply(self, connection: Connection, payload: Message) -> transaction_pb2.Receipt:
+        if isinstance(payload, reconciliation_pb2.ReconciliationRequest):
+            self._snapshot(connection, payload)
+            return transaction_pb2.Receipt(accepted=True)
+        if isinstance(payload, reconciliation_pb2.ReconciliationResult):
+            self.snapshots.pop(payload.run_id, None)
+            level = logging.INFO if payload.status == COMPLETED else logging.WARNING
+            log.log(level, "reconciliation %s ended with status %d: %d blocks differ",
+                    payload.run_id, payload.status,
+                    len(payload.hub_blocks) + len(payload.registry_blocks))  # fmt: skip
+            return transaction_pb2.Receipt(accepted=True)
         if isinstance(payload, transaction_pb2.AcquisitionRequest):
             transaction = payload.transaction
             decision, results = self.registry.acquisition(connection, transaction)
@@ -126,6 +164,79 @@ class RegistryService:
         for code, detail in results:
             receipt.results.add(code=code.value, detail=detail)
         return receipt
+
+    # --- reconciliation ------------------------------------------------------------------
+
+    def _snapshot(
+        self, connection: Connection, request: reconciliation_pb2.ReconciliationRequest
+    ) -> None:
+        check_shape(request.fanout, request.depth)
+        blocks = store.all_holdings(connection, self.registry.registry_id)
+        self.snapshots[request.run_id] = Tree.build(blocks, request.fanout, request.depth)
+        while len(self.snapshots) > KEPT_SNAPSHOTS:
+            del self.snapshots[next(iter(self.snapshots))]
+
+    def _tree(self, opened: Opened) -> Tree:
+        check_fresh(opened.header, datetime.now(UTC))
+        run_id = getattr(opened.payload, "run_id")  # noqa: B009 (field of each query)
+        tree = self.snapshots.get(run_id)
+        if tree is None:
+            raise Refusal(Code.RECONCILIATION_RUN_UNKNOWN, run_id[:64])
+        return tree
+
+    def _answer(self, opened: Opened, answer: Message) -> envelope_pb2.Envelope:
+        header = new_header(self.registry.registry_id, opened.signer, datetime.now(UTC))
+        getattr(answer, "header").CopyFrom(header)  # noqa: B009 (field of each answer)
+        return seal(answer, [self.key])
+
+    async def get_snapshot_totals(
+        self, envelope: envelope_pb2.Envelope, context: Context
+    ) -> envelope_pb2.Envelope:
+        opened = self._from_hub(envelope, context, TOTALS)
+        tree = self._tree(opened)
+        request = opened.payload
+        assert isinstance(request, reconciliation_pb2.SnapshotTotalsRequest)
+        answer = reconciliation_pb2.SnapshotTotals(
+            run_id=request.run_id, root=node_message(tree.root)
+        )
+        everything = [block for blocks in tree.leaves.values() for block in blocks]
+        for (kind, vintage, approach), (units, count) in sorted(totals(everything).items()):
+            answer.rows.add(
+                unit_kind=units_pb2.UnitKind.ValueType(kind), vintage=vintage,
+                cooperative_approach=approach, unit_count=units, block_count=count,
+            )  # fmt: skip
+        return self._answer(opened, answer)
+
+    async def get_hash_tree_nodes(
+        self, envelope: envelope_pb2.Envelope, context: Context
+    ) -> envelope_pb2.Envelope:
+        opened = self._from_hub(envelope, context, NODES)
+        tree = self._tree(opened)
+        request = opened.payload
+        assert isinstance(request, reconciliation_pb2.HashTreeRequest)
+        if len(request.parents) > MAX_PARENTS:
+            raise Refusal(Code.HASH_TREE_NODE_INVALID, f"more than {MAX_PARENTS} parents")
+        answer = reconciliation_pb2.HashTreeNodes(run_id=request.run_id)
+        for parent in request.parents:
+            answer.nodes.extend(node_message(n) for n in tree.children(parent.depth, parent.index))
+        return self._answer(opened, answer)
+
+    async def list_snapshot_blocks(
+        self, envelope: envelope_pb2.Envelope, context: Context
+    ) -> envelope_pb2.Envelope:
+        opened = self._from_hub(envelope, context, LISTING)
+        tree = self._tree(opened)
+        request = opened.payload
+        assert isinstance(request, reconciliation_pb2.BlockListRequest)
+        if len(request.leaves) > MAX_LEAVES:
+            raise Refusal(Code.HASH_TREE_NODE_INVALID, f"more than {MAX_LEAVES} leaves")
+        answer = reconciliation_pb2.BlockListing(run_id=request.run_id)
+        for leaf in request.leaves:
+            if leaf.depth != tree.depth:
+                detail = f"({leaf.depth}, {leaf.index}) is not a leaf"
+                raise Refusal(Code.HASH_TREE_NODE_INVALID, detail)
+            answer.blocks.extend(held_block_message(b) for b in tree.blocks(leaf.index))
+        return self._answer(opened, answer)
 
 
 _STATUSES = frozenset(status.value for status in Status)

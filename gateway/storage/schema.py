@@ -110,3 +110,45 @@ outbox = Table(
     Column("delivered_at", UtcDateTime(), nullable=True),
     Index("ix_outbox_state_next", "state", "next_attempt_at"),
 )
+
+# A reconciliation run with one registry (status numbers of article6.v1.ReconciliationStatus).
+reconciliation_runs = Table(
+    "reconciliation_runs",
+    metadata,
+    Column("run_id", String(40), primary_key=True),
+    Column("registry", String(16), nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("open", Boolean, nullable=False),  # the registry's proposals wait while it is
+    Column("started_at", UtcDateTime(), nullable=False),
+    Column("finished_at", UtcDateTime(), nullable=True),
+    Column("fanout", Integer, nullable=False),
+    Column("depth", Integer, nullable=False),
+    Column("hub_blocks", BigInteger, nullable=False),
+    Column("registry_blocks", BigInteger, nullable=False),
+    Column("round_trips", Integer, nullable=False),
+    Column("bytes_exchanged", BigInteger, nullable=False),
+    Column("detail", Text, nullable=False),
+    Index("ix_reconciliation_runs_registry_open", "registry", "open"),
+)
+
+# A block one side has and the other has not, exactly so: found by a run or by a leg
+# confirmation. While open, its serials are frozen.
+discrepancies = Table(
+    "discrepancies",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(40), nullable=True, index=True),
+    Column("transaction_id", String(40), nullable=True),  # a leg confirmation's
+    Column("registry", String(16), nullable=False),
+    Column("side", String(8), nullable=False),  # hub or registry: whose block this is
+    Column("space", String(16), nullable=False),
+    Column("serial_first", BigInteger, nullable=False),
+    Column("serial_last", BigInteger, nullable=False),
+    Column("block", Text, nullable=False),  # the block as that side has it (JSON)
+    Column("open", Boolean, nullable=False),
+    Column("found_at", UtcDateTime(), nullable=False),
+    Column("resolved_at", UtcDateTime(), nullable=True),
+    Column("resolved_by", String(64), nullable=False),
+    Column("reason", Text, nullable=False),
+    Index("ix_discrepancies_open_space", "open", "space", "serial_first"),
+)

@@ -1,0 +1,256 @@
+"""Reconciliation runs, the discrepancies they find, and the serials those freeze.
+
+A run is *open* from its start until its end; while it is, proposals involving its registry
+wait (7002) so that neither side's blocks move under the comparison. A discrepancy is a block
+as one side has it and the other has not; while it is open, no transaction may touch its
+serials (7001). An operator resolves it with a reason, which is kept with it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from google.protobuf import json_format
+from sqlalchemy import Connection, and_, func, insert, or_, select, update
+
+from article6.block_table import to_db
+from article6.blocks import Block
+from article6.model import LedgerBlock, Status
+from article6.v1 import units_pb2
+from article6.wire import held_block, held_block_message
+from gateway.storage.schema import discrepancies, outbox, reconciliation_runs, transactions
+
+# article6.v1.ReconciliationStatus
+INITIATED, VALIDATED, TOTALS_INCONSISTENT, BLOCKS_INCONSISTENT = 1, 2, 3, 4
+COMPLETED, COMPLETED_MANUAL_INTERVENTION, START_DENIED = 5, 6, 7
+UNFINISHED = (Status.PROPOSED.value, Status.CHECKED.value, Status.ACCEPTED.value)
+
+
+@dataclass(frozen=True)
+class Run:
+    run_id: str
+    registry: str
+    status: int
+    open: bool
+    started_at: datetime
+    finished_at: datetime | None
+    fanout: int
+    depth: int
+    hub_blocks: int
+    registry_blocks: int
+    round_trips: int
+    bytes_exchanged: int
+    detail: str
+
+
+@dataclass(frozen=True)
+class Discrepancy:
+    id: int
+    run_id: str | None
+    transaction_id: str | None
+    registry: str
+    side: str
+    block: LedgerBlock
+    open: bool
+    found_at: datetime
+    resolved_at: datetime | None
+    resolved_by: str
+    reason: str
+
+
+def _run(row: Any) -> Run:
+    return Run(**{name: getattr(row, name) for name in Run.__dataclass_fields__})
+
+
+def _discrepancy(row: Any) -> Discrepancy:
+    message = json_format.Parse(row.block, units_pb2.HeldBlock())
+    return Discrepancy(
+        row.id, row.run_id, row.transaction_id, row.registry, row.side, held_block(message),
+        row.open, row.found_at, row.resolved_at, row.resolved_by, row.reason,
+    )  # fmt: skip
+
+
+def start_denied_because(connection: Connection, registry: str) -> str | None:
+    """Why a run with ``registry`` cannot start now: one is already open, a transaction
+    involving it is not final, or messages to it wait in the outbox (its books would lag)."""
+    if get_open_run(connection, registry) is not None:
+        return f"a run with {registry} is already open"
+    involved = or_(
+        transactions.c.transferring_registry == registry,
+        transactions.c.acquiring_registry == registry,
+    )
+    pending = connection.execute(
+        select(func.count()).where(transactions.c.status.in_(UNFINISHED), involved)
+    ).scalar_one()
+    if pending:
+        return f"{pending} transactions involving {registry} are not final"
+    waiting = connection.execute(
+        select(func.count()).where(outbox.c.recipient == registry, outbox.c.state == "pending")
+    ).scalar_one()
+    if waiting:
+        return f"{waiting} messages to {registry} wait for delivery"
+    return None
+
+
+def insert_run(
+    connection: Connection, run_id: str, registry: str, fanout: int, depth: int, now: datetime
+) -> None:
+    connection.execute(
+        insert(reconciliation_runs).values(
+            run_id=run_id, registry=registry, status=INITIATED, open=True, started_at=now,
+            finished_at=None, fanout=fanout, depth=depth, hub_blocks=0, registry_blocks=0,
+            round_trips=0, bytes_exchanged=0, detail="",
+        )
+    )  # fmt: skip
+
+
+def update_run(connection: Connection, run_id: str, **values: Any) -> None:
+    connection.execute(
+        update(reconciliation_runs).where(reconciliation_runs.c.run_id == run_id).values(values)
+    )
+
+
+def get_run(connection: Connection, run_id: str) -> Run | None:
+    row = connection.execute(
+        select(reconciliation_runs).where(reconciliation_runs.c.run_id == run_id)
+    ).first()
+    return None if row is None else _run(row)
+
+
+def get_open_run(connection: Connection, registry: str) -> Run | None:
+    row = connection.execute(
+        select(reconciliation_runs).where(
+            reconciliation_runs.c.registry == registry, reconciliation_runs.c.open.is_(True)
+        )
+    ).first()
+    return None if row is None else _run(row)
+
+
+def reconciling(connection: Connection, registries: Sequence[str]) -> str | None:
+    """One of ``registries`` with an open run, if any."""
+    row = connection.execute(
+        select(reconciliation_runs.c.registry).where(
+            reconciliation_runs.c.registry.in_(list(registries)),
+            reconciliation_runs.c.open.is_(True),
+        )
+    ).first()
+    return None if row is None else str(row.registry)
+
+
+def list_runs(connection: Connection, registry: str, limit: int) -> list[Run]:
+    query = select(reconciliation_runs).order_by(reconciliation_runs.c.started_at.desc())
+    if registry:
+        query = query.where(reconciliation_runs.c.registry == registry)
+    return [_run(row) for row in connection.execute(query.limit(limit))]
+
+
+def close_stale_runs(connection: Connection, started_before: datetime, now: datetime) -> int:
+    """Runs left open by a hub process that died (a run lasts seconds to minutes) end as
+    start denied, so their registries' proposals flow again."""
+    stale = and_(
+        reconciliation_runs.c.open.is_(True), reconciliation_runs.c.started_at < started_before
+    )
+    values = {"open": False, "status": START_DENIED, "finished_at": now,
+              "detail": "the hub stopped during the run"}  # fmt: skip
+    result = connection.execute(update(reconciliation_runs).where(stale).values(values))
+    return int(result.rowcount or 0)
+
+
+# --- discrepancies ---------------------------------------------------------------------------
+
+
+def add_discrepancies(
+    connection: Connection,
+    registry: str,
+    side: str,
+    blocks: Sequence[LedgerBlock],
+    now: datetime,
+    run_id: str | None = None,
+    transaction_id: str | None = None,
+) -> None:
+    if not blocks:
+        return
+    connection.execute(
+        insert(discrepancies),
+        [
+            {
+                "run_id": run_id, "transaction_id": transaction_id, "registry": registry,
+                "side": side, "space": block.attributes.unit.originating_registry,
+                "serial_first": to_db(block.serial_first),
+                "serial_last": to_db(block.serial_last),
+                "block": json_format.MessageToJson(held_block_message(block), indent=None),
+                "open": True, "found_at": now, "resolved_at": None, "resolved_by": "",
+                "reason": "",
+            }
+            for block in blocks
+        ],
+    )  # fmt: skip
+
+
+def frozen(connection: Connection, space: str, ranges: Sequence[Block[Any]]) -> list[int]:
+    """Open discrepancies sharing a serial with ``ranges`` of ``space``."""
+    if not ranges:
+        return []
+    overlaps = [
+        and_(
+            discrepancies.c.serial_first <= to_db(r.serial_last),
+            discrepancies.c.serial_last >= to_db(r.serial_first),
+        )
+        for r in ranges
+    ]
+    rows = connection.execute(
+        select(discrepancies.c.id).where(
+            discrepancies.c.open.is_(True), discrepancies.c.space == space, or_(*overlaps)
+        )
+    )
+    return [row.id for row in rows]
+
+
+def list_discrepancies(
+    connection: Connection, run_id: str = "", registry: str = "", open_only: bool = False
+) -> list[Discrepancy]:
+    query = select(discrepancies).order_by(discrepancies.c.id)
+    if run_id:
+        query = query.where(discrepancies.c.run_id == run_id)
+    if registry:
+        query = query.where(discrepancies.c.registry == registry)
+    if open_only:
+        query = query.where(discrepancies.c.open.is_(True))
+    return [_discrepancy(row) for row in connection.execute(query)]
+
+
+def open_count(connection: Connection) -> int:
+    return int(
+        connection.execute(select(func.count()).where(discrepancies.c.open.is_(True))).scalar_one()
+    )
+
+
+def resolve(
+    connection: Connection, discrepancy_id: int, by: str, reason: str, now: datetime
+) -> Discrepancy | None:
+    """Close a discrepancy with the operator's reason; a run whose discrepancies are all
+    resolved becomes 'completed with manual intervention'. None if it is unknown or closed."""
+    row = connection.execute(
+        select(discrepancies).where(discrepancies.c.id == discrepancy_id)
+    ).first()
+    if row is None or not row.open:
+        return None
+    connection.execute(
+        update(discrepancies)
+        .where(discrepancies.c.id == discrepancy_id)
+        .values(open=False, resolved_at=now, resolved_by=by, reason=reason)
+    )
+    if row.run_id is not None and not list_discrepancies(connection, row.run_id, open_only=True):
+        update_run(connection, row.run_id, status=COMPLETED_MANUAL_INTERVENTION)
+    found = connection.execute(
+        select(discrepancies).where(discrepancies.c.id == discrepancy_id)
+    ).first()
+    return _discrepancy(found)
+
+
+def discrepancy_serials(item: Discrepancy) -> str:
+    block = item.block
+    return f"{block.attributes.unit.originating_registry}:{block.serial_first}-{block.serial_last}"
