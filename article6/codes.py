@@ -377,7 +377,10 @@ CATALOGUE: dict[Code, CodeInfo] = {
         "Some units are frozen by an unresolved reconciliation discrepancy.", retryable=True
     ),
     Code.SNAPSHOT_IN_PROGRESS: _info(
-        "A reconciliation snapshot of the registry is being taken.", retryable=True
+        "A reconciliation run with a registry involved is open: send the message again later "
+        "(nothing was recorded).",
+        retryable=True,
+        grpc_status="UNAVAILABLE",
     ),
     Code.RECONCILIATION_RUN_UNKNOWN: _info("No reconciliation run with this id."),
     Code.RECONCILIATION_START_DENIED: _info(

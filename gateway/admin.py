@@ -7,7 +7,7 @@ Callers authenticate with a client certificate whose identity is listed in the h
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,10 +15,11 @@ import grpc
 import grpc.aio
 
 from article6.tls import peer_identity
-from article6.v1 import admin_pb2, admin_pb2_grpc, transaction_pb2
+from article6.v1 import admin_pb2, admin_pb2_grpc, reconciliation_pb2, transaction_pb2
 from article6.wire import held_block_message
 from gateway.config import RegistryEntry
 from gateway.storage import ledger
+from gateway.storage import reconciliations as runs
 from gateway.storage.database import Database
 from gateway.storage.records import (
     OutboxMessage,
@@ -53,6 +54,32 @@ def transaction_summary(record: TransactionRecord) -> admin_pb2.TransactionSumma
     return summary
 
 
+def run_message(run: runs.Run) -> admin_pb2.ReconciliationRun:
+    message = admin_pb2.ReconciliationRun(
+        run_id=run.run_id, registry=run.registry,
+        status=reconciliation_pb2.ReconciliationStatus.ValueType(run.status), open=run.open,
+        fanout=run.fanout, depth=run.depth, hub_blocks=run.hub_blocks,
+        registry_blocks=run.registry_blocks, round_trips=run.round_trips,
+        bytes_exchanged=run.bytes_exchanged, detail=run.detail,
+    )  # fmt: skip
+    message.started_at.FromDatetime(run.started_at)
+    if run.finished_at is not None:
+        message.finished_at.FromDatetime(run.finished_at)
+    return message
+
+
+def discrepancy_message(item: runs.Discrepancy) -> admin_pb2.Discrepancy:
+    message = admin_pb2.Discrepancy(
+        discrepancy_id=item.id, run_id=item.run_id or "", transaction_id=item.transaction_id or "",
+        registry=item.registry, side=item.side, block=held_block_message(item.block),
+        open=item.open, resolved_by=item.resolved_by, reason=item.reason,
+    )  # fmt: skip
+    message.found_at.FromDatetime(item.found_at)
+    if item.resolved_at is not None:
+        message.resolved_at.FromDatetime(item.resolved_at)
+    return message
+
+
 def outbox_entry(message: OutboxMessage) -> admin_pb2.OutboxEntry:
     entry = admin_pb2.OutboxEntry(
         entry_id=message.id,
@@ -78,12 +105,14 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
         registries: Callable[[], dict[str, RegistryEntry]],
         key_ids: Callable[[str], list[str]],
         on_change: Callable[[], None],
+        reconcile: Callable[[str], Awaitable[runs.Run]] | None = None,
     ) -> None:
         self.database = database
         self.operators = operators
         self.registries = registries
         self.key_ids = key_ids
         self.on_change = on_change
+        self.reconcile = reconcile
 
     async def _authorize(self, context: Context) -> str:
         identity = peer_identity(context)
@@ -190,3 +219,76 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
             lambda c: ledger.blocks_of_registry(c, request.registry or None)
         )
         return admin_pb2.ListHoldingsResponse(blocks=[held_block_message(b) for b in blocks])
+
+    # --- reconciliation ------------------------------------------------------------------
+
+    async def RunReconciliation(
+        self, request: admin_pb2.RunReconciliationRequest, context: Context
+    ) -> admin_pb2.RunReconciliationResponse:
+        identity = await self._authorize(context)
+        if request.registry not in self.registries() or self.reconcile is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"no registry {request.registry!r}")
+        assert self.reconcile is not None
+        log.info("%s runs a reconciliation with %s", identity, request.registry)
+        run = await self.reconcile(request.registry)
+        return admin_pb2.RunReconciliationResponse(run=run_message(run))
+
+    async def ListReconciliationRuns(
+        self, request: admin_pb2.ListReconciliationRunsRequest, context: Context
+    ) -> admin_pb2.ListReconciliationRunsResponse:
+        await self._authorize(context)
+        found = await self.database.read(
+            lambda c: runs.list_runs(c, request.registry, _limit(request.limit))
+        )
+        return admin_pb2.ListReconciliationRunsResponse(runs=[run_message(r) for r in found])
+
+    async def GetReconciliationRun(
+        self, request: admin_pb2.GetReconciliationRunRequest, context: Context
+    ) -> admin_pb2.GetReconciliationRunResponse:
+        await self._authorize(context)
+
+        def read(connection: Any) -> tuple[runs.Run | None, list[runs.Discrepancy]]:
+            run = runs.get_run(connection, request.run_id)
+            found = runs.list_discrepancies(connection, run_id=request.run_id) if run else []
+            return run, found
+
+        run, found = await self.database.read(read)
+        if run is None:
+            return admin_pb2.GetReconciliationRunResponse(found=False)
+        return admin_pb2.GetReconciliationRunResponse(
+            found=True, run=run_message(run),
+            discrepancies=[discrepancy_message(item) for item in found],
+        )  # fmt: skip
+
+    async def ListDiscrepancies(
+        self, request: admin_pb2.ListDiscrepanciesRequest, context: Context
+    ) -> admin_pb2.ListDiscrepanciesResponse:
+        await self._authorize(context)
+        found = await self.database.read(
+            lambda c: runs.list_discrepancies(
+                c, registry=request.registry, open_only=request.open_only
+            )
+        )
+        return admin_pb2.ListDiscrepanciesResponse(
+            discrepancies=[discrepancy_message(item) for item in found]
+        )
+
+    async def ResolveDiscrepancy(
+        self, request: admin_pb2.ResolveDiscrepancyRequest, context: Context
+    ) -> admin_pb2.ResolveDiscrepancyResponse:
+        identity = await self._authorize(context)
+        reason = request.reason.strip()
+        if not reason:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "a reason is required")
+        now = datetime.now(UTC)
+        item = await self.database.write(
+            lambda c: runs.resolve(c, request.discrepancy_id, identity, reason[:2000], now)
+        )
+        if item is None:
+            await context.abort(
+                grpc.StatusCode.NOT_FOUND, f"no open discrepancy {request.discrepancy_id}"
+            )
+        assert item is not None
+        log.warning("%s resolved discrepancy %d (%s): %s", identity, item.id,
+                    runs.discrepancy_serials(item), reason[:200])  # fmt: skip
+        return admin_pb2.ResolveDiscrepancyResponse(discrepancy=discrepancy_message(item))

@@ -10,6 +10,11 @@
     outbox [--dead] [--registry CHE01]  messages awaiting delivery, or dead letters
     retry ENTRY_ID                      put a dead letter back into delivery
     holdings [--registry GHA01]         the hub's ledger
+    reconcile GHA01                     run a reconciliation with a registry now
+    reconciliations [--registry GHA01]  runs, newest first
+    reconciliation RUN-...              one run and the discrepancies it found
+    discrepancies [--registry R] [--open]   discrepancies (open ones freeze their serials)
+    resolve 7 --reason "..."            resolve a discrepancy, unfreezing its serials
 
 Every command takes ``--json``. The client authenticates with the operator identity's
 certificate (``--identity``, default OPERATOR) from the PKI folder.
@@ -137,6 +142,70 @@ def _holdings(stub: Stub, args: argparse.Namespace) -> Message | list[str]:
     ]  # fmt: skip
 
 
+RUN_STATUSES = {
+    1: "initiated", 2: "validated", 3: "totals inconsistent", 4: "blocks inconsistent",
+    5: "completed", 6: "completed, manual intervention", 7: "start denied", 8: "confirmed",
+}  # fmt: skip
+
+
+def _run_line(run: admin_pb2.ReconciliationRun) -> str:
+    status = RUN_STATUSES.get(run.status, str(run.status))
+    state = "open" if run.open else status
+    return (
+        f"{run.run_id:<22} {run.registry:<8} {run.status} {state:<30} "
+        f"{run.hub_blocks:>9,} / {run.registry_blocks:<9,} blocks  "
+        f"{run.round_trips:>3} round trips {run.bytes_exchanged:>10,} bytes  {run.detail}"
+    ).rstrip()
+
+
+def _discrepancy_line(item: admin_pb2.Discrepancy) -> str:
+    block = item.block.block
+    where = item.run_id or f"leg {item.transaction_id}"
+    state = "open" if item.open else f"resolved by {item.resolved_by}: {item.reason}"
+    return (
+        f"{item.discrepancy_id:>6} {item.registry:<8} {item.side:<8} {item.block.account_id:<16} "
+        f"{block.originating_registry}:{block.serial_first}-{block.serial_last} "
+        f"{block.cooperative_approach} {block.vintage} kind {block.unit_kind} state {block.state} "
+        f"({where}) {state}"
+    )
+
+
+def _reconcile(stub: Stub, args: argparse.Namespace) -> Message | list[str]:
+    request = admin_pb2.RunReconciliationRequest(registry=args.registry)
+    reply = stub.RunReconciliation(request, timeout=args.timeout)
+    return reply if args.json else [_run_line(reply.run)]
+
+
+def _reconciliations(stub: Stub, args: argparse.Namespace) -> Message | list[str]:
+    request = admin_pb2.ListReconciliationRunsRequest(registry=args.registry or "")
+    reply = stub.ListReconciliationRuns(request, timeout=10)
+    return reply if args.json else [_run_line(run) for run in reply.runs]
+
+
+def _reconciliation(stub: Stub, args: argparse.Namespace) -> Message | list[str]:
+    request = admin_pb2.GetReconciliationRunRequest(run_id=args.run_id)
+    reply = stub.GetReconciliationRun(request, timeout=10)
+    if args.json:
+        return reply
+    if not reply.found:
+        return [f"no run {args.run_id}"]
+    return [_run_line(reply.run), *(_discrepancy_line(d) for d in reply.discrepancies)]
+
+
+def _discrepancies(stub: Stub, args: argparse.Namespace) -> Message | list[str]:
+    request = admin_pb2.ListDiscrepanciesRequest(registry=args.registry or "", open_only=args.open)
+    reply = stub.ListDiscrepancies(request, timeout=10)
+    return reply if args.json else [_discrepancy_line(d) for d in reply.discrepancies]
+
+
+def _resolve(stub: Stub, args: argparse.Namespace) -> Message | list[str]:
+    request = admin_pb2.ResolveDiscrepancyRequest(
+        discrepancy_id=args.discrepancy_id, reason=args.reason
+    )
+    reply = stub.ResolveDiscrepancy(request, timeout=10)
+    return reply if args.json else [_discrepancy_line(reply.discrepancy)]
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="article6-admin", description=__doc__.split("\n")[0])
     parser.add_argument("--endpoint", required=True, help="the hub's admin_listen address")
@@ -172,6 +241,19 @@ def build_parser() -> argparse.ArgumentParser:
         "entry_id", type=int
     )
     command("holdings", _holdings, "the hub's ledger").add_argument("--registry")
+    reconcile = command("reconcile", _reconcile, "run a reconciliation with a registry now")
+    reconcile.add_argument("registry")
+    reconcile.add_argument("--timeout", type=float, default=600.0)
+    command("reconciliations", _reconciliations, "reconciliation runs").add_argument("--registry")
+    command("reconciliation", _reconciliation, "one run and its discrepancies").add_argument(
+        "run_id"
+    )
+    listing = command("discrepancies", _discrepancies, "discrepancies found")
+    listing.add_argument("--registry")
+    listing.add_argument("--open", action="store_true", help="open ones only")
+    resolve = command("resolve", _resolve, "resolve a discrepancy, unfreezing its serials")
+    resolve.add_argument("discrepancy_id", type=int)
+    resolve.add_argument("--reason", required=True, help="recorded with the resolution")
     return parser
 
 

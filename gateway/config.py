@@ -13,6 +13,7 @@ signing_key = "pki/HUB/signing.key"
 keys = "pki/keys.toml"                  # every registry's public signing keys
 admin_identities = ["OPERATOR"]         # TLS identities allowed on the admin port
 acceptance_timeout_seconds = 60         # an acquiring registry's time to answer
+reconciliation_interval_seconds = 0     # reconcile one registry every N s in turn (0: off)
 
 [delivery]
 max_attempts = 12                       # then the message is a dead letter
@@ -74,6 +75,7 @@ class HubConfig:
     admin_identities: frozenset[str] = frozenset({"OPERATOR"})
     metrics_listen: str | None = None
     acceptance_timeout_seconds: float = 60.0
+    reconciliation_interval_seconds: float = 0.0
     delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
 
 
@@ -119,5 +121,6 @@ def load_config(path: Path) -> HubConfig:
         admin_identities=frozenset(hub.get("admin_identities", ["OPERATOR"])),
         metrics_listen=hub.get("metrics_listen"),
         acceptance_timeout_seconds=float(hub.get("acceptance_timeout_seconds", 60)),
+        reconciliation_interval_seconds=float(hub.get("reconciliation_interval_seconds", 0)),
         delivery=DeliveryConfig(**document.get("delivery", {})),
     )

@@ -123,7 +123,8 @@ class Deliverer:
     def _claim(self, connection: Connection) -> list[OutboxMessage]:
         return claim_outbox(connection, datetime.now(UTC), self.config.batch_size, LEASE)
 
-    def _channel(self, registry: str) -> grpc.aio.Channel:
+    def channel(self, registry: str) -> grpc.aio.Channel:
+        """The channel to a registry, made once (deliveries and reconciliation share it)."""
         channel = self._channels.get(registry)
         if channel is None:
             endpoint = self.registries()[registry].endpoint
@@ -134,7 +135,7 @@ class Deliverer:
 
     async def _attempt(self, message: OutboxMessage) -> Attempt:
         envelope = envelope_pb2.Envelope.FromString(message.envelope)
-        stub = registry_pb2_grpc.RegistryStub(self._channel(message.recipient))
+        stub = registry_pb2_grpc.RegistryStub(self.channel(message.recipient))
         try:
             # wait_for_ready: an attempt waits (up to its deadline) for a reconnecting channel.
             reply = await stub.Deliver(

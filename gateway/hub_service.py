@@ -31,6 +31,7 @@ from gateway.checks import Peer
 from gateway.lifecycle import Lifecycle, Outcome
 from gateway.mailer import Mailer
 from gateway.storage.database import Database
+from gateway.storage.reconciliations import reconciling
 from gateway.storage.records import get_transaction
 from gateway.storage.schema import inbox
 
@@ -141,6 +142,10 @@ class HubService:
         assert isinstance(proposal, transaction_pb2.TransactionProposal)
 
         def handle(connection: Connection, now: datetime) -> Outcome:
+            involved = [opened.signer, proposal.transaction.acquiring_registry]
+            busy = reconciling(connection, involved)
+            if busy is not None:  # raised: nothing is recorded, and the sender retries
+                raise Refusal(Code.SNAPSHOT_IN_PROGRESS, f"{busy} is being reconciled")
             return self.lifecycle.propose(
                 connection, opened.signer, proposal.transaction, self.peers(), now
             )

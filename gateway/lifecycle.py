@@ -44,6 +44,7 @@ from gateway.checks import Peer, check_proposal
 from gateway.mailer import Mailer
 from gateway.storage import ledger
 from gateway.storage.database import after_commit, lock_spaces
+from gateway.storage.reconciliations import frozen
 from gateway.storage.records import (
     TransactionRecord,
     expired_transactions,
@@ -170,6 +171,10 @@ class Lifecycle:
             locked_by = ledger.lock_overlaps(connection, space, wanted)
             if locked_by:
                 raise Refusal(Code.UNITS_LOCKED, f"locked by {', '.join(locked_by)}")
+            held_back = frozen(connection, space, wanted)
+            if held_back:
+                numbers = ", ".join(str(number) for number in held_back[:5])
+                raise Refusal(Code.UNITS_FROZEN, f"{space} serials frozen by discrepancy {numbers}")
             checked.append((neighbourhood, wanted))
         return checked
 

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import Connection, func, select
@@ -21,6 +21,7 @@ from sqlalchemy import Connection, func, select
 from article6.metrics import RpcMetrics, delivery_counters, outbox_families
 from article6.model import Status, TransactionType
 from gateway.storage.database import Database
+from gateway.storage.reconciliations import open_count
 from gateway.storage.records import TransactionRecord
 from gateway.storage.schema import outbox, transactions
 
@@ -58,12 +59,11 @@ class HubMetrics:
             ["status"],
             registry=registry,
         )
-        self.inconsistent_blocks = Gauge(
-            "a6_inconsistent_blocks",
-            "Blocks frozen by unresolved reconciliation discrepancies.",
-            registry=registry,
-        )
         registry.register(HubStateCollector(database))
+
+    def reconciled(self, status: int) -> None:
+        """A reconciliation run ended with ``status`` (article6.v1.ReconciliationStatus)."""
+        self.reconciliation_runs.labels(RUN_STATUSES.get(status, "unknown")).inc()
 
     def finished(self, record: TransactionRecord) -> None:
         """A transaction reached its final status (called after the commit)."""
@@ -93,11 +93,15 @@ def _families() -> list[GaugeMetricFamily]:
     transactions = GaugeMetricFamily(
         "a6_transactions", "Transactions recorded, by type and status.", labels=["type", "status"]
     )
-    return [transactions, *outbox_families()]
+    inconsistent = GaugeMetricFamily(
+        "a6_inconsistent_blocks", "Blocks frozen by unresolved reconciliation discrepancies."
+    )
+    return [transactions, *outbox_families(), inconsistent]
 
 
 def _fill(connection: Connection, families: list[GaugeMetricFamily]) -> None:
-    by_status, depth, failing, dead, oldest = families
+    by_status, depth, failing, dead, oldest, inconsistent = families
+    inconsistent.add_metric([], open_count(connection))
     rows = connection.execute(
         select(transactions.c.type, transactions.c.status, func.count()).group_by(
             transactions.c.type, transactions.c.status
@@ -135,3 +139,7 @@ def _fill(connection: Connection, families: list[GaugeMetricFamily]) -> None:
 
 
 _TYPES = frozenset(kind.value for kind in TransactionType)
+RUN_STATUSES = {
+    1: "initiated", 2: "validated", 3: "totals_inconsistent", 4: "blocks_inconsistent",
+    5: "completed", 6: "completed_manual_intervention", 7: "start_denied", 8: "confirmed",
+}  # fmt: skip

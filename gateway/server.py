@@ -8,7 +8,7 @@ import logging
 import signal
 from collections.abc import Mapping
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import grpc
@@ -26,11 +26,13 @@ from article6.v1 import admin_pb2, admin_pb2_grpc, hub_pb2
 from gateway.admin import AdminService
 from gateway.checks import Peer
 from gateway.config import HubConfig, RegistryEntry
-from gateway.delivery import Deliverer, expire_loop
+from gateway.delivery import Deliverer, expire_loop, pause
 from gateway.hub_service import HubService
 from gateway.lifecycle import Lifecycle
 from gateway.mailer import Mailer
 from gateway.metrics import HubMetrics
+from gateway.reconciler import Reconciler
+from gateway.storage import reconciliations as runs
 from gateway.storage.database import Database
 from gateway.storage.records import suspended_overrides
 
@@ -38,6 +40,7 @@ log = logging.getLogger("gateway.server")
 HUB_SERVICE = hub_pb2.DESCRIPTOR.services_by_name["Hub"].full_name
 ADMIN_SERVICE = admin_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name
 SHUTDOWN_GRACE_SECONDS = 5.0
+RUN_MAX_SECONDS = 600.0  # a run open longer was left by a hub process that stopped
 
 
 class Hub:
@@ -62,6 +65,10 @@ class Hub:
         self.deliverer = Deliverer(
             config.delivery, self.database, self.lifecycle, self.mailer,
             self.directory, self.tls, self.registries, self.metrics,
+        )  # fmt: skip
+        self.reconciler = Reconciler(
+            self.database, self.mailer, self.directory, self.deliverer.channel,
+            self.metrics.reconciled,
         )  # fmt: skip
         self.hub_service = HubService(
             config.registry_id, self.directory, self.database, self.lifecycle, self.mailer,
@@ -101,6 +108,10 @@ class Hub:
     async def start(self) -> None:
         self.database.migrate()
         self.reload_status()
+        now = datetime.now(UTC)
+        self.database.write_now(
+            lambda c: runs.close_stale_runs(c, now - timedelta(seconds=RUN_MAX_SECONDS), now)
+        )
         credentials = server_credentials(self.tls)
         interceptors = [self.metrics.rpc.interceptor()]
         hub_server = grpc.aio.server(options=grpc_message_options(), interceptors=interceptors)
@@ -113,7 +124,7 @@ class Hub:
         admin_server = grpc.aio.server(interceptors=interceptors)
         admin = AdminService(
             self.database, self.config.admin_identities, self.registries, self._key_ids,
-            self._admin_changed,
+            self._admin_changed, self.reconciler.run,
         )  # fmt: skip
         admin_pb2_grpc.add_AdminServiceServicer_to_server(admin, admin_server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, admin_server)
@@ -129,12 +140,32 @@ class Hub:
                 name="time-outs",
             ),
         ]
+        interval = self.config.reconciliation_interval_seconds
+        if interval > 0:
+            self._tasks.append(
+                asyncio.create_task(self._reconcile_every(interval), name="reconciliation")
+            )
         if self.config.metrics_listen:
             self._metrics_server = serve_metrics(self.config.metrics_listen, self.metrics_registry)
         for service in ("", HUB_SERVICE):
             await self.health.set(service, health_pb2.HealthCheckResponse.SERVING)
         log.info("hub %s serving on %s, admin on %s", self.config.registry_id,
                  self.config.listen, self.config.admin_listen)  # fmt: skip
+
+    async def _reconcile_every(self, interval: float) -> None:
+        """Reconcile each registry in the directory in turn, one every ``interval`` seconds
+        (suspended registries are skipped; a denied start is tried again next round)."""
+        while not self.stopping.is_set():
+            for registry, entry in sorted(self.registries().items()):
+                await pause(self.stopping, interval)
+                if self.stopping.is_set():
+                    return
+                if entry.suspended:
+                    continue
+                try:
+                    await self.reconciler.run(registry)
+                except Exception:  # the loop must outlive any one failure
+                    log.exception("reconciliation with %s failed", registry)
 
     def _admin_changed(self) -> None:
         self.reload_status()
