@@ -154,6 +154,7 @@ class Code(enum.IntEnum):
     RECONCILIATION_RUN_UNKNOWN = 7003
     RECONCILIATION_START_DENIED = 7004
     HASH_TREE_NODE_INVALID = 7005
+    LEG_CONFIRMATION_MISMATCH = 7006
 
     @property
     def family(self) -> Family:
@@ -387,6 +388,10 @@ CATALOGUE: dict[Code, CodeInfo] = {
         "The registry cannot start the run now.", retryable=True
     ),
     Code.HASH_TREE_NODE_INVALID: _info("A requested hash-tree node is outside the run's tree."),
+    Code.LEG_CONFIRMATION_MISMATCH: _info(
+        "The blocks a registry confirmed after a transaction differ from the hub's ledger; "
+        "they are recorded as discrepancies and their serials frozen until resolved."
+    ),
 }
 
 

@@ -7,13 +7,17 @@ offline, completed once it is back; a use in CHE01. Singapore then uses the inte
 registry and its ARS (authorization, first transfer). The Article 6.4 mechanism registry,
 through its adapter, forwards authorized A6.4ERs into Singapore's IR account as ITMOs, an
 instruction for mitigation contribution A6.4ERs is refused, and the mechanism leg reconciles.
+The hub then reconciles every registry with its ledger; a block altered behind CHE01's back is
+found, frozen (a use of it is refused) and resolved.
 Then it prints the transactions and the holdings as the hub and as each registry see them,
 and shuts everything down.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sqlite3
 import sys
 import time
 from datetime import UTC, datetime
@@ -21,6 +25,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from article6.block_table import to_db
 from article6.codes import Code
 from article6.identifiers import format_account_id
 from article6.model import Status, TransactionType
@@ -190,6 +195,63 @@ def run_mechanism_scenario(network: Network) -> None:
     print(f"  {mechanism('reconcile-leg')}")
 
 
+RUN_STATUSES = {4: "blocks inconsistent", 5: "completed", 6: "completed, manual intervention",
+                7: "start denied"}  # fmt: skip
+
+
+def reconcile(network: Network, registry: str) -> admin_pb2.ReconciliationRun:
+    with network.admin() as admin:
+        run = admin.RunReconciliation(
+            admin_pb2.RunReconciliationRequest(registry=registry), timeout=300
+        ).run
+    print(f"  {registry:<6} {run.status} {RUN_STATUSES.get(run.status, run.status):<20} "
+          f"{run.hub_blocks:>3} blocks at the hub, {run.registry_blocks:>3} in the registry, "
+          f"{run.round_trips} round trips, {run.bytes_exchanged:,} bytes")  # fmt: skip
+    return run
+
+
+def run_reconciliation_scenario(network: Network, accounts: dict[str, str]) -> None:
+    """Every registry reconciles clean; then one is altered behind its back."""
+    step("The hub reconciles every registry's books with its ledger (totals, then a hash tree)")
+    for registry in REGISTRIES:
+        reconcile(network, registry)
+    database = network.folder / "che01.db"
+    first = to_db(300_001)
+    step("Someone changes the vintage of CHE01's block GHA01:300001-350000 in its database")
+    with contextlib.closing(sqlite3.connect(database)) as connection, connection:
+        connection.execute("UPDATE holdings SET vintage = 2023 WHERE serial_first = ?", (first,))
+    run = reconcile(network, "CHE01")
+    with network.admin() as admin:
+        found = admin.GetReconciliationRun(
+            admin_pb2.GetReconciliationRunRequest(run_id=run.run_id), timeout=30
+        ).discrepancies
+    for item in found:
+        block = item.block.block
+        print(f"    discrepancy {item.discrepancy_id}: the {item.side} has "
+              f"{block.originating_registry}:{block.serial_first}-{block.serial_last} "
+              f"vintage {block.vintage}; frozen")  # fmt: skip
+    step("While frozen, CHE01's use of GHA01:300001-301000 is refused")
+    use = network.registry_cli(
+        "CHE01", "use", "--from", accounts["che_holding"], "--to", accounts["che_ndc"],
+        "--serials", "GHA01:300001-301000", "--party", "CHE", "--year", "2030",
+    )  # fmt: skip
+    print(f"  {outcome(network, 'CHE01', use)}")
+    step("CHE01 restores its record; the operator resolves the discrepancies with a reason")
+    with contextlib.closing(sqlite3.connect(database)) as connection, connection:
+        connection.execute("UPDATE holdings SET vintage = 2024 WHERE serial_first = ?", (first,))
+    with network.admin() as admin:
+        for item in found:
+            admin.ResolveDiscrepancy(
+                admin_pb2.ResolveDiscrepancyRequest(
+                    discrepancy_id=item.discrepancy_id,
+                    reason="CHE01 restored the record from its audit trail",
+                ),
+                timeout=30,
+            )
+    print(f"  {len(found)} discrepancies resolved; the serials are no longer frozen")
+    reconcile(network, "CHE01")
+
+
 def print_aef(network: Network) -> None:
     year = str(datetime.now(UTC).year)
     rows = json.loads(network.registry_cli(
@@ -285,6 +347,7 @@ def main() -> int:
         accounts = run_scenario(network)
         run_international_scenario(network, accounts)
         run_mechanism_scenario(network)
+        run_reconciliation_scenario(network, accounts)
         print_transactions(network)
         print_aef(network)
         agree = print_holdings(network)

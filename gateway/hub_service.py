@@ -26,8 +26,9 @@ from article6.model import Status
 from article6.service import Context, envelope_service
 from article6.sql import remember, replayed
 from article6.tls import peer_identity
-from article6.v1 import envelope_pb2, transaction_pb2
+from article6.v1 import envelope_pb2, reconciliation_pb2, transaction_pb2
 from gateway.checks import Peer
+from gateway.legs import confirm
 from gateway.lifecycle import Lifecycle, Outcome
 from gateway.mailer import Mailer
 from gateway.storage.database import Database
@@ -40,6 +41,7 @@ log = logging.getLogger("gateway.hub")
 PROPOSAL = {"article6.v1.TransactionProposal": transaction_pb2.TransactionProposal}
 NOTICE = {"article6.v1.StatusNotice": transaction_pb2.StatusNotice}
 QUERY = {"article6.v1.StatusQuery": transaction_pb2.StatusQuery}
+CONFIRMATION = {"article6.v1.LegConfirmation": reconciliation_pb2.LegConfirmation}
 
 
 class HubService:
@@ -70,6 +72,7 @@ class HubService:
                 "ProposeTransaction": self.propose_transaction,
                 "NotifyStatus": self.notify_status,
                 "GetTransactionStatus": self.get_transaction_status,
+                "SubmitReconciliation": self.submit_reconciliation,
             },
             on_refusal=self.on_refusal,
         )
@@ -197,6 +200,20 @@ class HubService:
         return self.lifecycle.decide(
             connection, transaction_id, Status(notice.status), results, now
         )
+
+    async def submit_reconciliation(
+        self, envelope: envelope_pb2.Envelope, context: Context
+    ) -> envelope_pb2.Envelope:
+        """A registry's leg confirmation, compared with the ledger at once (gateway.legs)."""
+        opened = self._open(envelope, context, CONFIRMATION)
+        confirmation = opened.payload
+        assert isinstance(confirmation, reconciliation_pb2.LegConfirmation)
+
+        def handle(connection: Connection, now: datetime) -> Outcome:
+            return confirm(connection, opened.signer, confirmation, now)
+
+        response = await self.database.write(lambda c: self._once(c, opened, handle))
+        return envelope_pb2.Envelope.FromString(response)
 
     async def get_transaction_status(
         self, envelope: envelope_pb2.Envelope, context: Context

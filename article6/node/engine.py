@@ -18,7 +18,7 @@ from sqlalchemy import Connection
 
 from article6 import holdings
 from article6.block_table import overlapping_blocks
-from article6.blocks import Block, merge_adjacent, partition, serial_range, take
+from article6.blocks import Block, intersect, merge_adjacent, partition, serial_range, take
 from article6.codes import Code, Refusal
 from article6.envelope import seal
 from article6.headers import new_header
@@ -33,8 +33,8 @@ from article6.model import (
     UnitBlock,
 )
 from article6.node import store
-from article6.v1 import transaction_pb2
-from article6.wire import transaction_spec, unit_block_message
+from article6.v1 import reconciliation_pb2, transaction_pb2
+from article6.wire import held_block_message, transaction_spec, unit_block_message
 
 log = logging.getLogger("registry")
 
@@ -247,10 +247,31 @@ class RegistryEngine:
             connection, message.transaction_id, role=role, status=status, body=body,
             applied=status is Status.COMPLETED, results=results,
         )  # fmt: skip
+        if status is Status.COMPLETED:
+            self._confirm(connection, message)
         if status.final and self.on_final is not None:
             self.on_final(connection, message, status, results)
         log.info("%s %s", message.transaction_id, status.name,
                  extra={"transaction_id": message.transaction_id})  # fmt: skip
+
+    def _confirm(self, connection: Connection, message: transaction_pb2.Transaction) -> None:
+        """Queue the leg confirmation: this registry's blocks over the transaction's serials
+        as completing it left them, for the hub to compare with its ledger."""
+        confirmation = reconciliation_pb2.LegConfirmation(transaction_id=message.transaction_id)
+        by_space: dict[str, list[Block[None]]] = {}
+        for block in message.blocks:
+            wanted = serial_range(block.serial_first, block.serial_last)
+            by_space.setdefault(block.originating_registry, []).append(wanted)
+        for space, ranges in sorted(by_space.items()):
+            around = store.neighbourhood(connection, self.registry_id, space, ranges)
+            held = sorted(around.blocks, key=lambda b: b.serial_first)
+            confirmation.blocks.extend(held_block_message(b) for b in intersect(held, ranges))
+        confirmation.header.CopyFrom(new_header(self.registry_id, self.hub_id, datetime.now(UTC)))
+        envelope = seal(confirmation, [self.key])
+        store.add_outbox(
+            connection, confirmation.header.message_id, envelope.payload_type,
+            message.transaction_id, envelope.SerializeToString(),
+        )  # fmt: skip
 
     def _role(self, message: transaction_pb2.Transaction) -> str:
         return "proposer" if message.transferring_registry == self.registry_id else "acquirer"

@@ -33,7 +33,7 @@ from article6.node.metrics import RegistryMetrics
 from article6.node.service import Writer
 from article6.retry import Backoff
 from article6.status import refusal_from_error
-from article6.v1 import envelope_pb2, hub_pb2_grpc, transaction_pb2
+from article6.v1 import envelope_pb2, hub_pb2_grpc, reconciliation_pb2, transaction_pb2
 
 log = logging.getLogger("registry.sender")
 RECEIPT = {"article6.v1.Receipt": transaction_pb2.Receipt}
@@ -42,6 +42,12 @@ PROPOSAL = "article6.v1.TransactionProposal"
 PAYLOADS: dict[str, type[Message]] = {
     PROPOSAL: transaction_pb2.TransactionProposal,
     "article6.v1.StatusNotice": transaction_pb2.StatusNotice,
+    "article6.v1.LegConfirmation": reconciliation_pb2.LegConfirmation,
+}
+RPCS = {  # which Hub RPC carries each payload
+    PROPOSAL: "ProposeTransaction",
+    "article6.v1.StatusNotice": "NotifyStatus",
+    "article6.v1.LegConfirmation": "SubmitReconciliation",
 }
 
 
@@ -89,9 +95,7 @@ class Sender:
         self, entry: store.Outgoing
     ) -> tuple[store.Outgoing, envelope_pb2.Envelope | grpc.aio.AioRpcError]:
         envelope = envelope_pb2.Envelope.FromString(entry.envelope)
-        call = (
-            self.hub.ProposeTransaction if entry.payload_type == PROPOSAL else self.hub.NotifyStatus
-        )
+        call = getattr(self.hub, RPCS[entry.payload_type])
         try:
             reply = await call(
                 envelope, timeout=self.config.rpc_timeout_seconds, wait_for_ready=True
@@ -146,6 +150,10 @@ class Sender:
         self, connection: Connection, entry: store.Outgoing, receipt: transaction_pb2.Receipt
     ) -> None:
         store.outbox_sent(connection, entry.id)
+        if entry.payload_type == "article6.v1.LegConfirmation" and receipt.results:
+            details = "; ".join(f"{r.code} {r.detail}" for r in receipt.results)
+            log.warning("the hub found our books differ after %s: %s", entry.transaction_id,
+                        details, extra={"transaction_id": entry.transaction_id})  # fmt: skip
         if entry.payload_type != PROPOSAL or entry.transaction_id is None:
             return
         local = store.get_transaction(connection, entry.transaction_id)

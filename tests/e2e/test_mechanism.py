@@ -20,7 +20,7 @@ from article6.codes import Code
 from article6.identifiers import format_account_id
 from article6.pki import RegistryFiles
 from article6.tls import TlsMaterial, channel_credentials, channel_options
-from article6.v1 import admin_pb2, mechanism_pb2, transaction_pb2
+from article6.v1 import admin_pb2, mechanism_pb2, reconciliation_pb2, transaction_pb2
 from article6.v1 import mechanism_pb2_grpc as mechanism_grpc
 from demo.network import INTERNATIONAL, MECHANISM, Network
 from mechanism_registry_adapter import feed
@@ -278,3 +278,11 @@ def test_a_bulk_import_survives_sigkill_of_the_importer_and_the_adapter(
     assert_ledgers_agree(network)
     code, report = reconcile(network)
     assert (code, report["forwarded_units"], report["taken_in_units"]) == (0, 93_000, 93_000)
+    # And the hub's own reconciliation with both registries comes back clean.
+    for registry in (INTERNATIONAL, MECHANISM):
+        with network.admin() as admin:
+            run = admin.RunReconciliation(
+                admin_pb2.RunReconciliationRequest(registry=registry), timeout=120
+            ).run
+        done = reconciliation_pb2.RECONCILIATION_STATUS_COMPLETED
+        assert run.status == done, (registry, run.detail)

@@ -61,7 +61,11 @@ class Adapter:
 
     def proposals(self) -> list[transaction_pb2.Transaction]:
         with self.engine.begin() as connection:
-            rows = connection.execute(select(store.outbox.c.envelope).order_by(store.outbox.c.id))
+            rows = connection.execute(
+                select(store.outbox.c.envelope)
+                .where(store.outbox.c.payload_type == "article6.v1.TransactionProposal")
+                .order_by(store.outbox.c.id)
+            )
             envelopes = [envelope_pb2.Envelope.FromString(row.envelope) for row in rows]
         return [
             transaction_pb2.TransactionProposal.FromString(e.payload).transaction for e in envelopes

@@ -1,0 +1,126 @@
+"""Leg confirmations: after a transaction completes, each registry involved reports its
+resulting blocks over the transaction's serials (``LegConfirmation`` through
+``Hub.SubmitReconciliation``), and the hub compares them with its ledger at once.
+
+Both sides are cut to the transaction's serial ranges and compared block for block (both are
+canonical). A later transaction over the same serials involving the registry, completed or
+still pending, makes the confirmation *superseded*: the books have moved on, so it is not
+compared (the periodic run still covers those serials). Otherwise each block only one side
+has is a discrepancy of that transaction, and its serials are frozen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import Connection, or_, select
+
+from article6.blocks import Block, intersect, merge_adjacent, serial_range
+from article6.codes import Code, Refusal
+from article6.model import LedgerBlock, Status, UnitBlock
+from article6.reconciliation import block_differences
+from article6.v1 import reconciliation_pb2, transaction_pb2
+from article6.wire import held_block, transaction_spec
+from gateway.lifecycle import Outcome
+from gateway.storage import ledger
+from gateway.storage import reconciliations as runs
+from gateway.storage.records import TransactionRecord, get_transaction
+from gateway.storage.schema import transactions
+
+MAX_CONFIRMED_BLOCKS = 100_000
+
+
+def confirm(
+    connection: Connection,
+    sender: str,
+    confirmation: reconciliation_pb2.LegConfirmation,
+    now: datetime,
+) -> Outcome:
+    transaction_id = confirmation.transaction_id
+    record = get_transaction(connection, transaction_id)
+    involved = record is not None and sender in {
+        record.transferring_registry, record.acquiring_registry,
+    }  # fmt: skip
+    if record is None or not involved:
+        return Outcome(transaction_id, None, [(Code.TRANSACTION_UNKNOWN, transaction_id)])
+    if record.status is not Status.COMPLETED:
+        detail = f"{transaction_id} is {record.status.name.lower()}, not completed"
+        return Outcome(transaction_id, record.status, [(Code.STATUS_TRANSITION_INVALID, detail)])
+    if len(confirmation.blocks) > MAX_CONFIRMED_BLOCKS:
+        raise Refusal(Code.TOO_MANY_BLOCKS, f"{len(confirmation.blocks)} blocks")
+    reported = [held_block(message) for message in confirmation.blocks]
+    if any(block.attributes.holder.registry != sender for block in reported):
+        detail = "a leg confirmation reports the sender's own blocks only"
+        return Outcome(transaction_id, record.status, [(Code.REGISTRY_NOT_PARTY_TO_UNITS, detail)])
+    ranges = _ranges(record)
+    if _superseded(connection, record, sender, ranges):
+        return Outcome(transaction_id, record.status)
+    hub_only: list[LedgerBlock] = []
+    registry_only: list[LedgerBlock] = []
+    for space, wanted in ranges.items():
+        mine = [
+            block for block in ledger.neighbourhood(connection, space, wanted).blocks
+            if block.attributes.holder.registry == sender
+        ]  # fmt: skip
+        theirs = [b for b in reported if b.attributes.unit.originating_registry == space]
+        only_mine, only_theirs = block_differences(_cut(mine, wanted), _cut(theirs, wanted))
+        hub_only += only_mine
+        registry_only += only_theirs
+    if not hub_only and not registry_only:
+        return Outcome(transaction_id, record.status)
+    runs.add_discrepancies(connection, sender, "hub", hub_only, now, None, transaction_id)
+    runs.add_discrepancies(connection, sender, "registry", registry_only, now, None, transaction_id)
+    count = len(hub_only) + len(registry_only)
+    detail = f"{count} blocks differ from the hub's ledger; their serials are frozen"
+    return Outcome(transaction_id, record.status, [(Code.LEG_CONFIRMATION_MISMATCH, detail)])
+
+
+def _cut(blocks: Sequence[LedgerBlock], ranges: Sequence[Block[None]]) -> list[LedgerBlock]:
+    """The blocks' parts inside ``ranges``, merged as canonical form merges them."""
+    return merge_adjacent(intersect(sorted(blocks, key=lambda b: b.serial_first), ranges))
+
+
+def _ranges(record: TransactionRecord) -> dict[str, list[Block[None]]]:
+    spec = transaction_spec(transaction_pb2.Transaction.FromString(record.body))
+    found: dict[str, list[Block[None]]] = {}
+    for block in spec.blocks:
+        space = block.attributes.originating_registry
+        found.setdefault(space, []).append(serial_range(block.serial_first, block.serial_last))
+    return found
+
+
+def _superseded(
+    connection: Connection,
+    record: TransactionRecord,
+    sender: str,
+    ranges: dict[str, list[Block[None]]],
+) -> bool:
+    """Whether another transaction involving ``sender`` over these serials completed after
+    this one or is still pending: then the books have moved on since."""
+    for space, wanted in ranges.items():
+        lockers = ledger.lock_overlaps(connection, space, wanted)
+        if any(locker != record.transaction_id for locker in lockers):
+            return True
+    rows = connection.execute(
+        select(transactions.c.transaction_id, transactions.c.body).where(
+            or_(
+                transactions.c.transferring_registry == sender,
+                transactions.c.acquiring_registry == sender,
+            ),
+            transactions.c.status == Status.COMPLETED.value,
+            transactions.c.status_at > record.status_at,
+        )
+    )
+    for row in rows:
+        later = transaction_spec(transaction_pb2.Transaction.FromString(row.body))
+        if any(_overlaps(block, ranges) for block in later.blocks):
+            return True
+    return False
+
+
+def _overlaps(block: UnitBlock, ranges: dict[str, list[Block[None]]]) -> bool:
+    return any(
+        r.serial_first <= block.serial_last and block.serial_first <= r.serial_last
+        for r in ranges.get(block.attributes.originating_registry, ())
+    )

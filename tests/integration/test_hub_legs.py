@@ -1,0 +1,78 @@
+"""Leg confirmations at the hub: a registry's blocks after a completed transaction, compared
+with the ledger at once (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from article6.codes import Code
+from article6.model import Held, Holder, Status
+from article6.v1 import reconciliation_pb2
+from article6.wire import held_block_message, unit_block
+from gateway.legs import confirm
+from gateway.storage import reconciliations as runs
+from tests.builders import GHA_ACCOUNT, HubHarness, block, external, issuance
+
+
+@pytest.fixture
+def hub(hub_database_url: str) -> Iterator[HubHarness]:
+    harness = HubHarness.create(hub_database_url)
+    assert harness.propose(issuance("GHA01-1", 1, 1000)).status is Status.COMPLETED
+    yield harness
+    harness.close()
+
+
+def confirmation(transaction_id: str, *pieces: tuple[int, int, int]) -> bytes:
+    message = reconciliation_pb2.LegConfirmation(transaction_id=transaction_id)
+    for first, last, vintage in pieces:
+        unit = unit_block(block(first, last, vintage=vintage))
+        held = unit.with_attributes(Held(Holder("GHA01", GHA_ACCOUNT), unit.attributes))
+        message.blocks.append(held_block_message(held))
+    return message.SerializeToString()
+
+
+def submit(hub: HubHarness, sender: str, payload: bytes) -> list[Code]:
+    message = reconciliation_pb2.LegConfirmation.FromString(payload)
+    outcome = hub.database.write_now(lambda c: confirm(c, sender, message, hub.now))
+    return [code for code, _ in outcome.results]
+
+
+def test_a_matching_confirmation_is_quiet_and_a_differing_one_freezes_at_once(
+    hub: HubHarness,
+) -> None:
+    assert submit(hub, "GHA01", confirmation("GHA01-1", (1, 1000, 2024))) == []
+    assert hub.database.read_now(runs.open_count) == 0
+    assert submit(hub, "GHA01", confirmation("GHA01-1", (1, 1000, 2023))) == [
+        Code.LEG_CONFIRMATION_MISMATCH
+    ]
+    found = hub.database.read_now(lambda c: runs.list_discrepancies(c, open_only=True))
+    assert sorted((d.side, d.block.attributes.unit.vintage) for d in found) == [
+        ("hub", 2024), ("registry", 2023),
+    ]  # fmt: skip
+    assert {d.transaction_id for d in found} == {"GHA01-1"}
+    refused = hub.propose(external("GHA01-2", 1, 10))
+    assert [code for code, _ in refused.results] == [Code.UNITS_FROZEN]
+    for item in found:
+        hub.database.write_now(lambda c, i=item.id: runs.resolve(c, i, "OPERATOR", "ok", hub.now))
+    assert hub.propose(external("GHA01-3", 1, 10)).status is Status.CHECKED
+
+
+def test_a_confirmation_overtaken_by_a_later_transaction_is_not_compared(
+    hub: HubHarness,
+) -> None:
+    assert hub.propose(external("GHA01-2", 1, 10)).status is Status.CHECKED  # pending
+    assert submit(hub, "GHA01", confirmation("GHA01-1", (1, 500, 2024))) == []
+    assert hub.database.read_now(runs.open_count) == 0
+
+
+def test_a_confirmation_must_concern_the_sender(hub: HubHarness) -> None:
+    assert submit(hub, "CHE01", confirmation("GHA01-1")) == [Code.TRANSACTION_UNKNOWN]
+    assert submit(hub, "GHA01", confirmation("GHA01-99")) == [Code.TRANSACTION_UNKNOWN]
+    other = reconciliation_pb2.LegConfirmation(transaction_id="GHA01-1")
+    unit = unit_block(block(1, 1000))
+    foreign = unit.with_attributes(Held(Holder("CHE01", "CHE01-1001-30"), unit.attributes))
+    other.blocks.append(held_block_message(foreign))
+    assert submit(hub, "GHA01", other.SerializeToString()) == [Code.REGISTRY_NOT_PARTY_TO_UNITS]
+
