@@ -4,6 +4,7 @@ with the ledger at once (SQLite and PostgreSQL)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import partial
 
 import pytest
 
@@ -55,7 +56,9 @@ def test_a_matching_confirmation_is_quiet_and_a_differing_one_freezes_at_once(
     refused = hub.propose(external("GHA01-2", 1, 10))
     assert [code for code, _ in refused.results] == [Code.UNITS_FROZEN]
     for item in found:
-        hub.database.write_now(lambda c, i=item.id: runs.resolve(c, i, "OPERATOR", "ok", hub.now))
+        resolve = partial(runs.resolve, discrepancy_id=item.id, by="OPERATOR", reason="ok",
+                          now=hub.now)  # fmt: skip
+        hub.database.write_now(resolve)
     assert hub.propose(external("GHA01-3", 1, 10)).status is Status.CHECKED
 
 
@@ -75,4 +78,3 @@ def test_a_confirmation_must_concern_the_sender(hub: HubHarness) -> None:
     foreign = unit.with_attributes(Held(Holder("CHE01", "CHE01-1001-30"), unit.attributes))
     other.blocks.append(held_block_message(foreign))
     assert submit(hub, "GHA01", other.SerializeToString()) == [Code.REGISTRY_NOT_PARTY_TO_UNITS]
-
