@@ -21,7 +21,7 @@ zero bytes.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
@@ -215,11 +215,18 @@ def fold_totals(rows: Iterable[tuple[TotalsKey, int, int]]) -> dict[TotalsKey, t
     return found
 
 
-async def compare(tree: Tree, remote: Remote) -> Comparison:
+async def compare(
+    tree: Tree,
+    remote: Remote,
+    on_totals: Callable[[bool], Awaitable[None]] | None = None,
+) -> Comparison:
     """Descend only into subtrees whose digests differ, one request per level (batched), down
-    to the leaves, and list the blocks each side has that the other has not."""
+    to the leaves, and list the blocks each side has that the other has not. ``on_totals``
+    hears whether the totals agree before the descent (the run's intermediate status)."""
     their_totals, their_root = await remote.totals()
     mine = totals(block for blocks in tree.leaves.values() for block in blocks)
+    if on_totals is not None:
+        await on_totals(mine == their_totals)
     frontier = [] if their_root.digest == tree.root.digest else [(0, 0)]
     for _ in range(tree.depth):
         if not frontier:

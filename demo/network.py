@@ -101,6 +101,7 @@ class Network:
     registries: tuple[str, ...] = ("GHA01", "CHE01")
     database: str = "hub.db"
     acceptance_timeout_seconds: float = 60.0
+    reconciliation_interval_seconds: float = 0.0  # the hub's scheduler (0: operators only)
     delivery: dict[str, Any] = field(
         default_factory=lambda: {"max_attempts": 12, "backoff_max_seconds": 2.0}
     )
@@ -164,6 +165,7 @@ class Network:
             f'metrics_listen = "{self.metrics[HUB]}"\n'
             f'{self._tls_lines(HUB)}admin_identities = ["{OPERATOR}"]\n'
             f"acceptance_timeout_seconds = {self.acceptance_timeout_seconds}\n"
+            f"reconciliation_interval_seconds = {self.reconciliation_interval_seconds}\n"
             f"\n[delivery]\n{delivery}{registries}"
         )
 

@@ -185,9 +185,8 @@ class Reconciler:
         await self.database.write(lambda c: runs.update_run(c, run_id, **values))
 
     async def _compare(self, registry: str, run_id: str) -> None:
-        blocks = await self.database.read(lambda c: ledger.blocks_of_registry(c, registry))
-        depth = choose_depth(len(blocks), self.fanout)
-        tree = await asyncio.to_thread(Tree.build, blocks, self.fanout, depth)
+        count = await self.database.read(lambda c: ledger.count_of_registry(c, registry))
+        depth = choose_depth(count, self.fanout)
         traffic = Traffic()
         stub = registry_pb2_grpc.RegistryStub(self.channel(registry))
         remote = RegistrySnapshot(
@@ -197,13 +196,25 @@ class Reconciler:
             run_id=run_id, fanout=self.fanout, depth=depth
         )
         request.snapshot_at.FromDatetime(datetime.now(UTC))
-        receipt = await remote.deliver(request)
+        # Both sides build their trees at the same time: the registry while it takes the
+        # request, the hub on a reader thread.
+        tree, receipt = await asyncio.gather(
+            self.database.read(
+                lambda c: Tree.build(ledger.blocks_of_registry(c, registry), self.fanout, depth)
+            ),
+            remote.deliver(request),
+        )
         if not receipt.accepted:
             raise Refusal(Code.RECONCILIATION_START_DENIED, f"{registry} did not take the run")
         await self.database.write(
-            lambda c: runs.update_run(c, run_id, depth=depth, hub_blocks=len(blocks))
+            lambda c: runs.update_run(c, run_id, depth=depth, hub_blocks=tree.root.block_count)
         )
-        comparison = await compare(tree, remote)
+
+        async def validated(agree: bool) -> None:
+            status = runs.VALIDATED if agree else runs.TOTALS_INCONSISTENT
+            await self.database.write(lambda c: runs.update_run(c, run_id, status=status))
+
+        comparison = await compare(tree, remote, validated)
         status = _status(comparison)
         await self.database.write(
             partial(self._finish, registry, run_id, comparison, status, traffic)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Row, select
+from sqlalchemy import Connection, Row, func, select
 
 from article6 import sql
 from article6.block_table import Neighbourhood, block_row, unit_block
@@ -48,6 +48,11 @@ def add_locks(connection: Connection, transaction_id: str, blocks: Sequence[Bloc
 
 def release_locks(connection: Connection, transaction_id: str) -> None:
     sql.unlock(connection, locks, transaction_id)
+
+
+def count_of_registry(connection: Connection, registry: str) -> int:
+    query = select(func.count()).where(ledger_blocks.c.registry == registry)
+    return int(connection.execute(query).scalar_one())
 
 
 def blocks_of_registry(connection: Connection, registry: str | None = None) -> list[LedgerBlock]:

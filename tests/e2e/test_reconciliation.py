@@ -6,14 +6,15 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 import sys
+from pathlib import Path
 
 from article6.block_table import to_db
 from article6.codes import Code
 from article6.v1 import admin_pb2
 from demo.network import Network
-from tests.e2e.helpers import final
+from tests.e2e.helpers import final, local_transaction, wait_for
 
-COMPLETED, BLOCKS_INCONSISTENT, MANUAL = 5, 4, 6
+COMPLETED, BLOCKS_INCONSISTENT, MANUAL, START_DENIED = 5, 4, 6, 7
 
 
 def admin_cli(network: Network, *args: str) -> str:
@@ -120,3 +121,42 @@ def test_a_run_finds_exactly_the_altered_blocks_freezes_them_and_resolution_unfr
     again = network.registry_cli("GHA01", "transfer", "--from", gha, "--to-registry", "CHE01",
                                  "--to", che, "--serials", "6001-6100")  # fmt: skip
     assert final(network, "GHA01", again) == ("completed", [])
+
+
+def test_the_scheduler_reconciles_each_registry_and_a_busy_registry_is_denied_a_start(
+    tmp_path: Path,
+) -> None:
+    network = Network(tmp_path, registries=("GHA01", "CHE01"),
+                      reconciliation_interval_seconds=0.5)  # fmt: skip
+    network.write()
+    network.start_all()
+    try:
+        gha = network.registry_cli("GHA01", "open-account", "--ca", "CA0001")
+        che = network.registry_cli("CHE01", "open-account", "--ca", "CA0001")
+        issued = network.registry_cli("GHA01", "issue", "--account", gha, "--ca", "CA0001",
+                                      "--vintage", "2024", "--serials", "1-1000")  # fmt: skip
+        assert final(network, "GHA01", issued) == ("completed", [])
+
+        def statuses(registry: str) -> list[int]:
+            with network.admin() as admin:
+                listed = admin.ListReconciliationRuns(
+                    admin_pb2.ListReconciliationRunsRequest(registry=registry), timeout=10
+                )
+            return [run.status for run in listed.runs]
+
+        wait_for(lambda: COMPLETED in statuses("GHA01") and COMPLETED in statuses("CHE01"),
+                 30, "scheduled runs")  # fmt: skip
+
+        # With CHE01 down, a transfer to it stays pending: a run with GHA01 may not start.
+        network.stop("CHE01")
+        pending = network.registry_cli("GHA01", "transfer", "--from", gha, "--to-registry",
+                                       "CHE01", "--to", che, "--serials", "1-10")  # fmt: skip
+        wait_for(lambda: local_transaction(network, "GHA01", pending).get("status") == "checked",
+                 30, "the transfer to be checked")  # fmt: skip
+        run = reconcile(network, "GHA01")
+        assert run.status == START_DENIED
+        assert "not final" in run.detail
+        network.start("CHE01")
+        assert final(network, "GHA01", pending) == ("completed", [])
+    finally:
+        network.stop_all()

@@ -24,6 +24,7 @@ from article6.v1 import envelope_pb2, hub_pb2_grpc, transaction_pb2
 from demo.network import free_port
 from gateway.config import HubConfig, RegistryEntry
 from gateway.server import Hub
+from gateway.storage import reconciliations as runs
 from tests.builders import external, issuance
 
 T = transaction_pb2
@@ -242,5 +243,30 @@ def test_status_notices_are_checked_before_they_count(pki: Path, tmp_path: Path)
             late = await notify(che, "GHA01-2", T.TRANSACTION_STATUS_ACCEPTED)
             assert [r.code for r in late.results] == [Code.TRANSACTION_ALREADY_FINAL.value]
             assert late.status == T.TRANSACTION_STATUS_TERMINATED
+
+    run(body)
+
+
+def test_proposals_involving_a_registry_under_reconciliation_wait_and_record_nothing(
+    pki: Path, tmp_path: Path
+) -> None:
+    """A run is open for CHE01 (as the hub's reconciler opens one): GHA01's transfer to CHE01
+    is answered UNAVAILABLE with 7002 and not recorded; the same message later is taken."""
+
+    async def body() -> None:
+        async with running_hub(pki, tmp_path) as (hub, registries):
+            gha = registries["GHA01"]
+            assert (await gha.propose(issuance("GHA01-1", 1, 100))).accepted
+            now = datetime.now(UTC)
+            hub.database.write_now(lambda c: runs.insert_run(c, "RUN-1", "CHE01", 16, 2, now))
+            request = gha.seal(T.TransactionProposal(transaction=external("GHA01-2", 1, 10)))
+            status, code = await refusal(gha.hub.ProposeTransaction(request, timeout=10))
+            assert (status, code) == (grpc.StatusCode.UNAVAILABLE, Code.SNAPSHOT_IN_PROGRESS)
+            assert (await gha.propose(issuance("GHA01-3", 200, 300))).accepted  # not involved
+            hub.database.write_now(lambda c: runs.update_run(c, "RUN-1", open=False))
+            reply = await gha.hub.ProposeTransaction(request, timeout=10)
+            receipt = gha.open(reply, T.Receipt)
+            assert isinstance(receipt, T.Receipt)
+            assert receipt.status == T.TRANSACTION_STATUS_CHECKED
 
     run(body)
