@@ -161,6 +161,9 @@ class Reconciler:
                 await self._compare(registry, run_id)
             except (grpc.aio.AioRpcError, Refusal) as error:
                 await self._deny(run_id, _reason(error))
+            except Exception as error:  # never leave the registry's proposals held
+                log.exception("reconciliation %s with %s failed", run_id, registry)
+                await self._deny(run_id, f"the hub failed: {type(error).__name__}")
         run = await self.database.read(lambda c: runs.get_run(c, run_id))
         assert run is not None
         if self.on_finished is not None:
@@ -180,9 +183,16 @@ class Reconciler:
         return denied
 
     async def _deny(self, run_id: str, reason: str) -> None:
+        """End a run that could not be carried out (a run already ended keeps its status)."""
         values = {"status": runs.START_DENIED, "open": False,
                   "finished_at": datetime.now(UTC), "detail": reason[:500]}  # fmt: skip
-        await self.database.write(lambda c: runs.update_run(c, run_id, **values))
+
+        def deny(connection: Connection) -> None:
+            run = runs.get_run(connection, run_id)
+            if run is not None and run.open:
+                runs.update_run(connection, run_id, **values)
+
+        await self.database.write(deny)
 
     async def _compare(self, registry: str, run_id: str) -> None:
         count = await self.database.read(lambda c: ledger.count_of_registry(c, registry))
