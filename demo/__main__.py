@@ -200,10 +200,17 @@ RUN_STATUSES = {4: "blocks inconsistent", 5: "completed", 6: "completed, manual 
 
 
 def reconcile(network: Network, registry: str) -> admin_pb2.ReconciliationRun:
-    with network.admin() as admin:
-        run = admin.RunReconciliation(
-            admin_pb2.RunReconciliationRequest(registry=registry), timeout=300
-        ).run
+    """A run (tried again while completion notices to the registry are still on their way,
+    which denies a start)."""
+    deadline = time.monotonic() + 30
+    while True:
+        with network.admin() as admin:
+            run = admin.RunReconciliation(
+                admin_pb2.RunReconciliationRequest(registry=registry), timeout=300
+            ).run
+        if run.status != 7 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
     print(f"  {registry:<6} {run.status} {RUN_STATUSES.get(run.status, run.status):<20} "
           f"{run.hub_blocks:>3} blocks at the hub, {run.registry_blocks:>3} in the registry, "
           f"{run.round_trips} round trips, {run.bytes_exchanged:,} bytes")  # fmt: skip

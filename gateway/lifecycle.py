@@ -155,8 +155,13 @@ class Lifecycle:
     ) -> list[tuple[Neighbourhood[Held], list[UnitBlock]]]:
         """Refuse unless the ledger allows the proposal; return what was read, for reuse."""
         checked = []
-        # The ledger first: a locked unit is always held, so locks are checked last.
+        # Frozen serials first (whatever the proposal says of them, they wait), then the
+        # ledger; a locked unit is always held, so locks are checked last.
         for space, wanted in _by_space(spec.blocks).items():
+            held_back = frozen(connection, space, wanted)
+            if held_back:
+                numbers = ", ".join(str(number) for number in held_back[:5])
+                raise Refusal(Code.UNITS_FROZEN, f"{space} serials frozen by discrepancy {numbers}")
             neighbourhood = ledger.neighbourhood(connection, space, wanted)
             present = neighbourhood.overlapping(wanted)
             if spec.type is TransactionType.ISSUANCE:
@@ -171,10 +176,6 @@ class Lifecycle:
             locked_by = ledger.lock_overlaps(connection, space, wanted)
             if locked_by:
                 raise Refusal(Code.UNITS_LOCKED, f"locked by {', '.join(locked_by)}")
-            held_back = frozen(connection, space, wanted)
-            if held_back:
-                numbers = ", ".join(str(number) for number in held_back[:5])
-                raise Refusal(Code.UNITS_FROZEN, f"{space} serials frozen by discrepancy {numbers}")
             checked.append((neighbourhood, wanted))
         return checked
 

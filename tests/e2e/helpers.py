@@ -46,7 +46,18 @@ def local_holdings(network: Network, registry: str) -> list[tuple[Any, ...]]:
     )
 
 
-def assert_ledgers_agree(network: Network) -> None:
+def ledgers_agree(network: Network) -> bool:
+    return all(
+        sorted(hub_holdings(network, registry)) == local_holdings(network, registry)
+        for registry in network.registries
+    )
+
+
+def assert_ledgers_agree(network: Network, settle_seconds: float = 0.0) -> None:
+    """The hub's ledger and every registry's books agree; with ``settle_seconds``, once the
+    completion notices still on their way have arrived."""
+    if settle_seconds:
+        wait_for(lambda: ledgers_agree(network), settle_seconds, "the books to settle")
     for registry in network.registries:
         assert sorted(hub_holdings(network, registry)) == local_holdings(network, registry), (
             registry

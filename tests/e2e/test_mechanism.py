@@ -99,6 +99,19 @@ def ir_holdings(network: Network) -> list[dict[str, Any]]:
             if row["space"] == MECHANISM]  # fmt: skip
 
 
+def hub_reconciles(network: Network, registry: str) -> int:
+    """The status of a reconciliation run of the hub with ``registry`` (a run is denied a
+    start while completion notices to it are still on their way)."""
+    with network.admin() as admin:
+        request = admin_pb2.RunReconciliationRequest(registry=registry)
+        status: int = admin.RunReconciliation(request, timeout=120).run.status
+    return status
+
+
+def _reconciles_clean(network: Network, registry: str, done: int) -> bool:
+    return hub_reconciles(network, registry) == done
+
+
 def reconcile(network: Network) -> tuple[int, dict[str, Any]]:
     command = [sys.executable, "-m", "mechanism_registry_adapter", "reconcile-leg",
                "--config", str(network.config(MECHANISM)), "--json"]  # fmt: skip
@@ -179,11 +192,11 @@ def test_aers_arrive_as_itmos_every_refusal_changes_nothing_and_the_leg_reconcil
         assert (reply.replayed, list(reply.outcome.results)) == (False, [])
     assert settled(network, "I-000001").state == M.INSTRUCTION_STATE_COMPLETED
     assert settled(network, "I-000002").state == M.INSTRUCTION_STATE_COMPLETED
+    assert_ledgers_agree(network, settle_seconds=60)
     (held,) = ir_holdings(network)
     assert (held["serial_first"], held["serial_last"], held["unit_kind"]) == (1, 9_300, "itmo")
     assert (held["first_transferring_party"], held["cooperative_approach"]) == ("GHA", "CA6400")
     assert held["authorization_id"] == "GHA-A64-0001"
-    assert_ledgers_agree(network)
     # A replayed instruction is answered with its outcome and changes nothing anywhere.
     before = (len(hub_transactions(network)), ir_holdings(network))
     reply = submit(network, first)
@@ -202,7 +215,7 @@ def test_aers_arrive_as_itmos_every_refusal_changes_nothing_and_the_leg_reconcil
     retried = settled(network, submit(network, variant(fresh, "R-8")).outcome.instruction_id)
     assert retried.state == M.INSTRUCTION_STATE_COMPLETED
     assert not retried.issuance_transaction_id
-    assert_ledgers_agree(network)
+    assert_ledgers_agree(network, settle_seconds=60)
 
     code, report = reconcile(network)
     assert (code, report["clean"], report["forwarded_units"]) == (0, True, 9_300 + 930)
@@ -265,24 +278,25 @@ def test_a_bulk_import_survives_sigkill_of_the_importer_and_the_adapter(
     line = network.registry_cli(MECHANISM, "wait-instructions", "--timeout", "400")
     assert line == f"completed {count}"
 
-    # Exactly once: one block of the whole net in the IR, one first transfer per instruction.
-    held = ir_holdings(network)
-    assert [(h["serial_first"], h["serial_last"], h["units"]) for h in held] == [
-        (1, 93_000, 93_000)
-    ]
+    # Exactly once: one block of the whole net in the IR (once the hub's last completion
+    # notices reach it), one first transfer per instruction.
+    whole = [(1, 93_000, 93_000)]
+
+    def arrived() -> list[tuple[int, int, int]]:
+        return [(h["serial_first"], h["serial_last"], h["units"]) for h in ir_holdings(network)]
+
+    wait_for(lambda: arrived() == whole, 120, "the IR to apply every completion")
+    assert arrived() == whole
     for kind in (T.TRANSACTION_TYPE_ISSUANCE, T.TRANSACTION_TYPE_FIRST_TRANSFER):
         assert len(hub_transactions(network, kind, T.TRANSACTION_STATUS_COMPLETED)) == count
         for status in (T.TRANSACTION_STATUS_REJECTED, T.TRANSACTION_STATUS_TERMINATED,
                        T.TRANSACTION_STATUS_CANCELLED, T.TRANSACTION_STATUS_CHECKED):  # fmt: skip
             assert hub_transactions(network, kind, status) == [], (kind, status)
-    assert_ledgers_agree(network)
+    assert_ledgers_agree(network, settle_seconds=60)
     code, report = reconcile(network)
     assert (code, report["forwarded_units"], report["taken_in_units"]) == (0, 93_000, 93_000)
     # And the hub's own reconciliation with both registries comes back clean.
+    done = reconciliation_pb2.RECONCILIATION_STATUS_COMPLETED
     for registry in (INTERNATIONAL, MECHANISM):
-        with network.admin() as admin:
-            run = admin.RunReconciliation(
-                admin_pb2.RunReconciliationRequest(registry=registry), timeout=120
-            ).run
-        done = reconciliation_pb2.RECONCILIATION_STATUS_COMPLETED
-        assert run.status == done, (registry, run.detail)
+        clean = partial(_reconciles_clean, network, registry, done)
+        wait_for(clean, 60, f"a clean run with {registry}")
