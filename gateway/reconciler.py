@@ -55,7 +55,7 @@ from gateway.storage.database import Database
 
 log = logging.getLogger("gateway.reconciliation")
 FANOUT = 16
-RPC_TIMEOUT_SECONDS = 60.0
+RPC_TIMEOUT_SECONDS = 300.0  # a registry builds its tree while it takes the request
 RECEIPT = {"article6.v1.Receipt": transaction_pb2.Receipt}
 
 
