@@ -2,6 +2,8 @@
 
 article6 pki init --out DIR --registry HUB --registry GHA01 ...
 article6 codes                      the response-code catalogue
+article6 conformance registry --endpoint HOST:PORT --registry GHA01 --account GHA01-1001-57 \
+    --pki DIR [--hub-id HUB]        play the hub against a registry (article6.conformance)
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import sys
 from pathlib import Path
 
 from article6.codes import CATALOGUE, Code, Refusal
+from article6.conformance import RegistryKit, RegistryUnderTest
 from article6.pki import init_pki
 
 
@@ -33,6 +36,19 @@ def _codes(_: argparse.Namespace) -> int:
     return 0
 
 
+def _conformance(args: argparse.Namespace) -> int:
+    target = RegistryUnderTest(
+        endpoint=args.endpoint, registry_id=args.registry, account=args.account,
+        pki=Path(args.pki), hub_id=args.hub_id, space=args.space, approach=args.ca,
+        vintage=args.vintage,
+    )  # fmt: skip
+    battery = RegistryKit(target).run()
+    print(battery.table())
+    failed = sum(not check.passed for check in battery.checks)
+    print(f"\n{len(battery.checks) - failed} passed, {failed} failed")
+    return 0 if battery.passed else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="article6", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -46,6 +62,18 @@ def build_parser() -> argparse.ArgumentParser:
     init.set_defaults(handler=_pki_init)
     codes = commands.add_parser("codes", help="print the response-code catalogue")
     codes.set_defaults(handler=_codes)
+    kit = commands.add_parser("conformance", help="the conformance kit")
+    kits = kit.add_subparsers(dest="kit", required=True)
+    registry = kits.add_parser("registry", help="play the hub against a registry")
+    registry.add_argument("--endpoint", required=True, help="the registry's Registry service")
+    registry.add_argument("--registry", required=True, help="its registry id")
+    registry.add_argument("--account", required=True, help="an open account taking --ca units")
+    registry.add_argument("--pki", required=True, help="folder with the hub's credentials")
+    registry.add_argument("--hub-id", default="HUB")
+    registry.add_argument("--space", default="KIT01", help="serial space of the kit's units")
+    registry.add_argument("--ca", default="CA0001")
+    registry.add_argument("--vintage", type=int, default=2024)
+    registry.set_defaults(handler=_conformance)
     return parser
 
 

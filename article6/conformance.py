@@ -1,0 +1,344 @@
+"""The conformance kit: play the hub against a registry, and check it behaves as
+docs/PROTOCOL.md says. ``article6 conformance registry`` runs it from the command line.
+
+Run it against a registry in a test network, never in production: it delivers a real
+acquisition and its completion, so the registry's books gain the kit's units (in a serial
+space of the kit's own, ``--space``). The battery, in order:
+
+- mTLS: a client without a certificate is refused; the hub's certificate is taken;
+- envelopes: malformed bytes (1010), a bad signature (1023), an unknown key (1024), another
+  recipient (1034), a stale message (1036) are each refused with their code, recording nothing;
+- acquisition: an offer into an unknown account is terminated with a code; one into the
+  account under test is accepted;
+- idempotency: the same delivery again gets the same receipt, byte for byte; the same message
+  id with other bytes is refused (3001);
+- exactly once: the completion notice delivered twice (a new message id the second time, as a
+  hub that lost its record would) adds the units once, as the registry's own snapshot shows;
+- reconciliation: a snapshot request is taken; totals, hash-tree children and leaf blocks are
+  answered, signed, consistent with the units delivered; an unknown run is refused (7003).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import grpc
+from google.protobuf.message import Message
+
+from article6.codes import Code
+from article6.envelope import open_envelope, seal
+from article6.headers import new_header
+from article6.identifiers import format_account_id
+from article6.keys import KeyDirectory, SigningKey, read_key_file
+from article6.pki import RegistryFiles
+from article6.status import refusal_from_error
+from article6.tls import TlsMaterial, channel_credentials, channel_options
+from article6.v1 import (
+    envelope_pb2,
+    reconciliation_pb2,
+    registry_pb2_grpc,
+    transaction_pb2,
+    units_pb2,
+)
+
+T = transaction_pb2
+R = reconciliation_pb2
+DELIVER = "/article6.v1.Registry/Deliver"
+
+
+@dataclass
+class Check:
+    name: str
+    passed: bool
+    reason: str
+
+
+@dataclass
+class Battery:
+    checks: list[Check] = field(default_factory=list)
+
+    def check(self, name: str, test: Callable[[], str | None]) -> bool:
+        """Run one check: ``test`` returns None on success or the reason it failed."""
+        try:
+            reason = test()
+        except (grpc.RpcError, AssertionError, ValueError) as error:
+            reason = f"{type(error).__name__}: {_describe(error)}"
+        self.checks.append(Check(name, reason is None, reason or "ok"))
+        return reason is None
+
+    @property
+    def passed(self) -> bool:
+        return all(check.passed for check in self.checks)
+
+    def table(self) -> str:
+        width = max(len(check.name) for check in self.checks)
+        lines = [f"{'check':<{width}}  result  reason", f"{'-' * width}  ------  ------"]
+        lines += [f"{c.name:<{width}}  {'pass' if c.passed else 'FAIL':<6}  {c.reason}"
+                  for c in self.checks]  # fmt: skip
+        return "\n".join(lines)
+
+
+def _describe(error: Exception) -> str:
+    if isinstance(error, grpc.RpcError):
+        refusal = refusal_from_error(error)
+        code = error.code()
+        return f"{code.name} {refusal}" if refusal else f"{code.name}"
+    return str(error)[:200]
+
+
+@dataclass
+class RegistryUnderTest:
+    """Where the registry is, and what the kit plays it with (the hub's credentials)."""
+
+    endpoint: str
+    registry_id: str
+    account: str  # an open account that takes units of ``approach``
+    pki: Path
+    hub_id: str = "HUB"
+    space: str = "KIT01"  # the serial space of the kit's units
+    approach: str = "CA0001"
+    vintage: int = 2024
+
+
+class RegistryKit:
+    def __init__(self, target: RegistryUnderTest) -> None:
+        self.target = target
+        files = RegistryFiles(target.pki, target.hub_id)
+        self.key = SigningKey.from_pem(files.signing_key.read_bytes())
+        self.directory: KeyDirectory = read_key_file(target.pki / "keys.toml")
+        self.tls = TlsMaterial.load(files)
+        self.channel = grpc.secure_channel(
+            target.endpoint, channel_credentials(self.tls),
+            options=channel_options(target.registry_id),
+        )  # fmt: skip
+        self.stub = registry_pb2_grpc.RegistryStub(self.channel)
+        self.raw = self.channel.unary_unary(  # bytes in, bytes out
+            DELIVER, request_serializer=None, response_deserializer=None
+        )
+        self.transaction_id = f"{target.space}-{uuid.uuid4().int % 10**9}"
+        self.serials = (uuid.uuid4().int % 10**12) * 1000 + 1
+
+    # --- messages as the hub sends them ----------------------------------------------------
+
+    def _seal(
+        self,
+        message: Message,
+        key: SigningKey | None = None,
+        recipient: str = "",
+        now: datetime | None = None,
+    ) -> envelope_pb2.Envelope:
+        stamped = new_header(
+            self.target.hub_id, recipient or self.target.registry_id, now or datetime.now(UTC)
+        )
+        message.header.CopyFrom(stamped)  # type: ignore[attr-defined]
+        return seal(message, [key or self.key])
+
+    def _open(self, reply: envelope_pb2.Envelope, kind: type[Message]) -> Message:
+        return open_envelope(
+            reply, accepted={kind.DESCRIPTOR.full_name: kind}, directory=self.directory,
+            recipient=self.target.hub_id, peer_identity=self.target.registry_id,
+            now=datetime.now(UTC),
+        ).payload  # fmt: skip
+
+    def _transaction(self, account: str) -> T.Transaction:
+        first = self.serials
+        block = units_pb2.UnitBlock(
+            serial_first=first, serial_last=first + 99, originating_registry=self.target.space,
+            vintage=self.target.vintage, cooperative_approach=self.target.approach,
+            first_transferring_party=self.target.space[:3], purpose=units_pb2.PURPOSE_NDC,
+            unit_kind=units_pb2.UNIT_KIND_ITMO, state=units_pb2.UNIT_STATE_HELD,
+        )  # fmt: skip
+        return T.Transaction(
+            transaction_id=self.transaction_id, type=T.TRANSACTION_TYPE_EXTERNAL_TRANSFER,
+            transferring_registry=self.target.space,
+            transferring_account=format_account_id(self.target.space, 1),
+            acquiring_registry=self.target.registry_id, acquiring_account=account,
+            blocks=[block], quantity=100,
+        )  # fmt: skip
+
+    def _deliver(self, message: Message) -> T.Receipt:
+        receipt = self._open(self.stub.Deliver(self._seal(message), timeout=10), T.Receipt)
+        assert isinstance(receipt, T.Receipt)
+        return receipt
+
+    def _refused(self, call: Callable[[], object], code: Code) -> str | None:
+        try:
+            call()
+        except grpc.RpcError as error:
+            refusal = refusal_from_error(error)
+            found = refusal.code if refusal else None
+            return None if found is code else f"expected {code.value}, got {_describe(error)}"
+        return f"accepted; expected refusal {code.value}"
+
+    # --- the battery ---------------------------------------------------------------------
+
+    def run(self) -> Battery:
+        battery = Battery()
+        battery.check("mTLS: a client without a certificate is refused", self._no_certificate)
+        battery.check("mTLS: the hub's certificate is accepted", self._hub_certificate)
+        for name, test in self._envelope_checks():
+            battery.check(name, test)
+        battery.check("acquisition into an unknown account is terminated", self._reject)
+        if battery.check("acquisition into the account under test is accepted", self._accept):
+            battery.check("a repeated delivery gets the same receipt", self._replay)
+            battery.check("a message id reused with other bytes is refused (3001)", self._reuse)
+            battery.check("a duplicate completion is applied once", self._complete_once)
+        battery.check("reconciliation: snapshot, totals, tree and blocks", self._reconcile)
+        battery.check("reconciliation: an unknown run is refused (7003)", self._unknown_run)
+        self.channel.close()
+        return battery
+
+    def _no_certificate(self) -> str | None:
+        anonymous = grpc.ssl_channel_credentials(root_certificates=self.tls.ca_certificate)
+        options = channel_options(self.target.registry_id)
+        with grpc.secure_channel(self.target.endpoint, anonymous, options=options) as channel:
+            stub = registry_pb2_grpc.RegistryStub(channel)
+            try:
+                stub.Deliver(envelope_pb2.Envelope(), timeout=5)
+            except grpc.RpcError as error:
+                if error.code() is grpc.StatusCode.UNAVAILABLE:
+                    return None  # the handshake failed
+                return f"the call reached the service: {_describe(error)}"
+        return "an anonymous client was served"
+
+    def _hub_certificate(self) -> str | None:
+        """An empty envelope reaches the service and is refused with a numbered code."""
+        try:
+            self.raw(b"", timeout=10)
+        except grpc.RpcError as error:
+            return None if refusal_from_error(error) else f"no numbered code: {_describe(error)}"
+        return "an empty envelope was taken"
+
+    def _envelope_checks(self) -> list[tuple[str, Callable[[], str | None]]]:
+        notice = T.StatusNotice(transaction_id="KIT-0", status=T.TRANSACTION_STATUS_COMPLETED)
+
+        def bad_signature() -> str | None:
+            envelope = self._seal(notice)
+            envelope.signatures[0].sig = bytes(64)
+            return self._refused(lambda: self.stub.Deliver(envelope, timeout=10),
+                                 Code.SIGNATURE_INVALID)  # fmt: skip
+
+        def unknown_key() -> str | None:
+            envelope = self._seal(notice, key=SigningKey.generate())
+            return self._refused(lambda: self.stub.Deliver(envelope, timeout=10), Code.KEY_UNKNOWN)
+
+        def other_recipient() -> str | None:
+            envelope = self._seal(notice, recipient="ZZZ99")
+            return self._refused(lambda: self.stub.Deliver(envelope, timeout=10),
+                                 Code.RECIPIENT_WRONG)  # fmt: skip
+
+        def stale() -> str | None:
+            envelope = self._seal(notice, now=datetime.now(UTC) - timedelta(seconds=900))
+            return self._refused(lambda: self.stub.Deliver(envelope, timeout=10),
+                                 Code.CLOCK_SKEW)  # fmt: skip
+
+        return [
+            ("malformed bytes are refused (1010)",
+             lambda: self._refused(lambda: self.raw(b"\xff\x00garbage", timeout=10),
+                                   Code.ENVELOPE_MALFORMED)),
+            ("a bad signature is refused (1023)", bad_signature),
+            ("an unknown key is refused (1024)", unknown_key),
+            ("a message for another registry is refused (1034)", other_recipient),
+            ("a stale message is refused (1036)", stale),
+        ]  # fmt: skip
+
+    def _reject(self) -> str | None:
+        unknown = format_account_id(self.target.registry_id, 999_999_999)
+        offer = T.AcquisitionRequest(transaction=self._transaction(unknown))
+        offer.transaction.transaction_id += "R"
+        receipt = self._deliver(offer)
+        if receipt.status != T.TRANSACTION_STATUS_TERMINATED or not receipt.results:
+            return f"status {receipt.status} with codes {[r.code for r in receipt.results]}"
+        return None
+
+    def _accept(self) -> str | None:
+        self.offer = self._seal(T.AcquisitionRequest(transaction=self._transaction(
+            self.target.account)))  # fmt: skip
+        reply = self.stub.Deliver(self.offer, timeout=10)
+        self.offer_reply = reply.SerializeToString()
+        receipt = self._open(reply, T.Receipt)
+        assert isinstance(receipt, T.Receipt)
+        if receipt.status != T.TRANSACTION_STATUS_ACCEPTED:
+            return f"status {receipt.status}, codes {[r.code for r in receipt.results]}"
+        return None
+
+    def _replay(self) -> str | None:
+        again = self.stub.Deliver(self.offer, timeout=10).SerializeToString()
+        return None if again == self.offer_reply else "the receipt differs"
+
+    def _reuse(self) -> str | None:
+        forged = T.AcquisitionRequest.FromString(self.offer.payload)
+        forged.transaction.quantity += 1
+        envelope = seal(forged, [self.key])  # same header, same message id, other bytes
+        return self._refused(lambda: self.stub.Deliver(envelope, timeout=10),
+                             Code.MESSAGE_ID_REUSED)  # fmt: skip
+
+    def _units(self) -> int:
+        """The kit's units in the registry's books, from a snapshot of its own."""
+        run_id = f"KIT-{uuid.uuid4().hex[:12]}"
+        receipt = self._deliver(R.ReconciliationRequest(run_id=run_id, fanout=16, depth=2))
+        if not receipt.accepted:
+            raise AssertionError("the snapshot request was not taken")
+        reply = self.stub.GetSnapshotTotals(
+            self._seal(R.SnapshotTotalsRequest(run_id=run_id)), timeout=60
+        )
+        totals = self._open(reply, R.SnapshotTotals)
+        assert isinstance(totals, R.SnapshotTotals)
+        self._deliver(
+            R.ReconciliationResult(run_id=run_id, status=R.RECONCILIATION_STATUS_CONFIRMED)
+        )
+        return sum(row.unit_count for row in totals.rows
+                   if row.cooperative_approach == self.target.approach
+                   and row.vintage == self.target.vintage)  # fmt: skip
+
+    def _complete_once(self) -> str | None:
+        before = self._units()
+        completed = T.StatusNotice(
+            transaction_id=self.transaction_id, status=T.TRANSACTION_STATUS_COMPLETED,
+            transaction=self._transaction(self.target.account),
+        )  # fmt: skip
+        for _ in range(2):  # a new message id each time
+            receipt = self._deliver(completed)
+            if not receipt.accepted:
+                return f"a completion notice was not taken: {[r.code for r in receipt.results]}"
+        added = self._units() - before
+        return None if added == 100 else f"the 100 units were added as {added}"
+
+    def _reconcile(self) -> str | None:
+        run_id = f"KIT-{uuid.uuid4().hex[:12]}"
+        self._deliver(R.ReconciliationRequest(run_id=run_id, fanout=4, depth=2))
+        asked = self._seal(R.SnapshotTotalsRequest(run_id=run_id))
+        totals = self._open(self.stub.GetSnapshotTotals(asked, timeout=60), R.SnapshotTotals)
+        assert isinstance(totals, R.SnapshotTotals)
+        request = R.HashTreeRequest(run_id=run_id)
+        request.parents.add(depth=0, index=0)
+        nodes = self._open(self.stub.GetHashTreeNodes(self._seal(request), timeout=60),
+                           R.HashTreeNodes)  # fmt: skip
+        assert isinstance(nodes, R.HashTreeNodes)
+        if (
+            len(nodes.nodes) != 4
+            or sum(n.block_count for n in nodes.nodes) != totals.root.block_count
+        ):
+            return "the root's children do not add up to the root"
+        listing = R.BlockListRequest(run_id=run_id)
+        for index in range(16):
+            listing.leaves.add(depth=2, index=index)
+        blocks = self._open(self.stub.ListSnapshotBlocks(self._seal(listing), timeout=60),
+                            R.BlockListing)  # fmt: skip
+        assert isinstance(blocks, R.BlockListing)
+        self._deliver(
+            R.ReconciliationResult(run_id=run_id, status=R.RECONCILIATION_STATUS_CONFIRMED)
+        )
+        counted = sum(row.block_count for row in totals.rows)
+        if len(blocks.blocks) != counted or counted != totals.root.block_count:
+            return f"{len(blocks.blocks)} blocks listed, {counted} in the totals"
+        return None
+
+    def _unknown_run(self) -> str | None:
+        request = R.SnapshotTotalsRequest(run_id="KIT-no-such-run")
+        return self._refused(lambda: self.stub.GetSnapshotTotals(self._seal(request), timeout=10),
+                             Code.RECONCILIATION_RUN_UNKNOWN)  # fmt: skip
