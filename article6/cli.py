@@ -4,6 +4,8 @@ article6 pki init --out DIR --registry HUB --registry GHA01 ...
 article6 codes                      the response-code catalogue
 article6 conformance registry --endpoint HOST:PORT --registry GHA01 --account GHA01-1001-57 \
     --pki DIR [--hub-id HUB]        play the hub against a registry (article6.conformance)
+article6 conformance hub --endpoint HOST:PORT --registry GHA01 --pki DIR
+                                    play a registry against the hub
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import sys
 from pathlib import Path
 
 from article6.codes import CATALOGUE, Code, Refusal
-from article6.conformance import RegistryKit, RegistryUnderTest
+from article6.conformance import HubKit, HubUnderTest, RegistryKit, RegistryUnderTest
 from article6.pki import init_pki
 
 
@@ -37,12 +39,19 @@ def _codes(_: argparse.Namespace) -> int:
 
 
 def _conformance(args: argparse.Namespace) -> int:
-    target = RegistryUnderTest(
-        endpoint=args.endpoint, registry_id=args.registry, account=args.account,
-        pki=Path(args.pki), hub_id=args.hub_id, space=args.space, approach=args.ca,
-        vintage=args.vintage,
-    )  # fmt: skip
-    battery = RegistryKit(target).run()
+    if args.kit == "hub":
+        hub = HubUnderTest(
+            endpoint=args.endpoint, registry_id=args.registry, pki=Path(args.pki),
+            hub_id=args.hub_id, approach=args.ca, vintage=args.vintage,
+        )  # fmt: skip
+        battery = HubKit(hub).run()
+    else:
+        target = RegistryUnderTest(
+            endpoint=args.endpoint, registry_id=args.registry, account=args.account,
+            pki=Path(args.pki), hub_id=args.hub_id, space=args.space, approach=args.ca,
+            vintage=args.vintage,
+        )  # fmt: skip
+        battery = RegistryKit(target).run()
     print(battery.table())
     failed = sum(not check.passed for check in battery.checks)
     print(f"\n{len(battery.checks) - failed} passed, {failed} failed")
@@ -74,6 +83,14 @@ def build_parser() -> argparse.ArgumentParser:
     registry.add_argument("--ca", default="CA0001")
     registry.add_argument("--vintage", type=int, default=2024)
     registry.set_defaults(handler=_conformance)
+    hub = kits.add_parser("hub", help="play a registry against the hub")
+    hub.add_argument("--endpoint", required=True, help="the hub's Hub service")
+    hub.add_argument("--registry", required=True, help="the registry the kit plays")
+    hub.add_argument("--pki", required=True, help="folder with that registry's credentials")
+    hub.add_argument("--hub-id", default="HUB")
+    hub.add_argument("--ca", default="CA0001", help="a cooperative approach it may issue under")
+    hub.add_argument("--vintage", type=int, default=2024)
+    hub.set_defaults(handler=_conformance)
     return parser
 
 

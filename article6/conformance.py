@@ -39,6 +39,7 @@ from article6.status import refusal_from_error
 from article6.tls import TlsMaterial, channel_credentials, channel_options
 from article6.v1 import (
     envelope_pb2,
+    hub_pb2_grpc,
     reconciliation_pb2,
     registry_pb2_grpc,
     transaction_pb2,
@@ -48,6 +49,7 @@ from article6.v1 import (
 T = transaction_pb2
 R = reconciliation_pb2
 DELIVER = "/article6.v1.Registry/Deliver"
+PROPOSE = "/article6.v1.Hub/ProposeTransaction"
 
 
 @dataclass
@@ -165,22 +167,16 @@ class RegistryKit:
         assert isinstance(receipt, T.Receipt)
         return receipt
 
-    def _refused(self, call: Callable[[], object], code: Code) -> str | None:
-        try:
-            call()
-        except grpc.RpcError as error:
-            refusal = refusal_from_error(error)
-            found = refusal.code if refusal else None
-            return None if found is code else f"expected {code.value}, got {_describe(error)}"
-        return f"accepted; expected refusal {code.value}"
-
     # --- the battery ---------------------------------------------------------------------
 
     def run(self) -> Battery:
         battery = Battery()
         battery.check("mTLS: a client without a certificate is refused", self._no_certificate)
         battery.check("mTLS: the hub's certificate is accepted", self._hub_certificate)
-        for name, test in self._envelope_checks():
+        notice = T.StatusNotice(transaction_id="KIT-0", status=T.TRANSACTION_STATUS_COMPLETED)
+        for name, test in _envelope_checks(
+            lambda **header: self._seal(notice, **header), self.stub.Deliver, self.raw
+        ):
             battery.check(name, test)
         battery.check("acquisition into an unknown account is terminated", self._reject)
         if battery.check("acquisition into the account under test is accepted", self._accept):
@@ -213,39 +209,6 @@ class RegistryKit:
             return None if refusal_from_error(error) else f"no numbered code: {_describe(error)}"
         return "an empty envelope was taken"
 
-    def _envelope_checks(self) -> list[tuple[str, Callable[[], str | None]]]:
-        notice = T.StatusNotice(transaction_id="KIT-0", status=T.TRANSACTION_STATUS_COMPLETED)
-
-        def bad_signature() -> str | None:
-            envelope = self._seal(notice)
-            envelope.signatures[0].sig = bytes(64)
-            return self._refused(lambda: self.stub.Deliver(envelope, timeout=10),
-                                 Code.SIGNATURE_INVALID)  # fmt: skip
-
-        def unknown_key() -> str | None:
-            envelope = self._seal(notice, key=SigningKey.generate())
-            return self._refused(lambda: self.stub.Deliver(envelope, timeout=10), Code.KEY_UNKNOWN)
-
-        def other_recipient() -> str | None:
-            envelope = self._seal(notice, recipient="ZZZ99")
-            return self._refused(lambda: self.stub.Deliver(envelope, timeout=10),
-                                 Code.RECIPIENT_WRONG)  # fmt: skip
-
-        def stale() -> str | None:
-            envelope = self._seal(notice, now=datetime.now(UTC) - timedelta(seconds=900))
-            return self._refused(lambda: self.stub.Deliver(envelope, timeout=10),
-                                 Code.CLOCK_SKEW)  # fmt: skip
-
-        return [
-            ("malformed bytes are refused (1010)",
-             lambda: self._refused(lambda: self.raw(b"\xff\x00garbage", timeout=10),
-                                   Code.ENVELOPE_MALFORMED)),
-            ("a bad signature is refused (1023)", bad_signature),
-            ("an unknown key is refused (1024)", unknown_key),
-            ("a message for another registry is refused (1034)", other_recipient),
-            ("a stale message is refused (1036)", stale),
-        ]  # fmt: skip
-
     def _reject(self) -> str | None:
         unknown = format_account_id(self.target.registry_id, 999_999_999)
         offer = T.AcquisitionRequest(transaction=self._transaction(unknown))
@@ -274,7 +237,7 @@ class RegistryKit:
         forged = T.AcquisitionRequest.FromString(self.offer.payload)
         forged.transaction.quantity += 1
         envelope = seal(forged, [self.key])  # same header, same message id, other bytes
-        return self._refused(lambda: self.stub.Deliver(envelope, timeout=10),
+        return _refused(lambda: self.stub.Deliver(envelope, timeout=10),
                              Code.MESSAGE_ID_REUSED)  # fmt: skip
 
     def _units(self) -> int:
@@ -340,5 +303,220 @@ class RegistryKit:
 
     def _unknown_run(self) -> str | None:
         request = R.SnapshotTotalsRequest(run_id="KIT-no-such-run")
-        return self._refused(lambda: self.stub.GetSnapshotTotals(self._seal(request), timeout=10),
+        return _refused(lambda: self.stub.GetSnapshotTotals(self._seal(request), timeout=10),
                              Code.RECONCILIATION_RUN_UNKNOWN)  # fmt: skip
+
+
+# --- the mirror battery: play a registry against a hub ----------------------------------------
+
+
+@dataclass
+class HubUnderTest:
+    """Where the hub is, and the registry the kit plays (its credentials from the PKI; the
+    registry must be in the hub's directory, allowed to issue under ``approach``)."""
+
+    endpoint: str
+    registry_id: str
+    pki: Path
+    hub_id: str = "HUB"
+    approach: str = "CA0001"
+    vintage: int = 2024
+
+
+class HubKit:
+    def __init__(self, target: HubUnderTest) -> None:
+        self.target = target
+        files = RegistryFiles(target.pki, target.registry_id)
+        self.key = SigningKey.from_pem(files.signing_key.read_bytes())
+        self.directory = read_key_file(target.pki / "keys.toml")
+        self.tls = TlsMaterial.load(files)
+        self.channel = grpc.secure_channel(
+            target.endpoint, channel_credentials(self.tls), options=channel_options(target.hub_id)
+        )
+        self.stub = hub_pb2_grpc.HubStub(self.channel)
+        self.raw = self.channel.unary_unary(
+            PROPOSE, request_serializer=None, response_deserializer=None
+        )
+        self.base = uuid.uuid4().int % 10**9 * 1000  # transaction numbers no one else uses
+        self.account = format_account_id(target.registry_id, 1)
+
+    def _seal(
+        self,
+        message: Message,
+        key: SigningKey | None = None,
+        recipient: str = "",
+        now: datetime | None = None,
+    ) -> envelope_pb2.Envelope:
+        stamped = new_header(
+            self.target.registry_id, recipient or self.target.hub_id, now or datetime.now(UTC)
+        )
+        message.header.CopyFrom(stamped)  # type: ignore[attr-defined]
+        return seal(message, [key or self.key])
+
+    def _open(self, reply: envelope_pb2.Envelope, kind: type[Message]) -> Message:
+        return open_envelope(
+            reply, accepted={kind.DESCRIPTOR.full_name: kind}, directory=self.directory,
+            recipient=self.target.registry_id, peer_identity=self.target.hub_id,
+            now=datetime.now(UTC),
+        ).payload  # fmt: skip
+
+    def _issuance(self, number: int, quantity: int | None = None) -> T.Transaction:
+        first = (self.base + number) * 1000 + 1
+        block = units_pb2.UnitBlock(
+            serial_first=first, serial_last=first + 99,
+            originating_registry=self.target.registry_id, vintage=self.target.vintage,
+            cooperative_approach=self.target.approach,
+            first_transferring_party=self.target.registry_id[:3], purpose=units_pb2.PURPOSE_NDC,
+            unit_kind=units_pb2.UNIT_KIND_ITMO, state=units_pb2.UNIT_STATE_HELD,
+        )  # fmt: skip
+        return T.Transaction(
+            transaction_id=f"{self.target.registry_id}-{self.base + number}",
+            type=T.TRANSACTION_TYPE_ISSUANCE, transferring_registry=self.target.registry_id,
+            acquiring_registry=self.target.registry_id, acquiring_account=self.account,
+            blocks=[block], quantity=100 if quantity is None else quantity,
+        )  # fmt: skip
+
+    def _propose(self, envelope: envelope_pb2.Envelope) -> tuple[bytes, T.Receipt]:
+        reply = self.stub.ProposeTransaction(envelope, timeout=10)
+        receipt = self._open(reply, T.Receipt)
+        assert isinstance(receipt, T.Receipt)
+        return reply.SerializeToString(), receipt
+
+    def _status(self, transaction_id: str) -> T.StatusAnswer:
+        query = self._seal(T.StatusQuery(transaction_id=transaction_id))
+        answer = self._open(self.stub.GetTransactionStatus(query, timeout=10), T.StatusAnswer)
+        assert isinstance(answer, T.StatusAnswer)
+        return answer
+
+    def run(self) -> Battery:
+        battery = Battery()
+        battery.check("mTLS: a client without a certificate is refused", self._no_certificate)
+        battery.check("mTLS: the registry's certificate is accepted", self._certificate)
+        proposal = T.TransactionProposal(transaction=self._issuance(0))
+        for name, test in _envelope_checks(
+            lambda **kw: self._seal(T.TransactionProposal(transaction=self._issuance(0)), **kw),
+            self.stub.ProposeTransaction,
+            self.raw,
+        ):
+            battery.check(name, test)
+        self.proposal = self._seal(proposal)
+        if battery.check("an issuance is completed at once", self._issue):
+            battery.check("a repeated proposal gets the same receipt", self._replay)
+            battery.check("a message id reused with other bytes is refused (3001)", self._reuse)
+            battery.check("the status of the issuance is answered", self._status_known)
+            battery.check("a leg confirmation of the issuance matches the ledger", self._confirm)
+        battery.check("an unknown transaction is not found", self._status_unknown)
+        battery.check("a malformed proposal is rejected with its code (2004)", self._malformed)
+        self.channel.close()
+        return battery
+
+    def _no_certificate(self) -> str | None:
+        anonymous = grpc.ssl_channel_credentials(root_certificates=self.tls.ca_certificate)
+        options = channel_options(self.target.hub_id)
+        with grpc.secure_channel(self.target.endpoint, anonymous, options=options) as channel:
+            try:
+                hub_pb2_grpc.HubStub(channel).ProposeTransaction(envelope_pb2.Envelope(), timeout=5)
+            except grpc.RpcError as error:
+                if error.code() is grpc.StatusCode.UNAVAILABLE:
+                    return None
+                return f"the call reached the service: {_describe(error)}"
+        return "an anonymous client was served"
+
+    def _certificate(self) -> str | None:
+        try:
+            self.raw(b"", timeout=10)
+        except grpc.RpcError as error:
+            return None if refusal_from_error(error) else f"no numbered code: {_describe(error)}"
+        return "an empty envelope was taken"
+
+    def _issue(self) -> str | None:
+        self.reply, receipt = self._propose(self.proposal)
+        if receipt.status != T.TRANSACTION_STATUS_COMPLETED:
+            return f"status {receipt.status}, codes {[r.code for r in receipt.results]}"
+        return None
+
+    def _replay(self) -> str | None:
+        again, _ = self._propose(self.proposal)
+        return None if again == self.reply else "the receipt differs"
+
+    def _reuse(self) -> str | None:
+        forged = T.TransactionProposal.FromString(self.proposal.payload)
+        forged.transaction.transaction_id = f"{self.target.registry_id}-{self.base + 1}"
+        envelope = seal(forged, [self.key])
+        return _refused(lambda: self.stub.ProposeTransaction(envelope, timeout=10),
+                        Code.MESSAGE_ID_REUSED)  # fmt: skip
+
+    def _status_known(self) -> str | None:
+        answer = self._status(self._issuance(0).transaction_id)
+        if not answer.found or answer.status != T.TRANSACTION_STATUS_COMPLETED:
+            return f"found {answer.found}, status {answer.status}"
+        return None
+
+    def _status_unknown(self) -> str | None:
+        answer = self._status(f"{self.target.registry_id}-{self.base + 999}")
+        return "found" if answer.found else None
+
+    def _malformed(self) -> str | None:
+        wrong = self._issuance(2, quantity=101)
+        _, receipt = self._propose(self._seal(T.TransactionProposal(transaction=wrong)))
+        codes = [r.code for r in receipt.results]
+        if receipt.status != T.TRANSACTION_STATUS_REJECTED or codes != [Code.QUANTITY_MISMATCH]:
+            return f"status {receipt.status}, codes {codes}"
+        return None
+
+    def _confirm(self) -> str | None:
+        issued = self._issuance(0)
+        confirmation = R.LegConfirmation(transaction_id=issued.transaction_id)
+        confirmation.blocks.add(
+            block=issued.blocks[0], registry=self.target.registry_id, account_id=self.account
+        )
+        reply = self.stub.SubmitReconciliation(self._seal(confirmation), timeout=10)
+        receipt = self._open(reply, T.Receipt)
+        assert isinstance(receipt, T.Receipt)
+        codes = [r.code for r in receipt.results]
+        return None if not codes else f"codes {codes}"
+
+
+def _refused(call: Callable[[], object], code: Code) -> str | None:
+    try:
+        call()
+    except grpc.RpcError as error:
+        refusal = refusal_from_error(error)
+        found = refusal.code if refusal else None
+        return None if found is code else f"expected {code.value}, got {_describe(error)}"
+    return f"accepted; expected refusal {code.value}"
+
+
+def _envelope_checks(
+    sealed: Callable[..., envelope_pb2.Envelope],
+    call: Callable[..., object],
+    raw: Callable[..., object],
+) -> list[tuple[str, Callable[[], str | None]]]:
+    """Each kind of bad envelope, refused with its code; ``sealed(**header)`` makes a fresh
+    valid envelope (``key``, ``recipient``, ``now`` may be changed)."""
+
+    def bad_signature() -> str | None:
+        envelope = sealed()
+        envelope.signatures[0].sig = bytes(64)
+        return _refused(lambda: call(envelope, timeout=10), Code.SIGNATURE_INVALID)
+
+    def unknown_key() -> str | None:
+        envelope = sealed(key=SigningKey.generate())
+        return _refused(lambda: call(envelope, timeout=10), Code.KEY_UNKNOWN)
+
+    def other_recipient() -> str | None:
+        envelope = sealed(recipient="ZZZ99")
+        return _refused(lambda: call(envelope, timeout=10), Code.RECIPIENT_WRONG)
+
+    def stale() -> str | None:
+        envelope = sealed(now=datetime.now(UTC) - timedelta(seconds=900))
+        return _refused(lambda: call(envelope, timeout=10), Code.CLOCK_SKEW)
+
+    return [
+        ("malformed bytes are refused (1010)",
+         lambda: _refused(lambda: raw(b"\xff\x00garbage", timeout=10), Code.ENVELOPE_MALFORMED)),
+        ("a bad signature is refused (1023)", bad_signature),
+        ("an unknown key is refused (1024)", unknown_key),
+        ("a message for another recipient is refused (1034)", other_recipient),
+        ("a stale message is refused (1036)", stale),
+    ]  # fmt: skip
