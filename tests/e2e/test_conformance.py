@@ -1,0 +1,103 @@
+"""The conformance kit against our own registries and hub (real processes), and against a
+deliberately broken registry that applies a duplicate completion twice."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator, Sequence
+from functools import partial
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Connection
+
+from article6.conformance import RegistryKit, RegistryUnderTest
+from article6.model import Status
+from article6.node import store
+from article6.node.config import load_config
+from article6.node.server import RegistryNode
+from article6.v1 import transaction_pb2
+from article6.wire import transaction_spec
+from demo.network import HUB, INTERNATIONAL, Network
+from party_registry_stub import accounts
+
+
+@pytest.fixture
+def three(tmp_path: Path) -> Iterator[Network]:
+    network = Network(tmp_path, registries=("GHA01", "CHE01", INTERNATIONAL))
+    network.write()
+    network.start_all()
+    try:
+        yield network
+    finally:
+        network.stop_all()
+
+
+def kit(*args: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "article6.cli", "conformance", *args]
+    return subprocess.run(command, capture_output=True, text=True, check=False, timeout=120)
+
+
+def test_the_kit_passes_our_registries_and_the_hub(three: Network) -> None:
+    network = three
+    che = network.registry_cli("CHE01", "open-account", "--ca", "CA0001")
+    ir = partial(network.registry_cli, INTERNATIONAL)
+    request = ir("request-section", "--party", "SGP", "--submitted-by", "NFP",
+                 "--administrator", "PSA")  # fmt: skip
+    ir("validate-request", request)
+    ir("open-section", request)
+    ir("verify-section", "SGP")
+    sgp = ir("open-account", "--party", "SGP")
+    for registry, account in (("CHE01", che), (INTERNATIONAL, sgp)):
+        endpoint = network.components[registry].endpoint
+        done = kit("registry", "--endpoint", endpoint, "--registry", registry,
+                   "--account", account, "--pki", str(network.pki))  # fmt: skip
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "14 passed, 0 failed" in done.stdout
+    done = kit("hub", "--endpoint", network.components[HUB].endpoint, "--registry", "GHA01",
+               "--pki", str(network.pki))  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "14 passed, 0 failed" in done.stdout
+
+
+def test_a_registry_that_applies_a_duplicate_completion_twice_fails_that_check(
+    tmp_path: Path,
+) -> None:
+    network = Network(tmp_path, registries=("GHA01",))
+    network.write()
+    config = load_config(network.config("GHA01"))
+    account = network.registry_cli("GHA01", "open-account", "--ca", "CA0001")
+    loop = asyncio.new_event_loop()
+    node = RegistryNode(config, accounts.AccountRules(config.registry_id), (accounts.metadata,))
+    engine = node.registry
+
+    def settle_every_time(
+        connection: Connection,
+        message: transaction_pb2.Transaction,
+        status: Status,
+        results: Sequence[tuple[int, str]] = (),
+    ) -> None:
+        """The bug: no check that the outcome was applied already."""
+        if status is Status.COMPLETED:
+            engine._complete(connection, transaction_spec(message))
+        store.put_transaction(
+            connection, message.transaction_id, role="acquirer", status=status,
+            body=message.SerializeToString(), applied=True, results=results,
+        )  # fmt: skip
+
+    engine.settle = settle_every_time  # type: ignore[method-assign]
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    asyncio.run_coroutine_threadsafe(node.start(), loop).result(30)
+    try:
+        target = RegistryUnderTest(config.listen, "GHA01", account, network.pki)
+        battery = RegistryKit(target).run()
+    finally:
+        asyncio.run_coroutine_threadsafe(node.stop(), loop).result(30)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+    failed = [check.name for check in battery.checks if not check.passed]
+    assert failed == ["a duplicate completion is applied once"], battery.table()
