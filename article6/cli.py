@@ -49,7 +49,8 @@ def _conformance(args: argparse.Namespace) -> int:
         target = RegistryUnderTest(
             endpoint=args.endpoint, registry_id=args.registry, account=args.account,
             pki=Path(args.pki), hub_id=args.hub_id, space=args.space, approach=args.ca,
-            vintage=args.vintage,
+            vintage=args.vintage, listen=args.listen,
+            recovery_timeout_seconds=args.recovery_timeout,
         )  # fmt: skip
         battery = RegistryKit(target).run()
     print(battery.table())
@@ -82,6 +83,11 @@ def build_parser() -> argparse.ArgumentParser:
     registry.add_argument("--space", default="KIT01", help="serial space of the kit's units")
     registry.add_argument("--ca", default="CA0001")
     registry.add_argument("--vintage", type=int, default=2024)
+    registry.add_argument(
+        "--listen", help="serve the Hub here for the status-recovery check (the registry's "
+        "hub endpoint must point here); without it that check is skipped",
+    )  # fmt: skip
+    registry.add_argument("--recovery-timeout", type=float, default=120.0)
     registry.set_defaults(handler=_conformance)
     hub = kits.add_parser("hub", help="play a registry against the hub")
     hub.add_argument("--endpoint", required=True, help="the hub's Hub service")

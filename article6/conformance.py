@@ -20,8 +20,12 @@ space of the kit's own, ``--space``). The battery, in order:
 
 from __future__ import annotations
 
+import hashlib
+import threading
+import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -36,7 +40,7 @@ from article6.identifiers import format_account_id
 from article6.keys import KeyDirectory, SigningKey, read_key_file
 from article6.pki import RegistryFiles
 from article6.status import refusal_from_error
-from article6.tls import TlsMaterial, channel_credentials, channel_options
+from article6.tls import TlsMaterial, channel_credentials, channel_options, server_credentials
 from article6.v1 import (
     envelope_pb2,
     hub_pb2_grpc,
@@ -104,6 +108,10 @@ class RegistryUnderTest:
     space: str = "KIT01"  # the serial space of the kit's units
     approach: str = "CA0001"
     vintage: int = 2024
+    # Where the kit serves article6.v1.Hub itself, for the status-recovery check; the registry
+    # must then be configured with this address as its hub's. None: that check is skipped.
+    listen: str | None = None
+    recovery_timeout_seconds: float = 120.0
 
 
 class RegistryKit:
@@ -185,8 +193,82 @@ class RegistryKit:
             battery.check("a duplicate completion is applied once", self._complete_once)
         battery.check("reconciliation: snapshot, totals, tree and blocks", self._reconcile)
         battery.check("reconciliation: an unknown run is refused (7003)", self._unknown_run)
+        if self.target.listen is not None:
+            battery.check("a lost completion is recovered by a status query", self._recovery)
         self.channel.close()
         return battery
+
+    # --- status recovery: the kit serves the Hub the registry calls --------------------------
+
+    def _recovery(self) -> str | None:
+        """An accepted acquisition whose completion notice never comes: the registry must
+        ask the hub (the kit) for its status, and apply the COMPLETED it is told, once."""
+        assert self.target.listen is not None
+        before = self._units()
+        transaction = self._transaction(self.target.account)
+        transaction.transaction_id = f"{self.target.space}-{uuid.uuid4().int % 10**9}"
+        transaction.blocks[0].serial_first += 500
+        transaction.blocks[0].serial_last += 500
+        asked = threading.Event()
+        server = self._serve_hub(transaction, asked)
+        try:
+            receipt = self._deliver(T.AcquisitionRequest(transaction=transaction))
+            if receipt.status != T.TRANSACTION_STATUS_ACCEPTED:
+                return f"the acquisition was not accepted: status {receipt.status}"
+            if not asked.wait(self.target.recovery_timeout_seconds):
+                return f"no status query within {self.target.recovery_timeout_seconds:.0f} s"
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                added = self._units() - before
+                if added == 100:
+                    return None
+                time.sleep(0.5)
+            return f"the recovered completion added {added} units, not 100"
+        finally:
+            server.stop(grace=None)
+
+    def _serve_hub(self, transaction: T.Transaction, asked: threading.Event) -> grpc.Server:
+        def status(request: bytes, context: grpc.ServicerContext) -> bytes:
+            envelope = envelope_pb2.Envelope.FromString(request)
+            query = self._open_from_registry(envelope, T.StatusQuery)
+            assert isinstance(query, T.StatusQuery)
+            answer = T.StatusAnswer(in_reply_to=query.header.message_id)
+            if query.transaction_id == transaction.transaction_id:
+                answer.found = True
+                answer.status = T.TRANSACTION_STATUS_COMPLETED
+                answer.transaction.CopyFrom(transaction)
+                answer.status_at.FromDatetime(datetime.now(UTC))
+                asked.set()
+            return self._seal(answer).SerializeToString()
+
+        def receipt(request: bytes, context: grpc.ServicerContext) -> bytes:
+            envelope = envelope_pb2.Envelope.FromString(request)
+            payload = T.Receipt(accepted=True)
+            payload.request_payload_sha256 = hashlib.sha256(envelope.payload).digest()
+            # Every payload has its header as field 1: read it through any such message.
+            payload.in_reply_to = T.StatusQuery.FromString(envelope.payload).header.message_id
+            return self._seal(payload).SerializeToString()
+
+        handlers = {
+            "GetTransactionStatus": grpc.unary_unary_rpc_method_handler(status),
+            "ProposeTransaction": grpc.unary_unary_rpc_method_handler(receipt),
+            "NotifyStatus": grpc.unary_unary_rpc_method_handler(receipt),
+            "SubmitReconciliation": grpc.unary_unary_rpc_method_handler(receipt),
+        }
+        server = grpc.server(ThreadPoolExecutor(4))
+        server.add_generic_rpc_handlers(
+            [grpc.method_handlers_generic_handler("article6.v1.Hub", handlers)]
+        )
+        server.add_secure_port(self.target.listen or "", server_credentials(self.tls))
+        server.start()
+        return server
+
+    def _open_from_registry(self, envelope: envelope_pb2.Envelope, kind: type[Message]) -> Message:
+        return open_envelope(
+            envelope, accepted={kind.DESCRIPTOR.full_name: kind}, directory=self.directory,
+            recipient=self.target.hub_id, peer_identity=self.target.registry_id,
+            now=datetime.now(UTC),
+        ).payload  # fmt: skip
 
     def _no_certificate(self) -> str | None:
         anonymous = grpc.ssl_channel_credentials(root_certificates=self.tls.ca_certificate)

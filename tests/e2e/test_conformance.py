@@ -21,7 +21,7 @@ from article6.node.config import load_config
 from article6.node.server import RegistryNode
 from article6.v1 import transaction_pb2
 from article6.wire import transaction_spec
-from demo.network import HUB, INTERNATIONAL, Network
+from demo.network import HUB, INTERNATIONAL, Network, free_port
 from party_registry_stub import accounts
 
 
@@ -101,3 +101,25 @@ def test_a_registry_that_applies_a_duplicate_completion_twice_fails_that_check(
         thread.join(10)
     failed = [check.name for check in battery.checks if not check.passed]
     assert failed == ["a duplicate completion is applied once"], battery.table()
+
+
+def test_status_recovery_is_checked_with_the_registry_pointed_at_the_kit(tmp_path: Path) -> None:
+    """The registry's hub endpoint is the kit's: the kit withholds a completion notice and
+    answers the registry's status query instead."""
+    network = Network(tmp_path, registries=("CHE01",))
+    network.write()
+    kit_address = f"127.0.0.1:{free_port()}"
+    config = network.config("CHE01")
+    hub_line = next(line for line in config.read_text().splitlines() if "hub_endpoint" in line)
+    config.write_text(config.read_text().replace(hub_line, f'hub_endpoint = "{kit_address}"'))
+    network.start("CHE01")
+    try:
+        account = network.registry_cli("CHE01", "open-account", "--ca", "CA0001")
+        done = kit("registry", "--endpoint", network.components["CHE01"].endpoint,
+                   "--registry", "CHE01", "--account", account, "--pki", str(network.pki),
+                   "--listen", kit_address, "--recovery-timeout", "60")  # fmt: skip
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "a lost completion is recovered by a status query" in done.stdout
+        assert "15 passed, 0 failed" in done.stdout
+    finally:
+        network.stop_all()
