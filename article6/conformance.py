@@ -179,8 +179,13 @@ class RegistryKit:
 
     def run(self) -> Battery:
         battery = Battery()
-        battery.check("mTLS: a client without a certificate is refused", self._no_certificate)
-        battery.check("mTLS: the hub's certificate is accepted", self._hub_certificate)
+        battery.check(
+            "mTLS: a client without a certificate is refused",
+            lambda: _anonymous_refused(
+                self.target.endpoint, self.tls, self.target.registry_id, DELIVER
+            ),
+        )
+        battery.check("mTLS: the hub's certificate is accepted", lambda: _numbered(self.raw))
         notice = T.StatusNotice(transaction_id="KIT-0", status=T.TRANSACTION_STATUS_COMPLETED)
         for name, test in _envelope_checks(
             lambda **header: self._seal(notice, **header), self.stub.Deliver, self.raw
@@ -269,27 +274,6 @@ class RegistryKit:
             recipient=self.target.hub_id, peer_identity=self.target.registry_id,
             now=datetime.now(UTC),
         ).payload  # fmt: skip
-
-    def _no_certificate(self) -> str | None:
-        anonymous = grpc.ssl_channel_credentials(root_certificates=self.tls.ca_certificate)
-        options = channel_options(self.target.registry_id)
-        with grpc.secure_channel(self.target.endpoint, anonymous, options=options) as channel:
-            stub = registry_pb2_grpc.RegistryStub(channel)
-            try:
-                stub.Deliver(envelope_pb2.Envelope(), timeout=5)
-            except grpc.RpcError as error:
-                if error.code() is grpc.StatusCode.UNAVAILABLE:
-                    return None  # the handshake failed
-                return f"the call reached the service: {_describe(error)}"
-        return "an anonymous client was served"
-
-    def _hub_certificate(self) -> str | None:
-        """An empty envelope reaches the service and is refused with a numbered code."""
-        try:
-            self.raw(b"", timeout=10)
-        except grpc.RpcError as error:
-            return None if refusal_from_error(error) else f"no numbered code: {_describe(error)}"
-        return "an empty envelope was taken"
 
     def _reject(self) -> str | None:
         unknown = format_account_id(self.target.registry_id, 999_999_999)
@@ -472,8 +456,11 @@ class HubKit:
 
     def run(self) -> Battery:
         battery = Battery()
-        battery.check("mTLS: a client without a certificate is refused", self._no_certificate)
-        battery.check("mTLS: the registry's certificate is accepted", self._certificate)
+        battery.check(
+            "mTLS: a client without a certificate is refused",
+            lambda: _anonymous_refused(self.target.endpoint, self.tls, self.target.hub_id, PROPOSE),
+        )
+        battery.check("mTLS: the registry's certificate is accepted", lambda: _numbered(self.raw))
         proposal = T.TransactionProposal(transaction=self._issuance(0))
         for name, test in _envelope_checks(
             lambda **kw: self._seal(T.TransactionProposal(transaction=self._issuance(0)), **kw),
@@ -491,25 +478,6 @@ class HubKit:
         battery.check("a malformed proposal is rejected with its code (2004)", self._malformed)
         self.channel.close()
         return battery
-
-    def _no_certificate(self) -> str | None:
-        anonymous = grpc.ssl_channel_credentials(root_certificates=self.tls.ca_certificate)
-        options = channel_options(self.target.hub_id)
-        with grpc.secure_channel(self.target.endpoint, anonymous, options=options) as channel:
-            try:
-                hub_pb2_grpc.HubStub(channel).ProposeTransaction(envelope_pb2.Envelope(), timeout=5)
-            except grpc.RpcError as error:
-                if error.code() is grpc.StatusCode.UNAVAILABLE:
-                    return None
-                return f"the call reached the service: {_describe(error)}"
-        return "an anonymous client was served"
-
-    def _certificate(self) -> str | None:
-        try:
-            self.raw(b"", timeout=10)
-        except grpc.RpcError as error:
-            return None if refusal_from_error(error) else f"no numbered code: {_describe(error)}"
-        return "an empty envelope was taken"
 
     def _issue(self) -> str | None:
         self.reply, receipt = self._propose(self.proposal)
@@ -557,6 +525,29 @@ class HubKit:
         assert isinstance(receipt, T.Receipt)
         codes = [r.code for r in receipt.results]
         return None if not codes else f"codes {codes}"
+
+
+def _anonymous_refused(endpoint: str, tls: TlsMaterial, peer: str, method: str) -> str | None:
+    """A client without a certificate must not get past the TLS handshake."""
+    anonymous = grpc.ssl_channel_credentials(root_certificates=tls.ca_certificate)
+    with grpc.secure_channel(endpoint, anonymous, options=channel_options(peer)) as channel:
+        call = channel.unary_unary(method, request_serializer=None, response_deserializer=None)
+        try:
+            call(b"", timeout=5)
+        except grpc.RpcError as error:
+            if error.code() is grpc.StatusCode.UNAVAILABLE:
+                return None  # the handshake failed
+            return f"the call reached the service: {_describe(error)}"
+    return "an anonymous client was served"
+
+
+def _numbered(raw: Callable[..., object]) -> str | None:
+    """An empty envelope reaches the service and is refused with a numbered code."""
+    try:
+        raw(b"", timeout=10)
+    except grpc.RpcError as error:
+        return None if refusal_from_error(error) else f"no numbered code: {_describe(error)}"
+    return "an empty envelope was taken"
 
 
 def _refused(call: Callable[[], object], code: Code) -> str | None:
