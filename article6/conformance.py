@@ -114,13 +114,40 @@ class RegistryUnderTest:
     recovery_timeout_seconds: float = 120.0
 
 
-class RegistryKit:
-    def __init__(self, target: RegistryUnderTest) -> None:
-        self.target = target
-        files = RegistryFiles(target.pki, target.hub_id)
+class _Kit:
+    """One end of the conversation the kit plays (``me``, talking to ``peer``): it signs with
+    ``me``'s key and opens what ``peer`` signed."""
+
+    def __init__(self, me: str, peer: str, pki: Path) -> None:
+        self.me = me
+        self.peer = peer
+        files = RegistryFiles(pki, me)
         self.key = SigningKey.from_pem(files.signing_key.read_bytes())
-        self.directory: KeyDirectory = read_key_file(target.pki / "keys.toml")
+        self.directory: KeyDirectory = read_key_file(pki / "keys.toml")
         self.tls = TlsMaterial.load(files)
+
+    def _seal(
+        self,
+        message: Message,
+        key: SigningKey | None = None,
+        recipient: str = "",
+        now: datetime | None = None,
+    ) -> envelope_pb2.Envelope:
+        stamped = new_header(self.me, recipient or self.peer, now or datetime.now(UTC))
+        message.header.CopyFrom(stamped)  # type: ignore[attr-defined]
+        return seal(message, [key or self.key])
+
+    def _open(self, reply: envelope_pb2.Envelope, kind: type[Message]) -> Message:
+        return open_envelope(
+            reply, accepted={kind.DESCRIPTOR.full_name: kind}, directory=self.directory,
+            recipient=self.me, peer_identity=self.peer, now=datetime.now(UTC),
+        ).payload  # fmt: skip
+
+
+class RegistryKit(_Kit):
+    def __init__(self, target: RegistryUnderTest) -> None:
+        super().__init__(target.hub_id, target.registry_id, target.pki)
+        self.target = target
         self.channel = grpc.secure_channel(
             target.endpoint, channel_credentials(self.tls),
             options=channel_options(target.registry_id),
@@ -133,26 +160,6 @@ class RegistryKit:
         self.serials = (uuid.uuid4().int % 10**12) * 1000 + 1
 
     # --- messages as the hub sends them ----------------------------------------------------
-
-    def _seal(
-        self,
-        message: Message,
-        key: SigningKey | None = None,
-        recipient: str = "",
-        now: datetime | None = None,
-    ) -> envelope_pb2.Envelope:
-        stamped = new_header(
-            self.target.hub_id, recipient or self.target.registry_id, now or datetime.now(UTC)
-        )
-        message.header.CopyFrom(stamped)  # type: ignore[attr-defined]
-        return seal(message, [key or self.key])
-
-    def _open(self, reply: envelope_pb2.Envelope, kind: type[Message]) -> Message:
-        return open_envelope(
-            reply, accepted={kind.DESCRIPTOR.full_name: kind}, directory=self.directory,
-            recipient=self.target.hub_id, peer_identity=self.target.registry_id,
-            now=datetime.now(UTC),
-        ).payload  # fmt: skip
 
     def _transaction(self, account: str) -> T.Transaction:
         first = self.serials
@@ -235,7 +242,7 @@ class RegistryKit:
     def _serve_hub(self, transaction: T.Transaction, asked: threading.Event) -> grpc.Server:
         def status(request: bytes, context: grpc.ServicerContext) -> bytes:
             envelope = envelope_pb2.Envelope.FromString(request)
-            query = self._open_from_registry(envelope, T.StatusQuery)
+            query = self._open(envelope, T.StatusQuery)
             assert isinstance(query, T.StatusQuery)
             answer = T.StatusAnswer(in_reply_to=query.header.message_id)
             if query.transaction_id == transaction.transaction_id:
@@ -267,13 +274,6 @@ class RegistryKit:
         server.add_secure_port(self.target.listen or "", server_credentials(self.tls))
         server.start()
         return server
-
-    def _open_from_registry(self, envelope: envelope_pb2.Envelope, kind: type[Message]) -> Message:
-        return open_envelope(
-            envelope, accepted={kind.DESCRIPTOR.full_name: kind}, directory=self.directory,
-            recipient=self.target.hub_id, peer_identity=self.target.registry_id,
-            now=datetime.now(UTC),
-        ).payload  # fmt: skip
 
     def _reject(self) -> str | None:
         unknown = format_account_id(self.target.registry_id, 999_999_999)
@@ -389,13 +389,10 @@ class HubUnderTest:
     vintage: int = 2024
 
 
-class HubKit:
+class HubKit(_Kit):
     def __init__(self, target: HubUnderTest) -> None:
+        super().__init__(target.registry_id, target.hub_id, target.pki)
         self.target = target
-        files = RegistryFiles(target.pki, target.registry_id)
-        self.key = SigningKey.from_pem(files.signing_key.read_bytes())
-        self.directory = read_key_file(target.pki / "keys.toml")
-        self.tls = TlsMaterial.load(files)
         self.channel = grpc.secure_channel(
             target.endpoint, channel_credentials(self.tls), options=channel_options(target.hub_id)
         )
@@ -405,26 +402,6 @@ class HubKit:
         )
         self.base = uuid.uuid4().int % 10**9 * 1000  # transaction numbers no one else uses
         self.account = format_account_id(target.registry_id, 1)
-
-    def _seal(
-        self,
-        message: Message,
-        key: SigningKey | None = None,
-        recipient: str = "",
-        now: datetime | None = None,
-    ) -> envelope_pb2.Envelope:
-        stamped = new_header(
-            self.target.registry_id, recipient or self.target.hub_id, now or datetime.now(UTC)
-        )
-        message.header.CopyFrom(stamped)  # type: ignore[attr-defined]
-        return seal(message, [key or self.key])
-
-    def _open(self, reply: envelope_pb2.Envelope, kind: type[Message]) -> Message:
-        return open_envelope(
-            reply, accepted={kind.DESCRIPTOR.full_name: kind}, directory=self.directory,
-            recipient=self.target.registry_id, peer_identity=self.target.hub_id,
-            now=datetime.now(UTC),
-        ).payload  # fmt: skip
 
     def _issuance(self, number: int, quantity: int | None = None) -> T.Transaction:
         first = (self.base + number) * 1000 + 1
