@@ -1,26 +1,92 @@
-"""``article6-hub serve --config hub.toml``: run the hub."""
+"""``article6-hub``: run the hub, and check its audit trail.
+
+    article6-hub serve --config hub.toml
+    article6-hub audit-verify --config hub.toml        exit 0 if the trail is whole, 1 if not
+    article6-hub audit --config hub.toml [--subject GHA01-7] [--limit 50] [--json]
+
+The audit commands read the hub's database directly (they need no running hub), so they run
+on the hub's host, or wherever a read-only copy of its database is.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 from pathlib import Path
 
+from article6.keys import read_key_file
 from article6.logs import configure_logging
-from gateway.config import load_config
+from gateway.audit import verify
+from gateway.config import HubConfig, load_config
 from gateway.server import serve
+from gateway.storage import audit
+from gateway.storage.database import Database
+
+
+def _audit_verify(config: HubConfig, args: argparse.Namespace) -> int:
+    directory = read_key_file(config.keys)
+    database = Database(config.database)
+    try:
+        with database.read_engine.connect() as connection:
+            head = audit.head(connection)
+            verdict = verify(
+                audit.entries(connection), head, audit.signed_by_hub(directory, config.registry_id)
+            )
+    finally:
+        database.close()
+    if args.json:
+        print(json.dumps({"intact": verdict.intact, "entries": verdict.records,
+                          "head": {"seq": head.seq, "hash": head.hash, "key_id": head.key_id},
+                          "problems": verdict.problems}))  # fmt: skip
+    elif verdict.intact:
+        print(f"audit trail intact: {verdict.records} entries; head {head.seq} {head.hash} "
+              f"signed by key {head.key_id or '-'}")  # fmt: skip
+    else:
+        print(f"audit trail NOT intact ({verdict.records} entries read):")
+        for problem in verdict.problems:
+            print(f"  {problem}")
+    return 0 if verdict.intact else 1
+
+
+def _audit_list(config: HubConfig, args: argparse.Namespace) -> int:
+    database = Database(config.database)
+    try:
+        found = database.read_now(lambda c: audit.recent(c, args.subject, args.limit))
+    finally:
+        database.close()
+    for entry in reversed(found):
+        if args.json:
+            print(json.dumps(entry.__dict__, sort_keys=True))
+            continue
+        detail = json.dumps(entry.detail, sort_keys=True, separators=(",", ":"))
+        print(f"{entry.seq:>8} {entry.at} {entry.actor:<10} {entry.action:<24} "
+              f"{entry.subject:<16} {detail}")  # fmt: skip
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="article6-hub", description="The Article 6 hub.")
     commands = parser.add_subparsers(dest="command", required=True)
     serve_command = commands.add_parser("serve", help="serve registries and operators")
-    serve_command.add_argument("--config", required=True, type=Path)
     serve_command.add_argument("--log-level", default="INFO")
+    check = commands.add_parser("audit-verify", help="check the audit trail's hash chain")
+    check.add_argument("--json", action="store_true")
+    listing = commands.add_parser("audit", help="show the newest audit entries")
+    listing.add_argument("--subject", default="", help="a transaction, run or registry id")
+    listing.add_argument("--limit", type=int, default=50)
+    listing.add_argument("--json", action="store_true")
+    for command in (serve_command, check, listing):
+        command.add_argument("--config", required=True, type=Path)
     args = parser.parse_args(argv)
+    config = load_config(args.config)
+    if args.command == "audit-verify":
+        return _audit_verify(config, args)
+    if args.command == "audit":
+        return _audit_list(config, args)
     configure_logging("hub", args.log_level)
-    asyncio.run(serve(load_config(args.config)))
+    asyncio.run(serve(config))
     return 0
 
 

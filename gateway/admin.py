@@ -179,7 +179,9 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
             await context.abort(grpc.StatusCode.NOT_FOUND, f"no registry {request.registry_id}")
         now = datetime.now(UTC)
         await self.database.write(
-            lambda c: set_suspended(c, request.registry_id, request.suspended, request.reason, now)
+            lambda c: set_suspended(
+                c, request.registry_id, request.suspended, request.reason, now, operator
+            )
         )
         self.on_change()
         log.warning(
@@ -202,9 +204,11 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
     async def RetryDeadLetter(
         self, request: admin_pb2.RetryDeadLetterRequest, context: Context
     ) -> admin_pb2.RetryDeadLetterResponse:
-        await self._authorize(context)
+        operator = await self._authorize(context)
         now = datetime.now(UTC)
-        message = await self.database.write(lambda c: retry_dead_letter(c, request.entry_id, now))
+        message = await self.database.write(
+            lambda c: retry_dead_letter(c, request.entry_id, now, operator)
+        )
         if message is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"no dead letter {request.entry_id}")
         assert message is not None

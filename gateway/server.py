@@ -53,7 +53,7 @@ class Hub:
         self.tls = TlsMaterial.from_paths(
             config.ca_certificate, config.tls_certificate, config.tls_key
         )
-        self.database = Database(config.database)
+        self.database = Database(config.database, signer=self.key)
         self._registries: dict[str, RegistryEntry] = dict(config.registries)
         self._peers: dict[str, Peer] = {}
         self.metrics_registry = CollectorRegistry()

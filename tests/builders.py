@@ -122,10 +122,11 @@ class HubHarness:
     now: datetime = T0
 
     @classmethod
-    def create(cls, url: str) -> HubHarness:
-        database = Database(url)
+    def create(cls, url: str, key: SigningKey | None = None) -> HubHarness:
+        key = key or SigningKey.generate()
+        database = Database(url, signer=key)
         database.migrate()
-        lifecycle = Lifecycle(Mailer("HUB", SigningKey.generate()), timedelta(seconds=60))
+        lifecycle = Lifecycle(Mailer("HUB", key), timedelta(seconds=60))
         return cls(database, lifecycle)
 
     def propose(self, message: transaction_pb2.Transaction, sender: str = "GHA01") -> Outcome:

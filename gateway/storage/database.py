@@ -2,12 +2,13 @@
 
 Every state change runs as one SQL transaction on the **writer** thread (``Database.write``),
 so a process never races itself for SQLite's write lock, and each change commits its inbox
-record, its state and its outbox rows together or not at all. Reads that need no lock run on
-reader threads. SQLite runs in WAL mode with ``synchronous=FULL``: a commit is on disk before
-a receipt leaves. On PostgreSQL several hub processes share one database; their conflicting
-changes are ordered by transaction-scoped advisory locks, one per serial space
-(``lock_spaces``), and a unique-key race (two hubs recording the same message) is retried,
-after which the loser finds the winner's record.
+record, its state, its outbox rows and its audit entries together or not at all. Reads that
+need no lock run on reader threads. SQLite runs in WAL mode with ``synchronous=FULL``: a
+commit is on disk before a receipt leaves. On PostgreSQL several hub processes share one
+database; their conflicting changes are ordered by transaction-scoped advisory locks, one per
+serial space (``lock_spaces``), and a unique-key race (two hubs recording the same message)
+is retried, after which the loser finds the winner's record. The audit trail's head row is
+locked last, just before the commit, so it orders the chain without widening any other lock.
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import IntegrityError
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt
 
+from article6.keys import SigningKey
 from article6.sql import make_engine
+from gateway.storage import audit
 
 T = TypeVar("T")
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -67,8 +70,9 @@ def lock_spaces(connection: Connection, spaces: Iterable[str]) -> None:
 class Database:
     """The hub's database: one writer thread, a few reader threads."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, signer: SigningKey | None = None) -> None:
         self.url = url
+        self.signer = signer  # signs the audit trail's head
         self.engine = make_engine(url, immediate=True)
         self.read_engine = (
             make_engine(url, immediate=False) if url.startswith("sqlite") else (self.engine)
@@ -92,7 +96,9 @@ class Database:
             with attempt:
                 with self.engine.begin() as connection:
                     connection.info.pop(_AFTER_COMMIT, None)
+                    audit.discard(connection)  # left by an attempt that rolled back
                     result = work(connection)
+                    audit.seal(connection, self.signer)
                     actions: list[Callable[[], None]] = connection.info.pop(_AFTER_COMMIT, [])
                 for action in actions:
                     action()

@@ -21,6 +21,7 @@ from article6.blocks import Block
 from article6.model import LedgerBlock, Status
 from article6.v1 import units_pb2
 from article6.wire import held_block, held_block_message
+from gateway.storage import audit
 from gateway.storage.schema import discrepancies, outbox, reconciliation_runs, transactions
 
 # article6.v1.ReconciliationStatus
@@ -105,9 +106,13 @@ def insert_run(
             round_trips=0, bytes_exchanged=0, detail="",
         )
     )  # fmt: skip
+    audit.record(connection, audit.HUB, "reconciliation.started", run_id, registry=registry)
 
 
 def update_run(connection: Connection, run_id: str, **values: Any) -> None:
+    if "status" in values:
+        audit.record(connection, audit.HUB, "reconciliation.status", run_id,
+                     status=values["status"], open=values.get("open", True))  # fmt: skip
     connection.execute(
         update(reconciliation_runs).where(reconciliation_runs.c.run_id == run_id).values(values)
     )
@@ -156,6 +161,9 @@ def close_stale_runs(connection: Connection, started_before: datetime, now: date
     values = {"open": False, "status": START_DENIED, "finished_at": now,
               "detail": "the hub stopped during the run"}  # fmt: skip
     result = connection.execute(update(reconciliation_runs).where(stale).values(values))
+    if result.rowcount:
+        audit.record(connection, audit.HUB, "reconciliation.closed", "stale runs",
+                     runs=int(result.rowcount), status=START_DENIED)  # fmt: skip
     return int(result.rowcount or 0)
 
 
@@ -173,6 +181,11 @@ def add_discrepancies(
 ) -> None:
     if not blocks:
         return
+    audit.record(
+        connection, audit.HUB, "discrepancy.found", run_id or transaction_id or registry,
+        registry=registry, side=side, blocks=len(blocks),
+        units=sum(block.unit_count for block in blocks),
+    )  # fmt: skip
     connection.execute(
         insert(discrepancies),
         [
@@ -243,6 +256,8 @@ def resolve(
         .where(discrepancies.c.id == discrepancy_id)
         .values(open=False, resolved_at=now, resolved_by=by, reason=reason)
     )
+    audit.record(connection, by, "discrepancy.resolved", str(discrepancy_id),
+                 registry=row.registry, run_id=row.run_id, reason=reason)  # fmt: skip
     if row.run_id is not None and not list_discrepancies(connection, row.run_id, open_only=True):
         update_run(connection, row.run_id, status=COMPLETED_MANUAL_INTERVENTION)
     found = connection.execute(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ from sqlalchemy import Connection, and_, insert, or_, select, update
 
 from article6.codes import Code
 from article6.model import AuthorizationSpec, Purpose, Status
+from gateway.storage import audit
 from gateway.storage.schema import (
     authorizations,
     outbox,
@@ -102,6 +104,14 @@ def insert_transaction(
             for status in statuses
         ],
     )
+    audit.record(
+        connection, record.proposer, "transaction.recorded", record.transaction_id,
+        type=record.type,
+        transferring=record.transferring_registry, acquiring=record.acquiring_registry,
+        quantity=record.quantity, statuses=[status.value for status in statuses],
+        codes=[code.value for code, _ in record.results],
+        body_sha256=hashlib.sha256(record.body).hexdigest(),
+    )  # fmt: skip
 
 
 def _history(
@@ -143,6 +153,11 @@ def set_status(
     )
     assert changed.rowcount == 1, f"{record.transaction_id} changed under us"
     _history(connection, record.transaction_id, status, at, results)
+    audit.record(
+        connection, audit.HUB, "transaction.status", record.transaction_id,
+        previous=record.status.value, status=status.value,
+        codes=[code.value for code, _ in results],
+    )  # fmt: skip
     return TransactionRecord(
         **{**record.__dict__, "status": status, "status_at": at, "results": list(results)}
     )
@@ -334,7 +349,9 @@ def list_outbox(
     return [_outbox_message(row) for row in connection.execute(query)]
 
 
-def retry_dead_letter(connection: Connection, entry_id: int, now: datetime) -> OutboxMessage | None:
+def retry_dead_letter(
+    connection: Connection, entry_id: int, now: datetime, by: str
+) -> OutboxMessage | None:
     changed = connection.execute(
         update(outbox)
         .where(outbox.c.id == entry_id, outbox.c.state == "dead")
@@ -343,6 +360,8 @@ def retry_dead_letter(connection: Connection, entry_id: int, now: datetime) -> O
     if changed.rowcount != 1:
         return None
     row = connection.execute(select(outbox).where(outbox.c.id == entry_id)).one()
+    audit.record(connection, by, "outbox.retried", str(entry_id),
+                 recipient=row.recipient, message_id=row.message_id)  # fmt: skip
     return _outbox_message(row)
 
 
@@ -355,8 +374,10 @@ def suspended_overrides(connection: Connection) -> dict[str, bool]:
 
 
 def set_suspended(
-    connection: Connection, registry_id: str, suspended: bool, reason: str, at: datetime
+    connection: Connection, registry_id: str, suspended: bool, reason: str, at: datetime, by: str
 ) -> None:
+    action = "registry.suspended" if suspended else "registry.resumed"
+    audit.record(connection, by, action, registry_id, reason=reason)
     values = {"suspended": suspended, "reason": reason, "changed_at": at}
     changed = connection.execute(
         update(registry_status).where(registry_status.c.registry_id == registry_id).values(values)
@@ -415,6 +436,12 @@ def insert_authorization(
             granted_at=at,
         )
     )
+    audit.record(
+        connection, registry, "authorization.recorded", grant.authorization_id,
+        party=grant.authorizing_party, cooperative_approach=grant.cooperative_approach,
+        purpose=grant.purpose.value, cap=grant.quantity_cap,
+        vintages=[grant.vintage_first, grant.vintage_last], transaction_id=transaction_id,
+    )  # fmt: skip
 
 
 def reserve(connection: Connection, authorization_id: str, quantity: int) -> None:

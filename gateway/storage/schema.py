@@ -152,3 +152,29 @@ discrepancies = Table(
     Column("reason", Text, nullable=False),
     Index("ix_discrepancies_open_space", "open", "space", "serial_first"),
 )
+
+# The audit trail (gateway.audit): append-only, hash-chained. ``seq`` is assigned under the
+# head row's lock, so entries from several hub processes form one chain.
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("at", String(40), nullable=False),
+    Column("actor", String(64), nullable=False),
+    Column("action", String(40), nullable=False),
+    Column("subject", String(80), nullable=False),
+    Column("detail", Text, nullable=False),  # JSON object
+    Column("hash", String(64), nullable=False),
+    Index("ix_audit_log_subject", "subject"),
+)
+
+# One row: the chain's last entry, signed by the hub's key each time it moves.
+audit_head = Table(
+    "audit_head",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("hash", String(64), nullable=False),
+    Column("key_id", String(64), nullable=False),
+    Column("signature", LargeBinary, nullable=False),
+)

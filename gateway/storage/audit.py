@@ -1,0 +1,110 @@
+"""The audit trail in the hub's database.
+
+Code that changes state calls ``record`` inside its SQL transaction; that only notes the
+entry on the connection. ``seal`` (called by ``Database`` just before the commit) takes the
+head row's lock, chains the noted entries onto it, inserts them and moves the signed head, so
+entries commit with the change they describe or not at all, and the head's lock is held only
+for those last statements.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, insert, select, update
+
+from article6.keys import KeyDirectory, SigningKey
+from gateway.audit import Entry, Head, entry_hash, head_statement
+from gateway.storage.schema import audit_head, audit_log
+
+_PENDING = "a6_audit_pending"
+HUB = "hub"  # the actor of what the hub does on its own (time-outs, checks, runs)
+
+
+def record(connection: Connection, actor: str, action: str, subject: str, **detail: Any) -> None:
+    """Note an audit entry; it is written when the transaction commits."""
+    at = datetime.now(UTC).isoformat(timespec="microseconds")
+    connection.info.setdefault(_PENDING, []).append((at, actor, action, subject, detail))
+
+
+def discard(connection: Connection) -> None:
+    """Forget entries noted by a transaction that will not commit."""
+    connection.info.pop(_PENDING, None)
+
+
+def seal(connection: Connection, signer: SigningKey | None) -> int:
+    """Chain the noted entries onto the head and sign the new head; the number written."""
+    pending: list[tuple[str, str, str, str, dict[str, Any]]] = connection.info.pop(_PENDING, [])
+    if not pending:
+        return 0
+    head = connection.execute(
+        select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1).with_for_update()
+    ).one()
+    seq, digest, rows = head.seq, head.hash, []
+    for at, actor, action, subject, detail in pending:
+        seq += 1
+        entry = Entry(seq, at, actor[:64], action, subject[:80], detail)
+        digest = entry_hash(digest, entry)
+        rows.append(
+            {"seq": seq, "at": at, "actor": entry.actor, "action": action,
+             "subject": entry.subject, "detail": _json(detail), "hash": digest}
+        )  # fmt: skip
+    connection.execute(insert(audit_log), rows)
+    key_id = signer.key_id if signer else ""
+    signature = signer.sign(head_statement(seq, digest)) if signer else b""
+    connection.execute(
+        update(audit_head)
+        .where(audit_head.c.id == 1)
+        .values(seq=seq, hash=digest, key_id=key_id, signature=signature)
+    )
+    return len(rows)
+
+
+def _json(detail: dict[str, Any]) -> str:
+    return json.dumps(detail, sort_keys=True, separators=(",", ":"))
+
+
+def entries(connection: Connection, batch: int = 5000) -> Iterator[tuple[Entry, str]]:
+    """Every entry with its stored hash, in sequence order, read in batches."""
+    after = -1
+    while True:
+        rows = connection.execute(
+            select(audit_log).where(audit_log.c.seq > after).order_by(audit_log.c.seq).limit(batch)
+        ).all()
+        for row in rows:
+            yield _entry(row), row.hash
+        if len(rows) < batch:
+            return
+        after = rows[-1].seq
+
+
+def _entry(row: Any) -> Entry:
+    return Entry(row.seq, row.at, row.actor, row.action, row.subject, json.loads(row.detail))
+
+
+def head(connection: Connection) -> Head:
+    row = connection.execute(select(audit_head).where(audit_head.c.id == 1)).one()
+    return Head(row.seq, row.hash, row.key_id, bytes(row.signature))
+
+
+def recent(connection: Connection, subject: str = "", limit: int = 50) -> list[Entry]:
+    query = select(audit_log).order_by(audit_log.c.seq.desc()).limit(limit)
+    if subject:
+        query = query.where(audit_log.c.subject == subject)
+    return [_entry(row) for row in connection.execute(query)]
+
+
+def signed_by_hub(directory: KeyDirectory, hub: str) -> Callable[[Head], bool]:
+    """A check of a head's signature against the hub's keys in the directory (any of them,
+    including keys since rotated out: a head signed years ago must still verify)."""
+
+    def valid(candidate: Head) -> bool:
+        keys = {key.key_id: key for key in directory.keys_of(hub)}
+        key = keys.get(candidate.key_id)
+        statement = head_statement(candidate.seq, candidate.hash)
+        return key is not None and key.verify(candidate.signature, statement)
+
+    return valid
