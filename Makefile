@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PROTOS := $(wildcard protos/article6/v1/*.proto)
 GENERATED := article6/v1/.generated
 
-.PHONY: all install protos lint test demo docs bench clean
+.PHONY: all install protos lint test demo docs bench campaign clean
 
 all: test
 
@@ -51,6 +51,13 @@ demo: install
 # Benchmarks print a table and write bench/RESULTS.md (machine, command, figures).
 bench: install
 	$(PY) -m bench
+
+# The long crash campaign (a short one runs in the tests). SEED=n replays a run.
+CAMPAIGN_TRANSFERS ?= 100000
+CAMPAIGN_KILLS ?= 1000
+campaign: install
+	$(PY) -m campaign --transfers $(CAMPAIGN_TRANSFERS) --kills $(CAMPAIGN_KILLS) \
+		$(if $(SEED),--seed $(SEED)) --json campaign-result.json
 
 clean:
 	rm -rf $(VENV) article6/v1/*_pb2*.py article6/v1/*_pb2*.pyi $(GENERATED) run

@@ -1,7 +1,8 @@
 """Delivery of the outbox, and the time-out sweep.
 
-Outbox rows are claimed for a lease (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so several hub
-processes share the work and a crashed one's claims lapse), delivered through
+Outbox rows are claimed for a short lease (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so several
+hub processes share the work and a crashed one's claims lapse within seconds; on SQLite, where
+one process owns the database, a starting hub releases them at once), delivered through
 ``Registry.Deliver`` over mTLS, and marked delivered only once the registry's signed receipt
 verifies. Failures back off exponentially with jitter (tenacity's wait maths, persisted as
 ``next_attempt_at``) up to ``max_attempts``, then become dead letters. A late retry refused
@@ -55,7 +56,9 @@ PAYLOADS: dict[str, type[Message]] = {
     "article6.v1.AcquisitionRequest": transaction_pb2.AcquisitionRequest,
     "article6.v1.StatusNotice": transaction_pb2.StatusNotice,
 }
-LEASE = timedelta(seconds=30)
+# A claim outlives its delivery attempt (at most one RPC time-out, all in a batch run at once)
+# by this margin; a crashed process's claims lapse after the same short while.
+LEASE_MARGIN_SECONDS = 2.0
 LOOP_PAUSE_SECONDS = 1.0
 
 
@@ -121,7 +124,8 @@ class Deliverer:
         return True
 
     def _claim(self, connection: Connection) -> list[OutboxMessage]:
-        return claim_outbox(connection, datetime.now(UTC), self.config.batch_size, LEASE)
+        lease = timedelta(seconds=2 * self.config.rpc_timeout_seconds + LEASE_MARGIN_SECONDS)
+        return claim_outbox(connection, datetime.now(UTC), self.config.batch_size, lease)
 
     def channel(self, registry: str) -> grpc.aio.Channel:
         """The channel to a registry, made once (deliveries and reconciliation share it)."""

@@ -34,7 +34,7 @@ from gateway.metrics import HubMetrics
 from gateway.reconciler import Reconciler
 from gateway.storage import reconciliations as runs
 from gateway.storage.database import Database
-from gateway.storage.records import suspended_overrides
+from gateway.storage.records import release_claims, suspended_overrides
 
 log = logging.getLogger("gateway.server")
 HUB_SERVICE = hub_pb2.DESCRIPTOR.services_by_name["Hub"].full_name
@@ -112,6 +112,8 @@ class Hub:
         self.database.write_now(
             lambda c: runs.close_stale_runs(c, now - timedelta(seconds=RUN_MAX_SECONDS), now)
         )
+        if self.database.dialect == "sqlite":  # one process per SQLite file: claims are ours
+            self.database.write_now(release_claims)
         credentials = server_credentials(self.tls)
         interceptors = [self.metrics.rpc.interceptor()]
         hub_server = grpc.aio.server(options=grpc_message_options(), interceptors=interceptors)

@@ -291,6 +291,14 @@ def claim_outbox(
     return [_outbox_message(row) for row in rows]
 
 
+def release_claims(connection: Connection) -> int:
+    """Release every claim: for a process that knows no other one shares its database."""
+    pending = and_(outbox.c.state == "pending", outbox.c.claimed_until.is_not(None))
+    return int(
+        connection.execute(update(outbox).where(pending).values(claimed_until=None)).rowcount
+    )
+
+
 def outbox_delivered(connection: Connection, message_id: int, at: datetime) -> None:
     connection.execute(
         update(outbox)

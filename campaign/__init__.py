@@ -1,0 +1,1 @@
+"""The crash campaign: transfers under SIGKILL, then every invariant checked (``make campaign``)."""
