@@ -1,6 +1,8 @@
 """The ``article6`` command: tools shared by every part of the network.
 
 article6 pki init --out DIR --registry HUB --registry GHA01 ...
+article6 pki rotate --pki DIR --registry GHA01 [--overlap-hours 24]
+                                    a new signing key; the old one expires after the overlap
 article6 codes                      the response-code catalogue
 article6 conformance registry --endpoint HOST:PORT --registry GHA01 --account GHA01-1001-57 \
     --pki DIR [--hub-id HUB]        play the hub against a registry (article6.conformance)
@@ -12,11 +14,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 from article6.codes import CATALOGUE, Code, Refusal
 from article6.conformance import HubKit, HubUnderTest, RegistryKit, RegistryUnderTest
-from article6.pki import init_pki
+from article6.pki import init_pki, rotate_signing_key
 
 
 def _pki_init(args: argparse.Namespace) -> int:
@@ -28,6 +31,16 @@ def _pki_init(args: argparse.Namespace) -> int:
     for registry, key_id in zip(args.registry, key_ids, strict=True):
         print(f"{registry:<16} signing key {key_id}")
     print(f"wrote CA, TLS certificates, signing keys and keys.toml to {args.out}")
+    return 0
+
+
+def _pki_rotate(args: argparse.Namespace) -> int:
+    old, new = rotate_signing_key(
+        Path(args.pki), args.registry, timedelta(hours=args.overlap_hours)
+    )
+    print(f"{args.registry}: new signing key {new}; key {old} stays valid for "
+          f"{args.overlap_hours:g} h. Restart {args.registry} to sign with the new key, and "
+          "publish keys.toml to every receiver (the hub reloads it on SIGHUP).")  # fmt: skip
     return 0
 
 
@@ -70,6 +83,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--registry", action="append", required=True, help="registry id (repeat for each)"
     )
     init.set_defaults(handler=_pki_init)
+    rotate = pki_commands.add_parser("rotate", help="give a registry a new signing key")
+    rotate.add_argument("--pki", required=True, help="the PKI folder")
+    rotate.add_argument("--registry", required=True)
+    rotate.add_argument(
+        "--overlap-hours", type=float, default=24.0, help="how long the old key stays valid"
+    )
+    rotate.set_defaults(handler=_pki_rotate)
     codes = commands.add_parser("codes", help="print the response-code catalogue")
     codes.set_defaults(handler=_codes)
     kit = commands.add_parser("conformance", help="the conformance kit")

@@ -127,6 +127,13 @@ class KeyDirectory:
             raise Refusal(Code.KEY_UNKNOWN, f"key {key_id} is not in the directory")
         return key
 
+    def replace(self, other: KeyDirectory) -> None:
+        """Take ``other``'s keys in place (everyone holding this directory sees them)."""
+        self._keys = dict(other._keys)
+
+    def all(self) -> list[DirectoryKey]:
+        return list(self._keys.values())
+
     def registries(self) -> frozenset[str]:
         return frozenset(key.registry for key in self._keys.values())
 

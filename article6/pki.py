@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from article6.identifiers import check_registry_id
-from article6.keys import DirectoryKey, SigningKey, key_file_text
+from article6.keys import DirectoryKey, SigningKey, key_file_text, read_key_file
 
 CERTIFICATE_DAYS = 365
 CA_NAME = "Article 6 gateway development CA"
@@ -134,3 +134,34 @@ def init_pki(folder: Path, registries: Sequence[str], now: datetime | None = Non
     ]
     _write_new(folder / "keys.toml", key_file_text(directory).encode(), private=False)
     return [key.key_id for _, key in signing_keys]
+
+
+def rotate_signing_key(
+    folder: Path, registry: str, overlap: timedelta, now: datetime | None = None
+) -> tuple[str, str]:
+    """Give ``registry`` a new signing key; its current keys stay valid for ``overlap`` more
+    (messages already signed, waiting in outboxes, still verify), then expire.
+
+    Writes ``<ID>/signing.key`` anew (the old one is kept as ``signing.key.<key id>``, mode
+    0600, until its owner destroys it) and ``keys.toml`` with both keys. Returns the (old, new)
+    key ids. Receivers pick the new file up on reload (the hub on SIGHUP)."""
+    now = now or datetime.now(UTC)
+    files = RegistryFiles(folder, registry)
+    current = SigningKey.from_pem(files.signing_key.read_bytes())
+    directory = read_key_file(folder / "keys.toml")
+    expires = now + overlap
+    keys = [
+        DirectoryKey(key.registry, key.public_raw, key.not_before, expires)
+        if key.registry == registry and (key.not_after is None or key.not_after > expires)
+        else key
+        for key in directory.all()
+    ]
+    fresh = SigningKey.generate()
+    keys.append(DirectoryKey(registry, fresh.public_raw, now - timedelta(minutes=5)))
+    files.signing_key.rename(files.signing_key.with_name(f"signing.key.{current.key_id}"))
+    _write_new(files.signing_key, fresh.to_pem(), private=True)
+    temporary = folder / "keys.toml.new"
+    temporary.unlink(missing_ok=True)
+    _write_new(temporary, key_file_text(keys).encode(), private=False)
+    temporary.replace(folder / "keys.toml")  # readers see the old file or the new, never half
+    return current.key_id, fresh.key_id

@@ -10,6 +10,7 @@ deserialization error, and any ``Refusal`` raised by a method ends the RPC throu
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable, Mapping
 
 import grpc
@@ -17,7 +18,9 @@ import grpc.aio
 
 from article6.codes import Code, Refusal
 from article6.envelope import MAX_ENVELOPE_BYTES, read_envelope
+from article6.ratelimit import RateLimiter
 from article6.status import abort
+from article6.tls import peer_identity
 from article6.v1 import envelope_pb2
 
 Context = grpc.aio.ServicerContext[bytes, bytes]
@@ -47,10 +50,17 @@ def client_options(
 
 
 def _handler(
-    method: EnvelopeMethod, max_bytes: int, on_refusal: Callable[[Code], None] | None
+    method: EnvelopeMethod,
+    max_bytes: int,
+    on_refusal: Callable[[Code], None] | None,
+    limiter: RateLimiter | None,
 ) -> Callable[[bytes, Context], Awaitable[bytes]]:
     async def handle(raw: bytes, context: Context) -> bytes:
         try:
+            if limiter is not None and not limiter.admit(
+                peer_identity(context) or "", time.monotonic()
+            ):
+                raise Refusal(Code.RATE_LIMITED, "too many requests; retry with back-off")
             envelope = read_envelope(raw, max_bytes)
             reply = await method(envelope, context)
         except Refusal as refusal:
@@ -67,11 +77,13 @@ def envelope_service(
     methods: Mapping[str, EnvelopeMethod],
     max_bytes: int = MAX_ENVELOPE_BYTES,
     on_refusal: Callable[[Code], None] | None = None,
+    limiter: RateLimiter | None = None,
 ) -> grpc.GenericRpcHandler[bytes, bytes]:
     """A generic handler for ``service`` (e.g. "article6.v1.Hub") serving ``methods`` by name;
-    ``on_refusal`` hears the code of every refusal (for metrics)."""
+    ``on_refusal`` hears the code of every refusal (for metrics). With a ``limiter``, a caller
+    (by TLS identity) over its rate is refused before anything else is read (1041)."""
     handlers = {
-        name: grpc.unary_unary_rpc_method_handler(_handler(method, max_bytes, on_refusal))
+        name: grpc.unary_unary_rpc_method_handler(_handler(method, max_bytes, on_refusal, limiter))
         for name, method in methods.items()
     }
     return grpc.method_handlers_generic_handler(service, handlers)

@@ -14,6 +14,8 @@ keys = "pki/keys.toml"                  # every registry's public signing keys
 admin_identities = ["OPERATOR"]         # TLS identities allowed on the admin port
 acceptance_timeout_seconds = 60         # an acquiring registry's time to answer
 reconciliation_interval_seconds = 0     # reconcile one registry every N s in turn (0: off)
+rate_limit_per_second = 0               # each registry's sustained request rate (0: no limit)
+rate_limit_burst = 0                    # requests at once (0: twice the rate)
 
 [delivery]
 max_attempts = 12                       # then the message is a dead letter
@@ -27,6 +29,7 @@ kind = "party"                          # international, ars, mechanism or party
 endpoint = "127.0.0.1:7010"             # where it serves article6.v1.Registry
 cooperative_approaches = ["CA0001"]     # approaches under which it may issue
 suspended = false
+rate_limit_per_second = 500             # optional: this registry's own limit (and _burst)
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from article6.identifiers import check_cooperative_approach_id, check_registry_id
+from article6.ratelimit import Limit, RateLimiter
 
 REGISTRY_KINDS = frozenset({"international", "ars", "mechanism", "party"})
 
@@ -48,6 +52,7 @@ class RegistryEntry:
     endpoint: str
     cooperative_approaches: frozenset[str] = frozenset()
     suspended: bool = False
+    rate_limit: Limit | None = None
 
 
 @dataclass(frozen=True)
@@ -76,7 +81,22 @@ class HubConfig:
     metrics_listen: str | None = None
     acceptance_timeout_seconds: float = 60.0
     reconciliation_interval_seconds: float = 0.0
+    rate_limit: Limit | None = None
     delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
+
+    def rate_limiter(self) -> RateLimiter:
+        """Each registry's limit (its own, else the hub's), keyed by TLS identity."""
+        own = {r.registry_id: r.rate_limit for r in self.registries.values() if r.rate_limit}
+        return RateLimiter(self.rate_limit, own)
+
+
+def _limit(table: dict[str, Any]) -> Limit | None:
+    rate = float(table.get("rate_limit_per_second", 0))
+    if rate < 0:
+        raise ValueError("rate_limit_per_second must not be negative")
+    if rate == 0:
+        return None
+    return Limit(rate, max(1.0, float(table.get("rate_limit_burst", 0)) or 2 * rate))
 
 
 def database_url(value: str, base: Path) -> str:
@@ -98,6 +118,7 @@ def _registry(entry: dict[str, Any]) -> RegistryEntry:
             check_cooperative_approach_id(ca) for ca in entry.get("cooperative_approaches", [])
         ),
         suspended=bool(entry.get("suspended", False)),
+        rate_limit=_limit(entry),
     )
 
 
@@ -122,5 +143,6 @@ def load_config(path: Path) -> HubConfig:
         metrics_listen=hub.get("metrics_listen"),
         acceptance_timeout_seconds=float(hub.get("acceptance_timeout_seconds", 60)),
         reconciliation_interval_seconds=float(hub.get("reconciliation_interval_seconds", 0)),
+        rate_limit=_limit(hub),
         delivery=DeliveryConfig(**document.get("delivery", {})),
     )

@@ -23,6 +23,7 @@ from article6.envelope import Opened, open_envelope, payload_sha256
 from article6.headers import check_fresh
 from article6.keys import KeyDirectory
 from article6.model import Status
+from article6.ratelimit import RateLimiter
 from article6.service import Context, envelope_service
 from article6.sql import remember, replayed
 from article6.tls import peer_identity
@@ -65,7 +66,7 @@ class HubService:
         self.wrote = wrote  # wakes the delivery loop: the outbox may have grown
         self.on_refusal = on_refusal
 
-    def handler(self) -> grpc.GenericRpcHandler[bytes, bytes]:
+    def handler(self, limiter: RateLimiter | None = None) -> grpc.GenericRpcHandler[bytes, bytes]:
         return envelope_service(
             "article6.v1.Hub",
             {
@@ -75,6 +76,7 @@ class HubService:
                 "SubmitReconciliation": self.submit_reconciliation,
             },
             on_refusal=self.on_refusal,
+            limiter=limiter,
         )
 
     def _open(

@@ -117,7 +117,7 @@ class Hub:
         credentials = server_credentials(self.tls)
         interceptors = [self.metrics.rpc.interceptor()]
         hub_server = grpc.aio.server(options=grpc_message_options(), interceptors=interceptors)
-        hub_server.add_generic_rpc_handlers([self.hub_service.handler()])
+        hub_server.add_generic_rpc_handlers([self.hub_service.handler(self.config.rate_limiter())])
         health_pb2_grpc.add_HealthServicer_to_server(self.health, hub_server)
         reflection.enable_server_reflection(
             [HUB_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME], hub_server
@@ -169,6 +169,17 @@ class Hub:
                 except Exception:  # the loop must outlive any one failure
                     log.exception("reconciliation with %s failed", registry)
 
+    def reload_keys(self) -> None:
+        """Read the key file again (SIGHUP): how a rotated key is published to a running hub.
+        A file that does not parse leaves the directory as it was."""
+        try:
+            fresh = read_key_file(self.config.keys)
+        except (OSError, ValueError, KeyError) as error:
+            log.error("key file %s not reloaded: %s", self.config.keys, error)
+            return
+        self.directory.replace(fresh)
+        log.warning("key file reloaded: %d keys", len(fresh.all()))
+
     def _admin_changed(self) -> None:
         self.reload_status()
         self.deliverer.wake()
@@ -200,5 +211,6 @@ async def serve(config: HubConfig) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, hub.reload_keys)
     await stop.wait()
     await hub.stop()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,6 +18,7 @@ from article6.envelope import open_envelope, seal
 from article6.headers import new_header
 from article6.keys import SigningKey, read_key_file
 from article6.pki import RegistryFiles
+from article6.ratelimit import Limit
 from article6.status import refusal_from_error
 from article6.tls import TlsMaterial, secure_channel
 from article6.v1 import envelope_pb2, hub_pb2_grpc, transaction_pb2
@@ -30,12 +31,17 @@ from tests.builders import external, issuance
 T = transaction_pb2
 
 
-def hub_config(pki: Path, folder: Path, suspended: frozenset[str] = frozenset()) -> HubConfig:
+def hub_config(
+    pki: Path,
+    folder: Path,
+    suspended: frozenset[str] = frozenset(),
+    limits: Mapping[str, Limit] | None = None,
+) -> HubConfig:
     files = RegistryFiles(pki, "HUB")
     registries = {
         registry: RegistryEntry(
             registry, "party", f"127.0.0.1:{free_port()}", frozenset({"CA0001"}),
-            registry in suspended,
+            registry in suspended, (limits or {}).get(registry),
         )
         for registry in ("GHA01", "CHE01")
     }  # fmt: skip
@@ -88,9 +94,12 @@ class Registry:
 
 @asynccontextmanager
 async def running_hub(
-    pki: Path, folder: Path, suspended: frozenset[str] = frozenset()
+    pki: Path,
+    folder: Path,
+    suspended: frozenset[str] = frozenset(),
+    limits: Mapping[str, Limit] | None = None,
 ) -> AsyncIterator[tuple[Hub, dict[str, Registry]]]:
-    hub = Hub(hub_config(pki, folder, suspended))
+    hub = Hub(hub_config(pki, folder, suspended, limits))
     await hub.start()
     channels = {
         registry: secure_channel(
