@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -226,24 +226,15 @@ class Campaign:
         hub = self._hub_rows()
         return all(sorted(hub[r]) == sorted(self.books[r].rows()) for r in REGISTRIES)
 
+    def _hub_url(self) -> str:
+        url = self.settings.hub_database
+        return url if "://" in url else f"sqlite:///{self.network.folder / url}"
+
     def _hub_rows(self) -> dict[str, list[Row]]:
-        """The hub's ledger, read from its database (the admin API pages; this reads all)."""
-        rows: dict[str, list[Row]] = {registry: [] for registry in REGISTRIES}
-        for block in self._hub_database(ledger.blocks_of_registry):
-            rows.setdefault(block.attributes.holder.registry, []).append(_row(block))
-        return rows
+        return hub_rows(self._hub_url(), REGISTRIES)
 
     def _hub_statuses(self) -> dict[str, int]:
-        query = select(transactions.c.transaction_id, transactions.c.status)
-        return dict(self._hub_database(lambda c: [tuple(row) for row in c.execute(query)]))
-
-    def _hub_database(self, work: Callable[[Connection], list[Any]]) -> list[Any]:
-        url = self.settings.hub_database
-        database = Database(url if "://" in url else f"sqlite:///{self.network.folder / url}")
-        try:
-            return database.read_now(work)
-        finally:
-            database.close()
+        return hub_statuses(self._hub_url())
 
     def _check(self) -> None:
         hub_statuses = self._hub_statuses()
@@ -256,32 +247,62 @@ class Campaign:
             hub_statuses=hub_statuses,
             local_statuses={registry: books.statuses() for registry, books in self.books.items()},
         )
-        for registry in REGISTRIES:
-            status = self._reconcile(registry)
-            findings.check(status == COMPLETED, f"reconciliation of {registry} ended {status}")
-            self.figures.reconciliations += 1
-        verdict = self._audit_verify()
-        findings.check(verdict.returncode == 0, f"audit trail: {verdict.stdout.strip()}")
-        self.figures.audit_entries = verdict.stdout.strip()
+        self.figures.audit_entries = check_network(self.network, findings)
+        self.figures.reconciliations = len(REGISTRIES)
         self.figures.invariants = findings.checked
         self.figures.failures += findings.failures or []
 
-    def _reconcile(self, registry: str) -> int:
-        deadline = time.monotonic() + 120
-        while True:
-            with self.network.admin() as admin:
-                request = admin_pb2.RunReconciliationRequest(registry=registry)
-                status = int(admin.RunReconciliation(request, timeout=600).run.status)
-            if status != START_DENIED or time.monotonic() > deadline:
-                return status
-            time.sleep(0.5)
 
-    def _audit_verify(self) -> subprocess.CompletedProcess[str]:
-        command = [sys.executable, "-m", "gateway", "audit-verify",
-                   "--config", str(self.network.folder / "hub.toml")]  # fmt: skip
-        return subprocess.run(  # noqa: S603 (our own module, fixed arguments)
-            command, capture_output=True, text=True, check=False
-        )
+def reconcile(network: Network, registry: str) -> int:
+    """Run a reconciliation with ``registry`` (again while a start is denied); its status."""
+    deadline = time.monotonic() + 120
+    while True:
+        with network.admin() as admin:
+            request = admin_pb2.RunReconciliationRequest(registry=registry)
+            status = int(admin.RunReconciliation(request, timeout=600).run.status)
+        if status != START_DENIED or time.monotonic() > deadline:
+            return status
+        time.sleep(0.5)
+
+
+def audit_verify(network: Network) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "gateway", "audit-verify",
+               "--config", str(network.folder / "hub.toml")]  # fmt: skip
+    return subprocess.run(  # noqa: S603 (our own module, fixed arguments)
+        command, capture_output=True, text=True, check=False
+    )
+
+
+def check_network(network: Network, findings: Findings) -> str:
+    """Reconcile every registry and verify the audit trail; the verify command's verdict."""
+    for registry in network.registries:
+        status = reconcile(network, registry)
+        findings.check(status == COMPLETED, f"reconciliation of {registry} ended {status}")
+    verdict = audit_verify(network)
+    findings.check(verdict.returncode == 0, f"audit trail: {verdict.stdout.strip()}")
+    return verdict.stdout.strip()
+
+
+def _read_hub(url: str, work: Callable[[Connection], list[Any]]) -> list[Any]:
+    database = Database(url)
+    try:
+        return database.read_now(work)
+    finally:
+        database.close()
+
+
+def hub_rows(url: str, registries: Sequence[str]) -> dict[str, list[Row]]:
+    """The hub's ledger by holding registry, read from its database (the admin API pages)."""
+    rows: dict[str, list[Row]] = {registry: [] for registry in registries}
+    for block in _read_hub(url, ledger.blocks_of_registry):
+        rows.setdefault(block.attributes.holder.registry, []).append(_row(block))
+    return rows
+
+
+def hub_statuses(url: str) -> dict[str, int]:
+    """Every transaction's status at the hub."""
+    query = select(transactions.c.transaction_id, transactions.c.status)
+    return dict(_read_hub(url, lambda c: [tuple(row) for row in c.execute(query)]))
 
 
 def _row(block: LedgerBlock) -> Row:

@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 import random
+import re
 import signal
 import socket
 import subprocess
@@ -87,6 +88,7 @@ class Component:
     endpoint: str
     log: Path
     process: subprocess.Popen[bytes] | None = None
+    identity: str = ""  # its TLS identity, when not its name (a second hub is still HUB)
 
     @property
     def running(self) -> bool:
@@ -139,6 +141,29 @@ class Network:
                 registry, [*python, module(registry), "serve", "--config", config],
                 f"127.0.0.1:{port}", self.logs / f"{registry.lower()}.log",
             )  # fmt: skip
+
+    def add_hub(self, name: str) -> Component:
+        """Another hub process on the same database (PostgreSQL): the first hub's config with
+        its own ports. Start it with ``start(name)``; ``point`` sends a registry to it."""
+        text = (self.folder / "hub.toml").read_text()
+        ports = {key: f"127.0.0.1:{free_port()}" for key in ("listen", "admin_listen")}
+        self.metrics[name] = f"127.0.0.1:{free_port()}"
+        for key, value in (*ports.items(), ("metrics_listen", self.metrics[name])):
+            text = re.sub(rf'^{key} = ".*"$', f'{key} = "{value}"', text, flags=re.MULTILINE)
+        config = self.folder / f"hub-{name.lower()}.toml"
+        config.write_text(text)
+        command = [sys.executable, "-m", "gateway", "serve", "--config", str(config)]
+        log = self.logs / f"hub-{name.lower()}.log"
+        self.components[name] = Component(name, command, ports["listen"], log, identity=HUB)
+        return self.components[name]
+
+    def point(self, registry: str, hub: str) -> None:
+        """Make ``registry`` send to ``hub`` (takes effect when it next starts)."""
+        endpoint = self.components[hub].endpoint
+        path = self.config(registry)
+        text = re.sub(r'^hub_endpoint = ".*"$', f'hub_endpoint = "{endpoint}"',
+                      path.read_text(), flags=re.MULTILINE)  # fmt: skip
+        path.write_text(text)
 
     def config(self, registry: str) -> Path:
         return self.folder / f"{registry.lower()}.toml"
@@ -245,7 +270,7 @@ class Network:
         deadline = time.monotonic() + timeout
         credentials = channel_credentials(self.operator_tls())
         with grpc.secure_channel(
-            component.endpoint, credentials, options=channel_options(name)
+            component.endpoint, credentials, options=channel_options(component.identity or name)
         ) as channel:
             stub = health_pb2_grpc.HealthStub(channel)
             while time.monotonic() < deadline:
