@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PROTOS := $(wildcard protos/article6/v1/*.proto)
 GENERATED := article6/v1/.generated
 
-.PHONY: all install protos lint test demo docs bench campaign clean
+.PHONY: all install protos lint test demo docs bench campaign multihub fuzz clean
 
 all: test
 
@@ -58,6 +58,16 @@ CAMPAIGN_KILLS ?= 1000
 campaign: install
 	$(PY) -m campaign --transfers $(CAMPAIGN_TRANSFERS) --kills $(CAMPAIGN_KILLS) \
 		$(if $(SEED),--seed $(SEED)) --json campaign-result.json
+
+# Two hubs on one PostgreSQL database (needs the server at 127.0.0.1:5432).
+MULTIHUB_ATTEMPTS ?= 10000
+multihub: install
+	$(PY) -m campaign.multihub --attempts $(MULTIHUB_ATTEMPTS)
+
+# The hub's Hub service under a million seeded hostile inputs (a short run is in the tests).
+FUZZ_INPUTS ?= 1000000
+fuzz: install
+	$(PY) -m fuzz --inputs $(FUZZ_INPUTS) $(if $(SEED),--seed $(SEED))
 
 clean:
 	rm -rf $(VENV) article6/v1/*_pb2*.py article6/v1/*_pb2*.pyi $(GENERATED) run

@@ -82,14 +82,14 @@ def _check_version(header: header_pb2.Header) -> None:
         )
 
 
-def sent_at(header: header_pb2.Header) -> datetime:
-    return header.sent_at.ToDatetime(tzinfo=UTC)
-
-
 def check_fresh(header: header_pb2.Header, now: datetime) -> None:
-    """Refuse a new message whose ``sent_at`` is more than 300 s from ``now``."""
-    skew = abs(sent_at(header) - now)
-    if skew > CLOCK_SKEW:
-        raise Refusal(
-            Code.CLOCK_SKEW, f"sent_at is {skew.total_seconds():.0f} s from the receiver's clock"
-        )
+    """Refuse a new message whose ``sent_at`` is more than 300 s from ``now``.
+
+    Computed on the raw fields: a peer's Timestamp may lie outside what a datetime can hold
+    (seconds near 2^63, nanos out of range), and that is a refusal, not an error."""
+    stamp = header.sent_at
+    if not 0 <= stamp.nanos < 1_000_000_000:
+        raise Refusal(Code.CLOCK_SKEW, f"sent_at has nanos {stamp.nanos}, not a valid timestamp")
+    skew = abs(stamp.seconds + stamp.nanos / 1e9 - now.timestamp())
+    if skew > CLOCK_SKEW.total_seconds():
+        raise Refusal(Code.CLOCK_SKEW, f"sent_at is {skew:.0f} s from the receiver's clock")

@@ -277,3 +277,15 @@ def test_pae_follows_the_dsse_v1_definition() -> None:
     assert pae("t", b"") == b"DSSEv1 1 t 0 "
     assert pae("article6.v1.X", b"ab c") == b"DSSEv1 13 article6.v1.X 4 ab c"
     assert pae("é", b"\x00") == b"DSSEv1 2 \xc3\xa9 1 \x00"  # lengths count bytes
+
+
+@given(st.integers(-(2**63), 2**63 - 1), st.integers(-(2**31), 2**31 - 1))
+def test_any_sent_at_a_peer_can_send_is_fresh_or_refused(seconds: int, nanos: int) -> None:
+    header = new_header("GHA01", "HUB", NOW)
+    header.sent_at.seconds, header.sent_at.nanos = seconds, nanos
+    if 0 <= nanos < 10**9 and abs(seconds + nanos / 1e9 - NOW.timestamp()) <= 300:
+        check_fresh(header, NOW)
+        return
+    with pytest.raises(Refusal) as refusal:
+        check_fresh(header, NOW)
+    assert refusal.value.code is Code.CLOCK_SKEW
