@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
+import subprocess
 import sys
 import time
 from datetime import UTC, datetime
@@ -340,6 +341,24 @@ def print_metrics(network: Network) -> None:
     print(f"    messages awaiting delivery    {total('a6_outbox_messages'):.0f}")
 
 
+def print_audit(network: Network) -> bool:
+    """The hub's audit trail: the operator's actions in it, and the verify command's verdict."""
+    print("\nThe hub's audit trail (hash-chained, its head signed by the hub's key)")
+    hub = ["--config", str(network.folder / "hub.toml")]
+    python = [sys.executable, "-m", "gateway"]
+    listing = subprocess.run(  # noqa: S603 (our own module, fixed arguments)
+        [*python, "audit", *hub, "--limit", "400"], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    for line in [line for line in listing if "OPERATOR" in line][-3:]:
+        print(f"  {line[:150]}")
+    verdict = subprocess.run(  # noqa: S603
+        [*python, "audit-verify", *hub], capture_output=True, text=True, check=False
+    )
+    print(f"  {verdict.stdout.strip()[:150]}")
+    print(f"  (check it yourself: .venv/bin/article6-hub audit-verify --config {hub[1]})")
+    return verdict.returncode == 0
+
+
 def main() -> int:
     folder = Path("run") / datetime.now(UTC).strftime("demo-%Y%m%d-%H%M%S")
     network = Network(folder.resolve(), registries=REGISTRIES)
@@ -359,6 +378,7 @@ def main() -> int:
         print_aef(network)
         agree = print_holdings(network)
         print_metrics(network)
+        agree = print_audit(network) and agree
     finally:
         exits = network.stop_all()
     clean = all(code == 0 for code in exits.values())

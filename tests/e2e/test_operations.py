@@ -89,6 +89,19 @@ def test_the_admin_command_line_shows_and_acts(network: Network) -> None:
     holdings = json.loads(admin_cli(network, "holdings", "--registry", "GHA01", "--json"))
     assert holdings["blocks"][0]["block"]["serial_last"] == "1000000"
     assert admin_cli(network, "outbox", "--dead").strip() == "(none)"
+    trail = hub_cli(network, "audit", "--subject", "CHE01", "--json").splitlines()
+    actions = [(entry["actor"], entry["action"]) for entry in map(json.loads, trail)]
+    assert actions == [("OPERATOR", "registry.suspended"), ("OPERATOR", "registry.resumed")]
+    verdict = hub_cli(network, "audit-verify")
+    assert verdict.startswith("audit trail intact:"), verdict
+
+
+def hub_cli(network: Network, *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "gateway", args[0], "--config", str(network.folder / "hub.toml"),
+         *args[1:]], capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return done.stdout
 
 
 def secrets_of(pki: Path) -> list[str]:
