@@ -132,10 +132,10 @@ def run(attempts: int, seed: int, folder: Path, database: str) -> Outcome:
     network.write()
     network.add_hub("HUB-B")
     network.point("CHE01", "HUB-B")
-    for name in (HUB, "HUB-B", "GHA01", "CHE01"):
-        network.start(name)
     hostile: Hostile | None = None
     try:
+        for name in (HUB, "HUB-B", "GHA01", "CHE01"):
+            network.start(name)
         source = network.registry_cli("GHA01", "open-account", "--ca", "CA0001")
         target = network.registry_cli("CHE01", "open-account", "--ca", "CA0001")
         issued = network.registry_cli(

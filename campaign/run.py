@@ -130,8 +130,8 @@ class Campaign:
     def run(self) -> Figures:
         started = time.monotonic()
         self.network.write()
-        self.network.start_all()
         try:
+            self.network.start_all()
             self._set_up()
             self._drive()
             self._settle()

@@ -16,8 +16,8 @@ REGISTRIES = ("GHA01", "CHE01")
 def make_network(folder: Path, **settings: Any) -> Iterator[Network]:
     network = Network(folder, registries=REGISTRIES, **settings)
     network.write()
-    network.start_all()
     try:
+        network.start_all()  # inside: a component that fails to start still stops the others
         yield network
     finally:
         network.stop_all()
