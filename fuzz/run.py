@@ -13,6 +13,7 @@ from __future__ import annotations
 import faulthandler
 import random
 import time
+import traceback
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -113,7 +114,7 @@ async def _one(
     try:
         answer = await target.feed(rpc, mutant.raw, identity)
     except Exception as error:  # any exception here is the finding
-        stats.crashes.append(f"input {index} ({mutant.how} to {rpc}): {error!r}")
+        stats.crashes.append(f"input {index} ({mutant.how} to {rpc}): {error!r} at {_where(error)}")
         if crashes is not None:
             crashes.mkdir(parents=True, exist_ok=True)
             (crashes / f"crash-{index}-{rpc}.bin").write_bytes(mutant.raw)
@@ -122,6 +123,14 @@ async def _one(
         faulthandler.cancel_dump_traceback_later()
     stats.slowest_seconds = max(stats.slowest_seconds, time.perf_counter() - started)
     _classify(stats, answer, window)
+
+
+def _where(error: Exception) -> str:
+    """The innermost frame of the project's own code that the error passed through."""
+    frames = traceback.extract_tb(error.__traceback__)
+    ours = [frame for frame in frames if "/lib/python" not in frame.filename]
+    frame = ours[-1] if ours else None
+    return f"{Path(frame.filename).name}:{frame.lineno} {frame.name}" if frame else "?"
 
 
 def _check_window(

@@ -25,7 +25,7 @@ from sqlalchemy import Connection
 from article6 import holdings
 from article6.block_table import Neighbourhood
 from article6.codes import Code, Refusal
-from article6.identifiers import check_transaction_id
+from article6.identifiers import check_registry_id, check_transaction_id
 from article6.model import (
     AuthorizationSpec,
     FirstTransferTrigger,
@@ -113,9 +113,9 @@ class Lifecycle:
             transaction_id=message.transaction_id,
             type=message.type,
             proposer=sender,
-            transferring_registry=message.transferring_registry,
-            acquiring_registry=message.acquiring_registry,
-            quantity=message.quantity,
+            transferring_registry=_recordable(message.transferring_registry),
+            acquiring_registry=_recordable(message.acquiring_registry),
+            quantity=message.quantity if message.quantity < 2**63 else -1,  # -1: see the body
             status=Status.PROPOSED,
             results=[],
             body=message.SerializeToString(deterministic=True),
@@ -408,3 +408,12 @@ def status_notice(record: TransactionRecord) -> transaction_pb2.StatusNotice:
         notice.results.add(code=code.value, detail=detail)
     notice.status_at.FromDatetime(record.status_at)
     return notice
+
+
+def _recordable(registry: str) -> str:
+    """A registry id as a rejected proposal is recorded: a malformed one (too long, a NUL...)
+    stays only in the recorded body, so that a hostile value can never fail the recording."""
+    try:
+        return check_registry_id(registry)
+    except Refusal:
+        return ""

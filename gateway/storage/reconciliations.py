@@ -22,6 +22,7 @@ from article6.model import LedgerBlock, Status
 from article6.v1 import units_pb2
 from article6.wire import held_block, held_block_message
 from gateway.storage import audit
+from gateway.storage.records import storable
 from gateway.storage.schema import discrepancies, outbox, reconciliation_runs, transactions
 
 # article6.v1.ReconciliationStatus
@@ -135,10 +136,11 @@ def get_open_run(connection: Connection, registry: str) -> Run | None:
 
 
 def reconciling(connection: Connection, registries: Sequence[str]) -> str | None:
-    """One of ``registries`` with an open run, if any."""
+    """One of ``registries`` with an open run, if any (a peer may name anything: only ids that
+    could be stored are looked up)."""
     row = connection.execute(
         select(reconciliation_runs.c.registry).where(
-            reconciliation_runs.c.registry.in_(list(registries)),
+            reconciliation_runs.c.registry.in_([r for r in registries if storable(r, 16)]),
             reconciliation_runs.c.open.is_(True),
         )
     ).first()

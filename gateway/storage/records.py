@@ -127,7 +127,15 @@ def _history(
     )
 
 
+def storable(key: str, length: int) -> bool:
+    """Whether a peer's string can be a key in a column of ``length``: a longer one, or one
+    with a NUL (which PostgreSQL refuses in text), cannot have been stored, so is not looked up."""
+    return len(key) <= length and "\x00" not in key
+
+
 def get_transaction(connection: Connection, transaction_id: str) -> TransactionRecord | None:
+    if not storable(transaction_id, 40):
+        return None
     row = connection.execute(
         select(transactions).where(transactions.c.transaction_id == transaction_id)
     ).first()
@@ -405,6 +413,8 @@ class AuthorizationRecord:
 
 
 def get_authorization(connection: Connection, authorization_id: str) -> AuthorizationRecord | None:
+    if not storable(authorization_id, 64):
+        return None
     row = connection.execute(
         select(authorizations).where(authorizations.c.authorization_id == authorization_id)
     ).first()

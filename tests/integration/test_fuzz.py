@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -17,8 +16,8 @@ from fuzz.run import fuzz
 from fuzz.target import HubTarget
 
 
-def test_a_seeded_run_finds_no_crash_and_no_state_change(tmp_path: Path) -> None:
-    stats = asyncio.run(fuzz(1500, seed=11, url=f"sqlite:///{tmp_path / 'fuzz.db'}"))
+def test_a_seeded_run_finds_no_crash_and_no_state_change(hub_database_url: str) -> None:
+    stats = asyncio.run(fuzz(1500, seed=11, url=hub_database_url))
     assert stats.failures == []
     assert stats.inputs == 1500
     assert set(stats.mutators) >= {"envelope bytes", "fields, re-signed", "payload after signing"}
