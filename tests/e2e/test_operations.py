@@ -7,10 +7,12 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import urllib.request
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from article6.pki import rotate_signing_key
 from article6.v1 import admin_pb2
 from demo.network import HUB, Network, free_port
 from tests.e2e.helpers import accounts, final, make_network, transfer, wait_for
@@ -224,3 +227,18 @@ def _ready(prometheus: str) -> bool:
             return bool(response.status == 200)
     except OSError:
         return False
+
+
+def test_a_rotated_key_reaches_the_running_hub_on_sighup(network: Network) -> None:
+    gha, che = accounts(network)
+    old, new = rotate_signing_key(network.pki, "GHA01", overlap=timedelta(0))
+    network.stop("GHA01")  # it restarts signing with its new key
+    network.start("GHA01")
+    refused = transfer(network, gha, che, "1-10")  # the hub still knows only the old key
+    wait_for(lambda: total(network.scrape(HUB), "a6_message_refusals_total", reason="key_unknown")
+             > 0, what="the hub to refuse the unknown key")  # fmt: skip
+    hub = network.components[HUB].process
+    assert hub is not None
+    hub.send_signal(signal.SIGHUP)
+    assert final(network, "GHA01", refused) == ("completed", [])  # the retry now verifies
+    assert old != new
