@@ -56,7 +56,7 @@ def _audit_list(config: HubConfig, args: argparse.Namespace) -> int:
         found = database.read_now(lambda c: audit.recent(c, args.subject, args.limit))
     finally:
         database.close()
-    for entry in reversed(found):
+    for entry, _ in reversed(found):
         if args.json:
             print(json.dumps(entry.__dict__, sort_keys=True))
             continue

@@ -17,8 +17,9 @@ import grpc.aio
 from article6.tls import peer_identity
 from article6.v1 import admin_pb2, admin_pb2_grpc, reconciliation_pb2, transaction_pb2
 from article6.wire import held_block_message
+from gateway.audit import Entry, Head, Verdict, verify
 from gateway.config import RegistryEntry
-from gateway.storage import ledger
+from gateway.storage import audit, ledger
 from gateway.storage import reconciliations as runs
 from gateway.storage.database import Database
 from gateway.storage.records import (
@@ -106,6 +107,7 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
         key_ids: Callable[[str], list[str]],
         on_change: Callable[[], None],
         reconcile: Callable[[str], Awaitable[runs.Run]] | None = None,
+        head_signed: Callable[[Head], bool] | None = None,
     ) -> None:
         self.database = database
         self.operators = operators
@@ -113,6 +115,7 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
         self.key_ids = key_ids
         self.on_change = on_change
         self.reconcile = reconcile
+        self.head_signed = head_signed or (lambda head: False)
 
     async def _authorize(self, context: Context) -> str:
         identity = peer_identity(context)
@@ -296,3 +299,34 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
         log.warning("%s resolved discrepancy %d (%s): %s", identity, item.id,
                     runs.discrepancy_serials(item), reason[:200])  # fmt: skip
         return admin_pb2.ResolveDiscrepancyResponse(discrepancy=discrepancy_message(item))
+
+    async def ListAuditEntries(
+        self, request: admin_pb2.ListAuditEntriesRequest, context: Context
+    ) -> admin_pb2.ListAuditEntriesResponse:
+        await self._authorize(context)
+        limit = _limit(request.limit)
+        found = await self.database.read(lambda c: audit.recent(c, request.subject, limit))
+        entries = [_audit_entry(entry, digest) for entry, digest in found]
+        return admin_pb2.ListAuditEntriesResponse(entries=entries)
+
+    async def VerifyAuditTrail(
+        self, request: admin_pb2.VerifyAuditTrailRequest, context: Context
+    ) -> admin_pb2.VerifyAuditTrailResponse:
+        await self._authorize(context)
+
+        def check(connection: Any) -> tuple[Head, Verdict]:
+            head = audit.head(connection)
+            return head, verify(audit.entries(connection), head, self.head_signed)
+
+        head, verdict = await self.database.read(check)
+        return admin_pb2.VerifyAuditTrailResponse(
+            intact=verdict.intact, entries=verdict.records, head_seq=head.seq,
+            head_hash=head.hash, head_key_id=head.key_id, problems=verdict.problems,
+        )  # fmt: skip
+
+
+def _audit_entry(entry: Entry, digest: str) -> admin_pb2.AuditEntry:
+    return admin_pb2.AuditEntry(
+        seq=entry.seq, at=entry.at, actor=entry.actor, action=entry.action,
+        subject=entry.subject, detail_json=audit.detail_json(entry.detail), hash=digest,
+    )  # fmt: skip

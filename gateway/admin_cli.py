@@ -15,6 +15,8 @@
     reconciliation RUN-...              one run and the discrepancies it found
     discrepancies [--registry R] [--open]   discrepancies (open ones freeze their serials)
     resolve 7 --reason "..."            resolve a discrepancy, unfreezing its serials
+    audit [--subject GHA01-7] [--limit N]   the newest audit entries
+    audit-verify                        the hub verifies its audit trail (offline: article6-hub)
 
 Every command takes ``--json``. The client authenticates with the operator identity's
 certificate (``--identity``, default OPERATOR) from the PKI folder.
@@ -206,6 +208,25 @@ def _resolve(stub: Stub, args: argparse.Namespace) -> Message | list[str]:
     return reply if args.json else [_discrepancy_line(reply.discrepancy)]
 
 
+def _audit(stub: Stub, args: argparse.Namespace) -> Message | list[str]:
+    request = admin_pb2.ListAuditEntriesRequest(subject=args.subject or "", limit=args.limit)
+    reply = stub.ListAuditEntries(request, timeout=30)
+    return reply if args.json else [
+        f"{e.seq:>8} {e.at} {e.actor:<10} {e.action:<24} {e.subject:<16} {e.detail_json}"
+        for e in reversed(reply.entries)
+    ]  # fmt: skip
+
+
+def _audit_verify(stub: Stub, args: argparse.Namespace) -> Message | list[str]:
+    reply = stub.VerifyAuditTrail(admin_pb2.VerifyAuditTrailRequest(), timeout=600)
+    if args.json:
+        return reply
+    verdict = "intact" if reply.intact else "NOT intact"
+    return [f"audit trail {verdict}: {reply.entries} entries; head {reply.head_seq} "
+            f"{reply.head_hash} signed by key {reply.head_key_id or '-'}",
+            *(f"  {problem}" for problem in reply.problems)]  # fmt: skip
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="article6-admin", description=__doc__.split("\n")[0])
     parser.add_argument("--endpoint", required=True, help="the hub's admin_listen address")
@@ -254,6 +275,10 @@ def build_parser() -> argparse.ArgumentParser:
     resolve = command("resolve", _resolve, "resolve a discrepancy, unfreezing its serials")
     resolve.add_argument("discrepancy_id", type=int)
     resolve.add_argument("--reason", required=True, help="recorded with the resolution")
+    trail = command("audit", _audit, "the newest entries of the hub's audit trail")
+    trail.add_argument("--subject", help="a transaction, run, registry or discrepancy id")
+    trail.add_argument("--limit", type=int, default=50)
+    command("audit-verify", _audit_verify, "the hub checks its audit trail's chain and head")
     return parser
 
 

@@ -32,6 +32,7 @@ from gateway.lifecycle import Lifecycle
 from gateway.mailer import Mailer
 from gateway.metrics import HubMetrics
 from gateway.reconciler import Reconciler
+from gateway.storage import audit
 from gateway.storage import reconciliations as runs
 from gateway.storage.database import Database
 from gateway.storage.records import release_claims, suspended_overrides
@@ -127,6 +128,7 @@ class Hub:
         admin = AdminService(
             self.database, self.config.admin_identities, self.registries, self._key_ids,
             self._admin_changed, self.reconciler.run,
+            audit.signed_by_hub(self.directory, self.config.registry_id),
         )  # fmt: skip
         admin_pb2_grpc.add_AdminServiceServicer_to_server(admin, admin_server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, admin_server)

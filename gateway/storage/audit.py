@@ -50,7 +50,7 @@ def seal(connection: Connection, signer: SigningKey | None) -> int:
         digest = entry_hash(digest, entry)
         rows.append(
             {"seq": seq, "at": at, "actor": entry.actor, "action": action,
-             "subject": entry.subject, "detail": _json(detail), "hash": digest}
+             "subject": entry.subject, "detail": detail_json(detail), "hash": digest}
         )  # fmt: skip
     connection.execute(insert(audit_log), rows)
     key_id = signer.key_id if signer else ""
@@ -63,7 +63,7 @@ def seal(connection: Connection, signer: SigningKey | None) -> int:
     return len(rows)
 
 
-def _json(detail: dict[str, Any]) -> str:
+def detail_json(detail: dict[str, Any]) -> str:
     return json.dumps(detail, sort_keys=True, separators=(",", ":"))
 
 
@@ -90,11 +90,12 @@ def head(connection: Connection) -> Head:
     return Head(row.seq, row.hash, row.key_id, bytes(row.signature))
 
 
-def recent(connection: Connection, subject: str = "", limit: int = 50) -> list[Entry]:
+def recent(connection: Connection, subject: str = "", limit: int = 50) -> list[tuple[Entry, str]]:
+    """The newest entries (about ``subject``) with their hashes, newest first."""
     query = select(audit_log).order_by(audit_log.c.seq.desc()).limit(limit)
     if subject:
         query = query.where(audit_log.c.subject == subject)
-    return [_entry(row) for row in connection.execute(query)]
+    return [(_entry(row), row.hash) for row in connection.execute(query)]
 
 
 def signed_by_hub(directory: KeyDirectory, hub: str) -> Callable[[Head], bool]:

@@ -97,6 +97,9 @@ def test_the_admin_command_line_shows_and_acts(network: Network) -> None:
     assert actions == [("OPERATOR", "registry.suspended"), ("OPERATOR", "registry.resumed")]
     verdict = hub_cli(network, "audit-verify")
     assert verdict.startswith("audit trail intact:"), verdict
+    remote = admin_cli(network, "audit-verify")  # the hub's own check, over the admin port
+    assert remote.split(";")[1] == verdict.split(";")[1], (remote, verdict)  # the same head
+    assert "registry.resumed" in admin_cli(network, "audit", "--subject", "CHE01")
 
 
 def hub_cli(network: Network, *args: str) -> str:

@@ -49,7 +49,7 @@ def check(hub: HubHarness) -> Verdict:
 
 def actions(hub: HubHarness) -> list[tuple[str, str, str]]:
     found = hub.database.read_now(lambda c: audit.recent(c, limit=100))
-    return [(entry.actor, entry.action, entry.subject) for entry in reversed(found)]
+    return [(entry.actor, entry.action, entry.subject) for entry, _ in reversed(found)]
 
 
 def test_every_state_change_and_operator_action_is_chained(hub: HubHarness) -> None:
@@ -61,7 +61,7 @@ def test_every_state_change_and_operator_action_is_chained(hub: HubHarness) -> N
         ("GHA01", "transaction.recorded", "GHA01-3"),
         ("OPERATOR", "registry.suspended", "CHE01"),
     ]
-    rejected = hub.database.read_now(lambda c: audit.recent(c, "GHA01-3"))[0]
+    rejected = hub.database.read_now(lambda c: audit.recent(c, "GHA01-3"))[0][0]
     assert rejected.detail["statuses"] == [Status.PROPOSED.value, Status.REJECTED.value]
     assert rejected.detail["codes"]
     verdict = check(hub)
@@ -121,7 +121,7 @@ def _rechain(connection: Connection, entries: list[Entry], sign: bool) -> None:
         connection.execute(
             audit_log.insert().values(
                 seq=entry.seq, at=entry.at, actor=entry.actor, action=entry.action,
-                subject=entry.subject, detail=audit._json(entry.detail), hash=digest,
+                subject=entry.subject, detail=audit.detail_json(entry.detail), hash=digest,
             )
         )  # fmt: skip
     last = entries[-1].seq if entries else 0
