@@ -29,6 +29,7 @@ from pathlib import Path
 
 import grpc
 import psycopg
+from sqlalchemy import func, select
 
 from article6.envelope import open_envelope, seal
 from article6.headers import new_header
@@ -38,12 +39,14 @@ from article6.pki import RegistryFiles
 from article6.tls import TlsMaterial, channel_credentials, channel_options
 from article6.v1 import hub_pb2_grpc, transaction_pb2, units_pb2
 from campaign.invariants import FINAL, Findings, check_all
-from campaign.run import Books, check_network, hub_rows, hub_statuses
+from campaign.run import Books, check_network, hub_rows, hub_statuses, read_hub
 from demo.network import HUB, Network
+from gateway.storage.schema import outbox
 
 T = transaction_pb2
 POSTGRES_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres connect_timeout=3"
 SLOT = 20  # serials per attempt: the two proposals overlap inside one slot
+SPARE = 100  # serials after the attempts' slots, for the transfers around the kill
 FIRST_ID = 900_000_000  # transaction numbers the hostile client uses, far from GHA01's own
 
 
@@ -53,6 +56,7 @@ class Outcome:
     accepted: Counter[int] = field(default_factory=Counter)  # accepted proposals per pair
     codes: Counter[int] = field(default_factory=Counter)  # refusal codes of the losers
     kills: int = 0
+    claims_at_kill: int = 0  # outbox rows claimed (by either hub) when hub B was killed
     invariants: int = 0
     seconds: float = 0.0
     failures: list[str] = field(default_factory=list)
@@ -72,7 +76,10 @@ def postgres_database() -> Iterator[str]:
 class Hostile:
     """GHA01's credentials in a client that sends straight to both hubs."""
 
-    def __init__(self, network: Network, hubs: list[str], account: str, target: str) -> None:
+    def __init__(
+        self, network: Network, hubs: list[str], account: str, target: str, attempts: int
+    ) -> None:
+        self.attempts = attempts
         files = RegistryFiles(network.pki, "GHA01")
         self.key = SigningKey.from_pem(files.signing_key.read_bytes())
         self.directory = read_key_file(network.pki / "keys.toml")
@@ -140,15 +147,14 @@ def run(attempts: int, seed: int, folder: Path, database: str) -> Outcome:
         target = network.registry_cli("CHE01", "open-account", "--ca", "CA0001")
         issued = network.registry_cli(
             "GHA01", "issue", "--account", source, "--ca", "CA0001", "--vintage", "2024",
-            "--serials", f"1-{SLOT * attempts}", "--first-transferring-party", "GHA",
+            "--serials", f"1-{SLOT * attempts + SPARE}", "--first-transferring-party", "GHA",
         )  # fmt: skip
         network.registry_cli("GHA01", "wait", issued, "--timeout", "120")
-        hostile = Hostile(network, [HUB, "HUB-B"], source, target)
+        hostile = Hostile(network, [HUB, "HUB-B"], source, target, attempts)
         for attempt in range(attempts):
             if attempt == attempts // 2:
-                network.stop("HUB-B", kill=True)  # while it holds claims on the outbox
+                outcome.claims_at_kill = _kill_holding_claims(network, database, hostile, attempt)
                 outcome.kills += 1
-                network.start("HUB-B")
             base, size = attempt * SLOT, rng.randint(1, SLOT // 2)
             shift = rng.randint(0, size - 1)  # the second starts inside the first
             pair = [
@@ -173,6 +179,30 @@ def run(attempts: int, seed: int, folder: Path, database: str) -> Outcome:
     return outcome
 
 
+def _claimed(database: str) -> int:
+    now = datetime.now(UTC)
+    query = select(func.count()).where(outbox.c.state == "pending", outbox.c.claimed_until > now)
+    return int(read_hub(database, lambda c: [c.execute(query).scalar_one()])[0])
+
+
+def _kill_holding_claims(network: Network, database: str, hostile: Hostile, at: int) -> int:
+    """Stop CHE01, so that acquisition requests to it hang in delivery under claims, send a few
+    transfers, kill hub B with SIGKILL once rows are claimed, then bring everything back."""
+    network.stop("CHE01")
+    for offset in range(4):
+        number = FIRST_ID + 10 * (at + offset) + 1_000_000
+        first = SLOT * hostile.attempts + 1 + offset  # past every attempt's slot: spare serials
+        proposal = hostile.proposal(number, first, first, cancel=False)
+        hostile.send(offset % 2, proposal)
+    deadline = time.monotonic() + 30
+    while not (claims := _claimed(database)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    network.stop("HUB-B", kill=True)
+    network.start("CHE01")
+    network.start("HUB-B")
+    return claims
+
+
 def _settle_and_check(network: Network, database: str, outcome: Outcome) -> None:
     books = {r: Books(load_config(network.config(r))) for r in ("GHA01", "CHE01")}
     try:
@@ -188,7 +218,7 @@ def _settle_and_check(network: Network, database: str, outcome: Outcome) -> None
             time.sleep(1)
         findings = check_all(
             Findings(),
-            issued={"GHA01": (1, SLOT * outcome.attempts)},
+            issued={"GHA01": (1, SLOT * outcome.attempts + SPARE)},
             hub_rows=hub_rows(database, list(books)),
             local_rows={r: b.rows() for r, b in books.items()},
             hub_statuses=hub_statuses(database),
@@ -213,7 +243,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"conflicting attempts  {outcome.attempts:,} (pairs of overlapping proposals)")
     print(f"accepted per pair     {dict(sorted(outcome.accepted.items()))}")
     print(f"losers' codes         {dict(outcome.codes.most_common())}")
-    print(f"hub kills (SIGKILL)   {outcome.kills}")
+    print(f"hub kills (SIGKILL)   {outcome.kills} (outbox rows claimed at the kill: "
+          f"{outcome.claims_at_kill})")  # fmt: skip
     print(f"invariants checked    {outcome.invariants}")
     print(f"wall time             {outcome.seconds:,.0f} s")
     print(f"result                {'PASS' if not outcome.failures else 'FAIL'}")

@@ -283,7 +283,7 @@ def check_network(network: Network, findings: Findings) -> str:
     return verdict.stdout.strip()
 
 
-def _read_hub(url: str, work: Callable[[Connection], list[Any]]) -> list[Any]:
+def read_hub(url: str, work: Callable[[Connection], list[Any]]) -> list[Any]:
     database = Database(url)
     try:
         return database.read_now(work)
@@ -294,7 +294,7 @@ def _read_hub(url: str, work: Callable[[Connection], list[Any]]) -> list[Any]:
 def hub_rows(url: str, registries: Sequence[str]) -> dict[str, list[Row]]:
     """The hub's ledger by holding registry, read from its database (the admin API pages)."""
     rows: dict[str, list[Row]] = {registry: [] for registry in registries}
-    for block in _read_hub(url, ledger.blocks_of_registry):
+    for block in read_hub(url, ledger.blocks_of_registry):
         rows.setdefault(block.attributes.holder.registry, []).append(_row(block))
     return rows
 
@@ -302,7 +302,7 @@ def hub_rows(url: str, registries: Sequence[str]) -> dict[str, list[Row]]:
 def hub_statuses(url: str) -> dict[str, int]:
     """Every transaction's status at the hub."""
     query = select(transactions.c.transaction_id, transactions.c.status)
-    return dict(_read_hub(url, lambda c: [tuple(row) for row in c.execute(query)]))
+    return dict(read_hub(url, lambda c: [tuple(row) for row in c.execute(query)]))
 
 
 def _row(block: LedgerBlock) -> Row:
