@@ -108,31 +108,38 @@ class HubTarget:
 
     # --- seeds: valid messages of every kind the Hub service takes ----------------------------
 
-    def seeds(self) -> list[tuple[str, str, Message]]:
-        """(RPC, sender, message) for each kind of valid request, with a fresh header."""
-        self.number += 1
-        serial = 1000 + self.number * 10
-        kinds = (T.TRANSACTION_TYPE_EXTERNAL_TRANSFER, T.TRANSACTION_TYPE_CANCELLATION,
-                 T.TRANSACTION_TYPE_ISSUANCE)  # fmt: skip
-        proposals = [
-            ("ProposeTransaction", "GHA01",
-             self._proposal(kind, serial + 2_000_000 * (kind == T.TRANSACTION_TYPE_ISSUANCE),
-                            serial + 5, f"GHA01-{self.number}"))
-            for kind in kinds
-        ]  # fmt: skip
-        notice = T.StatusNotice(
-            header=self._header("CHE01"), transaction_id="GHA01-2",
-            status=T.TRANSACTION_STATUS_ACCEPTED,
-        )  # fmt: skip
-        query = T.StatusQuery(header=self._header("GHA01"), transaction_id="GHA01-1")
+    SEEDS = 6
+    KINDS = (T.TRANSACTION_TYPE_EXTERNAL_TRANSFER, T.TRANSACTION_TYPE_CANCELLATION,
+             T.TRANSACTION_TYPE_ISSUANCE)  # fmt: skip
+
+    def seed(self, index: int) -> tuple[str, str, Message]:
+        """(RPC, sender, message): the ``index``-th kind of valid request (of ``SEEDS``), new:
+        a fresh header, and for proposals a fresh transaction id and serials."""
+        if index < len(self.KINDS):
+            self.number += 1
+            kind = self.KINDS[index]
+            first = 1000 + self.number * 10 + 2_000_000 * (kind == T.TRANSACTION_TYPE_ISSUANCE)
+            transaction_id = f"GHA01-{self.number}"
+            return (
+                "ProposeTransaction",
+                "GHA01",
+                self._proposal(kind, first, first + 5, transaction_id),
+            )
+        if index == 3:
+            notice = T.StatusNotice(
+                header=self._header("CHE01"), transaction_id="GHA01-2",
+                status=T.TRANSACTION_STATUS_ACCEPTED,
+            )  # fmt: skip
+            return "NotifyStatus", "CHE01", notice
+        if index == 4:
+            query = T.StatusQuery(header=self._header("GHA01"), transaction_id="GHA01-1")
+            return "GetTransactionStatus", "GHA01", query
         confirmation = reconciliation_pb2.LegConfirmation(
             header=self._header("GHA01"), transaction_id="GHA01-1",
             blocks=[units_pb2.HeldBlock(block=_block(1, 10**6), registry="GHA01",
                                         account_id=GHA_ACCOUNT)],
         )  # fmt: skip
-        return [*proposals, ("NotifyStatus", "CHE01", notice),
-                ("GetTransactionStatus", "GHA01", query),
-                ("SubmitReconciliation", "GHA01", confirmation)]  # fmt: skip
+        return "SubmitReconciliation", "GHA01", confirmation
 
     def _header(self, sender: str) -> Any:
         return new_header(sender, "HUB", datetime.now(UTC), str(uuid.uuid4()))

@@ -46,7 +46,7 @@ def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubTarget]:
 def test_any_mutant_is_answered_with_a_code_or_a_receipt(
     target: HubTarget, seed: int, mutator: object, seed_index: int, identity: str
 ) -> None:
-    rpc, sender, message = target.seeds()[seed_index]
+    rpc, sender, message = target.seed(seed_index)
     mutant = mutator(random.Random(seed), message, target.keys[sender])  # type: ignore[operator]
     before = target.fingerprint()
     answer = asyncio.run(target.feed(rpc, mutant.raw, identity))
