@@ -194,8 +194,8 @@ class Campaign:
             time.sleep(0.05)
 
     def _kill_one(self) -> None:
-        """SIGKILL one component at a random moment, keep proposing while it is down (its
-        database still takes its operator's proposals), then restart it."""
+        """SIGKILL one component at a random moment, leave it down for up to half a second
+        (the others keep working: deliveries to it fail and back off), then restart it."""
         victim = self.random.choice([HUB, *REGISTRIES])
         time.sleep(self.random.uniform(0, 0.3))
         self.network.stop(victim, kill=True)
