@@ -31,7 +31,7 @@ from article6.codes import Code
 from article6.identifiers import format_account_id
 from article6.model import Status, TransactionType
 from article6.v1 import admin_pb2, mechanism_pb2
-from demo.network import HUB, INTERNATIONAL, MECHANISM, Network
+from demo.network import HUB, INTERNATIONAL, MECHANISM, OPERATOR, Network
 from mechanism_registry_adapter import feed
 from mechanism_registry_adapter.formats import write_json_lines
 
@@ -347,14 +347,19 @@ def print_audit(network: Network) -> bool:
     hub = ["--config", str(network.folder / "hub.toml")]
     python = [sys.executable, "-m", "gateway"]
     listing = subprocess.run(  # noqa: S603 (our own module, fixed arguments)
-        [*python, "audit", *hub, "--limit", "400"], capture_output=True, text=True, check=True
+        [*python, "audit", *hub, "--limit", "400", "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.splitlines()
-    for line in [line for line in listing if "OPERATOR" in line][-3:]:
-        print(f"  {line[:150]}")
+    entries = [json.loads(line) for line in listing]
+    for entry in [e for e in entries if e["actor"] == OPERATOR][-3:]:
+        print(f"  #{entry['seq']} {entry['actor']} {entry['action']} {entry['subject']}: "
+              f"{entry['detail'].get('reason', '')}")  # fmt: skip
     verdict = subprocess.run(  # noqa: S603
         [*python, "audit-verify", *hub], capture_output=True, text=True, check=False
     )
-    print(f"  {verdict.stdout.strip()[:150]}")
+    print(f"  {verdict.stdout.strip()}")
     print(f"  (check it yourself: .venv/bin/article6-hub audit-verify --config {hub[1]})")
     return verdict.returncode == 0
 
