@@ -54,8 +54,6 @@ def confirm(
         detail = "a leg confirmation reports the sender's own blocks only"
         return Outcome(transaction_id, record.status, [(Code.REGISTRY_NOT_PARTY_TO_UNITS, detail)])
     ranges = _ranges(record)
-    if _superseded(connection, record, sender, ranges):
-        return Outcome(transaction_id, record.status)
     hub_only: list[LedgerBlock] = []
     registry_only: list[LedgerBlock] = []
     for space, wanted in ranges.items():
@@ -67,7 +65,9 @@ def confirm(
         only_mine, only_theirs = block_differences(_cut(mine, wanted), _cut(theirs, wanted))
         hub_only += only_mine
         registry_only += only_theirs
-    if not hub_only and not registry_only:
+    # Agreement needs no more; only a difference asks whether the books have moved on since,
+    # which reads the registry's later transactions (seconds after a hub's restart, many).
+    if (not hub_only and not registry_only) or _superseded(connection, record, sender, ranges):
         return Outcome(transaction_id, record.status)
     runs.add_discrepancies(connection, sender, "hub", hub_only, now, None, transaction_id)
     runs.add_discrepancies(connection, sender, "registry", registry_only, now, None, transaction_id)
