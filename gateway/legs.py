@@ -16,7 +16,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection, or_, select
 
-from article6.blocks import Block, intersect, merge_adjacent, serial_range
+from article6.blocks import Block, find_overlaps, intersect, merge_adjacent, serial_range
 from article6.codes import Code, Refusal
 from article6.model import LedgerBlock, Status, UnitBlock
 from article6.reconciliation import block_differences
@@ -53,6 +53,9 @@ def confirm(
     if any(block.attributes.holder.registry != sender for block in reported):
         detail = "a leg confirmation reports the sender's own blocks only"
         return Outcome(transaction_id, record.status, [(Code.REGISTRY_NOT_PARTY_TO_UNITS, detail)])
+    overlap = _overlap(reported)
+    if overlap is not None:
+        return Outcome(transaction_id, record.status, [(Code.BLOCKS_OVERLAP, overlap)])
     ranges = _ranges(record)
     hub_only: list[LedgerBlock] = []
     registry_only: list[LedgerBlock] = []
@@ -74,6 +77,18 @@ def confirm(
     count = len(hub_only) + len(registry_only)
     detail = f"{count} blocks differ from the hub's ledger; their serials are frozen"
     return Outcome(transaction_id, record.status, [(Code.LEG_CONFIRMATION_MISMATCH, detail)])
+
+
+def _overlap(reported: Sequence[LedgerBlock]) -> str | None:
+    """Two reported blocks sharing serials (books can't hold that), or None."""
+    for space in sorted({block.attributes.unit.originating_registry for block in reported}):
+        found = find_overlaps(
+            block for block in reported if block.attributes.unit.originating_registry == space
+        )
+        if found:
+            (a, b) = found[0]
+            return f"{space}: {a.serial_first}-{a.serial_last} and {b.serial_first}-{b.serial_last}"
+    return None
 
 
 def _cut(blocks: Sequence[LedgerBlock], ranges: Sequence[Block[None]]) -> list[LedgerBlock]:

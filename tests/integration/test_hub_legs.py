@@ -78,3 +78,11 @@ def test_a_confirmation_must_concern_the_sender(hub: HubHarness) -> None:
     foreign = unit.with_attributes(Held(Holder("CHE01", "CHE01-1001-30"), unit.attributes))
     other.blocks.append(held_block_message(foreign))
     assert submit(hub, "GHA01", other.SerializeToString()) == [Code.REGISTRY_NOT_PARTY_TO_UNITS]
+
+
+def test_a_confirmation_with_overlapping_blocks_is_refused_and_changes_nothing(
+    hub: HubHarness,
+) -> None:
+    overlapping = confirmation("GHA01-1", (1, 600, 2024), (500, 1000, 2024))
+    assert submit(hub, "GHA01", overlapping) == [Code.BLOCKS_OVERLAP]
+    assert hub.database.read_now(runs.open_count) == 0
