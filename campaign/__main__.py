@@ -47,6 +47,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hub-database", default="hub.db")
     parser.add_argument("--folder", type=Path, help="keep the network here (default: a temp dir)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument(
+        "--check-stopped", action="store_true",
+        help="take up the network in --folder left by an interrupted run: settle, then check",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     seed = args.seed if args.seed is not None else secrets.randbelow(2**32)
     print(f"crash campaign, seed {seed}: {args.transfers:,} proposals, {args.kills} kills",
@@ -55,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
         folder = args.folder or Path(temporary)
         settings = Settings(seed, args.transfers, args.kills, folder, args.hub_database,
                             progress=lambda line: print(line, flush=True))  # fmt: skip
-        figures = Campaign(settings).run()
+        campaign = Campaign(settings)
+        figures = campaign.check_stopped() if args.check_stopped else campaign.run()
     print(report(settings, figures))
     if args.json:
         args.json.write_text(json.dumps({

@@ -143,6 +143,32 @@ class Campaign:
         self.figures.seconds = time.monotonic() - started
         return self.figures
 
+    def check_stopped(self) -> Figures:
+        """Take up a campaign's network stopped before its end (its driver interrupted), let it
+        settle and check every invariant, as a finished run does. Kills are counted from the
+        logs (each start after the first is a restart after a kill)."""
+        started = time.monotonic()
+        self.network.load()
+        for name, component in self.network.components.items():
+            starts = component.log.read_text().count(" serving on ")
+            self.figures.kills[name] = max(0, starts - 1)
+        try:
+            self.network.start_all()
+            for registry in REGISTRIES:
+                self.books[registry] = Books(load_config(self.network.config(registry)))
+            self.figures.proposed = sum(
+                tx.startswith(registry) for registry, books in self.books.items()
+                for tx in books.statuses()
+            ) - len(REGISTRIES)  # fmt: skip
+            self._settle()
+            self._check()
+        finally:
+            self.network.stop_all()
+            for books in self.books.values():
+                books.close()
+        self.figures.seconds = time.monotonic() - started
+        return self.figures
+
     def _set_up(self) -> None:
         for registry in REGISTRIES:
             self.books[registry] = Books(load_config(self.network.config(registry)))

@@ -19,6 +19,7 @@ import socket
 import subprocess
 import sys
 import time
+import tomllib
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -129,6 +130,19 @@ class Network:
         self._write_hub(hub_port, admin_port, ports)
         for registry, port in ports.items():
             self._write_registry(registry, port, hub_port)
+        self._components(hub_port, admin_port, ports)
+
+    def load(self) -> None:
+        """Take up a network written before (by ``write``) in this folder, to start it again."""
+        hub = tomllib.loads((self.folder / "hub.toml").read_text())["hub"]
+        configs = {r: tomllib.loads(self.config(r).read_text()) for r in self.registries}
+        self.metrics = {HUB: hub["metrics_listen"]} | {
+            r: c["registry"]["metrics_listen"] for r, c in configs.items()
+        }
+        ports = {r: _port(c["registry"]["listen"]) for r, c in configs.items()}
+        self._components(_port(hub["listen"]), _port(hub["admin_listen"]), ports)
+
+    def _components(self, hub_port: int, admin_port: int, ports: dict[str, int]) -> None:
         python = [sys.executable, "-m"]
         self.components[HUB] = Component(
             HUB, [*python, "gateway", "serve", "--config", str(self.folder / "hub.toml")],
@@ -325,6 +339,10 @@ class Network:
             self.admin_endpoint, credentials, options=channel_options(HUB)
         ) as channel:
             yield admin_pb2_grpc.AdminServiceStub(channel)
+
+
+def _port(address: str) -> int:
+    return int(address.rsplit(":", 1)[1])
 
 
 def _approaches(registry: str) -> str:
