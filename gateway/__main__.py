@@ -18,7 +18,7 @@ from pathlib import Path
 
 from article6.keys import read_key_file
 from article6.logs import configure_logging
-from gateway.audit import verify
+from gateway.audit import entry_line, verdict_lines
 from gateway.config import HubConfig, load_config
 from gateway.server import serve
 from gateway.storage import audit
@@ -30,9 +30,8 @@ def _audit_verify(config: HubConfig, args: argparse.Namespace) -> int:
     database = Database(config.database)
     try:
         with database.read_engine.connect() as connection:
-            head = audit.head(connection)
-            verdict = verify(
-                audit.entries(connection), head, audit.signed_by_hub(directory, config.registry_id)
+            head, verdict = audit.verified(
+                connection, audit.signed_by_hub(directory, config.registry_id)
             )
     finally:
         database.close()
@@ -40,13 +39,8 @@ def _audit_verify(config: HubConfig, args: argparse.Namespace) -> int:
         print(json.dumps({"intact": verdict.intact, "entries": verdict.records,
                           "head": {"seq": head.seq, "hash": head.hash, "key_id": head.key_id},
                           "problems": verdict.problems}))  # fmt: skip
-    elif verdict.intact:
-        print(f"audit trail intact: {verdict.records} entries; head {head.seq} {head.hash} "
-              f"signed by key {head.key_id or '-'}")  # fmt: skip
     else:
-        print(f"audit trail NOT intact ({verdict.records} entries read):")
-        for problem in verdict.problems:
-            print(f"  {problem}")
+        print("\n".join(verdict_lines(verdict, head)))
     return 0 if verdict.intact else 1
 
 
@@ -60,9 +54,7 @@ def _audit_list(config: HubConfig, args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(entry.__dict__, sort_keys=True))
             continue
-        detail = json.dumps(entry.detail, sort_keys=True, separators=(",", ":"))
-        print(f"{entry.seq:>8} {entry.at} {entry.actor:<10} {entry.action:<24} "
-              f"{entry.subject:<16} {detail}")  # fmt: skip
+        print(entry_line(entry, audit.detail_json(entry.detail)))
     return 0
 
 

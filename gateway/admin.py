@@ -17,7 +17,7 @@ import grpc.aio
 from article6.tls import peer_identity
 from article6.v1 import admin_pb2, admin_pb2_grpc, reconciliation_pb2, transaction_pb2
 from article6.wire import held_block_message
-from gateway.audit import Entry, Head, Verdict, verify
+from gateway.audit import Entry, Head
 from gateway.config import RegistryEntry
 from gateway.storage import audit, ledger
 from gateway.storage import reconciliations as runs
@@ -313,12 +313,7 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
         self, request: admin_pb2.VerifyAuditTrailRequest, context: Context
     ) -> admin_pb2.VerifyAuditTrailResponse:
         await self._authorize(context)
-
-        def check(connection: Any) -> tuple[Head, Verdict]:
-            head = audit.head(connection)
-            return head, verify(audit.entries(connection), head, self.head_signed)
-
-        head, verdict = await self.database.read(check)
+        head, verdict = await self.database.read(lambda c: audit.verified(c, self.head_signed))
         return admin_pb2.VerifyAuditTrailResponse(
             intact=verdict.intact, entries=verdict.records, head_seq=head.seq,
             head_hash=head.hash, head_key_id=head.key_id, problems=verdict.problems,

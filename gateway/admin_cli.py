@@ -40,6 +40,7 @@ from article6.model import Status, TransactionType
 from article6.pki import RegistryFiles
 from article6.tls import TlsMaterial, channel_credentials, channel_options
 from article6.v1 import admin_pb2, admin_pb2_grpc
+from gateway.audit import Entry, Head, Verdict, entry_line, verdict_lines
 
 Stub = admin_pb2_grpc.AdminServiceStub
 STATUSES = {status.name.lower(): status.value for status in Status}
@@ -212,7 +213,7 @@ def _audit(stub: Stub, args: argparse.Namespace) -> Message | list[str]:
     request = admin_pb2.ListAuditEntriesRequest(subject=args.subject or "", limit=args.limit)
     reply = stub.ListAuditEntries(request, timeout=30)
     return reply if args.json else [
-        f"{e.seq:>8} {e.at} {e.actor:<10} {e.action:<24} {e.subject:<16} {e.detail_json}"
+        entry_line(Entry(e.seq, e.at, e.actor, e.action, e.subject, {}), e.detail_json)
         for e in reversed(reply.entries)
     ]  # fmt: skip
 
@@ -221,10 +222,8 @@ def _audit_verify(stub: Stub, args: argparse.Namespace) -> Message | list[str]:
     reply = stub.VerifyAuditTrail(admin_pb2.VerifyAuditTrailRequest(), timeout=600)
     if args.json:
         return reply
-    verdict = "intact" if reply.intact else "NOT intact"
-    return [f"audit trail {verdict}: {reply.entries} entries; head {reply.head_seq} "
-            f"{reply.head_hash} signed by key {reply.head_key_id or '-'}",
-            *(f"  {problem}" for problem in reply.problems)]  # fmt: skip
+    head = Head(reply.head_seq, reply.head_hash, reply.head_key_id, b"")
+    return verdict_lines(Verdict(reply.entries, list(reply.problems)), head)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -91,3 +91,20 @@ def verify(
     if head.seq and not signature_valid(head):
         problems.append("the head's signature does not verify under the hub's keys")
     return Verdict(count, problems)
+
+
+def verdict_lines(verdict: Verdict, head: Head) -> list[str]:
+    """The verdict as the command lines print it (offline and over the admin port alike)."""
+    state = "intact" if verdict.intact else "NOT intact"
+    return [
+        f"audit trail {state}: {verdict.records} entries; head {head.seq} {head.hash} "
+        f"signed by key {head.key_id or '-'}",
+        *(f"  {problem}" for problem in verdict.problems),
+    ]
+
+
+def entry_line(entry: Entry, detail_json: str) -> str:
+    return (
+        f"{entry.seq:>8} {entry.at} {entry.actor:<10} {entry.action:<24} "
+        f"{entry.subject:<16} {detail_json}"
+    )

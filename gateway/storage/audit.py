@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Connection, insert, select, update
 
 from article6.keys import KeyDirectory, SigningKey
-from gateway.audit import Entry, Head, entry_hash, head_statement
+from gateway.audit import Entry, Head, Verdict, entry_hash, head_statement, verify
 from gateway.storage.schema import audit_head, audit_log
 
 _PENDING = "a6_audit_pending"
@@ -88,6 +88,14 @@ def _entry(row: Any) -> Entry:
 def head(connection: Connection) -> Head:
     row = connection.execute(select(audit_head).where(audit_head.c.id == 1)).one()
     return Head(row.seq, row.hash, row.key_id, bytes(row.signature))
+
+
+def verified(
+    connection: Connection, signature_valid: Callable[[Head], bool]
+) -> tuple[Head, Verdict]:
+    """The signed head, and the verdict on the whole trail up to it."""
+    current = head(connection)
+    return current, verify(entries(connection), current, signature_valid)
 
 
 def recent(connection: Connection, subject: str = "", limit: int = 50) -> list[tuple[Entry, str]]:
