@@ -128,38 +128,28 @@ class Campaign:
     # --- the run ----------------------------------------------------------------------------
 
     def run(self) -> Figures:
-        started = time.monotonic()
         self.network.write()
-        try:
-            self.network.start_all()
-            self._set_up()
-            self._drive()
-            self._settle()
-            self._check()
-        finally:
-            self.network.stop_all()
-            for books in self.books.values():
-                books.close()
-        self.figures.seconds = time.monotonic() - started
-        return self.figures
+        return self._with_network(self._set_up, self._drive)
 
     def check_stopped(self) -> Figures:
         """Take up a campaign's network stopped before its end (its driver interrupted), let it
         settle and check every invariant, as a finished run does. Kills are counted from the
-        logs (each start after the first is a restart after a kill)."""
-        started = time.monotonic()
+        logs: each start after the first, up to the first graceful stop (the end of the run),
+        is a restart after a kill."""
         self.network.load()
         for name, component in self.network.components.items():
-            starts = component.log.read_text().count(" serving on ")
-            self.figures.kills[name] = max(0, starts - 1)
+            run, _, _ = component.log.read_text().partition(" stopped\"")
+            self.figures.kills[name] = max(0, run.count(" serving on ") - 1)
+        return self._with_network(self._open_books, self._count_proposed)
+
+    def _with_network(self, *steps: Callable[[], None]) -> Figures:
+        """Start the network, run ``steps``, let it settle and check it; stop it whatever
+        happens."""
+        started = time.monotonic()
         try:
             self.network.start_all()
-            for registry in REGISTRIES:
-                self.books[registry] = Books(load_config(self.network.config(registry)))
-            self.figures.proposed = sum(
-                tx.startswith(registry) for registry, books in self.books.items()
-                for tx in books.statuses()
-            ) - len(REGISTRIES)  # fmt: skip
+            for step in steps:
+                step()
             self._settle()
             self._check()
         finally:
@@ -169,9 +159,20 @@ class Campaign:
         self.figures.seconds = time.monotonic() - started
         return self.figures
 
-    def _set_up(self) -> None:
+    def _open_books(self) -> None:
         for registry in REGISTRIES:
             self.books[registry] = Books(load_config(self.network.config(registry)))
+
+    def _count_proposed(self) -> None:
+        """Proposals in the registries' books (each registry's own, less its issuance)."""
+        self.figures.proposed = sum(
+            tx.startswith(registry) for registry, books in self.books.items()
+            for tx in books.statuses()
+        ) - len(REGISTRIES)  # fmt: skip
+
+    def _set_up(self) -> None:
+        self._open_books()
+        for registry in REGISTRIES:
             self.accounts[registry] = self.network.registry_cli(
                 registry, "open-account", "--ca", "CA0001"
             )
