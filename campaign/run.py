@@ -138,7 +138,7 @@ class Campaign:
         is a restart after a kill."""
         self.network.load()
         for name, component in self.network.components.items():
-            run, _, _ = component.log.read_text().partition(" stopped\"")
+            run, _, _ = component.log.read_text().partition(' stopped"')
             self.figures.kills[name] = max(0, run.count(" serving on ") - 1)
         return self._with_network(self._open_books, self._count_proposed)
 
