@@ -68,6 +68,8 @@ transactions = Table(
     Column("results", Text, nullable=False),
     Column("body", LargeBinary, nullable=False),
     Column("updated_at", DateTime, nullable=False),
+    # The retry sweep and the status gauge look for the few unfinished rows among many final ones.
+    Index("ix_transactions_status", "status"),
 )
 
 inbox = inbox_table(metadata)
