@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import TypeVar
 
@@ -19,6 +18,7 @@ from sqlalchemy import Connection, Engine
 
 from article6.codes import Code, Refusal
 from article6.envelope import Opened, open_envelope, payload_sha256, seal
+from article6.group_commit import GroupWriter, WithoutNotes
 from article6.headers import check_fresh, new_header
 from article6.keys import KeyDirectory, SigningKey
 from article6.model import Status
@@ -47,22 +47,21 @@ MAX_PARENTS, MAX_LEAVES = 1_024, 4_096
 KEPT_SNAPSHOTS = 2
 
 
-class Writer:
-    """One thread that runs every SQL transaction of the serving process."""
+class Writer(WithoutNotes):
+    """One thread that runs every SQL transaction of the serving process, committing the
+    changes that wait for it together (``article6.group_commit``)."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self._thread = ThreadPoolExecutor(1, thread_name_prefix="db-writer")
-
-    def now(self, work: Callable[[Connection], T]) -> T:
-        with self.engine.begin() as connection:
-            return work(connection)
+        self._thread = GroupWriter(self)
 
     async def run(self, work: Callable[[Connection], T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._thread, self.now, work)
+        """Apply ``work``; returns once its commit is durable."""
+        result: T = await asyncio.wrap_future(self._thread.submit(work))
+        return result
 
     def close(self) -> None:
-        self._thread.shutdown(wait=True)
+        self._thread.close()
 
 
 class RegistryService:

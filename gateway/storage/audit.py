@@ -30,9 +30,15 @@ def record(connection: Connection, actor: str, action: str, subject: str, **deta
     connection.info.setdefault(_PENDING, []).append((at, actor, action, subject, detail))
 
 
-def discard(connection: Connection) -> None:
-    """Forget entries noted by a transaction that will not commit."""
-    connection.info.pop(_PENDING, None)
+def noted(connection: Connection) -> int:
+    """How many entries are noted so far: a mark to ``discard`` back to."""
+    return len(connection.info.get(_PENDING, ()))
+
+
+def discard(connection: Connection, keep: int = 0) -> None:
+    """Forget the entries noted after the first ``keep``: those of a change (or of a whole
+    transaction) that will not commit."""
+    del connection.info.setdefault(_PENDING, [])[keep:]
 
 
 def seal(connection: Connection, signer: SigningKey | None) -> int:

@@ -26,6 +26,7 @@ from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import IntegrityError
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt
 
+from article6.group_commit import TAIL, GroupWriter, SpaceBusy
 from article6.keys import SigningKey
 from article6.sql import make_engine
 from gateway.storage import audit
@@ -57,18 +58,27 @@ def after_commit(connection: Connection, action: Callable[[], None]) -> None:
 def lock_spaces(connection: Connection, spaces: Iterable[str]) -> None:
     """Serialize transactions on the same serial spaces across processes (PostgreSQL).
 
-    Taken in sorted order, so two transactions never wait on each other in a cycle. SQLite
+    Taken in sorted order, so two transactions never wait on each other in a cycle; a change
+    that is not the first of its commit group only tries, and is deferred to the next group
+    if a space is busy (``group_commit``), so a group never waits while holding locks. SQLite
     needs none: its write lock already serializes every writer.
     """
     if connection.dialect.name != "postgresql":
         return
+    wait = not connection.info.get(TAIL, False)
     for space in sorted(set(spaces)):
         key = zlib.crc32(space.encode())
-        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+        if wait:
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+        elif not connection.execute(
+            text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": key}
+        ).scalar_one():
+            raise SpaceBusy(space)
 
 
 class Database:
-    """The hub's database: one writer thread, a few reader threads."""
+    """The hub's database: one writer thread that commits changes in groups
+    (``group_commit``), a few reader threads."""
 
     def __init__(self, url: str, signer: SigningKey | None = None) -> None:
         self.url = url
@@ -77,7 +87,7 @@ class Database:
         self.read_engine = (
             make_engine(url, immediate=False) if url.startswith("sqlite") else (self.engine)
         )
-        self._writer = ThreadPoolExecutor(1, thread_name_prefix="db-writer")
+        self._writer = GroupWriter(self)
         self._readers = ThreadPoolExecutor(2, thread_name_prefix="db-reader")
 
     @property
@@ -95,28 +105,54 @@ class Database:
         ):
             with attempt:
                 with self.engine.begin() as connection:
-                    connection.info.pop(_AFTER_COMMIT, None)
-                    audit.discard(connection)  # left by an attempt that rolled back
+                    self.clear_notes(connection)  # left by an attempt that rolled back
                     result = work(connection)
-                    audit.seal(connection, self.signer)
-                    actions: list[Callable[[], None]] = connection.info.pop(_AFTER_COMMIT, [])
+                    self.seal(connection)
+                    actions = self.take_actions(connection, (0, 0))
                 for action in actions:
                     action()
                 return result
         raise AssertionError("unreachable")
+
+    # --- what a commit group borrows (group_commit.UnitOfWork) ------------------------------
+
+    def clear_notes(self, connection: Connection) -> None:
+        connection.info.pop(_AFTER_COMMIT, None)
+        audit.discard(connection)
+
+    def mark_notes(self, connection: Connection) -> tuple[int, int]:
+        return len(connection.info.get(_AFTER_COMMIT, ())), audit.noted(connection)
+
+    def rewind_notes(self, connection: Connection, mark: tuple[int, int]) -> None:
+        del connection.info.setdefault(_AFTER_COMMIT, [])[mark[0] :]
+        audit.discard(connection, keep=mark[1])
+
+    def take_actions(
+        self, connection: Connection, mark: tuple[int, int]
+    ) -> list[Callable[[], None]]:
+        actions: list[Callable[[], None]] = connection.info.setdefault(_AFTER_COMMIT, [])
+        taken = actions[mark[0] :]
+        del actions[mark[0] :]
+        return taken
+
+    def seal(self, connection: Connection) -> None:
+        audit.seal(connection, self.signer)
 
     def read_now(self, work: Callable[[Connection], T]) -> T:
         with self.read_engine.connect() as connection:
             return work(connection)
 
     async def write(self, work: Callable[[Connection], T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._writer, self.write_now, work)
+        """Apply ``work`` on the writer thread; it commits with whatever else is waiting, and
+        returns once the commit is durable."""
+        result: T = await asyncio.wrap_future(self._writer.submit(work))
+        return result
 
     async def read(self, work: Callable[[Connection], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._readers, self.read_now, work)
 
     def close(self) -> None:
-        self._writer.shutdown(wait=True)
+        self._writer.close()
         self._readers.shutdown(wait=True)
         self.engine.dispose()
         self.read_engine.dispose()

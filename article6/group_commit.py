@@ -1,0 +1,228 @@
+"""Group commit: the writer thread commits every state change waiting for it in one SQL
+transaction, one savepoint each.
+
+A commit costs an fsync (SQLite ``synchronous=FULL``, PostgreSQL's WAL flush) and the audit
+head's signature. Under load, changes queue while the previous commit is on its way to disk;
+taking all of them together pays those costs once per group instead of once per change, and
+adds no wait when the hub is idle (a lone change is committed at once, on its own).
+
+Each change still behaves as if it were alone:
+
+- it runs in its own savepoint, so a change that raises (a numbered refusal, a unique-key
+  race with another hub) is rolled back alone, with the audit entries and after-commit
+  actions it noted, and the others commit;
+- its caller is answered only after the group's commit succeeded, so no receipt leaves
+  before its effects are durable;
+- if the commit itself fails, nothing of the group was written, and each change is run again
+  in a transaction of its own, as it would have been without grouping.
+
+On PostgreSQL, changes take advisory locks on serial spaces (``lock_spaces``). Only the first
+change of a group may wait for one: the others try, and a change that finds its space busy is
+rolled back and goes first in the next group. A group therefore never waits while holding
+locks, and two hubs' groups cannot deadlock.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, Protocol
+
+from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import IntegrityError
+
+MAX_GROUP = 128  # changes in one commit at most: bounds the work a failed commit redoes
+UNIQUE_RACE_ATTEMPTS = 3
+
+Work = Callable[[Connection], Any]
+
+
+class SpaceBusy(Exception):
+    """A change later in a group found a serial space locked by another transaction."""
+
+
+@dataclass
+class Change:
+    work: Work
+    future: Future[Any] = field(default_factory=Future)
+
+
+@dataclass(frozen=True)
+class _Done:
+    result: Any
+    actions: list[Callable[[], None]]
+
+
+class UnitOfWork(Protocol):
+    """What the database's unit of work lends a group: its engine, how it runs a change
+    alone, and the notes a change leaves on the connection (audit entries, after-commit
+    actions), which a change rolled back to its savepoint must take with it."""
+
+    engine: Engine
+
+    def write_now(self, work: Work) -> Any: ...
+
+    def clear_notes(self, connection: Connection) -> None: ...
+
+    def mark_notes(self, connection: Connection) -> tuple[int, int]: ...
+
+    def rewind_notes(self, connection: Connection, mark: tuple[int, int]) -> None: ...
+
+    def take_actions(
+        self, connection: Connection, mark: tuple[int, int]
+    ) -> list[Callable[[], None]]: ...
+
+    def seal(self, connection: Connection) -> None: ...
+
+
+class WithoutNotes:
+    """A unit of work whose changes leave no notes on the connection: it only commits."""
+
+    engine: Engine
+
+    def write_now(self, work: Work) -> Any:
+        with self.engine.begin() as connection:
+            return work(connection)
+
+    def clear_notes(self, connection: Connection) -> None:
+        return None
+
+    def mark_notes(self, connection: Connection) -> tuple[int, int]:
+        return 0, 0
+
+    def rewind_notes(self, connection: Connection, mark: tuple[int, int]) -> None:
+        return None
+
+    def take_actions(
+        self, connection: Connection, mark: tuple[int, int]
+    ) -> list[Callable[[], None]]:
+        return []
+
+    def seal(self, connection: Connection) -> None:
+        return None
+
+
+class GroupWriter:
+    """One thread that applies changes in groups; ``submit`` from any thread."""
+
+    def __init__(self, unit: UnitOfWork) -> None:
+        self._unit = unit
+        self._changes: queue.SimpleQueue[Change | None] = queue.SimpleQueue()
+        self._deferred: list[Change] = []
+        self._thread = threading.Thread(target=self._loop, name="db-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, work: Work) -> Future[Any]:
+        change = Change(work)
+        self._changes.put(change)
+        return change.future
+
+    def close(self) -> None:
+        self._changes.put(None)
+        self._thread.join()
+
+    # --- the writer thread -----------------------------------------------------------------
+
+    def _loop(self) -> None:
+        while True:
+            group = self._next_group()
+            if group is None:
+                return
+            self._apply(group)
+
+    def _next_group(self) -> list[Change] | None:
+        """The deferred changes first, then whatever is waiting (blocking only when idle).
+        A change whose caller gave up before it started (a cancelled RPC) is dropped, as an
+        executor drops cancelled work; from here on a change can no longer be cancelled."""
+        group, self._deferred = self._deferred, []
+        while not group:
+            first = self._changes.get()
+            if first is None:
+                return None
+            if first.future.set_running_or_notify_cancel():
+                group.append(first)
+        while len(group) < MAX_GROUP:
+            try:
+                change = self._changes.get_nowait()
+            except queue.Empty:
+                break
+            if change is None:  # stop after this group
+                self._changes.put(None)
+                break
+            if change.future.set_running_or_notify_cancel():
+                group.append(change)
+        return group
+
+    def _apply(self, group: list[Change]) -> None:
+        if len(group) == 1:
+            _settle(group[0], partial(self._unit.write_now, group[0].work))
+            return
+        try:
+            outcomes = self._commit(group)
+        except Exception:  # nothing was written: each change again, alone
+            for change in group:
+                _settle(change, partial(self._unit.write_now, change.work))
+            return
+        for change, outcome in zip(group, outcomes, strict=True):
+            if outcome is None:
+                self._deferred.append(change)
+            elif isinstance(outcome, _Done):
+                _settle(change, partial(_after, outcome))
+            else:
+                change.future.set_exception(outcome)
+
+    def _commit(self, group: list[Change]) -> list[_Done | BaseException | None]:
+        """One transaction: a savepoint per change, then the audit seal and the commit."""
+        outcomes: list[_Done | BaseException | None] = []
+        with self._unit.engine.begin() as connection:
+            self._unit.clear_notes(connection)
+            try:
+                for index, change in enumerate(group):
+                    connection.info[TAIL] = index > 0
+                    outcomes.append(self._one(connection, change.work))
+            finally:  # the connection goes back to the pool: later users wait for locks
+                connection.info.pop(TAIL, None)
+            self._unit.seal(connection)
+        return outcomes
+
+    def _one(self, connection: Connection, work: Work) -> _Done | BaseException | None:
+        """A change in its savepoint: done, its exception, or None (deferred: space busy)."""
+        failure: BaseException | None = None
+        for _ in range(UNIQUE_RACE_ATTEMPTS):
+            mark = self._unit.mark_notes(connection)
+            try:
+                with connection.begin_nested():
+                    result = work(connection)
+            except IntegrityError as error:  # another hub recorded it first: look again
+                self._unit.rewind_notes(connection, mark)
+                failure = error
+                continue
+            except SpaceBusy:
+                self._unit.rewind_notes(connection, mark)
+                return None
+            except Exception as error:  # the caller's, raised to it alone
+                self._unit.rewind_notes(connection, mark)
+                return error
+            return _Done(result, self._unit.take_actions(connection, mark))
+        assert failure is not None
+        return failure
+
+
+TAIL = "a6_group_tail"  # connection.info: this change is not the first of its group
+
+
+def _after(outcome: _Done) -> Any:
+    for action in outcome.actions:
+        action()
+    return outcome.result
+
+
+def _settle(change: Change, run: Callable[[], Any]) -> None:
+    try:
+        change.future.set_result(run())
+    except Exception as error:  # handed to the change's caller
+        change.future.set_exception(error)

@@ -1,0 +1,137 @@
+"""Group commit: changes waiting for the writer commit together, yet each behaves as if alone.
+
+A first change holds the writer until the others are queued, so they form one group.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import Connection, event
+
+from article6.codes import Code, Refusal
+from gateway.storage import audit
+from gateway.storage.database import Database, after_commit, lock_spaces
+from tests.databases import postgres_database
+
+
+@pytest.fixture
+def database(hub_database_url: str) -> Iterator[Database]:
+    database = Database(hub_database_url)
+    database.migrate()
+    yield database
+    database.close()
+
+
+def _commits(database: Database) -> list[int]:
+    counted: list[int] = []
+    event.listen(database.engine, "commit", lambda _: counted.append(1))
+    return counted
+
+
+def _subjects(database: Database) -> list[str]:
+    return database.read_now(lambda c: [e.subject for e, _ in audit.entries(c)])
+
+
+def _note(subject: str, ran: list[str]) -> Callable[[Connection], str]:
+    def work(connection: Connection) -> str:
+        audit.record(connection, "test", "noted", subject)
+        after_commit(connection, lambda: ran.append(subject))
+        return subject
+
+    return work
+
+
+async def _grouped(database: Database, works: list[Callable[[Connection], Any]]) -> list[Any]:
+    """Run ``works`` as one group: a first change holds the writer until all are queued."""
+    release = threading.Event()
+    holder = asyncio.ensure_future(database.write(lambda c: release.wait(10)))
+    await asyncio.sleep(0.1)  # the holder is on the writer thread
+    pending = [asyncio.ensure_future(database.write(work)) for work in works]
+    await asyncio.sleep(0.1)
+    release.set()
+    await holder
+    return await asyncio.gather(*pending, return_exceptions=True)
+
+
+def test_a_group_commits_once_and_a_failing_change_takes_only_its_own_notes(
+    database: Database,
+) -> None:
+    commits, ran = _commits(database), []
+
+    def refused(connection: Connection) -> None:
+        audit.record(connection, "test", "noted", "refused")
+        after_commit(connection, lambda: ran.append("refused"))
+        raise Refusal(Code.TRANSACTION_UNKNOWN, "no such transaction")
+
+    works = [_note("a", ran), refused, _note("b", ran), _note("c", ran)]
+    results = asyncio.run(_grouped(database, works))
+
+    assert [results[0], *results[2:]] == ["a", "b", "c"]
+    assert isinstance(results[1], Refusal)
+    assert results[1].code is Code.TRANSACTION_UNKNOWN
+    assert len(commits) == 2  # the holder alone, then the group of four
+    assert ran == ["a", "b", "c"]
+    assert _subjects(database) == ["a", "b", "c"]
+    _, verdict = database.read_now(lambda c: audit.verified(c, lambda head: True))
+    assert verdict.intact  # one chain, the refused change's entry never in it
+
+
+def test_a_failed_group_commit_runs_each_change_again_alone(database: Database) -> None:
+    ran: list[str] = []
+    seal, failures = database.seal, [1]
+
+    def failing_once(connection: Connection) -> None:
+        if failures and audit.noted(connection) == 3:  # the group's commit, not the holder's
+            failures.pop()
+            raise RuntimeError("the disk is full")
+        seal(connection)
+
+    database.seal = failing_once  # type: ignore[method-assign]
+    results = asyncio.run(_grouped(database, [_note(s, ran) for s in "xyz"]))
+
+    assert not failures
+    assert results == ["x", "y", "z"]
+    assert ran == ["x", "y", "z"]
+    assert _subjects(database) == ["x", "y", "z"]  # each exactly once
+
+
+@pytest.mark.postgres
+def test_a_busy_space_defers_a_later_change_so_a_group_never_waits_holding_locks() -> None:
+    with postgres_database() as url:
+        asyncio.run(_busy_space(url))
+
+
+async def _busy_space(url: str) -> None:
+    database = Database(url)
+    database.migrate()
+    outside = database.engine.connect()
+    try:
+        held = outside.begin()
+        lock_spaces(outside, ["GHA01"])  # another hub's transaction holds GHA01's space
+        ran: list[str] = []
+
+        def on_gha01(connection: Connection) -> str:
+            lock_spaces(connection, ["GHA01"])
+            return _note("gha01", ran)(connection)
+
+        release = threading.Event()
+        holder = asyncio.ensure_future(database.write(lambda c: release.wait(10)))
+        await asyncio.sleep(0.1)
+        other = asyncio.ensure_future(database.write(_note("che01", ran)))
+        waiting = asyncio.ensure_future(database.write(on_gha01))  # second in the group
+        await asyncio.sleep(0.1)
+        release.set()
+        assert await asyncio.wait_for(other, 10) == "che01"  # committed without waiting
+        assert not waiting.done()  # deferred, then first of the next group: it waits
+        held.commit()
+        assert await asyncio.wait_for(waiting, 10) == "gha01"
+        await holder
+        assert _subjects(database) == ["che01", "gha01"]
+    finally:
+        outside.close()
+        database.close()
