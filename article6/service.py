@@ -4,12 +4,15 @@ The hub and every registry serve services whose RPCs take and return an ``Envelo
 handlers registered here receive the raw request bytes, so malformed or oversized input is
 refused with its own code (ENVELOPE_MALFORMED, MESSAGE_TOO_LARGE) rather than a generic
 deserialization error, and any ``Refusal`` raised by a method ends the RPC through
-``article6.status.abort``. gRPC's own receive limit should sit above ``max_bytes``
-(``grpc_message_options``), so moderately oversized envelopes still get the numbered code.
+``article6.status.abort``. Anything else is a fault of ours: it is logged here and the caller
+gets INTERNAL with a fixed message, never the exception's text. gRPC's own receive limit
+should sit above ``max_bytes`` (``grpc_message_options``), so moderately oversized envelopes
+still get the numbered code.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 
@@ -23,6 +26,7 @@ from article6.status import abort
 from article6.tls import peer_identity
 from article6.v1 import envelope_pb2
 
+log = logging.getLogger("article6.service")
 Context = grpc.aio.ServicerContext[bytes, bytes]
 EnvelopeMethod = Callable[[envelope_pb2.Envelope, Context], Awaitable[envelope_pb2.Envelope]]
 
@@ -49,6 +53,9 @@ def client_options(
     ]
 
 
+INTERNAL_DETAIL = "internal error: nothing was recorded; retry with back-off"
+
+
 def _handler(
     method: EnvelopeMethod,
     max_bytes: int,
@@ -67,6 +74,12 @@ def _handler(
             if on_refusal is not None:
                 on_refusal(refusal.code)
             await abort(context, refusal)
+        except Exception:
+            # A fault of ours, not the peer's: its SQL transaction rolled back, so nothing was
+            # recorded and a retry is safe. The peer learns no more than that; the traceback
+            # (which may quote SQL and values) stays in our log.
+            log.exception("unexpected failure handling a %s call", method.__name__)
+            await context.abort(grpc.StatusCode.INTERNAL, INTERNAL_DETAIL)
         return reply.SerializeToString()
 
     return handle

@@ -23,7 +23,7 @@ from article6.envelope import open_envelope, payload_sha256, seal
 from article6.headers import check_fresh, new_header
 from article6.keys import KeyDirectory, SigningKey, read_key_file
 from article6.pki import RegistryFiles
-from article6.service import Context, envelope_service, grpc_message_options
+from article6.service import INTERNAL_DETAIL, Context, envelope_service, grpc_message_options
 from article6.status import refusal_from_error
 from article6.tls import (
     TlsMaterial,
@@ -50,10 +50,14 @@ class FrontDoor:
     directory: KeyDirectory
     key: SigningKey
     served: int = 0
+    fault: Exception | None = None  # raised by the next call, as a bug of ours would be
 
     async def propose(
         self, envelope: envelope_pb2.Envelope, context: Context
     ) -> envelope_pb2.Envelope:
+        if self.fault is not None:
+            fault, self.fault = self.fault, None
+            raise fault
         now = datetime.now(UTC)
         opened = open_envelope(
             envelope,
@@ -194,6 +198,24 @@ def test_a_stale_message_is_refused_and_the_server_keeps_serving(pki: Path) -> N
             )
             assert (status, code) == (grpc.StatusCode.INVALID_ARGUMENT, Code.CLOCK_SKEW)
             await propose(target, tls, seal(fresh_proposal(), [signing_key(pki, "GHA01")]))
+            assert door.served == 1
+
+    run(body)
+
+
+def test_a_fault_of_ours_is_internal_without_its_text_and_the_server_keeps_serving(
+    pki: Path,
+) -> None:
+    async def body() -> None:
+        async with front_door(pki) as (door, target):
+            tls = TlsMaterial.load(RegistryFiles(pki, "GHA01"))
+            key = signing_key(pki, "GHA01")
+            door.fault = RuntimeError("SELECT response FROM inbox WHERE sender = 'GHA01' " * 500)
+            with pytest.raises(grpc.aio.AioRpcError) as error:
+                await propose(target, tls, seal(fresh_proposal(), [key]))
+            assert error.value.code() is grpc.StatusCode.INTERNAL
+            assert error.value.details() == INTERNAL_DETAIL  # no SQL, however long, leaves
+            await propose(target, tls, seal(fresh_proposal(), [key]))
             assert door.served == 1
 
     run(body)
