@@ -8,6 +8,8 @@ serials (7001). An operator resolves it with a reason, which is kept with it.
 
 from __future__ import annotations
 
+import bisect
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,7 +18,7 @@ from typing import Any
 from google.protobuf import json_format
 from sqlalchemy import Connection, and_, func, insert, or_, select, update
 
-from article6.block_table import to_db
+from article6.block_table import from_db, to_db
 from article6.blocks import Block
 from article6.model import LedgerBlock, Status
 from article6.v1 import units_pb2
@@ -206,22 +208,39 @@ def add_discrepancies(
 
 
 def frozen(connection: Connection, space: str, ranges: Sequence[Block[Any]]) -> list[int]:
-    """Open discrepancies sharing a serial with ``ranges`` of ``space``."""
+    """Open discrepancies sharing a serial with ``ranges`` of ``space``.
+
+    One range condition over the span of ``ranges`` (open discrepancies are few), then an
+    exact test per range here: a query with one condition per range would grow with the
+    transaction's blocks until the database refuses it (SQLite's depth limit is 1,000).
+    """
     if not ranges:
         return []
-    overlaps = [
-        and_(
-            discrepancies.c.serial_first <= to_db(r.serial_last),
-            discrepancies.c.serial_last >= to_db(r.serial_first),
-        )
-        for r in ranges
-    ]
+    low = min(r.serial_first for r in ranges)
+    high = max(r.serial_last for r in ranges)
     rows = connection.execute(
-        select(discrepancies.c.id).where(
-            discrepancies.c.open.is_(True), discrepancies.c.space == space, or_(*overlaps)
-        )
-    )
-    return [row.id for row in rows]
+        select(discrepancies.c.id, discrepancies.c.serial_first, discrepancies.c.serial_last)
+        .where(discrepancies.c.open.is_(True), discrepancies.c.space == space)
+        .where(discrepancies.c.serial_first <= to_db(high))
+        .where(discrepancies.c.serial_last >= to_db(low))
+    ).all()
+    if not rows:
+        return []
+    spans = sorted((r.serial_first, r.serial_last) for r in ranges)
+    firsts = [first for first, _ in spans]
+    reach = list(itertools.accumulate((last for _, last in spans), max))
+    return [
+        row.id
+        for row in rows
+        if _meets(firsts, reach, from_db(row.serial_first), from_db(row.serial_last))
+    ]
+
+
+def _meets(firsts: list[int], reach: list[int], first: int, last: int) -> bool:
+    """Whether [first, last] shares a serial with a span, given the spans' sorted starts and
+    the furthest end among the spans up to each (O(log spans))."""
+    index = bisect.bisect_right(firsts, last) - 1  # spans up to here start at or before last
+    return index >= 0 and reach[index] >= first
 
 
 def list_discrepancies(

@@ -8,6 +8,7 @@ from functools import partial
 
 import pytest
 
+from article6.blocks import Block, serial_range
 from article6.codes import Code
 from article6.model import Held, Holder, Status
 from article6.v1 import reconciliation_pb2
@@ -86,3 +87,20 @@ def test_a_confirmation_with_overlapping_blocks_is_refused_and_changes_nothing(
     overlapping = confirmation("GHA01-1", (1, 600, 2024), (500, 1000, 2024))
     assert submit(hub, "GHA01", overlapping) == [Code.BLOCKS_OVERLAP]
     assert hub.database.read_now(runs.open_count) == 0
+
+
+def test_open_discrepancies_are_found_among_a_thousand_ranges_in_one_bounded_query(
+    hub: HubHarness,
+) -> None:
+    unit = unit_block(block(5_000, 5_000))
+    held = unit.with_attributes(Held(Holder("GHA01", GHA_ACCOUNT), unit.attributes))
+    hub.database.write_now(lambda c: runs.add_discrepancies(c, "GHA01", "hub", [held], hub.now))
+    (found,) = hub.database.read_now(lambda c: runs.list_discrepancies(c, open_only=True))
+
+    def frozen(spans: list[Block[None]]) -> list[int]:
+        return hub.database.read_now(lambda c: runs.frozen(c, "GHA01", spans))
+
+    spans = [serial_range(10 * i + 1, 10 * i + 5) for i in range(1_000)]  # 5,000 in none
+    assert frozen(spans) == []
+    assert frozen([*spans[:499], serial_range(4_991, 5_000), *spans[500:]]) == [found.id]
+    assert frozen([serial_range(1, 10**6), *spans[1:]]) == [found.id]  # a wide first range
