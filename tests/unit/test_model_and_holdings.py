@@ -67,7 +67,7 @@ units = st.builds(
 )
 
 
-@given(st.integers(0, 2**63), st.integers(0, 2**63), units, st.sampled_from(["A-1", "B-2"]))
+@given(st.integers(0, 2**63), st.integers(0, 2**63 - 1), units, st.sampled_from(["A-1", "B-2"]))
 def test_blocks_survive_the_wire_unchanged(
     first: int, size: int, unit: UnitAttributes, account: str
 ) -> None:
