@@ -20,6 +20,7 @@ from sqlalchemy import (
     BigInteger,
     Column,
     Connection,
+    Delete,
     Integer,
     Row,
     Select,
@@ -120,6 +121,11 @@ def _overlap_queries(table: Table) -> tuple[Select[Any], Select[Any]]:
     return before, inside
 
 
+@cache
+def _delete_rows(table: Table) -> Delete:
+    return delete(table).where(table.c.id.in_(bindparam("ids", expanding=True)))
+
+
 def overlapping_rows(
     connection: Connection, table: Table, space: str, first: int, last: int
 ) -> list[Row[Any]]:
@@ -183,6 +189,6 @@ class Neighbourhood(Generic[A]):
     def replace(self, connection: Connection, blocks: Sequence[Block[A]]) -> None:
         """Replace the rows read with ``blocks`` (the same serials, rearranged)."""
         if self._rows:
-            connection.execute(delete(self._table).where(self._table.c.id.in_(self._rows)))
+            connection.execute(_delete_rows(self._table), {"ids": list(self._rows)})
         if blocks:
             connection.execute(insert(self._table), [self._write(block) for block in blocks])

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
 from sqlalchemy import (
@@ -18,15 +19,18 @@ from sqlalchemy import (
     Column,
     Connection,
     DateTime,
+    Delete,
     Dialect,
     Engine,
     Index,
     Integer,
     LargeBinary,
     MetaData,
+    Select,
     String,
     Table,
     TypeDecorator,
+    bindparam,
     create_engine,
     delete,
     event,
@@ -100,11 +104,7 @@ def replayed(
     connection: Connection, inbox: Table, sender: str, message_id: str, digest: bytes
 ) -> bytes | None:
     """The stored response if this exact message was recorded; refuse other bytes (3001)."""
-    row = connection.execute(
-        select(inbox.c.payload_sha256, inbox.c.response).where(
-            inbox.c.sender == sender, inbox.c.message_id == message_id
-        )
-    ).first()
+    row = connection.execute(_recorded(inbox), {"sender": sender, "id": message_id}).first()
     if row is None:
         return None
     if row.payload_sha256 != digest:
@@ -123,13 +123,18 @@ def remember(
     at: datetime,
 ) -> None:
     connection.execute(
-        insert(inbox).values(
-            sender=sender,
-            message_id=message_id,
-            payload_sha256=digest,
-            response=response,
-            received_at=at,
-        )
+        insert(inbox),
+        {"sender": sender, "message_id": message_id, "payload_sha256": digest,
+         "response": response, "received_at": at},
+    )  # fmt: skip
+
+
+@cache
+def _recorded(inbox: Table) -> Select[Any]:
+    """Built once per table: on the hot paths, constructing a statement costs more than
+    running it."""
+    return select(inbox.c.payload_sha256, inbox.c.response).where(
+        inbox.c.sender == bindparam("sender"), inbox.c.message_id == bindparam("id")
     )
 
 
@@ -177,4 +182,9 @@ def lock(
 
 
 def unlock(connection: Connection, locks: Table, transaction_id: str) -> None:
-    connection.execute(delete(locks).where(locks.c.transaction_id == transaction_id))
+    connection.execute(_unlock(locks), {"id": transaction_id})
+
+
+@cache
+def _unlock(locks: Table) -> Delete:
+    return delete(locks).where(locks.c.transaction_id == bindparam("id"))

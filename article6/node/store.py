@@ -12,7 +12,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import partial
+from functools import cache, partial
 from typing import Any
 
 from sqlalchemy import (
@@ -25,9 +25,12 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    Select,
     String,
     Table,
     Text,
+    Update,
+    bindparam,
     insert,
     select,
     update,
@@ -187,9 +190,7 @@ class LocalTransaction:
 
 
 def get_transaction(connection: Connection, transaction_id: str) -> LocalTransaction | None:
-    row = connection.execute(
-        select(transactions).where(transactions.c.transaction_id == transaction_id)
-    ).first()
+    row = connection.execute(_by_id(), {"id": transaction_id}).first()
     if row is None:
         return None
     results = [(code, detail) for code, detail in json.loads(row.results)]
@@ -219,18 +220,25 @@ def put_transaction(
         "updated_at": utcnow(),
     }
     if existing is None:
-        connection.execute(
-            insert(transactions).values(
-                transaction_id=transaction_id, role=role, body=body, **values
-            )
-        )
+        row = {"transaction_id": transaction_id, "role": role, "body": body, **values}
+        connection.execute(insert(transactions), row)
         return
     assert not (existing.status.final and existing.status is not status), (
         f"{transaction_id}: final {existing.status.name} cannot become {status.name}"
     )
-    connection.execute(
-        update(transactions).where(transactions.c.transaction_id == transaction_id).values(values)
-    )
+    connection.execute(_transaction_change(), {"id": transaction_id, **values})
+
+
+@cache
+def _by_id() -> Select[Any]:
+    """Built once: on the hot paths, constructing a statement costs more than running it."""
+    return select(transactions).where(transactions.c.transaction_id == bindparam("id"))
+
+
+@cache
+def _transaction_change() -> Update:
+    """The changed columns come as parameters named after them."""
+    return update(transactions).where(transactions.c.transaction_id == bindparam("id"))
 
 
 def list_transactions(connection: Connection) -> list[LocalTransaction]:
@@ -273,19 +281,13 @@ def add_outbox(
     transaction_id: str | None,
     envelope: bytes,
 ) -> None:
+    now = utcnow()
     connection.execute(
-        insert(outbox).values(
-            message_id=message_id,
-            payload_type=payload_type,
-            transaction_id=transaction_id,
-            envelope=envelope,
-            state="pending",
-            attempts=0,
-            created_at=utcnow(),
-            next_attempt_at=utcnow(),
-            last_error="",
-        )
-    )
+        insert(outbox),
+        {"message_id": message_id, "payload_type": payload_type,
+         "transaction_id": transaction_id, "envelope": envelope, "state": "pending",
+         "attempts": 0, "created_at": now, "next_attempt_at": now, "last_error": ""},
+    )  # fmt: skip
 
 
 def due_outbox(connection: Connection, limit: int) -> list[Outgoing]:
@@ -303,7 +305,12 @@ def due_outbox(connection: Connection, limit: int) -> list[Outgoing]:
 
 
 def outbox_sent(connection: Connection, entry_id: int) -> None:
-    connection.execute(update(outbox).where(outbox.c.id == entry_id).values(state="delivered"))
+    connection.execute(_outbox_change(), {"outbox_id": entry_id, "state": "delivered"})
+
+
+@cache
+def _outbox_change() -> Update:
+    return update(outbox).where(outbox.c.id == bindparam("outbox_id"))
 
 
 def outbox_retry(

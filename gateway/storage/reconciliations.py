@@ -13,10 +13,11 @@ import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 from google.protobuf import json_format
-from sqlalchemy import Connection, and_, func, insert, or_, select, update
+from sqlalchemy import Connection, Select, and_, bindparam, func, insert, or_, select, update
 
 from article6.block_table import from_db, to_db
 from article6.blocks import Block
@@ -140,13 +141,18 @@ def get_open_run(connection: Connection, registry: str) -> Run | None:
 def reconciling(connection: Connection, registries: Sequence[str]) -> str | None:
     """One of ``registries`` with an open run, if any (a peer may name anything: only ids that
     could be stored are looked up)."""
-    row = connection.execute(
-        select(reconciliation_runs.c.registry).where(
-            reconciliation_runs.c.registry.in_([r for r in registries if storable(r, 16)]),
-            reconciliation_runs.c.open.is_(True),
-        )
-    ).first()
+    wanted = [registry for registry in registries if storable(registry, 16)]
+    row = connection.execute(_open_runs_of(), {"registries": wanted}).first()
     return None if row is None else str(row.registry)
+
+
+@cache
+def _open_runs_of() -> Select[Any]:
+    """Built once: every proposal asks, and constructing costs more than running it."""
+    return select(reconciliation_runs.c.registry).where(
+        reconciliation_runs.c.registry.in_(bindparam("registries", expanding=True)),
+        reconciliation_runs.c.open.is_(True),
+    )
 
 
 def list_runs(connection: Connection, registry: str, limit: int) -> list[Run]:
@@ -218,12 +224,8 @@ def frozen(connection: Connection, space: str, ranges: Sequence[Block[Any]]) -> 
         return []
     low = min(r.serial_first for r in ranges)
     high = max(r.serial_last for r in ranges)
-    rows = connection.execute(
-        select(discrepancies.c.id, discrepancies.c.serial_first, discrepancies.c.serial_last)
-        .where(discrepancies.c.open.is_(True), discrepancies.c.space == space)
-        .where(discrepancies.c.serial_first <= to_db(high))
-        .where(discrepancies.c.serial_last >= to_db(low))
-    ).all()
+    values = {"space": space, "low": to_db(low), "high": to_db(high)}
+    rows = connection.execute(_open_discrepancies_within(), values).all()
     if not rows:
         return []
     spans = sorted((r.serial_first, r.serial_last) for r in ranges)
@@ -234,6 +236,18 @@ def frozen(connection: Connection, space: str, ranges: Sequence[Block[Any]]) -> 
         for row in rows
         if _meets(firsts, reach, from_db(row.serial_first), from_db(row.serial_last))
     ]
+
+
+@cache
+def _open_discrepancies_within() -> Select[Any]:
+    return select(
+        discrepancies.c.id, discrepancies.c.serial_first, discrepancies.c.serial_last
+    ).where(
+        discrepancies.c.open.is_(True),
+        discrepancies.c.space == bindparam("space"),
+        discrepancies.c.serial_first <= bindparam("high"),
+        discrepancies.c.serial_last >= bindparam("low"),
+    )
 
 
 def _meets(firsts: list[int], reach: list[int], first: int, last: int) -> bool:

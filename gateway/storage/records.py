@@ -7,9 +7,10 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, and_, insert, or_, select, update
+from sqlalchemy import Connection, Select, Update, and_, bindparam, insert, or_, select, update
 
 from article6.codes import Code
 from article6.model import AuthorizationSpec, Purpose, Status
@@ -76,21 +77,23 @@ def insert_transaction(
     ``path`` it went through on the way within this SQL transaction (``record.status`` last)."""
     statuses = [*path, record.status]
     assert len(set(statuses)) == len(statuses), statuses
+    # Values as parameters, not .values(): the statement is then compiled once and reused.
     connection.execute(
-        insert(transactions).values(
-            transaction_id=record.transaction_id,
-            type=record.type,
-            proposer=record.proposer,
-            transferring_registry=record.transferring_registry,
-            acquiring_registry=record.acquiring_registry,
-            quantity=record.quantity,
-            status=record.status.value,
-            results=encode_results(record.results),
-            body=record.body,
-            proposed_at=record.proposed_at,
-            status_at=record.status_at,
-            respond_by=record.respond_by,
-        )
+        insert(transactions),
+        {
+            "transaction_id": record.transaction_id,
+            "type": record.type,
+            "proposer": record.proposer,
+            "transferring_registry": record.transferring_registry,
+            "acquiring_registry": record.acquiring_registry,
+            "quantity": record.quantity,
+            "status": record.status.value,
+            "results": encode_results(record.results),
+            "body": record.body,
+            "proposed_at": record.proposed_at,
+            "status_at": record.status_at,
+            "respond_by": record.respond_by,
+        },
     )
     connection.execute(
         insert(transaction_history),
@@ -118,12 +121,13 @@ def _history(
     connection: Connection, transaction_id: str, status: Status, at: datetime, results: Results
 ) -> None:
     connection.execute(
-        insert(transaction_history).values(
-            transaction_id=transaction_id,
-            status=status.value,
-            at=at,
-            results=encode_results(results),
-        )
+        insert(transaction_history),
+        {
+            "transaction_id": transaction_id,
+            "status": status.value,
+            "at": at,
+            "results": encode_results(results),
+        },
     )
 
 
@@ -136,10 +140,23 @@ def storable(key: str, length: int) -> bool:
 def get_transaction(connection: Connection, transaction_id: str) -> TransactionRecord | None:
     if not storable(transaction_id, 40):
         return None
-    row = connection.execute(
-        select(transactions).where(transactions.c.transaction_id == transaction_id)
-    ).first()
+    row = connection.execute(_by_id(), {"id": transaction_id}).first()
     return None if row is None else _record(row)
+
+
+@cache
+def _by_id() -> Select[Any]:
+    """Built once: on the hot paths, constructing a statement costs more than running it."""
+    return select(transactions).where(transactions.c.transaction_id == bindparam("id"))
+
+
+@cache
+def _status_change() -> Update:
+    """The new status, time and results come as parameters named after their columns."""
+    return update(transactions).where(
+        transactions.c.transaction_id == bindparam("id"),
+        transactions.c.status == bindparam("was"),
+    )
 
 
 def set_status(
@@ -152,13 +169,10 @@ def set_status(
     """Move a transaction to ``status``; a final status never changes (asserted in SQL)."""
     assert not record.status.final, f"{record.transaction_id} is final ({record.status.name})"
     changed = connection.execute(
-        update(transactions)
-        .where(
-            transactions.c.transaction_id == record.transaction_id,
-            transactions.c.status == record.status.value,
-        )
-        .values(status=status.value, status_at=at, results=encode_results(results))
-    )
+        _status_change(),
+        {"id": record.transaction_id, "was": record.status.value, "status": status.value,
+         "status_at": at, "results": encode_results(results)},
+    )  # fmt: skip
     assert changed.rowcount == 1, f"{record.transaction_id} changed under us"
     _history(connection, record.transaction_id, status, at, results)
     audit.record(
@@ -259,18 +273,19 @@ def add_outbox(
     at: datetime,
 ) -> None:
     connection.execute(
-        insert(outbox).values(
-            recipient=recipient,
-            message_id=message_id,
-            payload_type=payload_type,
-            transaction_id=transaction_id,
-            envelope=envelope,
-            state="pending",
-            attempts=0,
-            created_at=at,
-            next_attempt_at=at,
-            last_error="",
-        )
+        insert(outbox),
+        {
+            "recipient": recipient,
+            "message_id": message_id,
+            "payload_type": payload_type,
+            "transaction_id": transaction_id,
+            "envelope": envelope,
+            "state": "pending",
+            "attempts": 0,
+            "created_at": at,
+            "next_attempt_at": at,
+            "last_error": "",
+        },
     )
 
 
@@ -309,10 +324,15 @@ def release_claims(connection: Connection) -> int:
 
 def outbox_delivered(connection: Connection, message_id: int, at: datetime) -> None:
     connection.execute(
-        update(outbox)
-        .where(outbox.c.id == message_id)
-        .values(state="delivered", delivered_at=at, claimed_until=None, last_error="")
-    )
+        _delivered(),
+        {"outbox_id": message_id, "state": "delivered", "delivered_at": at,
+         "claimed_until": None, "last_error": ""},
+    )  # fmt: skip
+
+
+@cache
+def _delivered() -> Update:
+    return update(outbox).where(outbox.c.id == bindparam("outbox_id"))
 
 
 def outbox_failed(
