@@ -12,9 +12,10 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, Select, Update, insert, select, update
 
 from article6.keys import KeyDirectory, SigningKey
 from gateway.audit import Entry, Head, Verdict, entry_hash, head_statement, verify
@@ -46,9 +47,7 @@ def seal(connection: Connection, signer: SigningKey | None) -> int:
     pending: list[tuple[str, str, str, str, dict[str, Any]]] = connection.info.pop(_PENDING, [])
     if not pending:
         return 0
-    head = connection.execute(
-        select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1).with_for_update()
-    ).one()
+    head = connection.execute(_head_for_update()).one()
     seq, digest, rows = head.seq, head.hash, []
     for at, actor, action, subject, detail in pending:
         seq += 1
@@ -62,11 +61,20 @@ def seal(connection: Connection, signer: SigningKey | None) -> int:
     key_id = signer.key_id if signer else ""
     signature = signer.sign(head_statement(seq, digest)) if signer else b""
     connection.execute(
-        update(audit_head)
-        .where(audit_head.c.id == 1)
-        .values(seq=seq, hash=digest, key_id=key_id, signature=signature)
+        _head_change(), {"seq": seq, "hash": digest, "key_id": key_id, "signature": signature}
     )
     return len(rows)
+
+
+@cache
+def _head_for_update() -> Select[Any]:
+    """Built once, as every commit seals: constructing costs more than running."""
+    return select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1).with_for_update()
+
+
+@cache
+def _head_change() -> Update:
+    return update(audit_head).where(audit_head.c.id == 1)
 
 
 def detail_json(detail: dict[str, Any]) -> str:

@@ -361,13 +361,18 @@ def outbox_failed(
 def obsolete_outbox(connection: Connection, transaction_id: str, payload_type: str) -> None:
     """Stop delivering pending messages of a transaction that no longer need to arrive."""
     connection.execute(
-        update(outbox)
-        .where(
-            outbox.c.transaction_id == transaction_id,
-            outbox.c.payload_type == payload_type,
-            outbox.c.state.in_(["pending", "dead"]),
-        )
-        .values(state="obsolete", claimed_until=None)
+        _obsolete(),
+        {"transaction": transaction_id, "kind": payload_type, "state": "obsolete",
+         "claimed_until": None},
+    )  # fmt: skip
+
+
+@cache
+def _obsolete() -> Update:
+    return update(outbox).where(
+        outbox.c.transaction_id == bindparam("transaction"),
+        outbox.c.payload_type == bindparam("kind"),
+        outbox.c.state.in_(["pending", "dead"]),
     )
 
 
