@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
@@ -191,13 +192,22 @@ class Sender:
         """Look up transactions that have waited for the hub longer than
         ``recovery_after_seconds``, now and then every ``recovery_interval_seconds``."""
         interval = self.config.recovery_interval_seconds
+        after = self.config.recovery_after_seconds
+        asked: dict[str, float] = {}  # when each was last looked up (monotonic)
         while not stopping.is_set():
-            older_than = store.utcnow() - timedelta(seconds=self.config.recovery_after_seconds)
+            older_than = store.utcnow() - timedelta(seconds=after)
             try:
                 waiting = await self.writer.run(partial(store.unsettled, older_than=older_than))
-                for local in waiting:
+                # Each is asked about at most once per ``after``: under a backlog, asking the
+                # busy hub again every sweep would only add to what it has to work through.
+                asked = {local.transaction_id: asked.get(local.transaction_id, -after)
+                         for local in waiting}  # fmt: skip
+                for transaction_id, last in asked.items():
+                    if time.monotonic() - last < after:
+                        continue
+                    asked[transaction_id] = time.monotonic()
                     with contextlib.suppress(grpc.aio.AioRpcError, Refusal):
-                        await self._look_up(local.transaction_id)
+                        await self._look_up(transaction_id)
             except Exception:  # the loop must outlive any one failure
                 log.exception("recovery failed; trying again shortly")
             await _pause(stopping, interval)
