@@ -1,24 +1,46 @@
 """``make bench``: run the benchmarks, print a table, and write bench/RESULTS.md.
 
-    python -m bench [--transfers 300] [--repeats 3] [--blocks 1000000]
+    python -m bench [--repeats 3] [--echo 5000] [--single 1500] [--transfers 400]
+                    [--paced 40] [--blocks 1000000] [--databases sqlite,postgresql]
+                    [--output bench/RESULTS.md]
 
-Figures are medians over repeated runs on this machine; the table records the machine and
-the command so that a figure is never quoted without them.
+In one run on this machine: the echo baseline, single-registry transactions and complete
+external transfers with the hub on each database, block-size invariance, and reconciliation.
+Figures are medians over repeated runs; the file records the machine and the command, so
+that a figure is never quoted without them, and each target is marked met or missed.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import platform
 import statistics
 import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import reconciliation, transfers
+from bench import echo, reconciliation, single, transfers
+from bench.load import Run
+from bench.network import hub_database
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+SINGLE_TARGET = 0.35  # x the echo rate
+TRANSFER_RATE_TARGET, TRANSFER_P99_TARGET_MS = 500, 100
+SIZE_TOLERANCE = 0.10
+
+
+@dataclass(frozen=True)
+class Row:
+    name: str
+    rate: float
+    runs: Sequence[float]
+    p50_ms: float
+    p99_ms: float
+    verdict: str
 
 
 def machine() -> str:
@@ -35,43 +57,102 @@ def machine() -> str:
     )
 
 
+def _row(name: str, runs: Sequence[Run], verdict: str = "") -> Row:
+    """Medians over runs: of the rates, and of each run's p50 and p99."""
+    rates = [run.throughput.per_second for run in runs]
+    return Row(
+        name, statistics.median(rates), rates,
+        statistics.median(run.latencies.p50_ms for run in runs),
+        statistics.median(run.latencies.p99_ms for run in runs),
+        verdict,
+    )  # fmt: skip
+
+
+def _met(ok: bool) -> str:
+    return "met" if ok else "MISSED"
+
+
+async def _measure(args: argparse.Namespace) -> tuple[list[Row], list[str], list[str]]:
+    """The rows of the main table, of the block-size table, and of the CPU table."""
+    rows = [_row("echo baseline (grpc.aio unary, mTLS)", await echo.run(args.echo, args.repeats))]
+    floor = rows[0].rate
+    size_lines: list[str] = []
+    notes: list[str] = []
+    for kind in args.databases:
+        with hub_database(kind) as url:
+            runs, cpu_ms = await single.run(url, args.single, args.repeats)
+        row = _row(f"single-registry transactions, hub on {kind}", runs)
+        notes.append(f"| single-registry transaction, hub on {kind} | {cpu_ms} |")
+        verdict = f"{row.rate / floor:.2f} x echo, target {SINGLE_TARGET} x: "
+        rows.append(replace(row, verdict=verdict + _met(row.rate >= SINGLE_TARGET * floor)))
+        with hub_database(kind) as url:
+            runs, sizes, cpu_ms = await transfers.run(url, args.transfers, args.repeats, args.paced)
+        notes.append(f"| complete external transfer, hub on {kind} | {cpu_ms} |")
+        row = _row(f"complete external transfers, hub on {kind}", runs)
+        ok = row.rate >= TRANSFER_RATE_TARGET and row.p99_ms < TRANSFER_P99_TARGET_MS
+        verdict = f"target {TRANSFER_RATE_TARGET}/s, p99 < {TRANSFER_P99_TARGET_MS} ms: "
+        rows.append(replace(row, verdict=verdict + _met(ok)))
+        size_lines.append(_sizes_line(kind, sizes))
+    return rows, size_lines, notes
+
+
+def _sizes_line(kind: str, sizes: transfers.Sizes) -> str:
+    one, billion = sizes.by_size["1 unit"], sizes.by_size["10^9 units"]
+    ratio = billion / one
+    return (
+        f"| hub on {kind} | {one:.1f} ms | {billion:.1f} ms | {ratio:.2f} "
+        f"({_met(abs(ratio - 1) <= SIZE_TOLERANCE)}) | {sizes.thousand_blocks_ms:.0f} ms |"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
-    parser.add_argument("--transfers", type=int, default=300)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--echo", type=int, default=5000, help="echo calls per run")
+    parser.add_argument("--single", type=int, default=1500, help="transactions per run")
+    parser.add_argument("--transfers", type=int, default=400, help="transfers per run")
+    parser.add_argument("--paced", type=int, default=40,
+                        help="transfers of each block size per repeat")  # fmt: skip
     parser.add_argument("--blocks", type=int, default=1_000_000, help="reconciliation size")
+    parser.add_argument("--databases", default="sqlite,postgresql",
+                        type=lambda text: text.split(","))  # fmt: skip
+    parser.add_argument("--output", type=Path, default=RESULTS, help="where to write")
     args = parser.parse_args(argv)
-    runs = transfers.run(args.transfers, args.repeats)
-    rates = [run.per_second for run in runs]
-    rows = [
-        (
-            "complete external transfers (hub + 2 registries, SQLite, mTLS)",
-            f"{statistics.median(rates):.0f} /s",
-            ", ".join(f"{rate:.0f}" for rate in rates),
-        )
+    rows, size_lines, cpu_lines = asyncio.run(_measure(args))
+    table = [
+        "| benchmark | rate (median) | runs | p50 at half rate | p99 at half rate | target |",
+        "|---|---:|---|---:|---:|---|",
+        *(
+            f"| {r.name} | {r.rate:,.0f} /s | {', '.join(f'{x:,.0f}' for x in r.runs)} | "
+            f"{r.p50_ms:.1f} ms | {r.p99_ms:.1f} ms | {r.verdict} |"
+            for r in rows
+        ),
+        "",
+        "| block size (p50 of a transfer, paced at 10/s) | 1 unit | 10^9 units | ratio "
+        "(target within 10%) | one transfer of 1,000 blocks |",
+        "|---|---:|---:|---|---:|",
+        *size_lines,
+        "",
+        "| CPU per item in the last closed-loop run | ms by process |",
+        "|---|---|",
+        *cpu_lines,
+        "",
+        *_reconciliation_table(args.blocks),
     ]
-    command = (
-        f"make bench  (python -m bench --transfers {args.transfers} --repeats {args.repeats} "
-        f"--blocks {args.blocks})"
-    )
-    table = ["| benchmark | median | runs |", "|---|---:|---|"]
-    table += [f"| {name} | {median} | {each} |" for name, median, each in rows]
-    table += ["", *_reconciliation_table(args.blocks)]
     print("\n".join(table))
-    RESULTS.write_text(
+    command = "make bench  (python -m bench " + " ".join(argv or sys.argv[1:]) + ")"
+    args.output.write_text(
         "# Benchmark results\n\n"
         f"- machine: {machine()}\n"
         f"- date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC\n"
-        f"- command: `{command}`\n"
-        f"- each run: {args.transfers} transfers of 10 units queued at once in GHA01's outbox, "
-        "timed until both registries applied every completion\n"
-        f"- reconciliation: the hub and GHA01 each hold the same {args.blocks:,} blocks; one "
-        "run on the clean books, one after a block's vintage was changed in GHA01's database "
-        "(target: the discrepancy found in at most 25 round trips and under 1 MB)\n\n"
-        + "\n".join(table)
-        + "\n"
+        f"- command: `{command.replace(' )', ')')}`\n"
+        f"- repeats: {args.repeats}; rates are medians over runs, latencies the median of "
+        "each run's p50 and p99\n"
+        "- every process (load client, hub, registries, PostgreSQL) runs on this machine\n"
+        "- what each row measures: bench/echo.py, bench/single.py, bench/transfers.py, "
+        "bench/reconciliation.py\n\n" + "\n".join(table) + "\n"
     )
-    print(f"\nwritten to {RESULTS}")
+    print(f"\nwritten to {args.output}")
     return 0
 
 
@@ -84,7 +165,7 @@ def _reconciliation_table(blocks: int) -> list[str]:
         found = str(run.differing)
         if run.differing:
             met = run.round_trips <= 25 and run.bytes_exchanged < 1_000_000
-            found += f" (target {'met' if met else 'MISSED'})"
+            found += f" (target {_met(met)})"
         table.append(
             f"| {run.what} | {run.seconds:.1f} s | {run.round_trips} | "
             f"{run.bytes_exchanged:,} | {found} |"

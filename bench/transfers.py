@@ -1,97 +1,162 @@
-"""Completed external transfers per second through the whole flow.
+"""Complete external transfers, GHA01 to CHE01, with the hub and both registries as processes.
 
-The hub and two reference Party registries run as separate processes on loopback (gRPC,
-mutual TLS, SQLite with synchronous=FULL). GHA01 issues one block, then N transfers of
-distinct 10-unit ranges to CHE01 are queued in GHA01's own outbox in one go (as a registry
-operator's batch would be). The clock runs from the moment they are queued until both
-registries have applied every completion; every transfer takes all its legs: proposal and
-hub receipt, acquisition request and CHE01's decision, completion notices to both registries.
+A transfer is complete when both registries have applied it: the proposal and the hub's
+receipt, the acquisition request and CHE01's decision in its delivery receipt, the hub's
+completion, the status notices to both registries (each applied in their books), and both
+registries' leg confirmations. Every message is signed and verified, every step committed
+durably before its answer leaves.
+
+GHA01's fast sender (``bench.sender``) proposes; the figures:
+
+- **rate**: transfers proposed closed-loop, timed until both registries applied the last;
+- **latency** at half that rate, open-loop: from a transfer's due instant to the later of
+  the two registries' completion (their books' own timestamps);
+- **block size**: the latency of transfers of one block of 10^9 units against one unit;
+- **1,000 blocks**: the latency of one transfer of 1,000 separate blocks.
 """
 
 from __future__ import annotations
 
-import contextlib
-import sqlite3
-import tempfile
+import asyncio
+import statistics
 import time
 from dataclasses import dataclass
-from pathlib import Path
+from datetime import UTC, datetime
 
-from article6.blocks import serial_range
-from article6.model import Status, TransactionType
-from article6.node import store
-from article6.node.config import load_config
-from article6.node.engine import Proposal
-from article6.node.server import build_engine
-from demo.network import Network
-from party_registry_stub import accounts
+from article6.v1 import transaction_pb2, units_pb2
+from bench import cpu
+from bench.load import (
+    CONCURRENCY,
+    LATENCY_SECONDS,
+    Latencies,
+    Run,
+    Throughput,
+    closed_loop,
+    open_loop,
+)
+from bench.network import Bench, bench_for, running
+
+T = transaction_pb2
+SOURCE, TARGET = "GHA01", "CHE01"
+SIZES = {"1 unit": 1, "10^9 units": 10**9}
+SPACING = 2 * 10**9  # serials between one transfer's blocks and the next's
+BLOCKS = 1_000
 
 
 @dataclass(frozen=True)
-class Run:
-    transfers: int
-    seconds: float
+class Sizes:
+    """Median latency (ms) of paced transfers by block size, and of a 1,000-block one."""
 
-    @property
-    def per_second(self) -> float:
-        return self.transfers / self.seconds
+    by_size: dict[str, float]
+    thousand_blocks_ms: float
 
 
-def _completed(network: Network, registry: str) -> int:
-    """Completed transactions in a registry's database, read without taking its write lock."""
-    path = load_config(network.config(registry)).database.removeprefix("sqlite:///")
-    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as connection:
-        query = "SELECT count(*) FROM transactions WHERE status = ?"
-        return int(connection.execute(query, (Status.COMPLETED.value,)).fetchone()[0])
+class Transfers:
+    def __init__(self, bench: Bench) -> None:
+        self.bench = bench
+        self.sender = bench.senders[SOURCE]
+        self.units = bench.units[SOURCE]
+        self.next_serial = 1
+        self.cpu_ms = ""  # CPU per transfer by process, in the last rate run
+
+    async def issue(self, blocks: list[units_pb2.UnitBlock]) -> None:
+        raw = self.sender.proposal(T.TRANSACTION_TYPE_ISSUANCE, self.units, blocks)
+        receipt = await self.sender.propose(raw)
+        self.bench.network.registry_cli(SOURCE, "wait", receipt.transaction_id)
+
+    async def prepare(self, count: int, size: int = 1, blocks: int = 1) -> list[bytes]:
+        """Issue units for ``count`` transfers of ``blocks`` separate blocks of ``size``
+        units each, and sign the transfers (the clock has not started)."""
+        plans, first = [], self.next_serial
+        for _ in range(count):
+            plan = []
+            for _ in range(blocks):
+                plan.append(self.units.block(self.next_serial, self.next_serial + size - 1))
+                self.next_serial += size + (1 if blocks > 1 else 0)  # a gap keeps blocks apart
+            plans.append(plan)
+        issued = [block for plan in plans for block in plan]
+        if blocks == 1:  # one run of serials: one block
+            issued = [self.units.block(first, self.next_serial - 1)]
+        for start in range(0, len(issued), 5_000):
+            await self.issue(issued[start : start + 5_000])
+        acquiring = (TARGET, self.bench.units[TARGET].account)
+        kind = T.TRANSACTION_TYPE_EXTERNAL_TRANSFER
+        return [self.sender.proposal(kind, self.units, plan, acquiring) for plan in plans]
+
+    async def propose(self, raw: bytes) -> str:
+        return (await self.sender.propose(raw)).transaction_id
+
+    async def completed(self, ids: list[str], timeout: float = 600) -> dict[str, datetime]:
+        """When each transfer was complete (both registries applied it), waiting for all."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            source = self.bench.registry_rows(SOURCE, ids)
+            target = self.bench.registry_rows(TARGET, ids)
+            if len(source) == len(target) == len(ids):
+                return {i: max(source[i], target[i]).replace(tzinfo=UTC) for i in ids}
+            await asyncio.sleep(0.05)
+        raise TimeoutError(f"{len(ids)} transfers not all complete within {timeout} s")
+
+    async def rate(self, count: int) -> Throughput:
+        raws = await self.prepare(count)
+        ids: list[str] = [""] * count
+
+        async def one(index: int) -> None:
+            ids[index] = await self.propose(raws[index])
+
+        before = cpu.snapshot(self.bench.pids())
+        started = time.perf_counter()
+        await closed_loop(one, count, CONCURRENCY)
+        await self.completed(ids)
+        self.cpu_ms = cpu.per_item_ms(before, cpu.snapshot(self.bench.pids()), count)
+        return Throughput(count, time.perf_counter() - started)
+
+    async def paced(self, count: int, rate: float, size: int = 1, blocks: int = 1) -> Latencies:
+        raws = await self.prepare(count, size, blocks)
+        due: dict[str, datetime] = {}
+
+        async def one(index: int) -> None:
+            instant = datetime.now(UTC)  # open_loop calls at the due instant
+            due[await self.propose(raws[index])] = instant
+
+        await open_loop(one, count, rate)
+        done = await self.completed(list(due))
+        return Latencies(rate, tuple((done[i] - due[i]).total_seconds() for i in due))
 
 
-def _queue(network: Network, source: str, target: str, count: int, offset: int) -> None:
-    config = load_config(network.config("GHA01"))
-    registry = build_engine(config, accounts.AccountRules(config.registry_id))
-    engine = store.open_database(config.database, accounts.metadata)
-    try:
-        with engine.begin() as connection:
-            for index in range(count):
-                first = offset + index * 10 + 1
-                proposal = Proposal(
-                    TransactionType.EXTERNAL_TRANSFER, source, "CHE01", target,
-                    ranges=[serial_range(first, first + 9)],
-                )  # fmt: skip
-                registry.propose(connection, proposal)
-    finally:
-        engine.dispose()
-
-
-def measure(network: Network, source: str, target: str, count: int, offset: int) -> Run:
-    before = (_completed(network, "GHA01"), _completed(network, "CHE01"))
-    started = time.perf_counter()
-    _queue(network, source, target, count, offset)
-    deadline = started + 600
-    while time.perf_counter() < deadline:
-        done = (_completed(network, "GHA01") - before[0], _completed(network, "CHE01") - before[1])
-        if done == (count, count):
-            return Run(count, time.perf_counter() - started)
-        time.sleep(0.05)
-    raise TimeoutError(f"transfers not all completed: {done} of {count}")
-
-
-def run(transfers: int, repeats: int) -> list[Run]:
-    with tempfile.TemporaryDirectory(prefix="a6-bench-") as folder:
-        network = Network(Path(folder), registries=("GHA01", "CHE01"))
-        network.write()
-        network.start_all()
+async def run(
+    database: str, count: int, repeats: int, per_size: int = 40
+) -> tuple[list[Run], Sizes, str]:
+    """The runs, the block-size figures, and the CPU per transfer by process (last run)."""
+    with running((SOURCE, TARGET), database) as network:
+        bench = bench_for(network)
         try:
-            source = network.registry_cli("GHA01", "open-account", "--ca", "CA0001")
-            target = network.registry_cli("CHE01", "open-account", "--ca", "CA0001")
-            issued = network.registry_cli(
-                "GHA01", "issue", "--account", source, "--ca", "CA0001", "--vintage", "2024",
-                "--serials", f"1-{10 * transfers * (repeats + 1)}",
-            )  # fmt: skip
-            network.registry_cli("GHA01", "wait", issued)
-            measure(network, source, target, min(50, transfers), 0)  # warm-up
-            return [
-                measure(network, source, target, transfers, 10 * transfers * (repeat + 1))
-                for repeat in range(repeats)
-            ]
+            transfers = Transfers(bench)
+            await transfers.rate(min(100, count))  # warm-up
+            runs = []
+            for _ in range(repeats):
+                throughput = await transfers.rate(count)
+                half = throughput.per_second / 2
+                paced = max(50, int(half * LATENCY_SECONDS))
+                runs.append(Run(throughput, await transfers.paced(paced, half)))
+            cpu_ms = transfers.cpu_ms
+            return runs, await _sizes(transfers, repeats, per_size), cpu_ms
         finally:
-            network.stop_all()
+            await bench.close()
+
+
+async def _sizes(transfers: Transfers, repeats: int, count: int) -> Sizes:
+    """``count`` transfers of each size per repeat, paced at a gentle 10/s so that each figure
+    is a transfer's own cost, not queueing; and ``repeats`` transfers of 1,000 blocks."""
+    by_size: dict[str, list[float]] = {}
+    for _ in range(repeats):  # interleaved, so drift in the machine's load touches both alike
+        for name, size in SIZES.items():
+            latencies = await transfers.paced(count, 10.0, size=size)
+            by_size.setdefault(name, []).append(latencies.p50_ms)
+    thousand = [
+        (await transfers.paced(1, 1.0, size=10, blocks=BLOCKS)).p50_ms for _ in range(repeats)
+    ]
+    return Sizes(
+        {name: statistics.median(values) for name, values in by_size.items()},
+        statistics.median(thousand),
+    )

@@ -1,0 +1,76 @@
+"""The benchmarks' network: the hub and Party registries as processes, the hub on SQLite or on
+a PostgreSQL database of its own, and a fast sender for each registry that proposes."""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from article6.node.config import load_config
+from bench.sender import Sender, Units
+from campaign.multihub import postgres_database
+from demo.network import HUB, PARTIES, Network
+
+
+@dataclass
+class Bench:
+    network: Network
+    senders: dict[str, Sender]
+    units: dict[str, Units]
+
+    def registry_rows(self, registry: str, transaction_ids: Sequence[str]) -> dict[str, datetime]:
+        """When each of these transactions completed in a registry's books (naive UTC), read
+        without taking the registry's write lock."""
+        path = load_config(self.network.config(registry)).database.removeprefix("sqlite:///")
+        wanted = set(transaction_ids)
+        query = "SELECT transaction_id, updated_at FROM transactions WHERE status = 4"
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+            rows = db.execute(query).fetchall()
+        return {tid: datetime.fromisoformat(at) for tid, at in rows if tid in wanted}
+
+    def pids(self) -> dict[str, int]:
+        return {
+            name: component.process.pid
+            for name, component in self.network.components.items()
+            if component.process is not None
+        }
+
+    async def close(self) -> None:
+        for sender in self.senders.values():
+            await sender.close()
+
+
+@contextlib.contextmanager
+def hub_database(kind: str) -> Iterator[str]:
+    """A fresh database for the hub: a SQLite file in the network's folder, or PostgreSQL."""
+    if kind == "sqlite":
+        yield "hub.db"
+        return
+    with postgres_database() as url:
+        yield url
+
+
+@contextlib.contextmanager
+def running(registries: tuple[str, ...], database: str) -> Iterator[Network]:
+    with tempfile.TemporaryDirectory(prefix="a6-bench-") as folder:
+        network = Network(Path(folder), registries=registries, database=database)
+        network.write()
+        network.start_all()
+        try:
+            yield network
+        finally:
+            network.stop_all()
+
+
+def bench_for(network: Network) -> Bench:
+    senders, units = {}, {}
+    for registry in network.registries:
+        account = network.registry_cli(registry, "open-account", "--ca", "CA0001")
+        units[registry] = Units(registry, PARTIES[registry], account)
+        senders[registry] = Sender(network.pki, registry, HUB, network.components[HUB].endpoint)
+    return Bench(network, senders, units)
