@@ -1,11 +1,11 @@
 """``article6.v1.Hub``: what registries call.
 
 Each RPC authenticates its envelope on the event loop (``open_envelope``), then hands one
-unit of work to the writer thread, which in a single SQL transaction: looks the message up in
-the inbox (a replay gets the stored receipt, byte for byte; other bytes under the same id get
-3001), checks freshness and the sender's standing, applies the lifecycle, signs the receipt
-and records it. A retry that arrives while the original is still being processed waits behind
-it on the writer and then finds its receipt.
+unit of work to the writer thread, which atomically (one savepoint of a group commit): looks
+the message up in the inbox (a replay gets the stored receipt, byte for byte; other bytes
+under the same id get 3001), checks freshness and the sender's standing, applies the
+lifecycle, signs the receipt and records it. A retry that arrives while the original is still
+being processed waits behind it on the writer and then finds its receipt.
 """
 
 from __future__ import annotations

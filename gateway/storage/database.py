@@ -1,8 +1,10 @@
 """Engines, migrations and the unit of work.
 
-Every state change runs as one SQL transaction on the **writer** thread (``Database.write``),
-so a process never races itself for SQLite's write lock, and each change commits its inbox
-record, its state, its outbox rows and its audit entries together or not at all. Reads that
+Every state change runs on the **writer** thread (``Database.write``), so a process never
+races itself for SQLite's write lock, and each change commits its inbox record, its state, its
+outbox rows and its audit entries together or not at all: alone, or with the other changes
+waiting at that moment in one group commit, one savepoint each (``article6.group_commit``),
+and its caller is answered only once the commit is durable. Reads that
 need no lock run on reader threads. SQLite runs in WAL mode with ``synchronous=FULL``: a
 commit is on disk before a receipt leaves. On PostgreSQL several hub processes share one
 database; their conflicting changes are ordered by transaction-scoped advisory locks, one per
