@@ -59,12 +59,8 @@ def hub_database(kind: str) -> Iterator[str]:
 def running(registries: tuple[str, ...], database: str) -> Iterator[Network]:
     with tempfile.TemporaryDirectory(prefix="a6-bench-") as folder:
         network = Network(Path(folder), registries=registries, database=database)
-        network.write()
-        network.start_all()
-        try:
+        with network.running():
             yield network
-        finally:
-            network.stop_all()
 
 
 def bench_for(network: Network) -> Bench:

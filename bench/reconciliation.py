@@ -73,9 +73,7 @@ def _run(network: Network, what: str) -> Run:
 def run(blocks: int) -> list[Run]:
     with tempfile.TemporaryDirectory(prefix="a6-bench-reconciliation-") as folder:
         network = Network(Path(folder), registries=("GHA01",))
-        network.write()
-        network.start_all()
-        try:
+        with network.running():
             hub_db = Path(folder) / "hub.db"
             registry_db = Path(load_config(network.config("GHA01")).database.removeprefix(
                 "sqlite:///"
@@ -89,6 +87,4 @@ def run(blocks: int) -> list[Run]:
                     (to_db(20 * (blocks // 2) + 1),),
                 )
             one = _run(network, "one block altered")
-        finally:
-            network.stop_all()
     return [clean, one]

@@ -251,6 +251,17 @@ class Network:
         log.close()
         self.wait_healthy(name, timeout)
 
+    @contextlib.contextmanager
+    def running(self) -> Iterator[Network]:
+        """Write the network's files and start every component; stop them all on the way
+        out, also when one of them fails to start."""
+        self.write()
+        try:
+            self.start_all()
+            yield self
+        finally:
+            self.stop_all()
+
     def start_all(self) -> None:
         self.start(HUB)
         for registry in self.registries:

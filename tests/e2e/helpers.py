@@ -14,13 +14,8 @@ REGISTRIES = ("GHA01", "CHE01")
 
 
 def make_network(folder: Path, **settings: Any) -> Iterator[Network]:
-    network = Network(folder, registries=REGISTRIES, **settings)
-    network.write()
-    try:
-        network.start_all()  # inside: a component that fails to start still stops the others
+    with Network(folder, registries=REGISTRIES, **settings).running() as network:
         yield network
-    finally:
-        network.stop_all()
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 30.0, what: str = "") -> None:

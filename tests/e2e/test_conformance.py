@@ -27,13 +27,8 @@ from party_registry_stub import accounts
 
 @pytest.fixture
 def three(tmp_path: Path) -> Iterator[Network]:
-    network = Network(tmp_path, registries=("GHA01", "CHE01", INTERNATIONAL))
-    network.write()
-    network.start_all()
-    try:
+    with Network(tmp_path, registries=("GHA01", "CHE01", INTERNATIONAL)).running() as network:
         yield network
-    finally:
-        network.stop_all()
 
 
 def kit(*args: str) -> subprocess.CompletedProcess[str]:

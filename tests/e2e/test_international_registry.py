@@ -27,13 +27,8 @@ T = transaction_pb2
 
 @pytest.fixture
 def ir_network(tmp_path: Path) -> Iterator[Network]:
-    network = Network(tmp_path, registries=("CHE01", IR))
-    network.write()
-    network.start_all()
-    try:
+    with Network(tmp_path, registries=("CHE01", IR)).running() as network:
         yield network
-    finally:
-        network.stop_all()
 
 
 def section(network: Network, party: str) -> dict[str, str]:

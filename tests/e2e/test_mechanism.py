@@ -34,13 +34,8 @@ FINAL = {M.INSTRUCTION_STATE_REFUSED, M.INSTRUCTION_STATE_COMPLETED, M.INSTRUCTI
 
 @pytest.fixture
 def mechanism_network(tmp_path: Path) -> Iterator[Network]:
-    network = Network(tmp_path, registries=(INTERNATIONAL, MECHANISM))
-    network.write()
-    network.start_all()
-    try:
+    with Network(tmp_path, registries=(INTERNATIONAL, MECHANISM)).running() as network:
         yield network
-    finally:
-        network.stop_all()
 
 
 def ir_account(network: Network, party: str = "SGP") -> str:

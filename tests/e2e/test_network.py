@@ -47,13 +47,8 @@ from tests.e2e.helpers import (
 @pytest.fixture
 def demo_network(tmp_path: Path) -> Iterator[Network]:
     """The demo's network: the hub, GHA01, CHE01 and the international registry."""
-    network = Network(tmp_path, registries=DEMO_REGISTRIES)
-    network.write()
-    network.start_all()
-    try:
+    with Network(tmp_path, registries=DEMO_REGISTRIES).running() as network:
         yield network
-    finally:
-        network.stop_all()
 
 
 SGP_ACTIONS = [

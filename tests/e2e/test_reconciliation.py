@@ -137,9 +137,7 @@ def test_the_scheduler_reconciles_each_registry_and_a_busy_registry_is_denied_a_
 ) -> None:
     network = Network(tmp_path, registries=("GHA01", "CHE01"),
                       reconciliation_interval_seconds=0.5)  # fmt: skip
-    network.write()
-    network.start_all()
-    try:
+    with network.running():
         gha = network.registry_cli("GHA01", "open-account", "--ca", "CA0001")
         che = network.registry_cli("CHE01", "open-account", "--ca", "CA0001")
         issued = network.registry_cli("GHA01", "issue", "--account", gha, "--ca", "CA0001",
@@ -170,5 +168,3 @@ def test_the_scheduler_reconciles_each_registry_and_a_busy_registry_is_denied_a_
         wait_for(denied_for_the_pending_transfer, 10, "a start denied")
         network.start("CHE01")
         assert final(network, "GHA01", pending) == ("completed", [])
-    finally:
-        network.stop_all()
