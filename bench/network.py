@@ -11,9 +11,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+import psycopg
+
 from article6.node.config import load_config
 from bench.sender import Sender, Units
-from campaign.multihub import postgres_database
+from campaign.multihub import POSTGRES_ADMIN, postgres_database
 from demo.network import HUB, PARTIES, Network
 
 
@@ -43,6 +45,14 @@ class Bench:
     async def close(self) -> None:
         for sender in self.senders.values():
             await sender.close()
+
+
+def postgres_reachable() -> bool:
+    try:
+        psycopg.connect(POSTGRES_ADMIN).close()
+    except psycopg.OperationalError:
+        return False
+    return True
 
 
 @contextlib.contextmanager
