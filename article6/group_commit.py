@@ -1,10 +1,11 @@
 """Group commit: the writer thread commits every state change waiting for it in one SQL
 transaction, one savepoint each.
 
-A commit costs an fsync (SQLite ``synchronous=FULL``, PostgreSQL's WAL flush) and the audit
-head's signature. Under load, changes queue while the previous commit is on its way to disk;
-taking all of them together pays those costs once per group instead of once per change, and
-adds no wait when the hub is idle (a lone change is committed at once, on its own).
+A commit costs an fsync (SQLite ``synchronous=FULL``, PostgreSQL's WAL flush) and, at the
+hub, the audit head's signature. Under load, changes queue while the previous commit is on
+its way to disk; taking all of them together pays those costs once per group instead of once
+per change, and adds no wait when the process is idle (a lone change is committed at once,
+on its own).
 
 Each change still behaves as if it were alone:
 
@@ -24,6 +25,7 @@ locks, and two hubs' groups cannot deadlock.
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 from collections.abc import Callable
@@ -35,6 +37,7 @@ from typing import Any, Protocol
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
+log = logging.getLogger("article6.group_commit")
 MAX_GROUP = 128  # changes in one commit at most: bounds the work a failed commit redoes
 UNIQUE_RACE_ATTEMPTS = 3
 
@@ -132,7 +135,13 @@ class GroupWriter:
             group = self._next_group()
             if group is None:
                 return
-            self._apply(group)
+            try:
+                self._apply(group)
+            except Exception as error:  # a fault of ours: fail these changes, keep writing
+                log.exception("a commit group failed")
+                for change in group:
+                    if not change.future.done():
+                        change.future.set_exception(error)
 
     def _next_group(self) -> list[Change] | None:
         """The deferred changes first, then whatever is waiting (blocking only when idle).
