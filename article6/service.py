@@ -74,6 +74,8 @@ def _handler(
             if on_refusal is not None:
                 on_refusal(refusal.code)
             await abort(context, refusal)
+        except grpc.aio.AbortError:  # a method that ended the call itself
+            raise
         except Exception:
             # A fault of ours, not the peer's: its SQL transaction rolled back, so nothing was
             # recorded and a retry is safe. The peer learns no more than that; the traceback
