@@ -8,8 +8,6 @@ serials (7001). An operator resolves it with a reason, which is kept with it.
 
 from __future__ import annotations
 
-import bisect
-import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,7 +17,7 @@ from typing import Any
 from google.protobuf import json_format
 from sqlalchemy import Connection, Select, and_, bindparam, func, insert, or_, select, update
 
-from article6.block_table import from_db, to_db
+from article6.block_table import from_db, overlapping_blocks, to_db
 from article6.blocks import Block
 from article6.model import LedgerBlock, Status
 from article6.v1 import units_pb2
@@ -216,9 +214,10 @@ def add_discrepancies(
 def frozen(connection: Connection, space: str, ranges: Sequence[Block[Any]]) -> list[int]:
     """Open discrepancies sharing a serial with ``ranges`` of ``space``.
 
-    One range condition over the span of ``ranges`` (open discrepancies are few), then an
-    exact test per range here: a query with one condition per range would grow with the
-    transaction's blocks until the database refuses it (SQLite's depth limit is 1,000).
+    One range condition over the span of ``ranges`` (open discrepancies are few), then the
+    exact test here (``overlapping_blocks``): a query with one condition per range would grow
+    with the transaction's blocks until the database refuses it (SQLite's depth limit is
+    1,000).
     """
     if not ranges:
         return []
@@ -226,16 +225,8 @@ def frozen(connection: Connection, space: str, ranges: Sequence[Block[Any]]) -> 
     high = max(r.serial_last for r in ranges)
     values = {"space": space, "low": to_db(low), "high": to_db(high)}
     rows = connection.execute(_open_discrepancies_within(), values).all()
-    if not rows:
-        return []
-    spans = sorted((r.serial_first, r.serial_last) for r in ranges)
-    firsts = [first for first, _ in spans]
-    reach = list(itertools.accumulate((last for _, last in spans), max))
-    return [
-        row.id
-        for row in rows
-        if _meets(firsts, reach, from_db(row.serial_first), from_db(row.serial_last))
-    ]
+    found = [Block(from_db(row.serial_first), from_db(row.serial_last), row.id) for row in rows]
+    return [block.attributes for block in overlapping_blocks(found, ranges)]
 
 
 @cache
@@ -248,13 +239,6 @@ def _open_discrepancies_within() -> Select[Any]:
         discrepancies.c.serial_first <= bindparam("high"),
         discrepancies.c.serial_last >= bindparam("low"),
     )
-
-
-def _meets(firsts: list[int], reach: list[int], first: int, last: int) -> bool:
-    """Whether [first, last] shares a serial with a span, given the spans' sorted starts and
-    the furthest end among the spans up to each (O(log spans))."""
-    index = bisect.bisect_right(firsts, last) - 1  # spans up to here start at or before last
-    return index >= 0 and reach[index] >= first
 
 
 def list_discrepancies(
