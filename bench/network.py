@@ -14,6 +14,7 @@ from pathlib import Path
 import psycopg
 
 from article6.node.config import load_config
+from article6.v1 import transaction_pb2, units_pb2
 from bench.sender import Sender, Units
 from campaign.multihub import POSTGRES_ADMIN, postgres_database
 from demo.network import HUB, PARTIES, Network
@@ -34,6 +35,14 @@ class Bench:
         with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
             rows = db.execute(query).fetchall()
         return {tid: datetime.fromisoformat(at) for tid, at in rows if tid in wanted}
+
+    async def issue(self, registry: str, blocks: list[units_pb2.UnitBlock]) -> None:
+        """Issue ``blocks`` into the registry's account, through its fast sender, and wait
+        until its books hold them."""
+        sender, units = self.senders[registry], self.units[registry]
+        raw = sender.proposal(transaction_pb2.TRANSACTION_TYPE_ISSUANCE, units, blocks)
+        receipt = await sender.propose(raw)
+        self.network.registry_cli(registry, "wait", receipt.transaction_id)
 
     def pids(self) -> dict[str, int]:
         return {

@@ -25,13 +25,6 @@ T = transaction_pb2
 REGISTRY = "GHA01"
 
 
-async def _issue(bench: Bench, serials: int) -> None:
-    sender, units = bench.senders[REGISTRY], bench.units[REGISTRY]
-    raw = sender.proposal(T.TRANSACTION_TYPE_ISSUANCE, units, [units.block(1, serials)])
-    receipt = await sender.propose(raw)
-    bench.network.registry_cli(REGISTRY, "wait", receipt.transaction_id)
-
-
 async def _cancellations(bench: Bench, first: int, count: int) -> list[bytes]:
     sender, units = bench.senders[REGISTRY], bench.units[REGISTRY]
     kind = T.TRANSACTION_TYPE_CANCELLATION
@@ -59,7 +52,8 @@ async def run(database: str, count: int, repeats: int) -> tuple[list[Run], str]:
     with running((REGISTRY,), database) as network:
         bench = bench_for(network)
         try:
-            await _issue(bench, 10 * count * (repeats + 1) + 100_000)
+            serials = 10 * count * (repeats + 1) + 100_000
+            await bench.issue(REGISTRY, [bench.units[REGISTRY].block(1, serials)])
             _, first, cpu_ms = await _measure(bench, 1, min(200, count))  # warm-up
             runs = []
             for _ in range(repeats):

@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from article6.v1 import transaction_pb2, units_pb2
+from article6.v1 import transaction_pb2
 from bench import cpu
 from bench.load import (
     CONCURRENCY,
@@ -39,7 +39,6 @@ from bench.network import Bench, bench_for, running
 T = transaction_pb2
 SOURCE, TARGET = "GHA01", "CHE01"
 SIZES = {"1 unit": 1, "10^9 units": 10**9}
-SPACING = 2 * 10**9  # serials between one transfer's blocks and the next's
 BLOCKS = 1_000
 
 
@@ -59,11 +58,6 @@ class Transfers:
         self.next_serial = 1
         self.cpu_ms = ""  # CPU per transfer by process, in the last rate run
 
-    async def issue(self, blocks: list[units_pb2.UnitBlock]) -> None:
-        raw = self.sender.proposal(T.TRANSACTION_TYPE_ISSUANCE, self.units, blocks)
-        receipt = await self.sender.propose(raw)
-        self.bench.network.registry_cli(SOURCE, "wait", receipt.transaction_id)
-
     async def prepare(self, count: int, size: int = 1, blocks: int = 1) -> list[bytes]:
         """Issue units for ``count`` transfers of ``blocks`` separate blocks of ``size``
         units each, and sign the transfers (the clock has not started)."""
@@ -78,7 +72,7 @@ class Transfers:
         if blocks == 1:  # one run of serials: one block
             issued = [self.units.block(first, self.next_serial - 1)]
         for start in range(0, len(issued), 5_000):
-            await self.issue(issued[start : start + 5_000])
+            await self.bench.issue(SOURCE, issued[start : start + 5_000])
         acquiring = (TARGET, self.bench.units[TARGET].account)
         kind = T.TRANSACTION_TYPE_EXTERNAL_TRANSFER
         return [self.sender.proposal(kind, self.units, plan, acquiring) for plan in plans]
