@@ -60,6 +60,7 @@ class Code(enum.IntEnum):
     ENVELOPE_MALFORMED = 1010
     MESSAGE_TOO_LARGE = 1011
     PAYLOAD_TYPE_UNEXPECTED = 1012
+    BATCH_TOO_LARGE = 1013
     SIGNATURE_MISSING = 1020
     SIGNATURES_TOO_MANY = 1021
     SIGNATURE_MALFORMED = 1022
@@ -186,6 +187,9 @@ CATALOGUE: dict[Code, CodeInfo] = {
     ),
     Code.PAYLOAD_TYPE_UNEXPECTED: _info(
         "The payload_type is not one this RPC accepts.", grpc_status=_M
+    ),
+    Code.BATCH_TOO_LARGE: _info(
+        "The batch carries more envelopes than the receiver accepts; split it.", grpc_status=_M
     ),
     Code.SIGNATURE_MISSING: _info("The envelope carries no signature.", grpc_status=_AUTH),
     Code.SIGNATURES_TOO_MANY: _info(

@@ -39,7 +39,7 @@ from article6.headers import new_header
 from article6.identifiers import format_account_id
 from article6.keys import KeyDirectory, SigningKey, read_key_file
 from article6.pki import RegistryFiles
-from article6.status import refusal_from_error
+from article6.status import Failure, refusal_from_error
 from article6.tls import TlsMaterial, channel_credentials, channel_options, server_credentials
 from article6.v1 import (
     envelope_pb2,
@@ -201,6 +201,8 @@ class RegistryKit(_Kit):
         battery.check("acquisition into an unknown account is terminated", self._reject)
         if battery.check("acquisition into the account under test is accepted", self._accept):
             battery.check("a repeated delivery gets the same receipt", self._replay)
+            battery.check("a batch delivery is answered as Deliver answers (optional RPC)",
+                          self._batch_replay)  # fmt: skip
             battery.check("a message id reused with other bytes is refused (3001)", self._reuse)
             battery.check("a duplicate completion is applied once", self._complete_once)
         battery.check("reconciliation: snapshot, totals, tree and blocks", self._reconcile)
@@ -298,6 +300,16 @@ class RegistryKit(_Kit):
     def _replay(self) -> str | None:
         again = self.stub.Deliver(self.offer, timeout=10).SerializeToString()
         return None if again == self.offer_reply else "the receipt differs"
+
+    def _batch_replay(self) -> str | None:
+        try:
+            reply = self.stub.DeliverBatch(
+                envelope_pb2.EnvelopeBatch(envelopes=[self.offer]), timeout=10
+            )
+        except grpc.RpcError as error:
+            unserved = error.code() is grpc.StatusCode.UNIMPLEMENTED
+            return None if unserved else f"DeliverBatch failed: {_describe(error)}"
+        return _batch_answers(reply, [self.offer_reply])
 
     def _reuse(self) -> str | None:
         forged = T.AcquisitionRequest.FromString(self.offer.payload)
@@ -448,6 +460,7 @@ class HubKit(_Kit):
         self.proposal = self._seal(proposal)
         if battery.check("an issuance is completed at once", self._issue):
             battery.check("a repeated proposal gets the same receipt", self._replay)
+            battery.check("a batch is answered envelope by envelope", self._batch)
             battery.check("a message id reused with other bytes is refused (3001)", self._reuse)
             battery.check("the status of the issuance is answered", self._status_known)
             battery.check("a leg confirmation of the issuance matches the ledger", self._confirm)
@@ -472,6 +485,14 @@ class HubKit(_Kit):
         envelope = seal(forged, [self.key])
         return _refused(lambda: self.stub.ProposeTransaction(envelope, timeout=10),
                         Code.MESSAGE_ID_REUSED)  # fmt: skip
+
+    def _batch(self) -> str | None:
+        """The recorded proposal again, and one signed by nobody the hub knows (1024)."""
+        stranger = self._seal(T.TransactionProposal(transaction=self._issuance(3)),
+                              key=SigningKey.generate())  # fmt: skip
+        batch = envelope_pb2.EnvelopeBatch(envelopes=[self.proposal, stranger])
+        reply = self.stub.SubmitBatch(batch, timeout=10)
+        return _batch_answers(reply, [self.reply, Code.KEY_UNKNOWN])
 
     def _status_known(self) -> str | None:
         answer = self._status(self._issuance(0).transaction_id)
@@ -502,6 +523,22 @@ class HubKit(_Kit):
         assert isinstance(receipt, T.Receipt)
         codes = [r.code for r in receipt.results]
         return None if not codes else f"codes {codes}"
+
+
+def _batch_answers(reply: envelope_pb2.BatchReply, expected: list[bytes | Code]) -> str | None:
+    """Whether each answer is the expected reply (its bytes) or refusal (its code)."""
+    if len(reply.answers) != len(expected):
+        return f"{len(reply.answers)} answers to {len(expected)} envelopes"
+    for index, (answer, wanted) in enumerate(zip(reply.answers, expected, strict=True)):
+        if isinstance(wanted, bytes):
+            if answer.reply.SerializeToString() != wanted:
+                return f"answer {index} is not the stored reply"
+            continue
+        failure = Failure.of_status(answer.status) if answer.HasField("status") else None
+        code = failure.refusal.code if failure and failure.refusal else None
+        if code is not wanted:
+            return f"answer {index}: {failure or 'a reply'}, not {wanted.value}"
+    return None
 
 
 def _anonymous_refused(endpoint: str, tls: TlsMaterial, peer: str, method: str) -> str | None:

@@ -17,7 +17,7 @@ from article6.identifiers import MESSAGE_ID
 from article6.v1 import header_pb2
 
 PROTOCOL_MAJOR = 1
-PROTOCOL_MINOR = 0
+PROTOCOL_MINOR = 1
 CLOCK_SKEW = timedelta(seconds=300)
 
 

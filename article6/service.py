@@ -12,17 +12,19 @@ still get the numbered code.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 
 import grpc
 import grpc.aio
+from google.protobuf.message import DecodeError
 
 from article6.codes import Code, Refusal
 from article6.envelope import MAX_ENVELOPE_BYTES, read_envelope
 from article6.ratelimit import RateLimiter
-from article6.status import abort
+from article6.status import abort, fault_details, status_details
 from article6.tls import peer_identity
 from article6.v1 import envelope_pb2
 
@@ -54,6 +56,38 @@ def client_options(
 
 
 INTERNAL_DETAIL = "internal error: nothing was recorded; retry with back-off"
+# Envelopes per EnvelopeBatch: enough for one group commit's worth, few enough that a batch's
+# answer is not held back long by its slowest envelope.
+MAX_BATCH_ENVELOPES = 256
+
+
+async def _answer(
+    method: EnvelopeMethod,
+    envelope: envelope_pb2.Envelope,
+    context: Context,
+    on_refusal: Callable[[Code], None] | None,
+) -> envelope_pb2.Envelope | Refusal | None:
+    """The method's reply, the refusal it raised, or None for a fault of ours.
+
+    A fault's SQL transaction rolled back, so nothing was recorded and a retry is safe. The
+    peer learns no more than that; the traceback (which may quote SQL and values) is logged.
+    """
+    try:
+        return await method(envelope, context)
+    except Refusal as refusal:
+        if on_refusal is not None:
+            on_refusal(refusal.code)
+        return refusal
+    except grpc.aio.AbortError:  # a method that ended the call itself
+        raise
+    except Exception:
+        log.exception("unexpected failure handling a %s call", method.__name__)
+        return None
+
+
+def _admit(limiter: RateLimiter | None, context: Context) -> None:
+    if limiter is not None and not limiter.admit(peer_identity(context) or "", time.monotonic()):
+        raise Refusal(Code.RATE_LIMITED, "too many requests; retry with back-off")
 
 
 def _handler(
@@ -64,25 +98,73 @@ def _handler(
 ) -> Callable[[bytes, Context], Awaitable[bytes]]:
     async def handle(raw: bytes, context: Context) -> bytes:
         try:
-            if limiter is not None and not limiter.admit(
-                peer_identity(context) or "", time.monotonic()
-            ):
-                raise Refusal(Code.RATE_LIMITED, "too many requests; retry with back-off")
+            _admit(limiter, context)
             envelope = read_envelope(raw, max_bytes)
-            reply = await method(envelope, context)
         except Refusal as refusal:
             if on_refusal is not None:
                 on_refusal(refusal.code)
             await abort(context, refusal)
-        except grpc.aio.AbortError:  # a method that ended the call itself
-            raise
-        except Exception:
-            # A fault of ours, not the peer's: its SQL transaction rolled back, so nothing was
-            # recorded and a retry is safe. The peer learns no more than that; the traceback
-            # (which may quote SQL and values) stays in our log.
-            log.exception("unexpected failure handling a %s call", method.__name__)
+        answer = await _answer(method, envelope, context, on_refusal)
+        if isinstance(answer, Refusal):
+            await abort(context, answer)
+        if answer is None:
             await context.abort(grpc.StatusCode.INTERNAL, INTERNAL_DETAIL)
-        return reply.SerializeToString()
+        return answer.SerializeToString()
+
+    return handle
+
+
+def read_batch(raw: bytes, max_bytes: int = MAX_ENVELOPE_BYTES) -> envelope_pb2.EnvelopeBatch:
+    """Parse raw request bytes into an EnvelopeBatch: a whole batch is held to one envelope's
+    size limit, and to ``MAX_BATCH_ENVELOPES``."""
+    if len(raw) > max_bytes:
+        raise Refusal(Code.MESSAGE_TOO_LARGE, f"{len(raw)} bytes, limit {max_bytes}")
+    batch = envelope_pb2.EnvelopeBatch()
+    try:
+        batch.ParseFromString(raw)
+    except DecodeError as error:
+        raise Refusal(Code.ENVELOPE_MALFORMED, "not an EnvelopeBatch") from error
+    if len(batch.envelopes) > MAX_BATCH_ENVELOPES:
+        detail = f"{len(batch.envelopes)} envelopes, limit {MAX_BATCH_ENVELOPES}"
+        raise Refusal(Code.BATCH_TOO_LARGE, detail)
+    return batch
+
+
+def _batch_handler(
+    routes: Mapping[str, EnvelopeMethod],
+    max_bytes: int,
+    on_refusal: Callable[[Code], None] | None,
+    limiter: RateLimiter | None,
+) -> Callable[[bytes, Context], Awaitable[bytes]]:
+    """Each envelope of a batch goes to the method its payload_type names and is answered as
+    that unary RPC would answer it. They run concurrently, so their changes share commits."""
+
+    async def one(envelope: envelope_pb2.Envelope, context: Context) -> envelope_pb2.BatchAnswer:
+        method = routes.get(envelope.payload_type)
+        try:
+            _admit(limiter, context)  # a token per envelope, as if each came alone
+            if method is None:
+                raise Refusal(Code.PAYLOAD_TYPE_UNEXPECTED, "no RPC of this service takes it")
+        except Refusal as refusal:
+            if on_refusal is not None:
+                on_refusal(refusal.code)
+            return envelope_pb2.BatchAnswer(status=status_details(refusal))
+        answer = await _answer(method, envelope, context, on_refusal)
+        if isinstance(answer, Refusal):
+            return envelope_pb2.BatchAnswer(status=status_details(answer))
+        if answer is None:
+            return envelope_pb2.BatchAnswer(status=fault_details(INTERNAL_DETAIL))
+        return envelope_pb2.BatchAnswer(reply=answer)
+
+    async def handle(raw: bytes, context: Context) -> bytes:
+        try:
+            batch = read_batch(raw, max_bytes)
+        except Refusal as refusal:
+            if on_refusal is not None:
+                on_refusal(refusal.code)
+            await abort(context, refusal)
+        answers = await asyncio.gather(*(one(e, context) for e in batch.envelopes))
+        return envelope_pb2.BatchReply(answers=answers).SerializeToString()
 
     return handle
 
@@ -93,12 +175,19 @@ def envelope_service(
     max_bytes: int = MAX_ENVELOPE_BYTES,
     on_refusal: Callable[[Code], None] | None = None,
     limiter: RateLimiter | None = None,
+    batch: tuple[str, Mapping[str, EnvelopeMethod]] | None = None,
 ) -> grpc.GenericRpcHandler[bytes, bytes]:
     """A generic handler for ``service`` (e.g. "article6.v1.Hub") serving ``methods`` by name;
     ``on_refusal`` hears the code of every refusal (for metrics). With a ``limiter``, a caller
-    (by TLS identity) over its rate is refused before anything else is read (1041)."""
+    (by TLS identity) over its rate is refused before anything else is read (1041). ``batch``
+    names the service's EnvelopeBatch RPC and routes its envelopes by payload_type."""
     handlers = {
         name: grpc.unary_unary_rpc_method_handler(_handler(method, max_bytes, on_refusal, limiter))
         for name, method in methods.items()
     }
+    if batch is not None:
+        name, routes = batch
+        handlers[name] = grpc.unary_unary_rpc_method_handler(
+            _batch_handler(routes, max_bytes, on_refusal, limiter)
+        )
     return grpc.method_handlers_generic_handler(service, handlers)

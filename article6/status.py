@@ -8,6 +8,7 @@ This module is the only place where codes become gRPC statuses.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, NoReturn
 
 import grpc
@@ -42,6 +43,13 @@ def status_details(refusal: Refusal) -> bytes:
     return serialized
 
 
+def fault_details(message: str) -> bytes:
+    """The serialized google.rpc.Status of a fault of ours: INTERNAL, no numbered code."""
+    status = status_pb2.Status(code=grpc.StatusCode.INTERNAL.value[0], message=message)
+    serialized: bytes = status.SerializeToString()
+    return serialized
+
+
 async def abort(context: grpc.aio.ServicerContext[Any, Any], refusal: Refusal) -> NoReturn:
     """End the current RPC with the refusal's status and numbered code."""
     await context.abort(
@@ -57,14 +65,47 @@ def refusal_from_error(error: grpc.RpcError) -> Refusal | None:
     trailing_metadata = getattr(error, "trailing_metadata", None)
     trailing = trailing_metadata() if callable(trailing_metadata) else None
     for key, value in trailing or ():
-        if key != DETAILS_KEY or not isinstance(value, bytes):
-            continue
-        status = status_pb2.Status.FromString(value)
-        for detail in status.details:
-            response = header_pb2.ResponseCode()
-            if detail.Unpack(response) and response.code in _KNOWN_CODES:
-                return Refusal(Code(response.code), response.detail)
+        if key == DETAILS_KEY and isinstance(value, bytes):
+            return refusal_from_status(status_pb2.Status.FromString(value))
     return None
 
 
+def refusal_from_status(status: Any) -> Refusal | None:
+    """The numbered refusal in a google.rpc.Status's details, or None."""
+    for detail in status.details:
+        response = header_pb2.ResponseCode()
+        if detail.Unpack(response) and response.code in _KNOWN_CODES:
+            return Refusal(Code(response.code), response.detail)
+    return None
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Why one message was not answered: a whole RPC's error, or one answer of a batch."""
+
+    status: grpc.StatusCode
+    message: str
+    refusal: Refusal | None
+
+    @classmethod
+    def of_error(cls, error: grpc.aio.AioRpcError) -> Failure:
+        return cls(error.code(), error.details() or "", refusal_from_error(error))
+
+    @classmethod
+    def of_status(cls, raw: bytes) -> Failure:
+        """From a BatchAnswer's serialized google.rpc.Status."""
+        status = status_pb2.Status.FromString(raw)
+        code = _STATUS_CODES.get(status.code, grpc.StatusCode.UNKNOWN)
+        return cls(code, status.message, refusal_from_status(status))
+
+    @property
+    def reason(self) -> str:
+        """A metric label: the numbered code's name, or the gRPC status's, in lower case."""
+        return (self.refusal.code.name if self.refusal else self.status.name).lower()
+
+    def __str__(self) -> str:
+        return str(self.refusal) if self.refusal else f"{self.status.name}: {self.message}"
+
+
+_STATUS_CODES = {status.value[0]: status for status in grpc.StatusCode}
 _KNOWN_CODES = frozenset(code.value for code in Code)

@@ -2,12 +2,15 @@
 the hub over the registry's own mutual TLS, many in flight on one channel.
 
 It stands in for the registry's outbox so that the figure is the hub's, not the reference
-registry's sender's. The registry process still runs and receives the hub's status notices
-for these transactions, so its books follow, as they would for its own proposals.
+registry's sender's. Like that outbox it sends what is waiting together, through
+``Hub.SubmitBatch``: a proposal made while earlier batches are in flight waits for the next.
+The registry process still runs and receives the hub's status notices for these
+transactions, so its books follow, as they would for its own proposals.
 """
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,12 +20,13 @@ from article6.envelope import seal
 from article6.headers import new_header
 from article6.keys import SigningKey
 from article6.pki import RegistryFiles
-from article6.service import grpc_message_options
+from article6.service import MAX_BATCH_ENVELOPES, grpc_message_options
 from article6.tls import TlsMaterial, secure_channel
 from article6.v1 import envelope_pb2, transaction_pb2, units_pb2
 
 T = transaction_pb2
-PROPOSE = "/article6.v1.Hub/ProposeTransaction"
+SUBMIT_BATCH = "/article6.v1.Hub/SubmitBatch"
+IN_FLIGHT = 2  # batches at once: one being answered while the next fills
 FIRST_NUMBER = 1_000_000_000  # transaction numbers well above those the registry hands out
 
 
@@ -51,9 +55,13 @@ class Sender:
         self.channel = secure_channel(
             endpoint, hub, TlsMaterial.load(files), grpc_message_options()
         )
-        # No (de)serializers: raw bytes, as the echo client sends.
-        self._propose = self.channel.unary_unary(PROPOSE, None, None)
+        self._batch = self.channel.unary_unary(
+            SUBMIT_BATCH, None, envelope_pb2.BatchReply.FromString
+        )
         self.number = FIRST_NUMBER
+        self._waiting: list[tuple[bytes, asyncio.Future[envelope_pb2.BatchAnswer]]] = []
+        self._in_flight = 0
+        self._tasks: set[asyncio.Task[None]] = set()
 
     def proposal(
         self,
@@ -79,12 +87,60 @@ class Sender:
         return seal(message, [self.key]).SerializeToString()
 
     async def propose(self, raw: bytes) -> T.Receipt:
-        """Send one proposal; its receipt, which must say accepted."""
-        reply = envelope_pb2.Envelope.FromString(await self._propose(raw, timeout=60))
-        receipt = T.Receipt.FromString(reply.payload)
+        """Send one proposal (with whatever else is waiting); its receipt, which must say
+        accepted."""
+        answer: asyncio.Future[envelope_pb2.BatchAnswer] = (
+            asyncio.get_running_loop().create_future()
+        )
+        self._waiting.append((raw, answer))
+        self._flush()
+        reply = await answer
+        if not reply.HasField("reply"):
+            raise RuntimeError(f"proposal refused: {reply.status!r}")
+        receipt = T.Receipt.FromString(reply.reply.payload)
         if not receipt.accepted:
             raise RuntimeError(f"proposal refused: {list(receipt.results)}")
         return receipt
 
+    def _flush(self) -> None:
+        while self._waiting and self._in_flight < IN_FLIGHT:
+            taken = self._waiting[:MAX_BATCH_ENVELOPES]
+            del self._waiting[:MAX_BATCH_ENVELOPES]
+            self._in_flight += 1
+            task = asyncio.create_task(self._send(taken))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _send(
+        self, taken: list[tuple[bytes, asyncio.Future[envelope_pb2.BatchAnswer]]]
+    ) -> None:
+        # The batch's bytes are the envelopes' bytes, each framed as field 1 of EnvelopeBatch.
+        request = b"".join(_framed(raw) for raw, _ in taken)
+        try:
+            reply = await self._batch(request, timeout=60)
+            for (_, answer), result in zip(taken, reply.answers, strict=True):
+                answer.set_result(result)
+        except Exception as error:  # every waiting proposal hears of it
+            for _, answer in taken:
+                if not answer.done():
+                    answer.set_exception(error)
+        finally:
+            self._in_flight -= 1
+            self._flush()
+
     async def close(self) -> None:
         await self.channel.close(grace=None)
+
+
+def _framed(raw: bytes) -> bytes:
+    """``raw`` as one ``envelopes`` entry (field 1, length-delimited) of an EnvelopeBatch."""
+    return b"\x0a" + _varint(len(raw)) + raw
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value > 0x7F:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)

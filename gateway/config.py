@@ -22,6 +22,8 @@ max_attempts = 12                       # then the message is a dead letter
 backoff_initial_seconds = 0.2
 backoff_max_seconds = 10
 rpc_timeout_seconds = 5
+batch_size = 64                         # messages claimed at once; one DeliverBatch per registry
+lanes = 4                               # claimed batches in flight at once
 
 [[registries]]
 registry_id = "GHA01"
@@ -62,7 +64,8 @@ class DeliveryConfig:
     backoff_max_seconds: float = 10.0
     rpc_timeout_seconds: float = 5.0
     poll_interval_seconds: float = 0.05
-    batch_size: int = 64
+    batch_size: int = 64  # messages claimed at once, sent as one batch per registry
+    lanes: int = 4  # claimed batches in flight at once: one being answered while others go
 
 
 @dataclass(frozen=True)

@@ -2,15 +2,18 @@
 
 Outbox rows are claimed for a short lease (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so several
 hub processes share the work and a crashed one's claims lapse within seconds; on SQLite, where
-one process owns the database, a starting hub releases them at once), delivered through
-``Registry.Deliver`` over mTLS, and marked delivered only once the registry's signed receipt
-verifies. Failures back off exponentially with jitter (tenacity's wait maths, persisted as
-``next_attempt_at``) up to ``max_attempts``, then become dead letters. A late retry refused
-as stale (1036) proves the registry never recorded it, so it is re-stamped and re-signed under
-the same message id, as docs/PROTOCOL.md section 7 prescribes.
+one process owns the database, a starting hub releases them at once), delivered over mTLS
+(each registry's due messages together through ``Registry.DeliverBatch``, or one by one
+through ``Registry.Deliver`` to a registry that does not serve batches), and marked delivered
+only once the registry's signed receipt verifies. Failures back off exponentially with jitter
+(tenacity's wait maths, persisted as ``next_attempt_at``) up to ``max_attempts``, then become
+dead letters. A late retry refused as stale (1036) proves the registry never recorded it, so
+it is re-stamped and re-signed under the same message id, as docs/PROTOCOL.md section 7
+prescribes.
 
-The receipt to an AcquisitionRequest carries the acquiring registry's decision; it is applied
-in the same SQL transaction that marks the message delivered.
+The receipt to an AcquisitionRequest carries the acquiring registry's decision, and the receipt
+to a completion notice the registry's leg confirmation; each is applied in the same SQL
+transaction that marks the message delivered.
 """
 
 from __future__ import annotations
@@ -28,17 +31,19 @@ import grpc.aio
 from google.protobuf.message import Message
 from sqlalchemy import Connection
 
+from article6.batch import BatchClient
 from article6.codes import Code, Refusal
 from article6.envelope import open_envelope, reseal
 from article6.keys import KeyDirectory
 from article6.model import Status
 from article6.retry import Backoff
 from article6.service import client_options
-from article6.status import refusal_from_error
+from article6.status import Failure
 from article6.tls import TlsMaterial, secure_channel
-from article6.v1 import envelope_pb2, registry_pb2_grpc, transaction_pb2
+from article6.v1 import envelope_pb2, reconciliation_pb2, transaction_pb2
 from gateway.config import DeliveryConfig, RegistryEntry
-from gateway.lifecycle import ACQUISITION_REQUEST, Lifecycle
+from gateway.legs import confirm
+from gateway.lifecycle import ACQUISITION_REQUEST, Lifecycle, Outcome
 from gateway.mailer import Mailer
 from gateway.metrics import HubMetrics
 from gateway.storage.database import Database
@@ -52,6 +57,7 @@ from gateway.storage.records import (
 log = logging.getLogger("gateway.delivery")
 
 RECEIPT = {"article6.v1.Receipt": transaction_pb2.Receipt}
+STATUS_NOTICE = "article6.v1.StatusNotice"
 PAYLOADS: dict[str, type[Message]] = {
     "article6.v1.AcquisitionRequest": transaction_pb2.AcquisitionRequest,
     "article6.v1.StatusNotice": transaction_pb2.StatusNotice,
@@ -64,11 +70,10 @@ LOOP_PAUSE_SECONDS = 1.0
 
 @dataclass(frozen=True)
 class Attempt:
-    """One delivery attempt: the registry's reply, or the RPC error."""
+    """One delivery attempt: the registry's reply, or why there was none."""
 
     message: OutboxMessage
-    reply: envelope_pb2.Envelope | None
-    error: grpc.aio.AioRpcError | None
+    result: envelope_pb2.Envelope | Failure
 
 
 class Deliverer:
@@ -93,6 +98,7 @@ class Deliverer:
         self.registries = registries
         self.metrics = metrics
         self._channels: dict[str, grpc.aio.Channel] = {}
+        self._clients: dict[str, BatchClient] = {}
         self._wakeup = asyncio.Event()
         self.backoff = Backoff(config.backoff_initial_seconds, config.backoff_max_seconds)
 
@@ -101,6 +107,12 @@ class Deliverer:
         self._wakeup.set()
 
     async def run(self, stopping: asyncio.Event) -> None:
+        """Deliver in ``config.lanes`` lanes: while one lane's batch waits for the registries'
+        answers (their commits), another claims and sends the next."""
+        assert self.config.lanes >= 1, self.config
+        await asyncio.gather(*(self._lane(stopping) for _ in range(self.config.lanes)))
+
+    async def _lane(self, stopping: asyncio.Event) -> None:
         while not stopping.is_set():
             try:
                 delivered = await self._deliver_batch()
@@ -115,12 +127,17 @@ class Deliverer:
                 await asyncio.wait_for(self._wakeup.wait(), self.config.poll_interval_seconds)
 
     async def _deliver_batch(self) -> bool:
-        """Deliver the due messages concurrently, then record every outcome in one commit."""
+        """Deliver the due messages, each registry's in batches and all registries at once,
+        then record every outcome in one commit."""
         batch = await self.database.write(self._claim)
         if not batch:
             return False
-        attempts = await asyncio.gather(*(self._attempt(message) for message in batch))
-        await self.database.write(partial(self._record_all, attempts=list(attempts)))
+        by_registry: dict[str, list[OutboxMessage]] = {}
+        for message in batch:
+            by_registry.setdefault(message.recipient, []).append(message)
+        sent = await asyncio.gather(*(self._send(r, ms) for r, ms in by_registry.items()))
+        attempts = [attempt for attempts in sent for attempt in attempts]
+        await self.database.write(partial(self._record_all, attempts=attempts))
         return True
 
     def _claim(self, connection: Connection) -> list[OutboxMessage]:
@@ -137,49 +154,41 @@ class Deliverer:
             self._channels[registry] = channel
         return channel
 
-    async def _attempt(self, message: OutboxMessage) -> Attempt:
-        envelope = envelope_pb2.Envelope.FromString(message.envelope)
-        stub = registry_pb2_grpc.RegistryStub(self.channel(message.recipient))
-        try:
-            # wait_for_ready: an attempt waits (up to its deadline) for a reconnecting channel.
-            reply = await stub.Deliver(
-                envelope, timeout=self.config.rpc_timeout_seconds, wait_for_ready=True
-            )
-        except grpc.aio.AioRpcError as error:
-            return Attempt(message, None, error)
-        return Attempt(message, reply, None)
+    async def _send(self, registry: str, messages: list[OutboxMessage]) -> list[Attempt]:
+        client = self._clients.get(registry)
+        if client is None:
+            client = BatchClient(self.channel(registry), "article6.v1.Registry", "DeliverBatch")
+            self._clients[registry] = client
+        items = [("Deliver", envelope_pb2.Envelope.FromString(m.envelope)) for m in messages]
+        # wait_for_ready: an attempt waits (up to its deadline) for a reconnecting channel.
+        results = await client.send(items, self.config.rpc_timeout_seconds)
+        return [Attempt(m, result) for m, result in zip(messages, results, strict=True)]
 
     def _record_all(self, connection: Connection, attempts: list[Attempt]) -> None:
         for attempt in attempts:
             self._record(connection, attempt)
 
     def _record(self, connection: Connection, attempt: Attempt) -> None:
-        message = attempt.message
-        self._count(message.recipient, attempt)
-        if attempt.error is not None:
-            refusal = refusal_from_error(attempt.error)
-            if refusal is not None and refusal.code is Code.CLOCK_SKEW:
+        message, result = attempt.message, attempt.result
+        self._count(message.recipient, result)
+        if isinstance(result, Failure):
+            if result.refusal is not None and result.refusal.code is Code.CLOCK_SKEW:
                 now = datetime.now(UTC)
-                outbox_failed(connection, message, str(refusal), now, self._restamp(message))
+                outbox_failed(connection, message, str(result), now, self._restamp(message))
                 return
-            error = attempt.error
-            reason = str(refusal) if refusal else f"{error.code().name}: {error.details()}"
-            self._retry(connection, message, reason)
+            self._retry(connection, message, str(result))
             return
-        assert attempt.reply is not None
         try:
-            self._delivered(connection, message, attempt.reply)
+            self._delivered(connection, message, result)
         except Refusal as refusal:  # raised before anything is written for this message
             self._retry(connection, message, f"bad receipt: {refusal}")
 
-    def _count(self, registry: str, attempt: Attempt) -> None:
+    def _count(self, registry: str, result: envelope_pb2.Envelope | Failure) -> None:
         if self.metrics is None:
             return
         self.metrics.delivery_attempts.labels(registry).inc()
-        if attempt.error is not None:
-            refusal = refusal_from_error(attempt.error)
-            reason = refusal.code.name if refusal else attempt.error.code().name
-            self.metrics.delivery_failures.labels(registry, reason.lower()).inc()
+        if isinstance(result, Failure):
+            self.metrics.delivery_failures.labels(registry, result.reason).inc()
 
     def _delivered(
         self, connection: Connection, message: OutboxMessage, reply: envelope_pb2.Envelope
@@ -200,6 +209,8 @@ class Deliverer:
         outbox_delivered(connection, message.id, now)
         if message.payload_type == ACQUISITION_REQUEST and message.transaction_id:
             self._decision(connection, message.transaction_id, receipt, now)
+        if receipt.HasField("leg_confirmation"):
+            self._confirmed(connection, message, receipt.leg_confirmation, now)
 
     def _decision(
         self,
@@ -214,6 +225,30 @@ class Deliverer:
         elif not receipt.accepted or receipt.status == Status.TERMINATED.value:
             self.lifecycle.decide(connection, transaction_id, Status.TERMINATED, results, now)
         # Otherwise the registry decides later and calls Hub.NotifyStatus.
+
+    def _confirmed(
+        self,
+        connection: Connection,
+        message: OutboxMessage,
+        confirmation: reconciliation_pb2.LegConfirmation,
+        now: datetime,
+    ) -> None:
+        """A leg confirmation in the receipt to a completion notice, compared at once as
+        Hub.SubmitReconciliation compares one; a difference freezes the serials there."""
+        transaction_id, registry = message.transaction_id, message.recipient
+        if message.payload_type != STATUS_NOTICE or confirmation.transaction_id != transaction_id:
+            log.warning("%s confirmed %s in its receipt to %s; ignored", registry,
+                        confirmation.transaction_id[:64], message.message_id,
+                        extra={"peer": registry, "message_id": message.message_id})  # fmt: skip
+            return
+        try:
+            outcome = confirm(connection, registry, confirmation, now)
+        except Refusal as refusal:  # raised before anything is written
+            outcome = Outcome(transaction_id, None, [(refusal.code, refusal.detail)])
+        if outcome.results:
+            log.warning("leg confirmation from %s of %s: %s", registry, transaction_id,
+                        "; ".join(f"{code.value} {detail}" for code, detail in outcome.results),
+                        extra={"peer": registry, "transaction_id": transaction_id})  # fmt: skip
 
     def _retry(self, connection: Connection, message: OutboxMessage, reason: str) -> None:
         attempts = message.attempts + 1
@@ -240,6 +275,7 @@ class Deliverer:
         for channel in self._channels.values():
             await channel.close(grace=None)
         self._channels.clear()
+        self._clients.clear()
 
 
 async def expire_loop(

@@ -67,6 +67,12 @@ class HubService:
         self.on_refusal = on_refusal
 
     def handler(self, limiter: RateLimiter | None = None) -> grpc.GenericRpcHandler[bytes, bytes]:
+        routes = {  # SubmitBatch sends each envelope where its unary RPC would
+            **dict.fromkeys(PROPOSAL, self.propose_transaction),
+            **dict.fromkeys(NOTICE, self.notify_status),
+            **dict.fromkeys(QUERY, self.get_transaction_status),
+            **dict.fromkeys(CONFIRMATION, self.submit_reconciliation),
+        }
         return envelope_service(
             "article6.v1.Hub",
             {
@@ -77,6 +83,7 @@ class HubService:
             },
             on_refusal=self.on_refusal,
             limiter=limiter,
+            batch=("SubmitBatch", routes),
         )
 
     def _open(

@@ -294,6 +294,9 @@ class Lifecycle:
     ) -> None:
         for registry in sorted(registries):
             notice = status_notice(record)
+            # The registry's leg confirmation comes back in its receipt (gateway.delivery):
+            # one message fewer each way than Hub.SubmitReconciliation.
+            notice.confirm_in_receipt = record.status is Status.COMPLETED
             self.mailer.post(connection, registry, notice, record.transaction_id, now)
 
     # --- time-outs -----------------------------------------------------------------------

@@ -232,11 +232,14 @@ class RegistryEngine:
         message: transaction_pb2.Transaction,
         status: Status,
         results: Sequence[tuple[int, str]] = (),
-    ) -> None:
-        """Apply a final (or checked) status from the hub, exactly once."""
+        confirm_in_receipt: bool = False,
+    ) -> reconciliation_pb2.LegConfirmation | None:
+        """Apply a final (or checked) status from the hub, exactly once. A completion is
+        confirmed to the hub (``LegConfirmation``): queued in the outbox, or with
+        ``confirm_in_receipt`` returned, for the receipt to the hub's notice to carry."""
         local = store.get_transaction(connection, message.transaction_id)
         if local is not None and local.status.final:
-            return
+            return None
         role = local.role if local else self._role(message)
         body = message.SerializeToString(deterministic=True)
         if status is Status.COMPLETED:
@@ -247,16 +250,23 @@ class RegistryEngine:
             connection, message.transaction_id, role=role, status=status, body=body,
             applied=status is Status.COMPLETED, results=results,
         )  # fmt: skip
+        confirmation = None
         if status is Status.COMPLETED:
-            self._confirm(connection, message)
+            confirmation = self._confirmation(connection, message)
+            if not confirm_in_receipt:
+                self._queue(connection, confirmation)
+                confirmation = None
         if status.final and self.on_final is not None:
             self.on_final(connection, message, status, results)
         log.info("%s %s", message.transaction_id, status.name,
                  extra={"transaction_id": message.transaction_id})  # fmt: skip
+        return confirmation
 
-    def _confirm(self, connection: Connection, message: transaction_pb2.Transaction) -> None:
-        """Queue the leg confirmation: this registry's blocks over the transaction's serials
-        as completing it left them, for the hub to compare with its ledger."""
+    def _confirmation(
+        self, connection: Connection, message: transaction_pb2.Transaction
+    ) -> reconciliation_pb2.LegConfirmation:
+        """This registry's blocks over the transaction's serials as completing it left them,
+        for the hub to compare with its ledger."""
         confirmation = reconciliation_pb2.LegConfirmation(transaction_id=message.transaction_id)
         by_space: dict[str, list[Block[None]]] = {}
         for block in message.blocks:
@@ -266,11 +276,17 @@ class RegistryEngine:
             around = store.neighbourhood(connection, self.registry_id, space, ranges)
             held = sorted(around.blocks, key=lambda b: b.serial_first)
             confirmation.blocks.extend(held_block_message(b) for b in intersect(held, ranges))
+        return confirmation
+
+    def _queue(
+        self, connection: Connection, confirmation: reconciliation_pb2.LegConfirmation
+    ) -> None:
+        """Queue the confirmation for Hub.SubmitReconciliation, signed on its own."""
         confirmation.header.CopyFrom(new_header(self.registry_id, self.hub_id, datetime.now(UTC)))
         envelope = seal(confirmation, [self.key])
         store.add_outbox(
             connection, confirmation.header.message_id, envelope.payload_type,
-            message.transaction_id, envelope.SerializeToString(),
+            confirmation.transaction_id, envelope.SerializeToString(),
         )  # fmt: skip
 
     def _role(self, message: transaction_pb2.Transaction) -> str:

@@ -1,9 +1,10 @@
 """The registry's side of the conversation with the hub: its outbox, and recovery.
 
 The outbox holds every proposal and status report the registry has decided to send, sealed
-once when it was decided; the sender delivers them in order with back-off, always under the
-same message id, and applies the hub's signed receipt in the same SQL transaction that marks
-the message sent. Recovery asks the hub for the status of every local transaction still
+once when it was decided; the sender delivers the due ones together (Hub.SubmitBatch, or one
+call each to a hub that does not serve batches) with back-off, always under the same message
+id, and applies the hub's signed receipt in the same SQL transaction that marks the message
+sent. Recovery asks the hub for the status of every local transaction still
 waiting for its outcome (after a restart, or a notice that never came) and applies what it
 learns; applying is idempotent, so nothing is done twice.
 """
@@ -22,6 +23,7 @@ import grpc.aio
 from google.protobuf.message import Message
 from sqlalchemy import Connection
 
+from article6.batch import BatchClient
 from article6.codes import Code, Refusal
 from article6.envelope import open_envelope, reseal, seal
 from article6.headers import new_header
@@ -33,7 +35,7 @@ from article6.node.engine import RegistryEngine
 from article6.node.metrics import RegistryMetrics
 from article6.node.service import Writer
 from article6.retry import Backoff
-from article6.status import refusal_from_error
+from article6.status import Failure
 from article6.v1 import envelope_pb2, hub_pb2_grpc, reconciliation_pb2, transaction_pb2
 
 log = logging.getLogger("registry.sender")
@@ -69,6 +71,7 @@ class Sender:
         self.directory = directory
         self.key = key
         self.hub = hub_pb2_grpc.HubStub(channel)
+        self.client = BatchClient(channel, "article6.v1.Hub", "SubmitBatch")
         self.metrics = metrics
         self.backoff = Backoff(config.backoff_initial_seconds, config.backoff_max_seconds)
 
@@ -84,35 +87,27 @@ class Sender:
                 await _pause(stopping, self.config.poll_interval_seconds)
 
     async def _send_batch(self) -> bool:
-        """Send the due messages concurrently, then record every receipt in one commit."""
-        due = await self.writer.run(lambda c: store.due_outbox(c, 64))
+        """Send the due messages in batches, then record every receipt in one commit."""
+        due = await self.writer.run(lambda c: store.due_outbox(c, 256))
         if not due:
             return False
-        attempts = await asyncio.gather(*(self._attempt(entry) for entry in due))
-        await self.writer.run(partial(self._record_all, attempts=list(attempts)))
+        items = [
+            (RPCS[entry.payload_type], envelope_pb2.Envelope.FromString(entry.envelope))
+            for entry in due
+        ]
+        results = await self.client.send(items, self.config.rpc_timeout_seconds)
+        attempts = list(zip(due, results, strict=True))
+        await self.writer.run(partial(self._record_all, attempts=attempts))
         return True
-
-    async def _attempt(
-        self, entry: store.Outgoing
-    ) -> tuple[store.Outgoing, envelope_pb2.Envelope | grpc.aio.AioRpcError]:
-        envelope = envelope_pb2.Envelope.FromString(entry.envelope)
-        call = getattr(self.hub, RPCS[entry.payload_type])
-        try:
-            reply = await call(
-                envelope, timeout=self.config.rpc_timeout_seconds, wait_for_ready=True
-            )
-        except grpc.aio.AioRpcError as error:
-            return entry, error
-        return entry, reply
 
     def _record_all(
         self,
         connection: Connection,
-        attempts: list[tuple[store.Outgoing, envelope_pb2.Envelope | grpc.aio.AioRpcError]],
+        attempts: list[tuple[store.Outgoing, envelope_pb2.Envelope | Failure]],
     ) -> None:
         for entry, result in attempts:
             self._count(result)
-            if isinstance(result, grpc.aio.AioRpcError):
+            if isinstance(result, Failure):
                 self._failed(connection, entry, result)
                 continue
             try:
@@ -122,15 +117,13 @@ class Sender:
                 continue
             self._received(connection, entry, receipt)
 
-    def _count(self, result: envelope_pb2.Envelope | grpc.aio.AioRpcError) -> None:
+    def _count(self, result: envelope_pb2.Envelope | Failure) -> None:
         if self.metrics is None:
             return
         hub = self.registry.hub_id
         self.metrics.delivery_attempts.labels(hub).inc()
-        if isinstance(result, grpc.aio.AioRpcError):
-            refusal = refusal_from_error(result)
-            reason = refusal.code.name if refusal else result.code().name
-            self.metrics.delivery_failures.labels(hub, reason.lower()).inc()
+        if isinstance(result, Failure):
+            self.metrics.delivery_failures.labels(hub, result.reason).inc()
 
     def _receipt(self, reply: envelope_pb2.Envelope, message_id: str) -> transaction_pb2.Receipt:
         opened = open_envelope(
@@ -164,19 +157,16 @@ class Sender:
         status = Status(receipt.status) if receipt.status else Status.REJECTED
         self.registry.settle(connection, message, status, results)
 
-    def _failed(
-        self, connection: Connection, entry: store.Outgoing, error: grpc.aio.AioRpcError
-    ) -> None:
-        refusal = refusal_from_error(error)
-        if refusal is not None and refusal.code is Code.CLOCK_SKEW:
+    def _failed(self, connection: Connection, entry: store.Outgoing, failure: Failure) -> None:
+        if failure.refusal is not None and failure.refusal.code is Code.CLOCK_SKEW:
             payload_class = PAYLOADS[entry.payload_type]
             envelope = envelope_pb2.Envelope.FromString(entry.envelope)
             fresh = reseal(envelope, payload_class, [self.key], datetime.now(UTC))
             store.outbox_retry(
-                connection, entry, str(refusal), datetime.now(UTC), fresh.SerializeToString()
+                connection, entry, str(failure), datetime.now(UTC), fresh.SerializeToString()
             )
             return
-        self._retry(connection, entry, str(refusal) if refusal else error.code().name)
+        self._retry(connection, entry, str(failure))
 
     def _retry(self, connection: Connection, entry: store.Outgoing, reason: str) -> None:
         attempts = entry.attempts + 1

@@ -89,7 +89,8 @@ class RegistryService:
             "GetHashTreeNodes": self.get_hash_tree_nodes,
             "ListSnapshotBlocks": self.list_snapshot_blocks,
         }
-        return envelope_service("article6.v1.Registry", methods, on_refusal=on_refusal)
+        batch = ("DeliverBatch", dict.fromkeys(DELIVERABLE, self.deliver))
+        return envelope_service("article6.v1.Registry", methods, on_refusal=on_refusal, batch=batch)
 
     def _from_hub(
         self,
@@ -143,6 +144,7 @@ class RegistryService:
                     payload.run_id, payload.status,
                     len(payload.hub_blocks) + len(payload.registry_blocks))  # fmt: skip
             return transaction_pb2.Receipt(accepted=True)
+        confirmation = None
         if isinstance(payload, transaction_pb2.AcquisitionRequest):
             transaction = payload.transaction
             decision, results = self.registry.acquisition(connection, transaction)
@@ -154,11 +156,14 @@ class RegistryService:
             decision = Status(payload.status)
             results = []
             codes = [(r.code, r.detail) for r in payload.results]
-            self.registry.settle(connection, transaction, decision, codes)
+            confirmation = self.registry.settle(
+                connection, transaction, decision, codes, payload.confirm_in_receipt
+            )
         receipt = transaction_pb2.Receipt(
             accepted=True,
             transaction_id=transaction.transaction_id,
             status=transaction_pb2.TransactionStatus.ValueType(decision.value),
+            leg_confirmation=confirmation,
         )
         for code, detail in results:
             receipt.results.add(code=code.value, detail=detail)

@@ -19,7 +19,7 @@ from article6.model import Status
 from article6.node import store
 from article6.node.config import load_config
 from article6.node.server import RegistryNode
-from article6.v1 import transaction_pb2
+from article6.v1 import reconciliation_pb2, transaction_pb2
 from article6.wire import transaction_spec
 from demo.network import HUB, INTERNATIONAL, Network, free_port
 from party_registry_stub import accounts
@@ -74,7 +74,8 @@ def test_a_registry_that_applies_a_duplicate_completion_twice_fails_that_check(
         message: transaction_pb2.Transaction,
         status: Status,
         results: Sequence[tuple[int, str]] = (),
-    ) -> None:
+        confirm_in_receipt: bool = False,
+    ) -> reconciliation_pb2.LegConfirmation | None:
         """The bug: no check that the outcome was applied already."""
         if status is Status.COMPLETED:
             engine._complete(connection, transaction_spec(message))
@@ -82,6 +83,7 @@ def test_a_registry_that_applies_a_duplicate_completion_twice_fails_that_check(
             connection, message.transaction_id, role="acquirer", status=status,
             body=message.SerializeToString(), applied=True, results=results,
         )  # fmt: skip
+        return None
 
     engine.settle = settle_every_time  # type: ignore[method-assign]
     thread = threading.Thread(target=loop.run_forever, daemon=True)

@@ -4,18 +4,28 @@ with the ledger at once (SQLite and PostgreSQL)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from functools import partial
 
 import pytest
+from sqlalchemy import select
 
 from article6.blocks import Block, serial_range
 from article6.codes import Code
+from article6.envelope import seal
+from article6.headers import new_header
+from article6.keys import DirectoryKey, KeyDirectory, SigningKey
 from article6.model import Held, Holder, Status
-from article6.v1 import reconciliation_pb2
+from article6.tls import TlsMaterial
+from article6.v1 import envelope_pb2, reconciliation_pb2, transaction_pb2
 from article6.wire import held_block_message, unit_block
+from gateway.config import DeliveryConfig
+from gateway.delivery import Attempt, Deliverer
 from gateway.legs import confirm
 from gateway.storage import reconciliations as runs
-from tests.builders import GHA_ACCOUNT, HubHarness, block, external, issuance
+from gateway.storage.records import claim_outbox
+from gateway.storage.schema import outbox
+from tests.builders import GHA_ACCOUNT, T0, HubHarness, block, external, issuance
 
 
 @pytest.fixture
@@ -104,3 +114,49 @@ def test_open_discrepancies_are_found_among_a_thousand_ranges_in_one_bounded_que
     assert frozen(spans) == []
     assert frozen([*spans[:499], serial_range(4_991, 5_000), *spans[500:]]) == [found.id]
     assert frozen([serial_range(1, 10**6), *spans[1:]]) == [found.id]  # a wide first range
+
+
+def test_a_confirmation_in_the_receipt_to_a_completion_notice_is_compared_on_delivery(
+    hub: HubHarness,
+) -> None:
+    keys = {registry: SigningKey.generate() for registry in ("GHA01", "CHE01")}
+    directory = KeyDirectory(
+        DirectoryKey(registry, key.public_raw, T0 - timedelta(days=1))
+        for registry, key in keys.items()
+    )
+    mailer = hub.lifecycle.mailer
+    deliverer = Deliverer(DeliveryConfig(), hub.database, hub.lifecycle, mailer, directory,
+                          TlsMaterial(b"", b"", b""), dict)  # fmt: skip
+    assert hub.propose(external("GHA01-2", 1, 10)).status is Status.CHECKED
+    assert hub.decide("GHA01-2", Status.ACCEPTED).status is Status.COMPLETED
+    now = datetime.now(UTC)
+    claimed = hub.database.write_now(lambda c: claim_outbox(c, now, 100, timedelta(seconds=9)))
+    notices = {
+        m.recipient: m for m in claimed
+        if m.payload_type == "article6.v1.StatusNotice" and m.transaction_id == "GHA01-2"
+    }  # fmt: skip
+    for message in notices.values():
+        sent = envelope_pb2.Envelope.FromString(message.envelope)
+        assert transaction_pb2.StatusNotice.FromString(sent.payload).confirm_in_receipt
+
+    def answer(registry: str, confirmed: bytes) -> Attempt:
+        receipt = transaction_pb2.Receipt(
+            accepted=True, in_reply_to=notices[registry].message_id, transaction_id="GHA01-2",
+            status=transaction_pb2.TRANSACTION_STATUS_COMPLETED,
+            leg_confirmation=reconciliation_pb2.LegConfirmation.FromString(confirmed),
+        )  # fmt: skip
+        receipt.header.CopyFrom(new_header(registry, "HUB", datetime.now(UTC)))
+        return Attempt(notices[registry], seal(receipt, [keys[registry]]))
+
+    # GHA01 says it still holds 1-10, which it transferred; CHE01 confirms another transaction.
+    attempts = [answer("GHA01", confirmation("GHA01-2", (1, 10, 2024))),
+                answer("CHE01", confirmation("GHA01-1"))]  # fmt: skip
+    hub.database.write_now(lambda c: deliverer._record_all(c, attempts))
+    found = hub.database.read_now(lambda c: runs.list_discrepancies(c, open_only=True))
+    assert [(d.registry, d.side, d.transaction_id) for d in found] == [
+        ("GHA01", "registry", "GHA01-2")
+    ]
+    states = hub.database.read_now(
+        lambda c: c.execute(select(outbox.c.state).where(outbox.c.transaction_id == "GHA01-2"))
+    )
+    assert sorted(row.state for row in states) == ["delivered", "delivered", "obsolete"]

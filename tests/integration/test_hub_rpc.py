@@ -66,6 +66,7 @@ class Registry:
         self.registry = registry
         self.key = SigningKey.from_pem(RegistryFiles(pki, registry).signing_key.read_bytes())
         self.directory = read_key_file(pki / "keys.toml")
+        self.channel = channel
         self.hub = hub_pb2_grpc.HubStub(channel)
 
     def seal(self, message: Message, sent_at: datetime | None = None) -> envelope_pb2.Envelope:
