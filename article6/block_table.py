@@ -22,8 +22,6 @@ from sqlalchemy import (
     Connection,
     Delete,
     Integer,
-    Row,
-    Select,
     String,
     Table,
     bindparam,
@@ -33,6 +31,7 @@ from sqlalchemy import (
 )
 
 from article6.blocks import Block
+from article6.direct import Direct
 from article6.identifiers import SERIAL_MAX
 from article6.model import Purpose, UnitAttributes, UnitBlock, UnitKind, UnitState
 
@@ -67,7 +66,7 @@ def block_columns() -> list[Column[Any]]:
     ]
 
 
-def unit_block(row: Row[Any]) -> UnitBlock:
+def unit_block(row: Any) -> UnitBlock:
     unit = UnitAttributes(
         originating_registry=row.space,
         vintage=row.vintage,
@@ -104,8 +103,9 @@ def block_row(block: UnitBlock) -> dict[str, Any]:
 
 
 @cache
-def _overlap_queries(table: Table) -> tuple[Select[Any], Select[Any]]:
-    """Built once per table: constructing statements costs more than running them."""
+def _overlap_queries(table: Table) -> tuple[Direct, Direct]:
+    """Built once per table: constructing statements costs more than running them, and
+    SQLAlchemy's execution costs more than SQLite's (article6.direct)."""
     column = table.c.serial_first
     before = (
         select(table)
@@ -118,7 +118,12 @@ def _overlap_queries(table: Table) -> tuple[Select[Any], Select[Any]]:
         column > bindparam("first"),
         column <= bindparam("last"),
     )
-    return before, inside
+    return Direct(before), Direct(inside)
+
+
+@cache
+def _insert_rows(table: Table) -> Direct:
+    return Direct(insert(table))
 
 
 @cache
@@ -128,21 +133,21 @@ def _delete_rows(table: Table) -> Delete:
 
 def overlapping_rows(
     connection: Connection, table: Table, space: str, first: int, last: int
-) -> list[Row[Any]]:
+) -> list[Any]:
     """Rows of ``space`` sharing a serial with ``first..last``."""
     first, last = max(first, 0), min(last, SERIAL_MAX)
     before, inside = _overlap_queries(table)
     values = {"space": space, "first": to_db(first), "last": to_db(last)}
-    rows = [*connection.execute(before, values), *connection.execute(inside, values)]
+    rows = [*before.rows(connection, values), *inside.rows(connection, values)]
     return [row for row in rows if from_db(row.serial_last) >= first]
 
 
 def rows_around(
     connection: Connection, table: Table, space: str, ranges: Iterable[Block[Any]], margin: int
-) -> dict[int, Row[Any]]:
+) -> dict[int, Any]:
     """Rows overlapping any range widened by ``margin`` (1 to include touching neighbours),
     by row id. The table needs an integer ``id`` column."""
-    found: dict[int, Row[Any]] = {}
+    found: dict[int, Any] = {}
     for wanted in ranges:
         first, last = wanted.serial_first - margin, wanted.serial_last + margin
         for row in overlapping_rows(connection, table, space, first, last):
@@ -174,7 +179,7 @@ class Neighbourhood(Generic[A]):
         table: Table,
         space: str,
         ranges: Sequence[Block[Any]],
-        read: Callable[[Row[Any]], Block[A]],
+        read: Callable[[Any], Block[A]],
         write: Callable[[Block[A]], dict[str, Any]],
     ) -> None:
         self.space = space
@@ -191,4 +196,4 @@ class Neighbourhood(Generic[A]):
         if self._rows:
             connection.execute(_delete_rows(self._table), {"ids": list(self._rows)})
         if blocks:
-            connection.execute(insert(self._table), [self._write(block) for block in blocks])
+            _insert_rows(self._table).run(connection, [self._write(block) for block in blocks])

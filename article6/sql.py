@@ -26,7 +26,6 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
-    Select,
     String,
     Table,
     TypeDecorator,
@@ -41,6 +40,7 @@ from sqlalchemy import (
 from article6.block_table import rows_around, to_db
 from article6.blocks import Block
 from article6.codes import Code, Refusal
+from article6.direct import Direct
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -104,9 +104,10 @@ def replayed(
     connection: Connection, inbox: Table, sender: str, message_id: str, digest: bytes
 ) -> bytes | None:
     """The stored response if this exact message was recorded; refuse other bytes (3001)."""
-    row = connection.execute(_recorded(inbox), {"sender": sender, "id": message_id}).first()
-    if row is None:
+    rows = _recorded(inbox).rows(connection, {"sender": sender, "id": message_id})
+    if not rows:
         return None
+    (row,) = rows
     if row.payload_sha256 != digest:
         raise Refusal(Code.MESSAGE_ID_REUSED, f"{sender} {message_id}")
     response: bytes = row.response
@@ -122,20 +123,27 @@ def remember(
     response: bytes,
     at: datetime,
 ) -> None:
-    connection.execute(
-        insert(inbox),
+    _record(inbox).run(
+        connection,
         {"sender": sender, "message_id": message_id, "payload_sha256": digest,
          "response": response, "received_at": at},
     )  # fmt: skip
 
 
 @cache
-def _recorded(inbox: Table) -> Select[Any]:
+def _recorded(inbox: Table) -> Direct:
     """Built once per table: on the hot paths, constructing a statement costs more than
     running it."""
-    return select(inbox.c.payload_sha256, inbox.c.response).where(
-        inbox.c.sender == bindparam("sender"), inbox.c.message_id == bindparam("id")
+    return Direct(
+        select(inbox.c.payload_sha256, inbox.c.response).where(
+            inbox.c.sender == bindparam("sender"), inbox.c.message_id == bindparam("id")
+        )
     )
+
+
+@cache
+def _record(inbox: Table) -> Direct:
+    return Direct(insert(inbox))
 
 
 # --- locks of pending transactions ---------------------------------------------------------

@@ -25,7 +25,6 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
-    Select,
     String,
     Table,
     Text,
@@ -45,6 +44,7 @@ from article6.block_table import (
 )
 from article6.blocks import Block
 from article6.codes import Code
+from article6.direct import Direct
 from article6.model import Held, Holder, LedgerBlock, Status
 from article6.sql import inbox_table, lock_table, make_engine
 
@@ -190,9 +190,10 @@ class LocalTransaction:
 
 
 def get_transaction(connection: Connection, transaction_id: str) -> LocalTransaction | None:
-    row = connection.execute(_by_id(), {"id": transaction_id}).first()
-    if row is None:
+    rows = _by_id().rows(connection, {"id": transaction_id})
+    if not rows:
         return None
+    (row,) = rows
     results = [(code, detail) for code, detail in json.loads(row.results)]
     return LocalTransaction(
         row.transaction_id, row.role, Status(row.status), row.applied, results, row.body,
@@ -221,24 +222,30 @@ def put_transaction(
     }
     if existing is None:
         row = {"transaction_id": transaction_id, "role": role, "body": body, **values}
-        connection.execute(insert(transactions), row)
+        _insert_transaction().run(connection, row)
         return
     assert not (existing.status.final and existing.status is not status), (
         f"{transaction_id}: final {existing.status.name} cannot become {status.name}"
     )
-    connection.execute(_transaction_change(), {"id": transaction_id, **values})
+    _transaction_change().run(connection, {"id": transaction_id, **values})
 
 
 @cache
-def _by_id() -> Select[Any]:
-    """Built once: on the hot paths, constructing a statement costs more than running it."""
-    return select(transactions).where(transactions.c.transaction_id == bindparam("id"))
+def _by_id() -> Direct:
+    """Built once: on the hot paths, constructing a statement costs more than running it, and
+    SQLAlchemy's execution more than SQLite's (article6.direct)."""
+    return Direct(select(transactions).where(transactions.c.transaction_id == bindparam("id")))
 
 
 @cache
-def _transaction_change() -> Update:
+def _transaction_change() -> Direct:
     """The changed columns come as parameters named after them."""
-    return update(transactions).where(transactions.c.transaction_id == bindparam("id"))
+    return Direct(update(transactions).where(transactions.c.transaction_id == bindparam("id")))
+
+
+@cache
+def _insert_transaction() -> Direct:
+    return Direct(insert(transactions))
 
 
 def list_transactions(connection: Connection) -> list[LocalTransaction]:

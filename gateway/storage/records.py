@@ -10,9 +10,10 @@ from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, Select, Update, and_, bindparam, insert, or_, select, update
+from sqlalchemy import Connection, Table, Update, and_, bindparam, insert, or_, select, update
 
 from article6.codes import Code
+from article6.direct import Direct
 from article6.model import AuthorizationSpec, Purpose, Status
 from gateway.storage import audit
 from gateway.storage.schema import (
@@ -78,8 +79,8 @@ def insert_transaction(
     statuses = [*path, record.status]
     assert len(set(statuses)) == len(statuses), statuses
     # Values as parameters, not .values(): the statement is then compiled once and reused.
-    connection.execute(
-        insert(transactions),
+    _insert(transactions).run(
+        connection,
         {
             "transaction_id": record.transaction_id,
             "type": record.type,
@@ -95,8 +96,8 @@ def insert_transaction(
             "respond_by": record.respond_by,
         },
     )
-    connection.execute(
-        insert(transaction_history),
+    _insert(transaction_history).run(
+        connection,
         [
             {
                 "transaction_id": record.transaction_id,
@@ -120,8 +121,8 @@ def insert_transaction(
 def _history(
     connection: Connection, transaction_id: str, status: Status, at: datetime, results: Results
 ) -> None:
-    connection.execute(
-        insert(transaction_history),
+    _insert(transaction_history).run(
+        connection,
         {
             "transaction_id": transaction_id,
             "status": status.value,
@@ -140,23 +141,31 @@ def storable(key: str, length: int) -> bool:
 def get_transaction(connection: Connection, transaction_id: str) -> TransactionRecord | None:
     if not storable(transaction_id, 40):
         return None
-    row = connection.execute(_by_id(), {"id": transaction_id}).first()
-    return None if row is None else _record(row)
+    rows = _by_id().rows(connection, {"id": transaction_id})
+    return _record(rows[0]) if rows else None
 
 
 @cache
-def _by_id() -> Select[Any]:
-    """Built once: on the hot paths, constructing a statement costs more than running it."""
-    return select(transactions).where(transactions.c.transaction_id == bindparam("id"))
+def _by_id() -> Direct:
+    """Built once: on the hot paths, constructing a statement costs more than running it, and
+    SQLAlchemy's execution more than the database's (article6.direct)."""
+    return Direct(select(transactions).where(transactions.c.transaction_id == bindparam("id")))
 
 
 @cache
-def _status_change() -> Update:
+def _status_change() -> Direct:
     """The new status, time and results come as parameters named after their columns."""
-    return update(transactions).where(
-        transactions.c.transaction_id == bindparam("id"),
-        transactions.c.status == bindparam("was"),
+    return Direct(
+        update(transactions).where(
+            transactions.c.transaction_id == bindparam("id"),
+            transactions.c.status == bindparam("was"),
+        )
     )
+
+
+@cache
+def _insert(table: Table) -> Direct:
+    return Direct(insert(table))
 
 
 def set_status(
@@ -168,12 +177,12 @@ def set_status(
 ) -> TransactionRecord:
     """Move a transaction to ``status``; a final status never changes (asserted in SQL)."""
     assert not record.status.final, f"{record.transaction_id} is final ({record.status.name})"
-    changed = connection.execute(
-        _status_change(),
+    changed = _status_change().run(
+        connection,
         {"id": record.transaction_id, "was": record.status.value, "status": status.value,
          "status_at": at, "results": encode_results(results)},
     )  # fmt: skip
-    assert changed.rowcount == 1, f"{record.transaction_id} changed under us"
+    assert changed == 1, f"{record.transaction_id} changed under us"
     _history(connection, record.transaction_id, status, at, results)
     audit.record(
         connection, audit.HUB, "transaction.status", record.transaction_id,
@@ -272,8 +281,8 @@ def add_outbox(
     envelope: bytes,
     at: datetime,
 ) -> None:
-    connection.execute(
-        insert(outbox),
+    _insert(outbox).run(
+        connection,
         {
             "recipient": recipient,
             "message_id": message_id,
@@ -323,16 +332,16 @@ def release_claims(connection: Connection) -> int:
 
 
 def outbox_delivered(connection: Connection, message_id: int, at: datetime) -> None:
-    connection.execute(
-        _delivered(),
+    _delivered().run(
+        connection,
         {"outbox_id": message_id, "state": "delivered", "delivered_at": at,
          "claimed_until": None, "last_error": ""},
     )  # fmt: skip
 
 
 @cache
-def _delivered() -> Update:
-    return update(outbox).where(outbox.c.id == bindparam("outbox_id"))
+def _delivered() -> Direct:
+    return Direct(update(outbox).where(outbox.c.id == bindparam("outbox_id")))
 
 
 def outbox_failed(

@@ -1,0 +1,128 @@
+"""Hot statements run on the DBAPI connection itself, compiled once per dialect from Core.
+
+SQLAlchemy's execution path (execution context, parameter and result objects) costs some 40 to
+80 us a statement, several times what SQLite takes to run a small one; on the paths every
+message takes, that was the largest single cost in every process (docs/ARCHITECTURE.md,
+"Where the time goes"). ``Direct`` keeps the statement written in Core for both dialects and
+the column types' own bind and result processing, and drops the rest.
+"""
+
+from __future__ import annotations
+
+from collections import namedtuple
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, Dialect
+from sqlalchemy.sql.expression import Executable
+
+
+@dataclass(frozen=True)
+class _Bind:
+    """Where one rendered parameter's value comes from: the caller's ``key``, or a constant
+    the statement holds (a LIMIT, say), already processed."""
+
+    key: str | None
+    constant: Any
+    process: Callable[[Any], Any] | None
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    sql: str
+    binds: dict[str, _Bind]  # by rendered name
+    positional: tuple[str, ...] | None  # rendered names in order (qmark), None when named
+    row: type[tuple[Any, ...]] | None
+    results: tuple[Callable[[Any], Any] | None, ...]
+
+
+class Direct:
+    """A Core statement compiled once per dialect (and set of parameter names) and run on the
+    DBAPI connection itself, inside the caller's SQL transaction. Only simple statements
+    qualify: no expanding parameters, and every bound value given (no column defaults computed
+    at execution), which ``_compile`` asserts. Rows come back as named tuples with the
+    selected columns' keys."""
+
+    def __init__(self, statement: Executable) -> None:
+        self.statement = statement
+        self._prepared: dict[tuple[str, frozenset[str]], _Prepared] = {}
+
+    def rows(self, connection: Connection, params: Mapping[str, Any]) -> list[Any]:
+        prepared = self._prepare(connection.dialect, params)
+        cursor = _cursor(connection)
+        cursor.execute(prepared.sql, _bound(prepared, params))
+        fetched = cursor.fetchall()
+        assert prepared.row is not None, "rows() of a statement that selects nothing"
+        if any(prepared.results):
+            fetched = [
+                tuple(v if f is None else f(v) for f, v in zip(prepared.results, row, strict=True))
+                for row in fetched
+            ]
+        return [prepared.row._make(row) for row in fetched]  # type: ignore[attr-defined]
+
+    def run(
+        self, connection: Connection, params: Mapping[str, Any] | Sequence[Mapping[str, Any]]
+    ) -> int:
+        """Execute (once, or once per mapping of a sequence); the rows changed."""
+        batch: list[Mapping[str, Any]] = [params] if isinstance(params, Mapping) else list(params)
+        if not batch:
+            return 0
+        prepared = self._prepare(connection.dialect, batch[0])
+        cursor = _cursor(connection)
+        if isinstance(params, Mapping):
+            cursor.execute(prepared.sql, _bound(prepared, params))
+        else:
+            cursor.executemany(prepared.sql, [_bound(prepared, p) for p in batch])
+        return int(cursor.rowcount)
+
+    def _prepare(self, dialect: Dialect, params: Mapping[str, Any]) -> _Prepared:
+        key = (dialect.name, frozenset(params))
+        prepared = self._prepared.get(key)
+        if prepared is None:
+            prepared = _compile(self.statement, dialect, sorted(params))
+            self._prepared[key] = prepared
+        return prepared
+
+
+def _compile(statement: Executable, dialect: Dialect, keys: list[str]) -> _Prepared:
+    compiled = statement.compile(dialect=dialect, column_keys=keys)  # type: ignore[attr-defined]
+    binds: dict[str, _Bind] = {}
+    for bind, name in compiled.bind_names.items():
+        process = bind.type._cached_bind_processor(dialect)
+        if bind.key in keys:
+            binds[name] = _Bind(bind.key, None, process)
+            continue
+        assert not bind.required, f"no value for {bind.key}: {compiled.string}"
+        assert bind.callable is None, f"{bind.key} is computed at execution"
+        value = bind.value if process is None else process(bind.value)
+        binds[name] = _Bind(None, value, None)
+    row: type[tuple[Any, ...]] | None = None
+    results: tuple[Callable[[Any], Any] | None, ...] = ()
+    columns = getattr(statement, "selected_columns", None)
+    if columns is not None and len(columns):
+        row = namedtuple("Row", [column.key for column in columns])  # type: ignore[misc, no-redef]
+        results = tuple(column.type._cached_result_processor(dialect, None) for column in columns)
+    positional = tuple(compiled.positiontup) if dialect.positional else None
+    return _Prepared(compiled.string, binds, positional, row, results)
+
+
+def _bound(prepared: _Prepared, params: Mapping[str, Any]) -> Any:
+    values = {}
+    for name, bind in prepared.binds.items():
+        if bind.key is None:
+            values[name] = bind.constant
+            continue
+        value = params[bind.key]
+        values[name] = value if bind.process is None else bind.process(value)
+    if prepared.positional is None:
+        return values
+    return tuple(values[name] for name in prepared.positional)
+
+
+def _cursor(connection: Connection) -> Any:
+    # SQLite runs in autocommit mode under SQLAlchemy, which emits BEGIN itself when a
+    # connection is first used: begin as it would, so that the statement never runs alone.
+    if not connection.in_transaction():
+        connection.begin()
+    return connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
