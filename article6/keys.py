@@ -89,19 +89,22 @@ class DirectoryKey:
     not_before: datetime
     not_after: datetime | None = None
     key_id: str = field(init=False)
+    _public: Ed25519PublicKey = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         assert len(self.public_raw) == PUBLIC_KEY_BYTES
         assert self.not_before.tzinfo is not None, "validity windows are in UTC"
         assert self.not_after is None or self.not_before < self.not_after
         object.__setattr__(self, "key_id", key_id(self.public_raw))
+        # Loaded once: every envelope verified would otherwise load it again.
+        object.__setattr__(self, "_public", Ed25519PublicKey.from_public_bytes(self.public_raw))
 
     def valid_at(self, instant: datetime) -> bool:
         return self.not_before <= instant and (self.not_after is None or instant < self.not_after)
 
     def verify(self, signature: bytes, data: bytes) -> bool:
         try:
-            Ed25519PublicKey.from_public_bytes(self.public_raw).verify(signature, data)
+            self._public.verify(signature, data)
         except InvalidSignature:
             return False
         return True

@@ -175,8 +175,8 @@ def lock(
     connection: Connection, locks: Table, transaction_id: str, blocks: Sequence[Block[Any]]
 ) -> None:
     """Lock ``blocks`` (unit blocks: their space is their originating registry)."""
-    connection.execute(
-        insert(locks),
+    _insert_locks(locks).run(
+        connection,
         [
             {
                 "transaction_id": transaction_id,
@@ -187,6 +187,11 @@ def lock(
             for block in blocks
         ],
     )
+
+
+@cache
+def _insert_locks(locks: Table) -> Direct:
+    return Direct(insert(locks))
 
 
 def unlock(connection: Connection, locks: Table, transaction_id: str) -> None:

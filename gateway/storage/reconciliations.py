@@ -15,10 +15,11 @@ from functools import cache
 from typing import Any
 
 from google.protobuf import json_format
-from sqlalchemy import Connection, Select, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, func, insert, or_, select, update
 
 from article6.block_table import from_db, overlapping_blocks, to_db
 from article6.blocks import Block
+from article6.direct import Direct
 from article6.model import LedgerBlock, Status
 from article6.v1 import units_pb2
 from article6.wire import held_block, held_block_message
@@ -139,17 +140,22 @@ def get_open_run(connection: Connection, registry: str) -> Run | None:
 def reconciling(connection: Connection, registries: Sequence[str]) -> str | None:
     """One of ``registries`` with an open run, if any (a peer may name anything: only ids that
     could be stored are looked up)."""
-    wanted = [registry for registry in registries if storable(registry, 16)]
-    row = connection.execute(_open_runs_of(), {"registries": wanted}).first()
-    return None if row is None else str(row.registry)
+    for registry in dict.fromkeys(registries):
+        if storable(registry, 16) and _open_run_of().rows(connection, {"registry": registry}):
+            return registry
+    return None
 
 
 @cache
-def _open_runs_of() -> Select[Any]:
+def _open_run_of() -> Direct:
     """Built once: every proposal asks, and constructing costs more than running it."""
-    return select(reconciliation_runs.c.registry).where(
-        reconciliation_runs.c.registry.in_(bindparam("registries", expanding=True)),
-        reconciliation_runs.c.open.is_(True),
+    return Direct(
+        select(reconciliation_runs.c.registry)
+        .where(
+            reconciliation_runs.c.registry == bindparam("registry"),
+            reconciliation_runs.c.open.is_(True),
+        )
+        .limit(1)
     )
 
 
@@ -224,20 +230,20 @@ def frozen(connection: Connection, space: str, ranges: Sequence[Block[Any]]) -> 
     low = min(r.serial_first for r in ranges)
     high = max(r.serial_last for r in ranges)
     values = {"space": space, "low": to_db(low), "high": to_db(high)}
-    rows = connection.execute(_open_discrepancies_within(), values).all()
+    rows = _open_discrepancies_within().rows(connection, values)
     found = [Block(from_db(row.serial_first), from_db(row.serial_last), row.id) for row in rows]
     return [block.attributes for block in overlapping_blocks(found, ranges)]
 
 
 @cache
-def _open_discrepancies_within() -> Select[Any]:
-    return select(
-        discrepancies.c.id, discrepancies.c.serial_first, discrepancies.c.serial_last
-    ).where(
-        discrepancies.c.open.is_(True),
-        discrepancies.c.space == bindparam("space"),
-        discrepancies.c.serial_first <= bindparam("high"),
-        discrepancies.c.serial_last >= bindparam("low"),
+def _open_discrepancies_within() -> Direct:
+    return Direct(
+        select(discrepancies.c.id, discrepancies.c.serial_first, discrepancies.c.serial_last).where(
+            discrepancies.c.open.is_(True),
+            discrepancies.c.space == bindparam("space"),
+            discrepancies.c.serial_first <= bindparam("high"),
+            discrepancies.c.serial_last >= bindparam("low"),
+        )
     )
 
 

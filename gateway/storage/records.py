@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, Table, Update, and_, bindparam, insert, or_, select, update
+from sqlalchemy import Connection, Table, and_, bindparam, insert, or_, select, update
 
 from article6.codes import Code
 from article6.direct import Direct
@@ -369,19 +369,21 @@ def outbox_failed(
 
 def obsolete_outbox(connection: Connection, transaction_id: str, payload_type: str) -> None:
     """Stop delivering pending messages of a transaction that no longer need to arrive."""
-    connection.execute(
-        _obsolete(),
+    _obsolete().run(
+        connection,
         {"transaction": transaction_id, "kind": payload_type, "state": "obsolete",
          "claimed_until": None},
     )  # fmt: skip
 
 
 @cache
-def _obsolete() -> Update:
-    return update(outbox).where(
-        outbox.c.transaction_id == bindparam("transaction"),
-        outbox.c.payload_type == bindparam("kind"),
-        outbox.c.state.in_(["pending", "dead"]),
+def _obsolete() -> Direct:
+    return Direct(
+        update(outbox).where(
+            outbox.c.transaction_id == bindparam("transaction"),
+            outbox.c.payload_type == bindparam("kind"),
+            or_(outbox.c.state == "pending", outbox.c.state == "dead"),
+        )
     )
 
 
