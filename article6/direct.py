@@ -10,11 +10,12 @@ the column types' own bind and result processing, and drops the rest.
 from __future__ import annotations
 
 from collections import namedtuple
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Dialect
+from sqlalchemy import Connection, Dialect, exc
 from sqlalchemy.sql.expression import Executable
 
 
@@ -51,8 +52,9 @@ class Direct:
     def rows(self, connection: Connection, params: Mapping[str, Any]) -> list[Any]:
         prepared = self._prepare(connection.dialect, params)
         cursor = _cursor(connection)
-        cursor.execute(prepared.sql, _bound(prepared, params))
-        fetched = cursor.fetchall()
+        with _as_sqlalchemy_errors(connection.dialect, prepared.sql):
+            cursor.execute(prepared.sql, _bound(prepared, params))
+            fetched = cursor.fetchall()
         assert prepared.row is not None, "rows() of a statement that selects nothing"
         if any(prepared.results):
             fetched = [
@@ -70,10 +72,11 @@ class Direct:
             return 0
         prepared = self._prepare(connection.dialect, batch[0])
         cursor = _cursor(connection)
-        if isinstance(params, Mapping):
-            cursor.execute(prepared.sql, _bound(prepared, params))
-        else:
-            cursor.executemany(prepared.sql, [_bound(prepared, p) for p in batch])
+        with _as_sqlalchemy_errors(connection.dialect, prepared.sql):
+            if isinstance(params, Mapping):
+                cursor.execute(prepared.sql, _bound(prepared, params))
+            else:
+                cursor.executemany(prepared.sql, [_bound(prepared, p) for p in batch])
         return int(cursor.rowcount)
 
     def _prepare(self, dialect: Dialect, params: Mapping[str, Any]) -> _Prepared:
@@ -93,8 +96,10 @@ def _compile(statement: Executable, dialect: Dialect, keys: list[str]) -> _Prepa
         if bind.key in keys:
             binds[name] = _Bind(bind.key, None, process)
             continue
+        # A value SQLAlchemy would compute at execution (a column default) is not here.
         assert not bind.required, f"no value for {bind.key}: {compiled.string}"
-        assert bind.callable is None, f"{bind.key} is computed at execution"
+        assert bind.callable is None, f"no value for {bind.key}: {compiled.string}"
+        assert bind.value is not None, f"no value for {bind.key}: {compiled.string}"
         value = bind.value if process is None else process(bind.value)
         binds[name] = _Bind(None, value, None)
     row: type[tuple[Any, ...]] | None = None
@@ -126,3 +131,14 @@ def _cursor(connection: Connection) -> Any:
     if not connection.in_transaction():
         connection.begin()
     return connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+
+
+@contextmanager
+def _as_sqlalchemy_errors(dialect: Dialect, sql: str) -> Iterator[None]:
+    """The driver's errors as SQLAlchemy raises them (a unique-key race is an
+    ``IntegrityError`` whichever way the statement ran), with no parameters in the text."""
+    base: type[Exception] = dialect.loaded_dbapi.Error
+    try:
+        yield
+    except base as error:
+        raise exc.DBAPIError.instance(sql, None, error, base, hide_parameters=True) from error
