@@ -20,7 +20,6 @@ from sqlalchemy import (
     BigInteger,
     Column,
     Connection,
-    Delete,
     Integer,
     String,
     Table,
@@ -127,8 +126,8 @@ def _insert_rows(table: Table) -> Direct:
 
 
 @cache
-def _delete_rows(table: Table) -> Delete:
-    return delete(table).where(table.c.id.in_(bindparam("ids", expanding=True)))
+def _delete_row(table: Table) -> Direct:
+    return Direct(delete(table).where(table.c.id == bindparam("row_id")))
 
 
 def overlapping_rows(
@@ -194,6 +193,6 @@ class Neighbourhood(Generic[A]):
     def replace(self, connection: Connection, blocks: Sequence[Block[A]]) -> None:
         """Replace the rows read with ``blocks`` (the same serials, rearranged)."""
         if self._rows:
-            connection.execute(_delete_rows(self._table), {"ids": list(self._rows)})
+            _delete_row(self._table).run(connection, [{"row_id": i} for i in self._rows])
         if blocks:
             _insert_rows(self._table).run(connection, [self._write(block) for block in blocks])

@@ -5,7 +5,7 @@ signed receipt saying completed.
 GHA01's fast sender (``bench.sender``) issues a run of serials, waits until GHA01's books hold
 them, then cancels one unit at a time: closed-loop for the rate, then open-loop at half that
 rate for p50/p99. The hub meanwhile delivers a status notice for each to GHA01, which applies
-it and confirms its leg: that work shares the machine, as it would in service.
+it and confirms its leg in its receipt: that work shares the machine, as it would in service.
 """
 
 from __future__ import annotations

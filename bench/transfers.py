@@ -2,9 +2,10 @@
 
 A transfer is complete when both registries have applied it: the proposal and the hub's
 receipt, the acquisition request and CHE01's decision in its delivery receipt, the hub's
-completion, the status notices to both registries (each applied in their books), and both
-registries' leg confirmations. Every message is signed and verified, every step committed
-durably before its answer leaves.
+completion, and the status notices to both registries, each applied in their books and
+answered with a receipt carrying that registry's leg confirmation, which the hub compares.
+Every message is signed and verified, every step committed durably before its answer leaves;
+messages travel in batches (``Hub.SubmitBatch``, ``Registry.DeliverBatch``), as in service.
 
 GHA01's fast sender (``bench.sender``) proposes; the figures:
 

@@ -107,38 +107,48 @@ class Deliverer:
         self._wakeup.set()
 
     async def run(self, stopping: asyncio.Event) -> None:
-        """Deliver in ``config.lanes`` lanes: while one lane's batch waits for the registries'
-        answers (their commits), another claims and sends the next."""
+        """Claim and deliver, with up to ``config.lanes`` claimed batches in flight: while one
+        waits for the registries' answers (their commits), the next is claimed and sent. An
+        idle hub claims once per poll interval, or when woken."""
         assert self.config.lanes >= 1, self.config
-        await asyncio.gather(*(self._lane(stopping) for _ in range(self.config.lanes)))
+        in_flight: set[asyncio.Task[None]] = set()
+        try:
+            while not stopping.is_set():
+                if len(in_flight) >= self.config.lanes:
+                    await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+                    continue
+                try:
+                    batch = await self.database.write(self._claim)
+                except Exception:  # the loop must outlive any one failure (a database outage)
+                    log.exception("delivery failed; trying again shortly")
+                    await pause(stopping, LOOP_PAUSE_SECONDS)
+                    continue
+                if batch:
+                    task = asyncio.create_task(self._deliver(batch))
+                    in_flight.add(task)
+                    task.add_done_callback(in_flight.discard)
+                    continue
+                self._wakeup.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wakeup.wait(), self.config.poll_interval_seconds)
+        finally:
+            for task in in_flight:
+                task.cancel()
 
-    async def _lane(self, stopping: asyncio.Event) -> None:
-        while not stopping.is_set():
-            try:
-                delivered = await self._deliver_batch()
-            except Exception:  # the loop must outlive any one failure (a database outage)
-                log.exception("delivery failed; trying again shortly")
-                delivered = False
-                await pause(stopping, LOOP_PAUSE_SECONDS)
-            if delivered:
-                continue
-            self._wakeup.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), self.config.poll_interval_seconds)
-
-    async def _deliver_batch(self) -> bool:
-        """Deliver the due messages, each registry's in batches and all registries at once,
-        then record every outcome in one commit."""
-        batch = await self.database.write(self._claim)
-        if not batch:
-            return False
-        by_registry: dict[str, list[OutboxMessage]] = {}
-        for message in batch:
-            by_registry.setdefault(message.recipient, []).append(message)
-        sent = await asyncio.gather(*(self._send(r, ms) for r, ms in by_registry.items()))
-        attempts = [attempt for attempts in sent for attempt in attempts]
-        await self.database.write(partial(self._record_all, attempts=attempts))
-        return True
+    async def _deliver(self, batch: list[OutboxMessage]) -> None:
+        """Deliver claimed messages, each registry's in batches and all registries at once,
+        then record every outcome in one commit. A failure leaves the claims to lapse."""
+        try:
+            by_registry: dict[str, list[OutboxMessage]] = {}
+            for message in batch:
+                by_registry.setdefault(message.recipient, []).append(message)
+            sent = await asyncio.gather(*(self._send(r, ms) for r, ms in by_registry.items()))
+            attempts = [attempt for attempts in sent for attempt in attempts]
+            await self.database.write(partial(self._record_all, attempts=attempts))
+        except Exception:  # the claims lapse and the messages go again
+            log.exception("delivery failed; trying again shortly")
+            return
+        self.wake()  # the outcomes may have queued more (a decision's completion notices)
 
     def _claim(self, connection: Connection) -> list[OutboxMessage]:
         lease = timedelta(seconds=2 * self.config.rpc_timeout_seconds + LEASE_MARGIN_SECONDS)
