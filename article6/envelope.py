@@ -27,6 +27,7 @@ import hashlib
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeVar
 
 from google.protobuf.message import DecodeError, Message
 
@@ -37,6 +38,7 @@ from article6.v1 import envelope_pb2, header_pb2
 
 MAX_ENVELOPE_BYTES = 4 * 1024 * 1024
 MAX_SIGNATURES = 4
+M = TypeVar("M", bound=Message)
 
 
 def pae(payload_type: str, payload: bytes) -> bytes:
@@ -96,14 +98,21 @@ class Opened:
 
 def read_envelope(raw: bytes, max_bytes: int = MAX_ENVELOPE_BYTES) -> envelope_pb2.Envelope:
     """Parse raw request bytes into an Envelope, refusing oversized or malformed input."""
+    return read_message(raw, envelope_pb2.Envelope, max_bytes)
+
+
+def read_message(raw: bytes, kind: type[M], max_bytes: int = MAX_ENVELOPE_BYTES) -> M:
+    """Parse raw request bytes into a ``kind`` (an Envelope, or a batch of them), refusing
+    oversized (1011) or malformed (1010) input."""
     if len(raw) > max_bytes:
         raise Refusal(Code.MESSAGE_TOO_LARGE, f"{len(raw)} bytes, limit {max_bytes}")
-    envelope = envelope_pb2.Envelope()
+    message = kind()
     try:
-        envelope.ParseFromString(raw)
+        message.ParseFromString(raw)
     except DecodeError as error:
-        raise Refusal(Code.ENVELOPE_MALFORMED) from error
-    return envelope
+        detail = "" if kind is envelope_pb2.Envelope else f"not an {kind.DESCRIPTOR.name}"
+        raise Refusal(Code.ENVELOPE_MALFORMED, detail) from error
+    return message
 
 
 def verify_signatures(

@@ -19,10 +19,9 @@ from collections.abc import Awaitable, Callable, Mapping
 
 import grpc
 import grpc.aio
-from google.protobuf.message import DecodeError
 
 from article6.codes import Code, Refusal
-from article6.envelope import MAX_ENVELOPE_BYTES, read_envelope
+from article6.envelope import MAX_ENVELOPE_BYTES, read_envelope, read_message
 from article6.ratelimit import RateLimiter
 from article6.status import abort, fault_details, status_details
 from article6.tls import peer_identity
@@ -117,13 +116,7 @@ def _handler(
 def read_batch(raw: bytes, max_bytes: int = MAX_ENVELOPE_BYTES) -> envelope_pb2.EnvelopeBatch:
     """Parse raw request bytes into an EnvelopeBatch: a whole batch is held to one envelope's
     size limit, and to ``MAX_BATCH_ENVELOPES``."""
-    if len(raw) > max_bytes:
-        raise Refusal(Code.MESSAGE_TOO_LARGE, f"{len(raw)} bytes, limit {max_bytes}")
-    batch = envelope_pb2.EnvelopeBatch()
-    try:
-        batch.ParseFromString(raw)
-    except DecodeError as error:
-        raise Refusal(Code.ENVELOPE_MALFORMED, "not an EnvelopeBatch") from error
+    batch = read_message(raw, envelope_pb2.EnvelopeBatch, max_bytes)
     if len(batch.envelopes) > MAX_BATCH_ENVELOPES:
         detail = f"{len(batch.envelopes)} envelopes, limit {MAX_BATCH_ENVELOPES}"
         raise Refusal(Code.BATCH_TOO_LARGE, detail)
