@@ -79,6 +79,16 @@ class Direct:
                 cursor.executemany(prepared.sql, [_bound(prepared, p) for p in batch])
         return int(cursor.rowcount)
 
+    def insert(self, connection: Connection, params: Mapping[str, Any]) -> int:
+        """Execute an INSERT of one row; the new row's integer primary key (PostgreSQL
+        returns it, as SQLAlchemy compiles the statement there; SQLite reports it)."""
+        prepared = self._prepare(connection.dialect, params)
+        cursor = _cursor(connection)
+        with _as_sqlalchemy_errors(connection.dialect, prepared.sql):
+            cursor.execute(prepared.sql, _bound(prepared, params))
+            returned = cursor.fetchone() if cursor.description else None
+        return int(returned[0] if returned is not None else cursor.lastrowid)
+
     def _prepare(self, dialect: Dialect, params: Mapping[str, Any]) -> _Prepared:
         key = (dialect.name, frozenset(params))
         prepared = self._prepared.get(key)

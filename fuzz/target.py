@@ -87,7 +87,7 @@ class HubTarget:
         peers = {registry: Peer(registry, frozenset({"CA0001"}), False) for registry in self.keys}
         self.service = HubService(
             "HUB", self.directory, self.database, Lifecycle(mailer, timedelta(hours=1)),
-            mailer, lambda: peers, lambda: None,
+            mailer, lambda: peers,
         )  # fmt: skip
         self.methods: dict[str, Method] = {
             "ProposeTransaction": self.service.propose_transaction,

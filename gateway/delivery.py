@@ -99,6 +99,8 @@ class Deliverer:
         self.metrics = metrics
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._clients: dict[str, BatchClient] = {}
+        self._dispatched: list[OutboxMessage] = []  # committed, claimed, not yet sent
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._wakeup = asyncio.Event()
         self.backoff = Backoff(config.backoff_initial_seconds, config.backoff_max_seconds)
 
@@ -106,19 +108,36 @@ class Deliverer:
         """Something was written to the outbox: look now rather than at the next poll."""
         self._wakeup.set()
 
+    def dispatch(self, message: OutboxMessage) -> None:
+        """A message this process just committed, claimed by it: send it with the next batch,
+        without claiming it again. Called from the writer thread (after the commit)."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._dispatched.append, message)
+            loop.call_soon_threadsafe(self._wakeup.set)
+
+    def _lease(self) -> timedelta:
+        return timedelta(seconds=2 * self.config.rpc_timeout_seconds + LEASE_MARGIN_SECONDS)
+
     async def run(self, stopping: asyncio.Event) -> None:
-        """Claim and deliver, with up to ``config.lanes`` claimed batches in flight: while one
-        waits for the registries' answers (their commits), the next is claimed and sent. An
-        idle hub claims once per poll interval, or when woken."""
+        """Deliver what this process dispatches as soon as it is committed, and claim what
+        else is due (retries, another process's lapsed claims) once per poll interval or when
+        woken; up to ``config.lanes`` batches in flight: while one waits for the registries'
+        answers (their commits), the next goes."""
         assert self.config.lanes >= 1, self.config
+        self._loop = asyncio.get_running_loop()
+        self.mailer.lease, self.mailer.dispatch = self._lease(), self.dispatch
         in_flight: set[asyncio.Task[None]] = set()
         try:
             while not stopping.is_set():
                 if len(in_flight) >= self.config.lanes:
                     await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
                     continue
+                # Cleared before the claim, not after: a change committed while the claim runs
+                # wakes the next one rather than waiting out the poll interval.
+                self._wakeup.clear()
                 try:
-                    batch = await self.database.write(self._claim)
+                    batch = self._take_dispatched() or await self.database.write(self._claim)
                 except Exception:  # the loop must outlive any one failure (a database outage)
                     log.exception("delivery failed; trying again shortly")
                     await pause(stopping, LOOP_PAUSE_SECONDS)
@@ -128,12 +147,18 @@ class Deliverer:
                     in_flight.add(task)
                     task.add_done_callback(in_flight.discard)
                     continue
-                self._wakeup.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wakeup.wait(), self.config.poll_interval_seconds)
         finally:
+            self.mailer.dispatch = None  # from now on a message waits for a claim
+            self._loop = None
             for task in in_flight:
                 task.cancel()
+
+    def _take_dispatched(self) -> list[OutboxMessage]:
+        taken = self._dispatched[: self.config.batch_size]
+        del self._dispatched[: self.config.batch_size]
+        return taken
 
     async def _deliver(self, batch: list[OutboxMessage]) -> None:
         """Deliver claimed messages, each registry's in batches and all registries at once,
@@ -147,12 +172,9 @@ class Deliverer:
             await self.database.write(partial(self._record_all, attempts=attempts))
         except Exception:  # the claims lapse and the messages go again
             log.exception("delivery failed; trying again shortly")
-            return
-        self.wake()  # the outcomes may have queued more (a decision's completion notices)
 
     def _claim(self, connection: Connection) -> list[OutboxMessage]:
-        lease = timedelta(seconds=2 * self.config.rpc_timeout_seconds + LEASE_MARGIN_SECONDS)
-        return claim_outbox(connection, datetime.now(UTC), self.config.batch_size, lease)
+        return claim_outbox(connection, datetime.now(UTC), self.config.batch_size, self._lease())
 
     def channel(self, registry: str) -> grpc.aio.Channel:
         """The channel to a registry, made once (deliveries and reconciliation share it)."""

@@ -54,7 +54,6 @@ class HubService:
         lifecycle: Lifecycle,
         mailer: Mailer,
         peers: Callable[[], Mapping[str, Peer]],
-        wrote: Callable[[], None],
         on_refusal: Callable[[Code], None] | None = None,
     ) -> None:
         self.hub_id = hub_id
@@ -63,7 +62,6 @@ class HubService:
         self.lifecycle = lifecycle
         self.mailer = mailer
         self.peers = peers
-        self.wrote = wrote  # wakes the delivery loop: the outbox may have grown
         self.on_refusal = on_refusal
 
     def handler(self, limiter: RateLimiter | None = None) -> grpc.GenericRpcHandler[bytes, bytes]:
@@ -163,7 +161,6 @@ class HubService:
             )
 
         response = await self.database.write(lambda c: self._once(c, opened, handle))
-        self.wrote()
         return envelope_pb2.Envelope.FromString(response)
 
     async def notify_status(
@@ -177,7 +174,6 @@ class HubService:
             return self._notified(connection, opened.signer, notice, now)
 
         response = await self.database.write(lambda c: self._once(c, opened, handle))
-        self.wrote()
         return envelope_pb2.Envelope.FromString(response)
 
     def _notified(

@@ -73,7 +73,7 @@ class Hub:
         )  # fmt: skip
         self.hub_service = HubService(
             config.registry_id, self.directory, self.database, self.lifecycle, self.mailer,
-            self.peers, self.deliverer.wake, self.metrics.rpc.refused,
+            self.peers, self.metrics.rpc.refused,
         )  # fmt: skip
         self.health = health_aio.HealthServicer()
         self.stopping = asyncio.Event()

@@ -15,8 +15,9 @@ from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, Select, Update, insert, select, update
+from sqlalchemy import Connection, insert, select, update
 
+from article6.direct import Direct
 from article6.keys import KeyDirectory, SigningKey
 from gateway.audit import Entry, Head, Verdict, entry_hash, head_statement, verify
 from gateway.storage.schema import audit_head, audit_log
@@ -47,7 +48,7 @@ def seal(connection: Connection, signer: SigningKey | None) -> int:
     pending: list[tuple[str, str, str, str, dict[str, Any]]] = connection.info.pop(_PENDING, [])
     if not pending:
         return 0
-    head = connection.execute(_head_for_update()).one()
+    (head,) = _head_for_update().rows(connection, {})
     seq, digest, rows = head.seq, head.hash, []
     for at, actor, action, subject, detail in pending:
         seq += 1
@@ -57,24 +58,32 @@ def seal(connection: Connection, signer: SigningKey | None) -> int:
             {"seq": seq, "at": at, "actor": entry.actor, "action": action,
              "subject": entry.subject, "detail": detail_json(detail), "hash": digest}
         )  # fmt: skip
-    connection.execute(insert(audit_log), rows)
+    _insert_entries().run(connection, rows)
     key_id = signer.key_id if signer else ""
     signature = signer.sign(head_statement(seq, digest)) if signer else b""
-    connection.execute(
-        _head_change(), {"seq": seq, "hash": digest, "key_id": key_id, "signature": signature}
+    _head_change().run(
+        connection, {"seq": seq, "hash": digest, "key_id": key_id, "signature": signature}
     )
     return len(rows)
 
 
 @cache
-def _head_for_update() -> Select[Any]:
-    """Built once, as every commit seals: constructing costs more than running."""
-    return select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1).with_for_update()
+def _head_for_update() -> Direct:
+    """Built once, as every commit seals: constructing costs more than running, and
+    SQLAlchemy's execution more than the database's (article6.direct)."""
+    return Direct(
+        select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1).with_for_update()
+    )
 
 
 @cache
-def _head_change() -> Update:
-    return update(audit_head).where(audit_head.c.id == 1)
+def _head_change() -> Direct:
+    return Direct(update(audit_head).where(audit_head.c.id == 1))
+
+
+@cache
+def _insert_entries() -> Direct:
+    return Direct(insert(audit_log))
 
 
 def detail_json(detail: dict[str, Any]) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
@@ -280,8 +280,16 @@ def add_outbox(
     transaction_id: str | None,
     envelope: bytes,
     at: datetime,
-) -> None:
-    _insert(outbox).run(
+    claimed_until: datetime | None = None,
+) -> OutboxMessage:
+    """Queue a message; with ``claimed_until``, already claimed by this process (which will
+    send it as soon as the transaction commits)."""
+    message = OutboxMessage(
+        id=0, recipient=recipient, message_id=message_id, payload_type=payload_type,
+        transaction_id=transaction_id, envelope=envelope, attempts=0, created_at=at,
+        next_attempt_at=at,
+    )  # fmt: skip
+    row_id = _insert(outbox).insert(
         connection,
         {
             "recipient": recipient,
@@ -293,9 +301,11 @@ def add_outbox(
             "attempts": 0,
             "created_at": at,
             "next_attempt_at": at,
+            "claimed_until": claimed_until,
             "last_error": "",
         },
     )
+    return replace(message, id=row_id)
 
 
 def claim_outbox(

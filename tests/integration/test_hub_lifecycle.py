@@ -8,12 +8,15 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from article6.codes import Code
 from article6.model import Status, UnitState
 from article6.v1 import transaction_pb2, units_pb2
 from gateway.lifecycle import Outcome
 from gateway.storage import ledger
+from gateway.storage.records import OutboxMessage
+from gateway.storage.schema import outbox
 from tests.builders import (
     CHE_ACCOUNT,
     GHA_ACCOUNT,
@@ -264,3 +267,31 @@ def test_two_concurrent_spends_of_one_block_let_exactly_one_through(hub: HubHarn
         assert sorted(o.status.name for o in outcomes if o.status) == ["CHECKED", "REJECTED"]
         [refused] = [o for o in outcomes if o.status is Status.REJECTED]
         assert [code for code, _ in refused.results] == [Code.UNITS_LOCKED]
+
+
+def test_a_delivering_process_is_handed_each_message_once_committed_and_claimed(
+    hub: HubHarness,
+) -> None:
+    assert hub.propose(issuance("GHA01-1", 1, 1000)).status is Status.COMPLETED
+    dispatched: list[OutboxMessage] = []
+    mailer = hub.lifecycle.mailer
+    mailer.dispatch, mailer.lease = dispatched.append, timedelta(seconds=30)
+    assert hub.propose(external("GHA01-2", 1, 10)).status is Status.CHECKED
+    (request,) = dispatched
+    assert (request.recipient, request.transaction_id) == ("CHE01", "GHA01-2")
+
+    def claims(connection: Any) -> dict[int, Any]:
+        rows = connection.execute(select(outbox.c.id, outbox.c.claimed_until))
+        return {row.id: row.claimed_until for row in rows}
+
+    assert hub.database.read_now(claims)[request.id] is not None  # no other process takes it
+
+    def fails(connection: Any) -> None:
+        hub.lifecycle.propose(connection, "GHA01", external("GHA01-3", 20, 30), hub.peers, hub.now)
+        raise RuntimeError
+
+    with pytest.raises(RuntimeError):  # a change that does not commit dispatches nothing
+        hub.database.write_now(fails)
+    assert len(dispatched) == 1
+    assert hub.decide("GHA01-2", Status.ACCEPTED).status is Status.COMPLETED
+    assert sorted(m.recipient for m in dispatched[1:]) == ["CHE01", "GHA01"]  # the notices
