@@ -20,6 +20,7 @@ from sqlalchemy import (
     BigInteger,
     Column,
     Connection,
+    Delete,
     Integer,
     String,
     Table,
@@ -35,6 +36,7 @@ from article6.identifiers import SERIAL_MAX
 from article6.model import Purpose, UnitAttributes, UnitBlock, UnitKind, UnitState
 
 SERIAL_SHIFT = 2**63
+FEW_ROWS = 8  # a neighbourhood's rows changed one statement each, on the driver
 A = TypeVar("A")
 
 
@@ -126,6 +128,11 @@ def _insert_rows(table: Table) -> Direct:
 
 
 @cache
+def _delete_rows(table: Table) -> Delete:
+    return delete(table).where(table.c.id.in_(bindparam("ids", expanding=True)))
+
+
+@cache
 def _delete_row(table: Table) -> Direct:
     return Direct(delete(table).where(table.c.id == bindparam("row_id")))
 
@@ -191,8 +198,17 @@ class Neighbourhood(Generic[A]):
         return overlapping_blocks(self.blocks, ranges)
 
     def replace(self, connection: Connection, blocks: Sequence[Block[A]]) -> None:
-        """Replace the rows read with ``blocks`` (the same serials, rearranged)."""
-        if self._rows:
-            _delete_row(self._table).run(connection, [{"row_id": i} for i in self._rows])
-        if blocks:
-            _insert_rows(self._table).run(connection, [self._write(block) for block in blocks])
+        """Replace the rows read with ``blocks`` (the same serials, rearranged).
+
+        The few rows of a usual change go straight to the driver; many (a transfer of a
+        thousand blocks) go as one SQLAlchemy statement each way, which sends them in
+        multi-row statements rather than a round trip to PostgreSQL per row."""
+        ids, rows = list(self._rows), [self._write(block) for block in blocks]
+        if len(ids) > FEW_ROWS:
+            connection.execute(_delete_rows(self._table), {"ids": ids})
+        elif ids:
+            _delete_row(self._table).run(connection, [{"row_id": i} for i in ids])
+        if len(rows) > FEW_ROWS:
+            connection.execute(insert(self._table), rows)
+        elif rows:
+            _insert_rows(self._table).run(connection, rows)

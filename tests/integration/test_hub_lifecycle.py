@@ -295,3 +295,24 @@ def test_a_delivering_process_is_handed_each_message_once_committed_and_claimed(
     assert len(dispatched) == 1
     assert hub.decide("GHA01-2", Status.ACCEPTED).status is Status.COMPLETED
     assert sorted(m.recipient for m in dispatched[1:]) == ["CHE01", "GHA01"]  # the notices
+
+
+def test_a_transaction_of_many_blocks_changes_the_ledger_as_one_of_a_few_does(
+    hub: HubHarness,
+) -> None:
+    """Many rows go through SQLAlchemy in multi-row statements, a few straight to the driver
+    (article6.block_table): the ledger must not tell them apart."""
+    assert hub.propose(issuance("GHA01-1", 1, 1000)).status is Status.COMPLETED
+    pieces = [block(10 * i + 1, 10 * i + 5) for i in range(30)]  # 30 blocks, 60 rows around
+    outcome = hub.propose(
+        transaction("GHA01-2", XFER, pieces, acquirer="CHE01", target=CHE_ACCOUNT)
+    )
+    assert outcome.status is Status.CHECKED
+    assert hub.decide("GHA01-2", Status.ACCEPTED).status is Status.COMPLETED
+    held = holdings(hub, "GHA01")
+    assert len(held) == 30
+    assert sum(last - first + 1 for _, first, last, _ in held) == 1000 - 150
+    moved = holdings(hub, "CHE01")
+    assert [(first, last) for _, first, last, _ in moved] == [
+        (10 * i + 1, 10 * i + 5) for i in range(30)
+    ]
