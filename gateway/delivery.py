@@ -1,8 +1,11 @@
 """Delivery of the outbox, and the time-out sweep.
 
-Outbox rows are claimed for a short lease (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so several
-hub processes share the work and a crashed one's claims lapse within seconds; on SQLite, where
-one process owns the database, a starting hub releases them at once), delivered over mTLS
+A message the hub writes is inserted already claimed by the writing process and handed to its
+delivery loop once committed (``dispatch``), so it leaves at once. Everything else due
+(retries, lapsed claims) is claimed once per poll interval. Claims are short leases (``FOR
+UPDATE SKIP LOCKED`` on PostgreSQL, so several hub processes share the work and a crashed
+one's claims lapse within seconds; on SQLite, where one process owns the database, a starting
+hub releases them at once). Messages are delivered over mTLS
 (each registry's due messages together through ``Registry.DeliverBatch``, or one by one
 through ``Registry.Deliver`` to a registry that does not serve batches), and marked delivered
 only once the registry's signed receipt verifies. Failures back off exponentially with jitter
@@ -21,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -128,6 +132,7 @@ class Deliverer:
         self._loop = asyncio.get_running_loop()
         self.mailer.lease, self.mailer.dispatch = self._lease(), self.dispatch
         in_flight: set[asyncio.Task[None]] = set()
+        claimed_at = -math.inf  # loop time of the last claim
         try:
             while not stopping.is_set():
                 if len(in_flight) >= self.config.lanes:
@@ -136,8 +141,14 @@ class Deliverer:
                 # Cleared before the claim, not after: a change committed while the claim runs
                 # wakes the next one rather than waiting out the poll interval.
                 self._wakeup.clear()
+                # Dispatched messages first, but a claim at least once per poll interval, so
+                # that retries are not starved by a steady flow of new messages.
+                now = self._loop.time()
+                claim = now - claimed_at >= self.config.poll_interval_seconds
                 try:
-                    batch = self._take_dispatched() or await self.database.write(self._claim)
+                    batch = [] if claim else self._take_dispatched()
+                    if not batch:
+                        batch, claimed_at = await self.database.write(self._claim), now
                 except Exception:  # the loop must outlive any one failure (a database outage)
                     log.exception("delivery failed; trying again shortly")
                     await pause(stopping, LOOP_PAUSE_SECONDS)
