@@ -31,12 +31,11 @@ from sqlalchemy import (
 )
 
 from article6.blocks import Block
-from article6.direct import Direct
+from article6.direct import FEW_ROWS, Direct
 from article6.identifiers import SERIAL_MAX
 from article6.model import Purpose, UnitAttributes, UnitBlock, UnitKind, UnitState
 
 SERIAL_SHIFT = 2**63
-FEW_ROWS = 8  # a neighbourhood's rows changed one statement each, on the driver
 A = TypeVar("A")
 
 
@@ -200,15 +199,12 @@ class Neighbourhood(Generic[A]):
     def replace(self, connection: Connection, blocks: Sequence[Block[A]]) -> None:
         """Replace the rows read with ``blocks`` (the same serials, rearranged).
 
-        The few rows of a usual change go straight to the driver; many (a transfer of a
-        thousand blocks) go as one SQLAlchemy statement each way, which sends them in
-        multi-row statements rather than a round trip to PostgreSQL per row."""
-        ids, rows = list(self._rows), [self._write(block) for block in blocks]
+        The few rows of a usual change are deleted one statement each, on the driver; many (a
+        transfer of a thousand blocks) in one statement rather than a round trip to
+        PostgreSQL per row. Inserts make the same choice in ``Direct.run``."""
+        ids = list(self._rows)
         if len(ids) > FEW_ROWS:
             connection.execute(_delete_rows(self._table), {"ids": ids})
         elif ids:
             _delete_row(self._table).run(connection, [{"row_id": i} for i in ids])
-        if len(rows) > FEW_ROWS:
-            connection.execute(insert(self._table), rows)
-        elif rows:
-            _insert_rows(self._table).run(connection, rows)
+        _insert_rows(self._table).run(connection, [self._write(block) for block in blocks])

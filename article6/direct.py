@@ -15,8 +15,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Dialect, exc
+from sqlalchemy import Connection, Dialect, Insert, exc
 from sqlalchemy.sql.expression import Executable
+
+# More rows than this in one change go as one statement (SQLAlchemy's multi-row INSERT, an IN
+# list for a DELETE): on PostgreSQL, one round trip instead of one a row.
+FEW_ROWS = 8
 
 
 @dataclass(frozen=True)
@@ -66,10 +70,15 @@ class Direct:
     def run(
         self, connection: Connection, params: Mapping[str, Any] | Sequence[Mapping[str, Any]]
     ) -> int:
-        """Execute (once, or once per mapping of a sequence); the rows changed."""
+        """Execute (once, or once per mapping of a sequence); the rows changed. An INSERT of
+        more than ``FEW_ROWS`` rows (a transfer of a thousand blocks) goes through SQLAlchemy,
+        which sends it as multi-row statements where the driver would take a round trip to
+        PostgreSQL per row."""
         batch: list[Mapping[str, Any]] = [params] if isinstance(params, Mapping) else list(params)
         if not batch:
             return 0
+        if len(batch) > FEW_ROWS and isinstance(self.statement, Insert):
+            return int(connection.execute(self.statement, batch).rowcount)
         prepared = self._prepare(connection.dialect, batch[0])
         cursor = _cursor(connection)
         with _as_sqlalchemy_errors(connection.dialect, prepared.sql):

@@ -37,7 +37,7 @@ from sqlalchemy import (
     select,
 )
 
-from article6.block_table import FEW_ROWS, rows_around, to_db
+from article6.block_table import rows_around, to_db
 from article6.blocks import Block
 from article6.codes import Code, Refusal
 from article6.direct import Direct
@@ -174,21 +174,19 @@ def lockers(
 def lock(
     connection: Connection, locks: Table, transaction_id: str, blocks: Sequence[Block[Any]]
 ) -> None:
-    """Lock ``blocks`` (unit blocks: their space is their originating registry): a few
-    straight to the driver, many in SQLAlchemy's multi-row statements."""
-    rows = [
-        {
-            "transaction_id": transaction_id,
-            "space": block.attributes.originating_registry,
-            "serial_first": to_db(block.serial_first),
-            "serial_last": to_db(block.serial_last),
-        }
-        for block in blocks
-    ]
-    if len(rows) > FEW_ROWS:
-        connection.execute(insert(locks), rows)
-    else:
-        _insert_locks(locks).run(connection, rows)
+    """Lock ``blocks`` (unit blocks: their space is their originating registry)."""
+    _insert_locks(locks).run(
+        connection,
+        [
+            {
+                "transaction_id": transaction_id,
+                "space": block.attributes.originating_registry,
+                "serial_first": to_db(block.serial_first),
+                "serial_last": to_db(block.serial_last),
+            }
+            for block in blocks
+        ],
+    )
 
 
 @cache
