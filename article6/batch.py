@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import grpc
 import grpc.aio
@@ -42,6 +43,7 @@ class BatchClient:
             envelope_pb2.BatchReply.FromString,
         )
         self._unary_until = 0.0  # monotonic time until which the peer gets unary calls only
+        self._unary_calls: dict[str, grpc.aio.UnaryUnaryMultiCallable[Any, Any]] = {}
 
     async def send(
         self, items: Sequence[tuple[str, envelope_pb2.Envelope]], timeout: float
@@ -83,11 +85,14 @@ class BatchClient:
         return [_result(answer) for answer in reply.answers]
 
     async def _unary(self, rpc: str, envelope: envelope_pb2.Envelope, timeout: float) -> Result:
-        call = self.channel.unary_unary(
-            f"/{self.service}/{rpc}",
-            envelope_pb2.Envelope.SerializeToString,
-            envelope_pb2.Envelope.FromString,
-        )
+        call = self._unary_calls.get(rpc)
+        if call is None:  # made once per RPC: a lone message goes this way every time
+            call = self.channel.unary_unary(
+                f"/{self.service}/{rpc}",
+                envelope_pb2.Envelope.SerializeToString,
+                envelope_pb2.Envelope.FromString,
+            )
+            self._unary_calls[rpc] = call
         try:
             reply: envelope_pb2.Envelope = await call(
                 envelope, timeout=timeout, wait_for_ready=True
