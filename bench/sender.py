@@ -114,8 +114,8 @@ class Sender:
     async def _send(
         self, taken: list[tuple[bytes, asyncio.Future[envelope_pb2.BatchAnswer]]]
     ) -> None:
-        # The batch's bytes are the envelopes' bytes, each framed as field 1 of EnvelopeBatch.
-        request = b"".join(_framed(raw) for raw, _ in taken)
+        envelopes = [envelope_pb2.Envelope.FromString(raw) for raw, _ in taken]
+        request = envelope_pb2.EnvelopeBatch(envelopes=envelopes).SerializeToString()
         try:
             reply = await self._batch(request, timeout=60)
             for (_, answer), result in zip(taken, reply.answers, strict=True):
@@ -130,17 +130,3 @@ class Sender:
 
     async def close(self) -> None:
         await self.channel.close(grace=None)
-
-
-def _framed(raw: bytes) -> bytes:
-    """``raw`` as one ``envelopes`` entry (field 1, length-delimited) of an EnvelopeBatch."""
-    return b"\x0a" + _varint(len(raw)) + raw
-
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while value > 0x7F:
-        out.append(value & 0x7F | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
