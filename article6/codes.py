@@ -305,7 +305,7 @@ CATALOGUE: dict[Code, CodeInfo] = {
         "An external transfer names the transferring registry as the acquiring registry."
     ),
     Code.ACQUIRING_REGISTRY_REFUSED: _info(
-        "The acquiring registry refused the units (the transaction is terminated)."
+        "The acquiring registry refused the units (the transaction is rejected, 6)."
     ),
     Code.TRANSACTION_TIMED_OUT: _info(
         "The acquiring registry did not answer in time (the transaction is cancelled)."

@@ -198,7 +198,7 @@ class RegistryKit(_Kit):
             lambda **header: self._seal(notice, **header), self.stub.Deliver, self.raw
         ):
             battery.check(name, test)
-        battery.check("acquisition into an unknown account is terminated", self._reject)
+        battery.check("acquisition into an unknown account is refused: 6 REJECTED", self._reject)
         if battery.check("acquisition into the account under test is accepted", self._accept):
             battery.check("a repeated delivery gets the same receipt", self._replay)
             battery.check("a batch delivery is answered as Deliver answers (optional RPC)",
@@ -282,8 +282,12 @@ class RegistryKit(_Kit):
         offer = T.AcquisitionRequest(transaction=self._transaction(unknown))
         offer.transaction.transaction_id += "R"
         receipt = self._deliver(offer)
-        if receipt.status != T.TRANSACTION_STATUS_TERMINATED or not receipt.results:
-            return f"status {receipt.status} with codes {[r.code for r in receipt.results]}"
+        refused = receipt.status == T.TRANSACTION_STATUS_REJECTED and not receipt.accepted
+        if not refused or not receipt.results:
+            return (
+                f"accepted {receipt.accepted}, status {receipt.status} "
+                f"with codes {[r.code for r in receipt.results]}"
+            )
         return None
 
     def _accept(self) -> str | None:
@@ -465,7 +469,10 @@ class HubKit(_Kit):
             battery.check("the status of the issuance is answered", self._status_known)
             battery.check("a leg confirmation of the issuance matches the ledger", self._confirm)
         battery.check("an unknown transaction is not found", self._status_unknown)
-        battery.check("a malformed proposal is rejected with its code (2004)", self._malformed)
+        battery.check(
+            "a malformed proposal is answered 3 with its code (2004), then terminated (5)",
+            self._malformed,
+        )
         self.channel.close()
         return battery
 
@@ -508,8 +515,13 @@ class HubKit(_Kit):
         wrong = self._issuance(2, quantity=101)
         _, receipt = self._propose(self._seal(T.TransactionProposal(transaction=wrong)))
         codes = [r.code for r in receipt.results]
-        if receipt.status != T.TRANSACTION_STATUS_REJECTED or codes != [Code.QUANTITY_MISMATCH]:
+        if receipt.status != T.TRANSACTION_STATUS_CHECKED_DISCREPANCY or codes != [
+            Code.QUANTITY_MISMATCH
+        ]:
             return f"status {receipt.status}, codes {codes}"
+        answer = self._status(wrong.transaction_id)  # the refusal ends terminated (DES 3, 5)
+        if answer.status != T.TRANSACTION_STATUS_TERMINATED:
+            return f"answered {receipt.status}, then status {answer.status}"
         return None
 
     def _confirm(self) -> str | None:

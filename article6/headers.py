@@ -16,8 +16,8 @@ from article6.codes import Code, Refusal
 from article6.identifiers import MESSAGE_ID
 from article6.v1 import header_pb2
 
-PROTOCOL_MAJOR = 1
-PROTOCOL_MINOR = 1
+PROTOCOL_MAJOR = 2
+PROTOCOL_MINOR = 0
 CLOCK_SKEW = timedelta(seconds=300)
 
 

@@ -24,7 +24,13 @@ class TransactionType(enum.IntEnum):
 
 
 class Status(enum.IntEnum):
-    """Transaction status, with the Kyoto DES numbers."""
+    """Transaction status, with the Kyoto DES numbers and meanings (protocol 2.0).
+
+    The hub sets 2 or 3 after its checks; 3 (its checks failed) ends in 5 TERMINATED, the
+    initiating registry's termination. The acquiring registry answers 8 ACCEPTED or 6 REJECTED
+    (its refusal, final). The hub sets 4 COMPLETED, and 7 CANCELLED on a time-out. As in the
+    Kyoto DES clients, a registry told 3 or 6 about its own proposal terminates it.
+    """
 
     PROPOSED = 1
     CHECKED = 2
@@ -38,6 +44,14 @@ class Status(enum.IntEnum):
     @property
     def final(self) -> bool:
         return self in FINAL_STATUSES
+
+    @property
+    def registry_outcome(self) -> Status:
+        """What a registry records for a status the hub reports: the DES clients terminate on
+        3 (the hub's checks failed) and on 6 (the acquiring registry refused)."""
+        if self in {Status.CHECKED_DISCREPANCY, Status.REJECTED}:
+            return Status.TERMINATED
+        return self
 
 
 FINAL_STATUSES = frozenset({Status.COMPLETED, Status.TERMINATED, Status.REJECTED, Status.CANCELLED})

@@ -265,8 +265,8 @@ class Deliverer:
         results = [(Code(r.code), r.detail) for r in receipt.results if r.code in _CODES]
         if receipt.accepted and receipt.status == Status.ACCEPTED.value:
             self.lifecycle.decide(connection, transaction_id, Status.ACCEPTED, [], now)
-        elif not receipt.accepted or receipt.status == Status.TERMINATED.value:
-            self.lifecycle.decide(connection, transaction_id, Status.TERMINATED, results, now)
+        elif not receipt.accepted or receipt.status == Status.REJECTED.value:
+            self.lifecycle.decide(connection, transaction_id, Status.REJECTED, results, now)
         # Otherwise the registry decides later and calls Hub.NotifyStatus.
 
     def _confirmed(

@@ -195,9 +195,9 @@ class HubService:
             return Outcome(
                 transaction_id, record.status, [(Code.REGISTRY_NOT_PARTY_TO_UNITS, detail)]
             )
-        decisions = {Status.ACCEPTED.value, Status.TERMINATED.value}
+        decisions = {Status.ACCEPTED.value, Status.REJECTED.value}
         if notice.status not in decisions:
-            detail = f"a registry reports ACCEPTED or TERMINATED, not {notice.status}"
+            detail = f"a registry reports ACCEPTED (8) or REJECTED (6), not {notice.status}"
             return Outcome(
                 transaction_id, record.status, [(Code.STATUS_TRANSITION_INVALID, detail)]
             )

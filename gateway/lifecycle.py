@@ -3,11 +3,15 @@
 Every method runs inside the caller's SQL transaction and makes exactly one state change:
 status, history, ledger, locks and outbox notices commit together or not at all.
 
-    PROPOSED -> REJECTED                        the hub's checks failed
-    PROPOSED -> CHECKED -> COMPLETED            single-registry types, at once
-    PROPOSED -> CHECKED -> ACCEPTED -> COMPLETED   external transfer, acquirer accepted
-    CHECKED -> TERMINATED                       the acquiring registry refused
-    CHECKED -> CANCELLED                        no answer before respond_by
+    PROPOSED -> CHECKED_DISCREPANCY -> TERMINATED   the hub's checks failed (DES 1, 3, 5)
+    PROPOSED -> CHECKED -> COMPLETED                single-registry types, at once
+    PROPOSED -> CHECKED -> ACCEPTED -> COMPLETED    external transfer, acquirer accepted
+    CHECKED -> REJECTED                             the acquiring registry refused (DES 6)
+    CHECKED -> CANCELLED                            no answer before respond_by (DES 7)
+
+A refused proposal's receipt says 3 CHECKED_DISCREPANCY, the checks' answer; the DES
+registry terminates on it, and the hub records that termination (5) in the same SQL
+transaction, so the transaction is final at once and a status query answers 5.
 
 Units of a CHECKED transaction are locked; the ledger changes only on completion, and final
 states never change. Each registry involved gets a StatusNotice of the final status.
@@ -70,7 +74,7 @@ class Outcome:
 
     @property
     def accepted(self) -> bool:
-        return self.status is not None and self.status is not Status.REJECTED and not self.results
+        return self.status not in {None, Status.CHECKED_DISCREPANCY} and not self.results
 
 
 def _by_space(blocks: tuple[UnitBlock, ...]) -> dict[str, list[UnitBlock]]:
@@ -101,7 +105,8 @@ class Lifecycle:
         peers: Mapping[str, Peer],
         now: datetime,
     ) -> Outcome:
-        """Check a proposal and record it as REJECTED, CHECKED or (single registry) COMPLETED."""
+        """Check a proposal and record it as TERMINATED (answered CHECKED_DISCREPANCY), CHECKED
+        or (single registry) COMPLETED."""
         try:
             check_transaction_id(message.transaction_id, sender)
         except Refusal as refusal:
@@ -131,10 +136,11 @@ class Lifecycle:
             neighbourhoods = self._check_ledger(connection, spec)
         except Refusal as refusal:
             results = [(refusal.code, refusal.detail)]
-            rejected = replace(record, status=Status.REJECTED, results=results)
-            insert_transaction(connection, rejected, path=[Status.PROPOSED])
-            self._finished(connection, rejected)
-            return Outcome(record.transaction_id, Status.REJECTED, results)
+            terminated = replace(record, status=Status.TERMINATED, results=results)
+            path = [Status.PROPOSED, Status.CHECKED_DISCREPANCY]
+            insert_transaction(connection, terminated, path=path)
+            self._finished(connection, terminated)
+            return Outcome(record.transaction_id, Status.CHECKED_DISCREPANCY, results)
         _reserve(connection, spec, +1)
         if spec.crosses_registries:
             return self._await_acquirer(connection, record, spec, message, now)
@@ -224,8 +230,8 @@ class Lifecycle:
         results: list[tuple[Code, str]],
         now: datetime,
     ) -> Outcome:
-        """Apply the acquiring registry's ACCEPTED or TERMINATED; a final transaction stays."""
-        assert decision in {Status.ACCEPTED, Status.TERMINATED}
+        """Apply the acquiring registry's ACCEPTED or REJECTED; a final transaction stays."""
+        assert decision in {Status.ACCEPTED, Status.REJECTED}
         record = get_transaction(connection, transaction_id)
         assert record is not None, transaction_id
         if record.status.final:
@@ -235,10 +241,10 @@ class Lifecycle:
             )
         spec = transaction_spec(transaction_pb2.Transaction.FromString(record.body))
         lock_spaces(connection, spaces(spec.blocks))
-        if decision is Status.TERMINATED:
+        if decision is Status.REJECTED:
             results = results or [(Code.ACQUIRING_REGISTRY_REFUSED, "")]
-            self._end(connection, record, Status.TERMINATED, results, now)
-            return Outcome(transaction_id, Status.TERMINATED)
+            self._end(connection, record, Status.REJECTED, results, now)
+            return Outcome(transaction_id, Status.REJECTED)
         record = set_status(connection, record, Status.ACCEPTED, now)
         self._complete(connection, record, spec, now)
         return Outcome(transaction_id, Status.COMPLETED)
@@ -269,8 +275,8 @@ class Lifecycle:
         results: list[tuple[Code, str]],
         now: datetime,
     ) -> None:
-        """Terminate or cancel: release the locks (and any first-transfer reservation) and
-        tell both registries."""
+        """Reject (the acquirer's refusal) or cancel: release the locks (and any first-transfer
+        reservation) and tell both registries."""
         ledger.release_locks(connection, record.transaction_id)
         _reserve(
             connection, transaction_spec(transaction_pb2.Transaction.FromString(record.body)), -1

@@ -84,7 +84,7 @@ class MinimalRegistry:
         header.sender = self.registry_id
         header.recipient = HUB
         header.sent_at.FromDatetime(datetime.now(UTC))
-        header.protocol_version.major = 1
+        header.protocol_version.major = 2
         header.protocol_version.minor = 0
         body = payload.SerializeToString(deterministic=True)
         kind = payload.DESCRIPTOR.full_name

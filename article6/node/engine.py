@@ -205,7 +205,8 @@ class RegistryEngine:
     def acquisition(
         self, connection: Connection, message: transaction_pb2.Transaction
     ) -> tuple[Status, list[tuple[Code, str]]]:
-        """Decide on units offered by another registry: accept or terminate, with codes.
+        """Decide on units offered by another registry: ACCEPTED, or REJECTED with codes (DES 8
+        or 6; the refusal is final here).
 
         Decided once: a request for a transaction already known is answered from the record.
         """
@@ -217,7 +218,7 @@ class RegistryEngine:
             spec = transaction_spec(message)
             self.rules.check_acquisition(connection, spec)
         except Refusal as refusal:
-            decision, results = Status.TERMINATED, [(refusal.code, refusal.detail)]
+            decision, results = Status.REJECTED, [(refusal.code, refusal.detail)]
         else:
             decision, results = Status.ACCEPTED, []
         store.put_transaction(
@@ -236,7 +237,9 @@ class RegistryEngine:
     ) -> reconciliation_pb2.LegConfirmation | None:
         """Apply a final (or checked) status from the hub, exactly once. A completion is
         confirmed to the hub (``LegConfirmation``): queued in the outbox, or with
-        ``confirm_in_receipt`` returned, for the receipt to the hub's notice to carry."""
+        ``confirm_in_receipt`` returned, for the receipt to the hub's notice to carry. As the
+        DES clients do, 3 (the hub's checks failed) and 6 (the acquirer refused) terminate."""
+        status = status.registry_outcome
         local = store.get_transaction(connection, message.transaction_id)
         if local is not None and local.status.final:
             return None

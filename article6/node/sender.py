@@ -154,7 +154,8 @@ class Sender:
         assert local is not None, entry.transaction_id
         message = transaction_pb2.Transaction.FromString(local.body)
         results = [(r.code, r.detail) for r in receipt.results]
-        status = Status(receipt.status) if receipt.status else Status.REJECTED
+        # No status: refused before the hub recorded anything (a reused id); terminate too.
+        status = Status(receipt.status) if receipt.status else Status.TERMINATED
         self.registry.settle(connection, message, status, results)
 
     def _failed(self, connection: Connection, entry: store.Outgoing, failure: Failure) -> None:

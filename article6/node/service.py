@@ -148,19 +148,22 @@ class RegistryService:
         if isinstance(payload, transaction_pb2.AcquisitionRequest):
             transaction = payload.transaction
             decision, results = self.registry.acquisition(connection, transaction)
+            # A refusal is accepted=false with status 6 REJECTED and its codes.
+            accepted = decision is Status.ACCEPTED
         else:
             assert isinstance(payload, transaction_pb2.StatusNotice)
             transaction = payload.transaction
             if payload.status not in _STATUSES:
                 raise Refusal(Code.STATUS_TRANSITION_INVALID, f"status {payload.status}")
             decision = Status(payload.status)
+            accepted = True
             results = []
             codes = [(r.code, r.detail) for r in payload.results]
             confirmation = self.registry.settle(
                 connection, transaction, decision, codes, payload.confirm_in_receipt
             )
         receipt = transaction_pb2.Receipt(
-            accepted=True,
+            accepted=accepted,
             transaction_id=transaction.transaction_id,
             status=transaction_pb2.TransactionStatus.ValueType(decision.value),
             leg_confirmation=confirmation,

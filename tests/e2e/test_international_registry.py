@@ -73,19 +73,19 @@ def test_every_ir_action_and_article6_refusal_through_the_hub(ir_network: Networ
     assert done(issue("3001-3100", vintage="2030")) == ("completed", [])
     assert done(authorize("1-1000", "SGP-A1")) == ("completed", [])
     assert done(authorize("3001-3100", "SGP-A2")) == (
-        "rejected", [Code.VINTAGE_OUTSIDE_AUTHORIZATION.value],
+        "terminated", [Code.VINTAGE_OUTSIDE_AUTHORIZATION.value],
     )  # fmt: skip
     assert done(first_transfer(sgp["ars"], "2001-2010", ken["holding"])) == (
-        "rejected", [Code.UNITS_NOT_AUTHORIZED.value],
+        "terminated", [Code.UNITS_NOT_AUTHORIZED.value],
     )  # fmt: skip
     assert done(first_transfer(sgp["ars"], "1-700", ken["holding"])) == (
-        "rejected", [Code.AUTHORIZATION_CAP_EXCEEDED.value],
+        "terminated", [Code.AUTHORIZATION_CAP_EXCEEDED.value],
     )  # fmt: skip
     with pytest.raises(RuntimeError, match=str(Code.FIRST_TRANSFER_TRIGGER_INVALID.value)):
         first_transfer(sgp["ars"], "1-100", sgp["holding"])  # own section: not international
     assert done(first_transfer(sgp["ars"], "1-100", ken["holding"])) == ("completed", [])
     assert done(first_transfer(ken["holding"], "1-10", sgp["holding"], party="KEN")) == (
-        "rejected", [Code.ALREADY_FIRST_TRANSFERRED.value],
+        "terminated", [Code.ALREADY_FIRST_TRANSFERRED.value],
     )  # fmt: skip
     moved = ir("transfer", "--from", ken["holding"], "--to-registry", IR, "--to", sgp["holding"],
                "--serials", "1-60")  # fmt: skip

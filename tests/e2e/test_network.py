@@ -258,7 +258,7 @@ def test_authorized_outcomes_become_itmos_on_first_transfer(network: Network) ->
     assert final(network, "GHA01", first) == ("completed", [])
     over = cli("first-transfer", "--from", gha, "--serials", "501-700", "--to-registry", "CHE01",
                "--to", che)  # fmt: skip
-    assert final(network, "GHA01", over) == ("rejected", [Code.AUTHORIZATION_CAP_EXCEEDED.value])
+    assert final(network, "GHA01", over) == ("terminated", [Code.AUTHORIZATION_CAP_EXCEEDED.value])
     wait_for(lambda: local_transaction(network, "CHE01", first).get("status") == "completed",
              what="CHE01 to apply the first transfer")  # fmt: skip
     [arrived] = network.registry_json("CHE01", "holdings")

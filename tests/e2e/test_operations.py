@@ -52,7 +52,7 @@ def test_metrics_equal_what_happened(network: Network) -> None:
         recorded = admin.ListTransactions(admin_pb2.ListTransactionsRequest(), timeout=10)
     statuses = [int(s.status) for s in recorded.transactions]
     assert total(hub, "a6_transactions", status="completed") == statuses.count(4) == 2
-    assert total(hub, "a6_transactions", status="terminated") == statuses.count(5) == 1
+    assert total(hub, "a6_transactions", status="rejected") == statuses.count(6) == 1
     assert total(hub, "a6_transaction_duration_seconds_count") == 3
     assert total(hub, "a6_transaction_duration_seconds_count", type="issuance") == 1
     assert total(hub, "a6_rpc_requests_total", method="ProposeTransaction", code="OK") == 3
@@ -87,7 +87,7 @@ def test_the_admin_command_line_shows_and_acts(network: Network) -> None:
     assert [r["registry_id"] for r in listed] == ["CHE01", "GHA01"]
     assert "CHE01 is now suspended" in admin_cli(network, "suspend", "CHE01", "--reason", "test")
     refused = transfer(network, gha, che, "1-10")
-    assert final(network, "GHA01", refused) == ("rejected", [4015])
+    assert final(network, "GHA01", refused) == ("terminated", [4015])
     assert "CHE01 is now active" in admin_cli(network, "resume", "CHE01", "--reason", "test")
     holdings = json.loads(admin_cli(network, "holdings", "--registry", "GHA01", "--json"))
     assert holdings["blocks"][0]["block"]["serial_last"] == "1000000"

@@ -62,7 +62,11 @@ def test_every_state_change_and_operator_action_is_chained(hub: HubHarness) -> N
         ("OPERATOR", "registry.suspended", "CHE01"),
     ]
     rejected = hub.database.read_now(lambda c: audit.recent(c, "GHA01-3"))[0][0]
-    assert rejected.detail["statuses"] == [Status.PROPOSED.value, Status.REJECTED.value]
+    assert rejected.detail["statuses"] == [
+        Status.PROPOSED.value,
+        Status.CHECKED_DISCREPANCY.value,
+        Status.TERMINATED.value,
+    ]
     assert rejected.detail["codes"]
     verdict = check(hub)
     assert (verdict.intact, verdict.records) == (True, 6)

@@ -116,7 +116,7 @@ def test_the_cap_counts_pending_first_transfers_and_gets_refused_ones_back(
     assert hub.propose(first_transfer("GHA01-3", authorized(1, 500))).status is Status.CHECKED
     over = hub.propose(first_transfer("GHA01-4", authorized(501, 601)))
     assert [c for c, _ in over.results] == [Code.AUTHORIZATION_CAP_EXCEEDED]
-    assert hub.decide("GHA01-3", Status.TERMINATED).status is Status.TERMINATED
+    assert hub.decide("GHA01-3", Status.REJECTED).status is Status.REJECTED
     assert hub.propose(first_transfer("GHA01-5", authorized(501, 1000))).status is Status.CHECKED
 
 
@@ -175,4 +175,4 @@ def test_each_article6_refusal_has_its_code_and_changes_nothing(
     outcome = hub.propose(make())
     assert [c for c, _ in outcome.results] == [code], outcome.results
     assert hub.state() == before
-    assert hub.status("GHA01-9") is Status.REJECTED
+    assert hub.status("GHA01-9") is Status.TERMINATED

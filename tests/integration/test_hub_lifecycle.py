@@ -68,10 +68,11 @@ def test_an_external_transfer_locks_then_completes_with_a_split(hub: HubHarness)
     assert hub.outbox_to("GHA01").count("article6.v1.StatusNotice") == 2  # issuance, transfer
 
 
-def test_a_terminated_transfer_releases_the_units(hub: HubHarness) -> None:
+def test_a_transfer_the_acquirer_rejects_releases_the_units(hub: HubHarness) -> None:
     hub.propose(issuance("GHA01-1", 1, 1000))
     hub.propose(external("GHA01-2", 1, 250))
-    assert hub.decide("GHA01-2", Status.TERMINATED).status is Status.TERMINATED
+    assert hub.decide("GHA01-2", Status.REJECTED).status is Status.REJECTED
+    assert hub.status("GHA01-2") is Status.REJECTED  # DES 6: the acquirer's refusal, final
     assert holdings(hub, "GHA01") == [(GHA_ACCOUNT, 1, 1000, UnitState.HELD)]
     assert hub.state()["locks"] == []
     assert hub.propose(external("GHA01-3", 1, 250)).status is Status.CHECKED
@@ -95,10 +96,10 @@ def test_a_transfer_with_no_answer_is_cancelled_and_its_units_released(hub: HubH
 def test_a_final_status_never_changes(hub: HubHarness) -> None:
     hub.propose(issuance("GHA01-1", 1, 1000))
     hub.propose(external("GHA01-2", 1, 250))
-    hub.decide("GHA01-2", Status.TERMINATED)
+    hub.decide("GHA01-2", Status.REJECTED)
     before = hub.state()
     outcome = hub.decide("GHA01-2", Status.ACCEPTED)
-    assert outcome.status is Status.TERMINATED
+    assert outcome.status is Status.REJECTED
     assert [code for code, _ in outcome.results] == [Code.TRANSACTION_ALREADY_FINAL]
     assert hub.state() == before
 
@@ -237,8 +238,9 @@ def test_each_refusal_has_its_code_and_changes_nothing(
     recorded = hub.status(outcome.transaction_id)
     if code in {Code.TRANSACTION_ID_INVALID, Code.TRANSACTION_ID_REUSED}:
         assert recorded in {None, Status.COMPLETED}  # nothing new recorded
-    else:
-        assert recorded is Status.REJECTED
+    else:  # DES: the hub answers 3 (checked, discrepancy); the transaction ends 5
+        assert outcome.status is Status.CHECKED_DISCREPANCY
+        assert recorded is Status.TERMINATED
 
 
 def race(hub: HubHarness, transaction_ids: list[str], first: int, last: int) -> list[Outcome]:
@@ -264,8 +266,9 @@ def test_two_concurrent_spends_of_one_block_let_exactly_one_through(hub: HubHarn
     for round_number in range(10):
         ids = [f"GHA01-{round_number * 2 + 10 + i}" for i in range(2)]
         outcomes = race(hub, ids, round_number * 100 + 1, round_number * 100 + 50)
-        assert sorted(o.status.name for o in outcomes if o.status) == ["CHECKED", "REJECTED"]
-        [refused] = [o for o in outcomes if o.status is Status.REJECTED]
+        statuses = sorted(o.status.name for o in outcomes if o.status)
+        assert statuses == ["CHECKED", "CHECKED_DISCREPANCY"]
+        [refused] = [o for o in outcomes if o.status is Status.CHECKED_DISCREPANCY]
         assert [code for code, _ in refused.results] == [Code.UNITS_LOCKED]
 
 

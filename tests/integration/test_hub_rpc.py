@@ -248,11 +248,13 @@ def test_status_notices_are_checked_before_they_count(pki: Path, tmp_path: Path)
                 receipt = await notify(sender, transaction_id, status)
                 assert not receipt.accepted
                 assert [r.code for r in receipt.results] == [code.value]
-            done = await notify(che, "GHA01-2", T.TRANSACTION_STATUS_TERMINATED)
-            assert (done.accepted, done.status) == (True, T.TRANSACTION_STATUS_TERMINATED)
+            terminated = await notify(che, "GHA01-2", T.TRANSACTION_STATUS_TERMINATED)
+            assert [r.code for r in terminated.results] == [Code.STATUS_TRANSITION_INVALID.value]
+            done = await notify(che, "GHA01-2", T.TRANSACTION_STATUS_REJECTED)
+            assert (done.accepted, done.status) == (True, T.TRANSACTION_STATUS_REJECTED)
             late = await notify(che, "GHA01-2", T.TRANSACTION_STATUS_ACCEPTED)
             assert [r.code for r in late.results] == [Code.TRANSACTION_ALREADY_FINAL.value]
-            assert late.status == T.TRANSACTION_STATUS_TERMINATED
+            assert late.status == T.TRANSACTION_STATUS_REJECTED
 
     run(body)
 

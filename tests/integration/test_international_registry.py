@@ -137,7 +137,7 @@ def test_the_provisional_policy_is_configurable_both_ways(engine: Engine) -> Non
         incoming = offered_to(account)
         decision, results = strict.acquisition(connection, incoming)
         assert (decision, [code for code, _ in results]) == (
-            Status.TERMINATED,
+            Status.REJECTED,
             [Code.SECTION_PROVISIONAL],
         )
         hold(permissive, connection, account, 1, 100)

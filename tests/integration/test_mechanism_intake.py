@@ -155,7 +155,7 @@ def test_a_failed_instruction_frees_its_serials_and_they_are_not_recorded_twice(
     issuance = adapter.proposals()[0]
     adapter.hub_says(issuance.transaction_id, Status.COMPLETED)
     transfer = adapter.proposals()[-1]
-    adapter.hub_says(transfer.transaction_id, Status.TERMINATED, Code.ACQUIRING_ACCOUNT_NOT_FOUND)
+    adapter.hub_says(transfer.transaction_id, Status.REJECTED, Code.ACQUIRING_ACCOUNT_NOT_FOUND)
     failed = adapter.record("I-000001")
     assert failed.state is InstructionState.FAILED
     assert [code for code, _ in failed.results] == [Code.ACQUIRING_ACCOUNT_NOT_FOUND]
@@ -173,7 +173,8 @@ def test_the_outcome_feed_lists_each_change_once_in_order(adapter: Adapter) -> N
     for message in instructions(3):
         adapter.submit(message)
     issuance = adapter.proposals()[0]
-    adapter.hub_says(issuance.transaction_id, Status.REJECTED, Code.SERIALS_ALREADY_ISSUED)
+    refused = Status.CHECKED_DISCREPANCY
+    adapter.hub_says(issuance.transaction_id, refused, Code.SERIALS_ALREADY_ISSUED)
     with adapter.engine.begin() as connection:
         feed_rows = book.changed_after(connection, 0, 100)
     assert [r.instruction_id for r in feed_rows] == ["I-000002", "I-000003", "I-000001"]

@@ -69,7 +69,7 @@ def test_an_acquisition_is_accepted_only_into_an_open_linked_account(
             assert accounts.close_account(connection, account)
         decision, results = che.acquisition(connection, external("GHA01-2", 1, 10))
         assert [c for c, _ in results] == ([code] if code else [])
-        assert decision is (Status.TERMINATED if code else Status.ACCEPTED)
+        assert decision is (Status.REJECTED if code else Status.ACCEPTED)
         assert units(connection, "CHE01") == []  # nothing is credited before completion
 
 
@@ -104,7 +104,10 @@ def test_a_proposal_locks_its_units_until_the_final_status(engine: Engine) -> No
             store.get_transaction(connection, transaction_id).body  # type: ignore[union-attr]
         )
         assert list(message.blocks) == [block(1, 50)]  # attributes filled in from holdings
-        gha.settle(connection, message, Status.TERMINATED, [(Code.ACQUIRING_ACCOUNT_NOT_FOUND, "")])
+        gha.settle(connection, message, Status.REJECTED, [(Code.ACQUIRING_ACCOUNT_NOT_FOUND, "")])
+        local = store.get_transaction(connection, transaction_id)
+        assert local is not None
+        assert local.status is Status.TERMINATED  # DES: a registry told 6 terminates
         assert units(connection, "GHA01") == [(account, 1, 100, 1)]
         second = gha.propose(connection, transfer)  # released, so it can be proposed again
         gha.settle(connection, T.Transaction.FromString(

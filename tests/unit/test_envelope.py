@@ -191,8 +191,8 @@ def test_an_invalid_message_id_is_refused() -> None:
 
 @pytest.mark.parametrize(
     ("major", "minor", "code"),
-    [(2, 0, Code.PROTOCOL_MAJOR_UNSUPPORTED), (0, 9, Code.PROTOCOL_MAJOR_UNSUPPORTED),
-     (1, 2, Code.PROTOCOL_MINOR_UNSUPPORTED)],
+    [(1, 1, Code.PROTOCOL_MAJOR_UNSUPPORTED), (3, 0, Code.PROTOCOL_MAJOR_UNSUPPORTED),
+     (2, 1, Code.PROTOCOL_MINOR_UNSUPPORTED)],
 )  # fmt: skip
 def test_an_unsupported_version_is_refused(major: int, minor: int, code: Code) -> None:
     message = proposal()
