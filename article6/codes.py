@@ -139,6 +139,16 @@ class Code(enum.IntEnum):
     UNITS_ALREADY_AUTHORIZED = 5013
     FIRST_TRANSFERRING_PARTY_MISMATCH = 5014
     FIRST_TRANSFER_TRIGGER_INVALID = 5015
+    AUTHORIZATION_VERSION_INVALID = 5016
+    AUTHORIZATION_TERMS_FIXED = 5017
+    AUTHORIZATION_BELOW_FIRST_TRANSFERRED = 5018
+    AUTHORIZATION_REVOKED = 5019
+    VINTAGE_BEFORE_ARTICLE6 = 5020
+    USE_OUTSIDE_AUTHORIZATION = 5021
+    ITMO_ISSUANCE_NOT_FIRST_TRANSFER = 5022
+    NOT_YET_FIRST_TRANSFERRED = 5023
+    PARTY_NOT_OF_REGISTRY = 5024
+    AUTHORIZED_ENTITY_INVALID = 5025
 
     # 6xxx: Article 6.4 mechanism specific.
     A64ER_NOT_AUTHORIZED = 6001
@@ -248,7 +258,7 @@ CATALOGUE: dict[Code, CodeInfo] = {
     Code.REGISTRY_ID_INVALID: _info("A registry id is not 2-16 uppercase letters and digits."),
     Code.PARTY_CODE_INVALID: _info("A Party code is not three uppercase letters (ISO 3166-1)."),
     Code.COOPERATIVE_APPROACH_ID_INVALID: _info(
-        "A cooperative approach id is not 'CA' followed by 4 to 8 digits."
+        "A cooperative approach id is not 'CA' followed by 4 digits (the AEF's pattern)."
     ),
     Code.VINTAGE_INVALID: _info("A vintage or year is not a four-digit calendar year."),
     Code.ACCOUNT_ID_INVALID: _info(
@@ -338,7 +348,8 @@ CATALOGUE: dict[Code, CodeInfo] = {
         "The use's purpose is not one the units are authorized for."
     ),
     Code.USE_DETAILS_INVALID: _info(
-        "A use lacks the using Party, or an NDC use lacks its year of use."
+        "A use (or a cancellation that needs them) lacks the using or cancelling Party or a "
+        "purpose of use (NDC, OIMP, IMP or OP), or an NDC use lacks its year of use."
     ),
     Code.SECTION_PROVISIONAL: _info(
         "A provisional Party section or account may not do this until identity is verified."
@@ -353,8 +364,48 @@ CATALOGUE: dict[Code, CodeInfo] = {
         "The first-transferring Party is not the Party that authorized the units."
     ),
     Code.FIRST_TRANSFER_TRIGGER_INVALID: _info(
-        "The first-transfer trigger is unset, or not allowed for the authorized purpose "
-        "(use towards an NDC: the first international transfer only)."
+        "The first-transfer trigger is unset or is not an event the authorization defines as "
+        "first transfer (use towards an NDC: the first international transfer; OIMP: the "
+        "Party's recorded definition), or an authorization's definition does not suit its "
+        "purpose."
+    ),
+    Code.AUTHORIZATION_VERSION_INVALID: _info(
+        "A new version of an authorization is not the recorded version plus one, or does not "
+        "come from the registry that recorded the authorization."
+    ),
+    Code.AUTHORIZATION_TERMS_FIXED: _info(
+        "A new version changes the authorizing Party, cooperative approach, purpose or "
+        "first-transfer definition, which the bound units carry: grant a new authorization."
+    ),
+    Code.AUTHORIZATION_BELOW_FIRST_TRANSFERRED: _info(
+        "A new version authorizes fewer units than are already first transferred under it."
+    ),
+    Code.AUTHORIZATION_REVOKED: _info(
+        "The authorization is revoked: nothing more is bound or first transferred under it."
+    ),
+    Code.VINTAGE_BEFORE_ARTICLE6: _info(
+        "The vintage is before the first Article 6.2 vintage the hub accepts (2021 unless "
+        "configured otherwise)."
+    ),
+    Code.USE_OUTSIDE_AUTHORIZATION: _info(
+        "The year of use is outside the authorization's timeframe of use, or the using Party "
+        "is not among its authorized Parties."
+    ),
+    Code.ITMO_ISSUANCE_NOT_FIRST_TRANSFER: _info(
+        "ITMOs come into being only by first transfer: an issuance of ITMOs must be the first "
+        "transfer of a recorded authorization whose first-transfer definition is issuance."
+    ),
+    Code.NOT_YET_FIRST_TRANSFERRED: _info(
+        "Authorized outcomes not yet first transferred may move, be used or be cancelled only "
+        "by the first transfer their authorization defines."
+    ),
+    Code.PARTY_NOT_OF_REGISTRY: _info(
+        "The authorizing, first-transferring, using or cancelling Party is not the Party the "
+        "registry acts for."
+    ),
+    Code.AUTHORIZED_ENTITY_INVALID: _info(
+        "An authorized entity lacks its name, identification number or ISO 3166-1 alpha-3 "
+        "country of incorporation."
     ),
     Code.A64ER_NOT_AUTHORIZED: _info(
         "The A6.4ERs are not authorized by the host Party (mitigation contribution A6.4ERs)."

@@ -98,10 +98,13 @@ def completion(spec: TransactionSpec) -> Callable[[Held], Held]:
     for every registry's holdings. Use and cancellation go to the named account (or stay in
     the transferring one) in their final state."""
     target = spec.target if spec.acquiring_account else spec.source
+    # A first transfer by authorization, use or cancellation makes ITMOs on the way.
+    party = spec.first_transferring_party
+    itmo = {"unit_kind": UnitKind.ITMO, "first_transferring_party": party} if party else {}
     if spec.type is TransactionType.USE:
-        return to(target, UnitState.USED)
+        return _rewrite(target, state=UnitState.USED, **itmo)
     if spec.type in {TransactionType.CANCELLATION, TransactionType.VOLUNTARY_CANCELLATION}:
-        return to(target, UnitState.CANCELLED)
+        return _rewrite(target, state=UnitState.CANCELLED, **itmo)
     if spec.type is TransactionType.AUTHORIZATION:
         assert spec.authorization is not None
         granted = spec.authorization
@@ -110,11 +113,10 @@ def completion(spec: TransactionSpec) -> Callable[[Held], Held]:
             cooperative_approach=granted.cooperative_approach,
             authorization_id=granted.authorization_id,
             purpose=granted.purpose,
+            **itmo,
         )
     if spec.type is TransactionType.FIRST_TRANSFER:
-        assert spec.first_transfer is not None
-        party = spec.first_transfer.first_transferring_party
-        return _rewrite(target, unit_kind=UnitKind.ITMO, first_transferring_party=party)
+        return _rewrite(target, **itmo)
     return to(target)
 
 

@@ -22,8 +22,11 @@ from dataclasses import dataclass
 from article6.codes import Code, Refusal
 
 REGISTRY_ID = re.compile(r"[A-Z][A-Z0-9]{1,15}")
+# A Party's ITMO registry id as the AEF writes it: ISO 3166-1 alpha-3 and two digits.
+PARTY_REGISTRY_ID = re.compile(r"[A-Z]{3}[0-9]{2}")
 PARTY_CODE = re.compile(r"[A-Z]{3}")
-COOPERATIVE_APPROACH_ID = re.compile(r"CA[0-9]{4,8}")
+# The AEF's cooperative approach id: "CA" and four digits (AEF syntax checkers).
+COOPERATIVE_APPROACH_ID = re.compile(r"CA[0-9]{4}")
 MESSAGE_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _SERIAL = re.compile(r"0|[1-9][0-9]{0,19}")
 _YEAR = re.compile(r"[1-9][0-9]{3}")

@@ -70,14 +70,50 @@ class UnitState(enum.IntEnum):
 
 
 class Purpose(enum.IntEnum):
+    """Authorized purposes, as the AEF lists them (NDC, OIMP, IMP, OP and the combinations
+    with NDC). OIMP, "other international mitigation purposes" (2/CMA.3 annex para 1(f)), is
+    international mitigation purposes (IMP) together with other purposes (OP)."""
+
     UNSPECIFIED = 0
     NDC = 1
     OIMP = 2
     NDC_AND_OIMP = 3
+    IMP = 4
+    OP = 5
+    NDC_AND_IMP = 6
+    NDC_AND_OP = 7
+
+    @property
+    def components(self) -> frozenset[str]:
+        """The elementary purposes: "ndc", "imp" and "op"."""
+        return _COMPONENTS[self]
+
+    @property
+    def includes_oimp(self) -> bool:
+        """Whether any part is for OIMP, where the Party defines the first transfer."""
+        return bool(self.components & {"imp", "op"})
+
+    @property
+    def is_use(self) -> bool:
+        """Whether a use may be declared for this purpose: one of NDC, OIMP, IMP or OP."""
+        return self in {Purpose.NDC, Purpose.OIMP, Purpose.IMP, Purpose.OP}
 
     def allows(self, use: Purpose) -> bool:
-        """Whether units authorized for this purpose may be used for ``use``."""
-        return use is not Purpose.UNSPECIFIED and (use is self or self is Purpose.NDC_AND_OIMP)
+        """Whether units authorized for this purpose may be used for ``use`` (a use for OIMP
+        needs some OIMP part authorized; a use for IMP or OP, that part)."""
+        return use.is_use and bool(use.components & self.components)
+
+
+_COMPONENTS = {
+    Purpose.UNSPECIFIED: frozenset(),
+    Purpose.NDC: frozenset({"ndc"}),
+    Purpose.OIMP: frozenset({"imp", "op"}),
+    Purpose.NDC_AND_OIMP: frozenset({"ndc", "imp", "op"}),
+    Purpose.IMP: frozenset({"imp"}),
+    Purpose.OP: frozenset({"op"}),
+    Purpose.NDC_AND_IMP: frozenset({"ndc", "imp"}),
+    Purpose.NDC_AND_OP: frozenset({"ndc", "op"}),
+}
 
 
 class AccountType(enum.IntEnum):
@@ -132,9 +168,12 @@ LedgerBlock = Block[Held]
 
 @dataclass(frozen=True)
 class UseDetails:
+    """Who uses or cancels units, and for what (AEF Table 3)."""
+
     using_party: str
     year_of_use: int
     purpose: Purpose
+    entity: str = ""
 
 
 class FirstTransferTrigger(enum.IntEnum):
@@ -148,8 +187,18 @@ class FirstTransferTrigger(enum.IntEnum):
 
 
 @dataclass(frozen=True)
+class AuthorizedEntity:
+    """An entity a Party authorizes (AEF Table 5)."""
+
+    name: str
+    country: str
+    identification_number: str
+
+
+@dataclass(frozen=True)
 class AuthorizationSpec:
-    """A Party's authorization of mitigation outcomes."""
+    """One version of a Party's authorization of mitigation outcomes: the terms the rules
+    need (the full AEF Table 2 record travels in the wire message and is kept as sent)."""
 
     authorization_id: str
     authorizing_party: str
@@ -158,9 +207,44 @@ class AuthorizationSpec:
     quantity_cap: int  # 0: no cap
     vintage_first: int
     vintage_last: int
+    first_transfer_definition: FirstTransferTrigger = FirstTransferTrigger.UNSPECIFIED
+    version: int = 1
+    use_year_first: int = 0  # 0: open
+    use_year_last: int = 0  # 0: open
+    revoked: bool = False
+    authorized_entities: tuple[AuthorizedEntity, ...] = ()
+    authorized_parties: tuple[str, ...] = ()
 
     def covers(self, vintage: int) -> bool:
         return self.vintage_first <= vintage <= self.vintage_last
+
+    def covers_use_in(self, year: int) -> bool:
+        return (not self.use_year_first or self.use_year_first <= year) and (
+            not self.use_year_last or year <= self.use_year_last
+        )
+
+    @property
+    def first_transfer_at(self) -> frozenset[FirstTransferTrigger]:
+        """The events that first transfer its outcomes: the first international transfer for
+        use towards an NDC; for OIMP, the event the Party defined. Authorized for both, the
+        outcomes are first transferred by whichever of these comes first."""
+        events = set()
+        if "ndc" in self.purpose.components:
+            events.add(FirstTransferTrigger.INTERNATIONAL_TRANSFER)
+        if self.purpose.includes_oimp:
+            events.add(self.first_transfer_definition)
+        return frozenset(events)
+
+    @property
+    def terms_fixed_across_versions(self) -> tuple[object, ...]:
+        """What a new version may not change: the units bound to the authorization carry it."""
+        return (
+            self.authorization_id,
+            self.authorizing_party,
+            self.cooperative_approach,
+            self.purpose,
+            self.first_transfer_definition,
+        )
 
 
 @dataclass(frozen=True)
@@ -196,12 +280,58 @@ class TransactionSpec:
         return self.acquiring_registry != self.transferring_registry
 
     @property
+    def first_transferring_party(self) -> str:
+        """The Party this transaction first transfers units for, or "" if it is no first
+        transfer: a first transfer (type 12); an issuance, use or cancellation carrying its
+        ``FirstTransfer``; an authorization whose first-transfer definition is the
+        authorization itself, for the outcomes it binds."""
+        if self.type is TransactionType.AUTHORIZATION:
+            granted = self.authorization
+            defined = (
+                granted is not None
+                and granted.purpose.includes_oimp
+                and (granted.first_transfer_definition is FirstTransferTrigger.AUTHORIZATION)
+            )
+            return granted.authorizing_party if defined and granted is not None else ""
+        if self.first_transfer is None or self.type not in FIRST_TRANSFER_TYPES:
+            return ""
+        return self.first_transfer.first_transferring_party
+
+    def first_transferred(self) -> dict[str, int]:
+        """Units this transaction first transfers, by authorization id: what counts against
+        each authorization's quantity."""
+        if not self.first_transferring_party:
+            return {}
+        if self.type is TransactionType.AUTHORIZATION:
+            assert self.authorization is not None
+            return {self.authorization.authorization_id: self.quantity} if self.blocks else {}
+        quantities: dict[str, int] = {}
+        for block in self.blocks:
+            unit = block.attributes
+            if unit.unit_kind is not UnitKind.A64ER or self.type is TransactionType.FIRST_TRANSFER:
+                quantities[unit.authorization_id] = (
+                    quantities.get(unit.authorization_id, 0) + block.unit_count
+                )
+        return quantities
+
+    @property
     def source(self) -> Holder:
         return Holder(self.transferring_registry, self.transferring_account)
 
     @property
     def target(self) -> Holder:
         return Holder(self.acquiring_registry, self.acquiring_account)
+
+
+FIRST_TRANSFER_TYPES = frozenset(
+    {
+        TransactionType.FIRST_TRANSFER,
+        TransactionType.ISSUANCE,
+        TransactionType.USE,
+        TransactionType.CANCELLATION,
+        TransactionType.VOLUNTARY_CANCELLATION,
+    }
+)
 
 
 def spaces(blocks: tuple[UnitBlock, ...] | list[UnitBlock]) -> list[str]:

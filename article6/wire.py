@@ -11,6 +11,7 @@ from article6.blocks import Block
 from article6.codes import Code, Refusal
 from article6.model import (
     AuthorizationSpec,
+    AuthorizedEntity,
     FirstTransferSpec,
     FirstTransferTrigger,
     Held,
@@ -95,6 +96,31 @@ def held_block(message: units_pb2.HeldBlock) -> LedgerBlock:
     return unit.with_attributes(Held(holder, unit.attributes))
 
 
+def authorization_spec(granted: transaction_pb2.Authorization) -> AuthorizationSpec:
+    return AuthorizationSpec(
+        authorization_id=granted.authorization_id,
+        authorizing_party=granted.authorizing_party,
+        cooperative_approach=granted.cooperative_approach,
+        purpose=enum_value(Purpose, granted.purpose, Code.REQUIRED_FIELD_MISSING, "purpose"),
+        quantity_cap=granted.quantity_cap,
+        vintage_first=granted.vintage_first,
+        vintage_last=granted.vintage_last,
+        first_transfer_definition=enum_value(
+            FirstTransferTrigger, granted.first_transfer_definition,
+            Code.FIRST_TRANSFER_TRIGGER_INVALID, "first-transfer definition",
+        ),
+        version=granted.version or 1,
+        use_year_first=granted.use_year_first,
+        use_year_last=granted.use_year_last,
+        revoked=granted.revoked,
+        authorized_entities=tuple(
+            AuthorizedEntity(e.name, e.country, e.identification_number)
+            for e in granted.authorized_entities
+        ),
+        authorized_parties=tuple(granted.authorized_parties),
+    )  # fmt: skip
+
+
 def transaction_spec(message: transaction_pb2.Transaction) -> TransactionSpec:
     use = None
     if message.HasField("use"):
@@ -102,19 +128,11 @@ def transaction_spec(message: transaction_pb2.Transaction) -> TransactionSpec:
             message.use.using_party,
             message.use.year_of_use,
             enum_value(Purpose, message.use.purpose, Code.USE_DETAILS_INVALID, "purpose of use"),
+            message.use.entity,
         )
     authorization = None
     if message.HasField("authorization"):
-        granted = message.authorization
-        authorization = AuthorizationSpec(
-            authorization_id=granted.authorization_id,
-            authorizing_party=granted.authorizing_party,
-            cooperative_approach=granted.cooperative_approach,
-            purpose=enum_value(Purpose, granted.purpose, Code.REQUIRED_FIELD_MISSING, "purpose"),
-            quantity_cap=granted.quantity_cap,
-            vintage_first=granted.vintage_first,
-            vintage_last=granted.vintage_last,
-        )
+        authorization = authorization_spec(message.authorization)
     first_transfer = None
     if message.HasField("first_transfer"):
         first_transfer = FirstTransferSpec(

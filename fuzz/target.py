@@ -63,12 +63,21 @@ class Answer:
     accepted: bool
 
 
+# GHA01's ITMOs come into being by their issuance, the first transfer this authorization
+# defines (for OIMP; it also covers use towards an NDC).
+AUTHORIZATION = T.Authorization(
+    authorization_id="GHA-FUZZ-1", authorizing_party="GHA", cooperative_approach="CA0001",
+    purpose=units_pb2.PURPOSE_NDC_AND_OIMP, vintage_first=2021, vintage_last=2030,
+    first_transfer_definition=T.FIRST_TRANSFER_TRIGGER_ISSUANCE, version=1,
+)  # fmt: skip
+
+
 def _block(first: int, last: int) -> units_pb2.UnitBlock:
     return units_pb2.UnitBlock(
         serial_first=first, serial_last=last, originating_registry="GHA01", vintage=2024,
         cooperative_approach="CA0001", first_transferring_party="GHA",
-        purpose=units_pb2.PURPOSE_NDC, unit_kind=units_pb2.UNIT_KIND_ITMO,
-        state=units_pb2.UNIT_STATE_HELD,
+        authorization_id=AUTHORIZATION.authorization_id, purpose=AUTHORIZATION.purpose,
+        unit_kind=units_pb2.UNIT_KIND_ITMO, state=units_pb2.UNIT_STATE_HELD,
     )  # fmt: skip
 
 
@@ -84,7 +93,10 @@ class HubTarget:
         self.database = Database(url, signer=self.hub_key)
         self.database.migrate()
         mailer = Mailer("HUB", self.hub_key)
-        peers = {registry: Peer(registry, frozenset({"CA0001"}), False) for registry in self.keys}
+        peers = {
+            registry: Peer(registry, frozenset({"CA0001"}), False, party=registry[:3])
+            for registry in self.keys
+        }
         self.service = HubService(
             "HUB", self.directory, self.database, Lifecycle(mailer, timedelta(hours=1)),
             mailer, lambda: peers,
@@ -98,10 +110,19 @@ class HubTarget:
         self.number = 100
 
     async def prepare(self) -> None:
-        """GHA01 holds 1..10^6, and GHA01-2 (1..100 to CHE01) waits for CHE01's answer."""
+        """GHA01 holds 1..10^6 (authorized by GHA01-0), and GHA01-2 (1..100 to CHE01) waits
+        for CHE01's answer."""
+        authorization = T.TransactionProposal(
+            header=self._header("GHA01"),
+            transaction=T.Transaction(
+                transaction_id="GHA01-0", type=T.TRANSACTION_TYPE_AUTHORIZATION,
+                transferring_registry="GHA01", acquiring_registry="GHA01",
+                authorization=AUTHORIZATION,
+            ),
+        )  # fmt: skip
         issuance = self._proposal(T.TRANSACTION_TYPE_ISSUANCE, 1, 10**6, "GHA01-1")
         transfer = self._proposal(T.TRANSACTION_TYPE_EXTERNAL_TRANSFER, 1, 100, "GHA01-2")
-        for message in (issuance, transfer):
+        for message in (authorization, issuance, transfer):
             raw = seal(message, [self.keys["GHA01"]]).SerializeToString()
             answer = await self.feed("ProposeTransaction", raw, "GHA01")
             assert answer.accepted, answer
@@ -155,6 +176,9 @@ class HubTarget:
                 GHA_ACCOUNT if kind == T.TRANSACTION_TYPE_ISSUANCE else ""),
             blocks=[_block(first, last)], quantity=last - first + 1,
         )  # fmt: skip
+        if kind == T.TRANSACTION_TYPE_ISSUANCE:
+            transaction.first_transfer.first_transferring_party = "GHA"
+            transaction.first_transfer.trigger = T.FIRST_TRANSFER_TRIGGER_ISSUANCE
         return T.TransactionProposal(header=self._header("GHA01"), transaction=transaction)
 
     # --- feeding ------------------------------------------------------------------------------

@@ -23,11 +23,16 @@ from gateway.storage import audit, ledger
 from gateway.storage import reconciliations as runs
 from gateway.storage.database import Database
 from gateway.storage.records import (
+    AuthorizationRecord,
+    AuthorizationVersionRecord,
     OutboxMessage,
     TransactionRecord,
+    authorization_versions,
     decode_results,
+    get_authorization,
     get_transaction,
     history,
+    list_authorizations,
     list_outbox,
     list_transactions,
     retry_dead_letter,
@@ -309,6 +314,41 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
         entries = [_audit_entry(entry, digest) for entry, digest in found]
         return admin_pb2.ListAuditEntriesResponse(entries=entries)
 
+    async def ListAuthorizations(
+        self, request: admin_pb2.ListAuthorizationsRequest, context: Context
+    ) -> admin_pb2.ListAuthorizationsResponse:
+        await self._authorize(context)
+
+        def read(connection: Any) -> list[admin_pb2.AuthorizationSummary]:
+            records = list_authorizations(connection, request.party, request.cooperative_approach)
+            return [_summary(connection, record) for record in records]
+
+        found = await self.database.read(read)
+        return admin_pb2.ListAuthorizationsResponse(authorizations=found)
+
+    async def GetAuthorization(
+        self, request: admin_pb2.GetAuthorizationRequest, context: Context
+    ) -> admin_pb2.GetAuthorizationResponse:
+        await self._authorize(context)
+
+        def read(connection: Any) -> admin_pb2.GetAuthorizationResponse | None:
+            record = get_authorization(connection, request.authorization_id)
+            if record is None:
+                return None
+            versions = authorization_versions(connection, request.authorization_id)
+            return admin_pb2.GetAuthorizationResponse(
+                summary=_summary(connection, record),
+                versions=[_version_message(version) for version in versions],
+            )
+
+        found = await self.database.read(read)
+        if found is None:
+            await context.abort(
+                grpc.StatusCode.NOT_FOUND, f"no authorization {request.authorization_id[:64]}"
+            )
+        assert found is not None
+        return found
+
     async def VerifyAuditTrail(
         self, request: admin_pb2.VerifyAuditTrailRequest, context: Context
     ) -> admin_pb2.VerifyAuditTrailResponse:
@@ -325,3 +365,20 @@ def _audit_entry(entry: Entry, digest: str) -> admin_pb2.AuditEntry:
         seq=entry.seq, at=entry.at, actor=entry.actor, action=entry.action,
         subject=entry.subject, detail_json=audit.detail_json(entry.detail), hash=digest,
     )  # fmt: skip
+
+
+def _version_message(version: AuthorizationVersionRecord) -> admin_pb2.AuthorizationVersion:
+    message = admin_pb2.AuthorizationVersion(
+        authorization=transaction_pb2.Authorization.FromString(version.body),
+        registry=version.registry,
+        transaction_id=version.transaction_id,
+    )
+    message.recorded_at.FromDatetime(version.recorded_at)
+    return message
+
+
+def _summary(connection: Any, record: AuthorizationRecord) -> admin_pb2.AuthorizationSummary:
+    versions = authorization_versions(connection, record.grant.authorization_id)
+    return admin_pb2.AuthorizationSummary(
+        current=_version_message(versions[-1]), first_transferred=record.reserved
+    )

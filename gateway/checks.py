@@ -2,8 +2,15 @@
 
 Pure functions over ``article6.model`` types. Each raises ``Refusal`` with the code of the
 first check that fails, in a fixed order (data integrity, then routing, then type-specific
-Article 6 checks), so a registry always sees the same code for the same proposal. The ledger
-checks (units held, not locked) follow in ``gateway.lifecycle``.
+Article 6 checks), so a registry always sees the same code for the same proposal. The checks
+against the ledger and the recorded authorizations follow in ``gateway.lifecycle``.
+
+The Article 6.2 rules (decision 2/CMA.3 annex, 6/CMA.4 annex I; docs/DOMAIN.md): an ITMO
+comes into being only by first transfer of authorized outcomes, at the event the
+authorization defines, so an issuance of ITMOs is refused unless it is that first transfer
+(the authorization defines issuance as the first transfer for OIMP); outcomes are of vintage
+2021 or later (``Policy.first_vintage``); a registry acting for one Party authorizes, first
+transfers, uses and cancels only as that Party.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ from dataclasses import dataclass
 from article6.blocks import find_overlaps
 from article6.codes import Code, Refusal
 from article6.identifiers import (
+    PARTY_CODE,
     account_registry,
     check_account_id,
     check_cooperative_approach_id,
@@ -23,6 +31,7 @@ from article6.identifiers import (
     check_year,
 )
 from article6.model import (
+    AuthorizationSpec,
     FirstTransferTrigger,
     Purpose,
     TransactionSpec,
@@ -48,24 +57,48 @@ class Peer:
     cooperative_approaches: frozenset[str]
     suspended: bool
     kind: str = "party"
+    party: str = ""  # the one Party it acts for; "" for the IR (many) and the mechanism
 
 
-def check_proposal(spec: TransactionSpec, sender: str, peers: Mapping[str, Peer]) -> None:
+@dataclass(frozen=True)
+class Policy:
+    """Rule parameters the sources fix but a deployment may need to state (``[rules]``)."""
+
+    first_vintage: int = 2021  # Article 6.2 outcomes from 2021 on (2/CMA.3 annex para 1)
+
+
+DEFAULT_POLICY = Policy()
+
+
+def check_proposal(
+    spec: TransactionSpec, sender: str, peers: Mapping[str, Peer], policy: Policy = DEFAULT_POLICY
+) -> None:
     """Refuse a proposal that is malformed, misrouted or beyond the sender's authority."""
     check_transaction_id(spec.transaction_id, sender)
-    _check_blocks(spec)
+    _check_blocks(spec, policy)
     _check_routing(spec, sender, peers)
+    peer = peers[sender]
     if spec.type is TransactionType.ISSUANCE:
-        _check_issuance(spec, sender, peers[sender])
-    if spec.type is TransactionType.USE:
-        _check_use(spec)
+        _check_issuance(spec, sender, peer)
     if spec.type is TransactionType.AUTHORIZATION:
-        _check_authorization(spec, peers[sender])
+        _check_authorization(spec, peer, policy)
     if spec.type is TransactionType.FIRST_TRANSFER:
-        _check_first_transfer(spec)
+        _check_first_transfer(spec, peer)
+    if spec.type is TransactionType.USE:
+        _check_use(spec, peer)
+    if spec.type in CANCELLATIONS:
+        _check_cancellation(spec, peer)
+    if spec.type in TRANSFERS:
+        _check_not_outcomes(spec)
 
 
-def _check_blocks(spec: TransactionSpec) -> None:
+CANCELLATIONS = frozenset({TransactionType.CANCELLATION, TransactionType.VOLUNTARY_CANCELLATION})
+TRANSFERS = frozenset({TransactionType.EXTERNAL_TRANSFER, TransactionType.INTERNAL_TRANSFER})
+
+
+def _check_blocks(spec: TransactionSpec, policy: Policy) -> None:
+    if not spec.blocks and spec.type is TransactionType.AUTHORIZATION and spec.quantity == 0:
+        return  # an authorization, or a new version of one, that binds no outcomes
     if not spec.blocks:
         raise Refusal(Code.REQUIRED_FIELD_MISSING, "no blocks")
     if len(spec.blocks) > MAX_BLOCKS:
@@ -76,7 +109,7 @@ def _check_blocks(spec: TransactionSpec) -> None:
     if total != spec.quantity:
         raise Refusal(Code.QUANTITY_MISMATCH, f"quantity {spec.quantity}, blocks hold {total}")
     for block in spec.blocks:
-        _check_block(block)
+        _check_block(block, policy)
     by_space: dict[str, list[UnitBlock]] = {}
     for block in spec.blocks:
         by_space.setdefault(block.attributes.originating_registry, []).append(block)
@@ -91,10 +124,16 @@ def _check_blocks(spec: TransactionSpec) -> None:
             )
 
 
-def _check_block(block: UnitBlock) -> None:
+def _check_block(block: UnitBlock, policy: Policy) -> None:
     unit = block.attributes
     check_registry_id(unit.originating_registry)
     check_year(unit.vintage)
+    if unit.unit_kind is not UnitKind.A64ER and unit.vintage < policy.first_vintage:
+        raise Refusal(
+            Code.VINTAGE_BEFORE_ARTICLE6,
+            f"serials {block.serial_first}-{block.serial_last}: vintage {unit.vintage}, "
+            f"Article 6.2 outcomes from {policy.first_vintage}",
+        )
     if unit.unit_kind is not UnitKind.MITIGATION_OUTCOME or unit.cooperative_approach:
         check_cooperative_approach_id(unit.cooperative_approach)
     if unit.first_transferring_party:
@@ -126,7 +165,7 @@ def _check_routing(spec: TransactionSpec, sender: str, peers: Mapping[str, Peer]
             Code.ACQUIRING_REGISTRY_MISMATCH,
             f"a {spec.type.name.lower()} stays in {sender}",
         )
-    if spec.type is not TransactionType.ISSUANCE:
+    if spec.type is not TransactionType.ISSUANCE and spec.blocks:  # an authorization may bind none
         _check_account(spec.transferring_account, sender)
     if spec.acquiring_account or spec.type in NAMED_TARGET_TYPES or spec.crosses_registries:
         _check_account(spec.acquiring_account, spec.acquiring_registry)
@@ -157,6 +196,8 @@ def _check_issuance(spec: TransactionSpec, sender: str, issuer: Peer) -> None:
             continue
         if unit.unit_kind is UnitKind.A64ER:
             _check_a64er(spec, block, issuer)
+        if unit.unit_kind is UnitKind.ITMO:
+            _check_itmo_issuance(spec, block)
         if unit.cooperative_approach not in issuer.cooperative_approaches:
             raise Refusal(
                 Code.COOPERATIVE_APPROACH_NOT_AUTHORIZED,
@@ -165,6 +206,40 @@ def _check_issuance(spec: TransactionSpec, sender: str, issuer: Peer) -> None:
     if spec.authorization is not None and issuer.kind != "mechanism":
         raise Refusal(
             Code.UNIT_KIND_NOT_ALLOWED, "only the mechanism registry records an authorization"
+        )
+    if spec.first_transfer is not None:
+        _check_party(spec.first_transfer.first_transferring_party, issuer)
+
+
+def _check_itmo_issuance(spec: TransactionSpec, block: UnitBlock) -> None:
+    """An ITMO is never minted: its issuance must be the first transfer that its recorded
+    authorization defines as issuance (checked against the record in gateway.lifecycle)."""
+    first = spec.first_transfer
+    unit = block.attributes
+    where = f"serials {block.serial_first}-{block.serial_last}"
+    if first is None or first.trigger is not FirstTransferTrigger.ISSUANCE:
+        raise Refusal(
+            Code.ITMO_ISSUANCE_NOT_FIRST_TRANSFER,
+            f"{where}: ITMOs come into being by first transfer; issue mitigation outcomes, or "
+            "issue under an authorization whose first-transfer definition is issuance",
+        )
+    if not unit.authorization_id:
+        raise Refusal(Code.ITMO_ISSUANCE_NOT_FIRST_TRANSFER, f"{where}: no authorization id")
+    check_party_code(first.first_transferring_party)
+    if unit.first_transferring_party != first.first_transferring_party:
+        raise Refusal(
+            Code.FIRST_TRANSFERRING_PARTY_MISMATCH,
+            f"{where}: first transferred by {first.first_transferring_party}, "
+            f"marked {unit.first_transferring_party or 'with none'}",
+        )
+
+
+def _check_party(party: str, registry: Peer) -> None:
+    """A registry acting for one Party acts only as that Party."""
+    check_party_code(party)
+    if registry.party and party != registry.party:
+        raise Refusal(
+            Code.PARTY_NOT_OF_REGISTRY, f"{registry.registry_id} acts for {registry.party}"
         )
 
 
@@ -208,11 +283,11 @@ def _check_unauthorized(block: UnitBlock) -> None:
         )
 
 
-def _check_authorization(spec: TransactionSpec, authority: Peer) -> None:
+def _check_authorization(spec: TransactionSpec, authority: Peer, policy: Policy) -> None:
     granted = spec.authorization
     if granted is None or not granted.authorization_id or granted.purpose is Purpose.UNSPECIFIED:
         raise Refusal(Code.REQUIRED_FIELD_MISSING, "an authorization needs its id and purpose")
-    check_party_code(granted.authorizing_party)
+    _check_party(granted.authorizing_party, authority)
     check_cooperative_approach_id(granted.cooperative_approach)
     if granted.cooperative_approach not in authority.cooperative_approaches:
         raise Refusal(
@@ -221,30 +296,104 @@ def _check_authorization(spec: TransactionSpec, authority: Peer) -> None:
         )
     if granted.quantity_cap < 0:
         raise Refusal(Code.QUANTITY_NOT_POSITIVE, f"quantity cap {granted.quantity_cap}")
+    _check_timeframe(granted, policy)
+    _check_definition(granted)
+    for party in granted.authorized_parties:
+        check_party_code(party)
+    for entity in granted.authorized_entities:
+        if not entity.name.strip() or not entity.identification_number.strip():
+            raise Refusal(Code.AUTHORIZED_ENTITY_INVALID, f"entity {entity.name!r}")
+        if not PARTY_CODE.fullmatch(entity.country):
+            raise Refusal(Code.AUTHORIZED_ENTITY_INVALID, f"{entity.name}: {entity.country!r}")
+    if spec.blocks and granted.revoked:
+        raise Refusal(Code.AUTHORIZATION_REVOKED, "a revocation binds no outcomes")
+    for block in spec.blocks:
+        _check_bound(block, granted)
+
+
+def _check_timeframe(granted: AuthorizationSpec, policy: Policy) -> None:
+    """The AEF timeframe: "Occurred: from .. to .." (vintages), "Use: from .. to .."."""
     check_year(granted.vintage_first)
     check_year(granted.vintage_last)
     if granted.vintage_first > granted.vintage_last:
         raise Refusal(Code.VINTAGE_INVALID, "the vintage window runs backwards")
-    for block in spec.blocks:
-        if block.attributes.unit_kind is not UnitKind.MITIGATION_OUTCOME:
-            raise Refusal(Code.UNIT_KIND_NOT_ALLOWED, "only mitigation outcomes are authorized")
-        _check_unauthorized(block)
-        if not granted.covers(block.attributes.vintage):
-            raise Refusal(
-                Code.VINTAGE_OUTSIDE_AUTHORIZATION,
-                f"vintage {block.attributes.vintage} outside "
-                f"{granted.vintage_first}-{granted.vintage_last}",
-            )
+    if granted.vintage_first < policy.first_vintage:
+        raise Refusal(
+            Code.VINTAGE_BEFORE_ARTICLE6,
+            f"vintages from {granted.vintage_first}; Article 6.2 outcomes from "
+            f"{policy.first_vintage}",
+        )
+    for year in (granted.use_year_first, granted.use_year_last):
+        if year:
+            check_year(year)
+    if granted.use_year_first and granted.use_year_last < granted.use_year_first:
+        raise Refusal(Code.VINTAGE_INVALID, "the timeframe of use runs backwards")
 
 
-def _check_first_transfer(spec: TransactionSpec) -> None:
-    """What can be told without the authorization's record (see gateway.lifecycle)."""
+def _check_definition(granted: AuthorizationSpec) -> None:
+    """The first-transfer definition suits the purpose: for OIMP the Party chooses among
+    authorization, issuance, and use or cancellation (2/CMA.3 annex para 2(b)); for use
+    towards an NDC alone there is nothing to define ("NA")."""
+    definition = granted.first_transfer_definition
+    if granted.purpose.includes_oimp and definition not in OIMP_DEFINITIONS:
+        raise Refusal(
+            Code.FIRST_TRANSFER_TRIGGER_INVALID,
+            f"{granted.purpose.name}: the first-transfer definition for OIMP must be "
+            "authorization, issuance, or use or cancellation",
+        )
+    if not granted.purpose.includes_oimp and definition in OIMP_DEFINITIONS:
+        raise Refusal(
+            Code.FIRST_TRANSFER_TRIGGER_INVALID,
+            f"{granted.purpose.name}: no OIMP purpose, so no first-transfer definition (NA)",
+        )
+
+
+OIMP_DEFINITIONS = frozenset(
+    {
+        FirstTransferTrigger.AUTHORIZATION,
+        FirstTransferTrigger.ISSUANCE,
+        FirstTransferTrigger.USE_OR_CANCELLATION,
+    }
+)
+
+
+def _check_bound(block: UnitBlock, granted: AuthorizationSpec) -> None:
+    """A block an authorization binds: an outcome issued unauthorized, of a covered vintage,
+    that some event the authorization defines can still first transfer."""
+    if block.attributes.unit_kind is not UnitKind.MITIGATION_OUTCOME:
+        raise Refusal(Code.UNIT_KIND_NOT_ALLOWED, "only mitigation outcomes are authorized")
+    _check_unauthorized(block)
+    if not granted.covers(block.attributes.vintage):
+        raise Refusal(
+            Code.VINTAGE_OUTSIDE_AUTHORIZATION,
+            f"vintage {block.attributes.vintage} outside "
+            f"{granted.vintage_first}-{granted.vintage_last}",
+        )
+    if granted.first_transfer_at == {FirstTransferTrigger.ISSUANCE}:
+        raise Refusal(
+            Code.FIRST_TRANSFER_TRIGGER_INVALID,
+            f"{granted.authorization_id} first transfers at issuance: outcomes already issued "
+            "can never be first transferred under it; issue under the authorization instead",
+        )
+
+
+def _check_first_transfer(spec: TransactionSpec, sender: Peer) -> None:
+    """A first transfer (type 12) is the first international transfer. First transfer by
+    authorization, issuance, use or cancellation is that transaction itself (section 10.8)."""
     first = spec.first_transfer
     if first is None:
         raise Refusal(Code.REQUIRED_FIELD_MISSING, "a first transfer needs its Party and trigger")
-    check_party_code(first.first_transferring_party)
-    if first.trigger is FirstTransferTrigger.UNSPECIFIED:
-        raise Refusal(Code.FIRST_TRANSFER_TRIGGER_INVALID, "trigger unset")
+    _check_party(first.first_transferring_party, sender)
+    if first.trigger is not FirstTransferTrigger.INTERNATIONAL_TRANSFER:
+        raise Refusal(
+            Code.FIRST_TRANSFER_TRIGGER_INVALID,
+            f"trigger {first.trigger.name.lower()}: a first transfer by authorization, issuance, "
+            "use or cancellation is that transaction itself, as the authorization defines",
+        )
+    _check_outcomes_first_transferred(spec)
+
+
+def _check_outcomes_first_transferred(spec: TransactionSpec) -> None:
     for block in spec.blocks:
         unit = block.attributes
         where = f"serials {block.serial_first}-{block.serial_last}"
@@ -254,18 +403,73 @@ def _check_first_transfer(spec: TransactionSpec) -> None:
             raise Refusal(Code.UNITS_NOT_AUTHORIZED, f"{where} are not authorized")
 
 
-def _check_use(spec: TransactionSpec) -> None:
+def _check_use_details(spec: TransactionSpec, sender: Peer, required: bool) -> None:
+    """The using or cancelling Party (the registry's own), its entity and the purpose."""
     use = spec.use
-    if use is None or use.purpose is Purpose.UNSPECIFIED or not use.using_party:
+    if use is None:
+        if required:
+            raise Refusal(Code.USE_DETAILS_INVALID, "the using or cancelling Party is missing")
+        return
+    if not use.purpose.is_use or not use.using_party:
         raise Refusal(Code.USE_DETAILS_INVALID, "a use needs the using Party and its purpose")
-    check_party_code(use.using_party)
-    if use.purpose is Purpose.NDC:
+    _check_party(use.using_party, sender)
+    if use.purpose is Purpose.NDC and spec.type is TransactionType.USE:
         if not use.year_of_use:
             raise Refusal(Code.USE_DETAILS_INVALID, "a use towards an NDC needs its year of use")
         check_year(use.year_of_use)
+
+
+def _check_use(spec: TransactionSpec, sender: Peer) -> None:
+    _check_use_details(spec, sender, required=True)
+    use = spec.use
+    assert use is not None
     for block in spec.blocks:
         if not block.attributes.purpose.allows(use.purpose):
             raise Refusal(
                 Code.PURPOSE_NOT_AUTHORIZED,
                 f"units authorized for {block.attributes.purpose.name} used for {use.purpose.name}",
+            )
+    _check_first_transfer_by_use(spec, sender)
+
+
+def _check_cancellation(spec: TransactionSpec, sender: Peer) -> None:
+    voluntary = spec.type is TransactionType.VOLUNTARY_CANCELLATION
+    _check_use_details(spec, sender, required=voluntary or spec.first_transfer is not None)
+    _check_first_transfer_by_use(spec, sender)
+
+
+def _check_first_transfer_by_use(spec: TransactionSpec, sender: Peer) -> None:
+    """Authorized outcomes are used or cancelled only as ITMOs, or as the first transfer their
+    authorization defines as use or cancellation (then the transaction says so)."""
+    outcomes = [b for b in spec.blocks if _authorized_outcome(b)]
+    first = spec.first_transfer
+    if first is None:
+        if outcomes:
+            block = outcomes[0]
+            raise Refusal(
+                Code.NOT_YET_FIRST_TRANSFERRED,
+                f"serials {block.serial_first}-{block.serial_last} are not yet ITMOs",
+            )
+        return
+    _check_party(first.first_transferring_party, sender)
+    if first.trigger is not FirstTransferTrigger.USE_OR_CANCELLATION:
+        raise Refusal(Code.FIRST_TRANSFER_TRIGGER_INVALID, f"trigger {first.trigger.name}")
+    _check_outcomes_first_transferred(spec)
+
+
+def _authorized_outcome(block: UnitBlock) -> bool:
+    unit = block.attributes
+    return unit.unit_kind is UnitKind.MITIGATION_OUTCOME and bool(unit.authorization_id)
+
+
+def _check_not_outcomes(spec: TransactionSpec) -> None:
+    """Authorized outcomes leave their registry only by first transfer (type 12)."""
+    if spec.type is not TransactionType.EXTERNAL_TRANSFER:
+        return
+    for block in spec.blocks:
+        if block.attributes.unit_kind is UnitKind.MITIGATION_OUTCOME:
+            raise Refusal(
+                Code.NOT_YET_FIRST_TRANSFERRED,
+                f"serials {block.serial_first}-{block.serial_last} are mitigation outcomes: "
+                "they leave the registry by first transfer",
             )

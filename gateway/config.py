@@ -25,9 +25,13 @@ rpc_timeout_seconds = 5
 batch_size = 64                         # messages claimed at once; one DeliverBatch per registry
 lanes = 4                               # claimed batches in flight at once
 
+[rules]
+first_vintage = 2021                    # the earliest vintage of Article 6.2 outcomes
+
 [[registries]]
-registry_id = "GHA01"
+registry_id = "GHA01"                   # a Party registry: the AEF's id, ISO alpha-3 + 2 digits
 kind = "party"                          # international, ars, mechanism or party
+party = "GHA"                           # the Party it acts for (default: the id's letters)
 endpoint = "127.0.0.1:7010"             # where it serves article6.v1.Registry
 cooperative_approaches = ["CA0001"]     # approaches under which it may issue
 suspended = false
@@ -41,8 +45,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from article6.identifiers import check_cooperative_approach_id, check_registry_id
+from article6.identifiers import (
+    PARTY_REGISTRY_ID,
+    check_cooperative_approach_id,
+    check_party_code,
+    check_registry_id,
+)
 from article6.ratelimit import Limit, RateLimiter
+from gateway.checks import DEFAULT_POLICY, Policy
 
 REGISTRY_KINDS = frozenset({"international", "ars", "mechanism", "party"})
 
@@ -55,6 +65,7 @@ class RegistryEntry:
     cooperative_approaches: frozenset[str] = frozenset()
     suspended: bool = False
     rate_limit: Limit | None = None
+    party: str = ""  # the one Party it acts for; "" for the IR (many) and the mechanism
 
 
 @dataclass(frozen=True)
@@ -86,6 +97,7 @@ class HubConfig:
     reconciliation_interval_seconds: float = 0.0
     rate_limit: Limit | None = None
     delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
+    policy: Policy = DEFAULT_POLICY
 
     def rate_limiter(self) -> RateLimiter:
         """Each registry's limit (its own, else the hub's), keyed by TLS identity."""
@@ -113,8 +125,17 @@ def _registry(entry: dict[str, Any]) -> RegistryEntry:
     kind = entry.get("kind", "party")
     if kind not in REGISTRY_KINDS:
         raise ValueError(f"registry {entry.get('registry_id')}: unknown kind {kind!r}")
+    registry_id = check_registry_id(entry["registry_id"])
+    party = ""
+    if kind == "party":
+        # The AEF's Party ITMO registry id (6/CMA.4; AEF syntax checkers): ISO-3 + 2 digits.
+        if not PARTY_REGISTRY_ID.fullmatch(registry_id):
+            raise ValueError(
+                f"Party registry id {registry_id!r} is not ISO 3166-1 alpha-3 + 2 digits"
+            )
+        party = check_party_code(entry.get("party", registry_id[:3]))
     return RegistryEntry(
-        registry_id=check_registry_id(entry["registry_id"]),
+        registry_id=registry_id,
         kind=kind,
         endpoint=entry["endpoint"],
         cooperative_approaches=frozenset(
@@ -122,6 +143,7 @@ def _registry(entry: dict[str, Any]) -> RegistryEntry:
         ),
         suspended=bool(entry.get("suspended", False)),
         rate_limit=_limit(entry),
+        party=party,
     )
 
 
@@ -148,4 +170,5 @@ def load_config(path: Path) -> HubConfig:
         reconciliation_interval_seconds=float(hub.get("reconciliation_interval_seconds", 0)),
         rate_limit=_limit(hub),
         delivery=DeliveryConfig(**document.get("delivery", {})),
+        policy=Policy(**document.get("rules", {})),
     )

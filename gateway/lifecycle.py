@@ -35,28 +35,29 @@ from article6.model import (
     FirstTransferTrigger,
     Held,
     LedgerBlock,
-    Purpose,
     Status,
     TransactionSpec,
     TransactionType,
     UnitBlock,
+    UnitKind,
     spaces,
 )
 from article6.v1 import transaction_pb2
 from article6.wire import transaction_spec
-from gateway.checks import Peer, check_proposal
+from gateway.checks import DEFAULT_POLICY, Peer, Policy, check_proposal
 from gateway.mailer import Mailer
 from gateway.storage import ledger
 from gateway.storage.database import after_commit, lock_spaces
 from gateway.storage.reconciliations import frozen
 from gateway.storage.records import (
+    AuthorizationRecord,
     TransactionRecord,
     expired_transactions,
     get_authorization,
     get_transaction,
-    insert_authorization,
     insert_transaction,
     obsolete_outbox,
+    record_authorization,
     reserve,
     set_status,
 )
@@ -90,10 +91,12 @@ class Lifecycle:
         mailer: Mailer,
         acceptance_timeout: timedelta,
         on_final: Callable[[TransactionRecord], None] | None = None,
+        policy: Policy = DEFAULT_POLICY,
     ) -> None:
         self.mailer = mailer
         self.acceptance_timeout = acceptance_timeout
         self.on_final = on_final  # told of each transaction made final, after the commit
+        self.policy = policy
 
     # --- proposal ------------------------------------------------------------------------
 
@@ -130,7 +133,7 @@ class Lifecycle:
         )
         try:
             spec = transaction_spec(message)
-            check_proposal(spec, sender, peers)
+            check_proposal(spec, sender, peers, self.policy)
             lock_spaces(connection, spaces(spec.blocks))
             _check_authorizations(connection, spec, peers[sender])
             neighbourhoods = self._check_ledger(connection, spec)
@@ -141,15 +144,14 @@ class Lifecycle:
             insert_transaction(connection, terminated, path=path)
             self._finished(connection, terminated)
             return Outcome(record.transaction_id, Status.CHECKED_DISCREPANCY, results)
-        _reserve(connection, spec, +1)
+        if spec.type is not TransactionType.AUTHORIZATION:
+            _reserve(connection, spec, +1)
         if spec.crosses_registries:
             return self._await_acquirer(connection, record, spec, message, now)
         self._apply(connection, spec, neighbourhoods)
-        if (
-            spec.authorization is not None
-            and get_authorization(connection, spec.authorization.authorization_id) is None
-        ):  # an authorization, or the mechanism's issuance of authorized A6.4ERs
-            insert_authorization(connection, spec.authorization, sender, spec.transaction_id, now)
+        _record_authorization(connection, spec, message, sender, now)
+        if spec.type is TransactionType.AUTHORIZATION:
+            _reserve(connection, spec, +1)
         completed = replace(record, status=Status.COMPLETED)
         insert_transaction(connection, completed, path=[Status.PROPOSED, Status.CHECKED])
         self._finished(connection, completed)
@@ -319,20 +321,11 @@ class Lifecycle:
         return cancelled
 
 
-def _authorized_quantities(spec: TransactionSpec) -> dict[str, int]:
-    quantities: dict[str, int] = {}
-    for block in spec.blocks:
-        authorization_id = block.attributes.authorization_id
-        quantities[authorization_id] = quantities.get(authorization_id, 0) + block.unit_count
-    return quantities
-
-
 def _check_authorizations(connection: Connection, spec: TransactionSpec, sender: Peer) -> None:
     """The checks that need the hub's record of authorizations."""
     if spec.type is TransactionType.AUTHORIZATION:
         assert spec.authorization is not None
-        if get_authorization(connection, spec.authorization.authorization_id) is not None:
-            raise Refusal(Code.AUTHORIZATION_ID_REUSED, spec.authorization.authorization_id)
+        _check_version(connection, spec.authorization, sender)
     if spec.type is TransactionType.ISSUANCE and spec.authorization is not None:
         known = get_authorization(connection, spec.authorization.authorization_id)
         if known is not None and (known.grant, known.registry) != (
@@ -343,57 +336,150 @@ def _check_authorizations(connection: Connection, spec: TransactionSpec, sender:
                 Code.AUTHORIZATION_ID_REUSED,
                 f"{spec.authorization.authorization_id} is recorded with other terms",
             )
-    if spec.type is not TransactionType.FIRST_TRANSFER:
-        return
-    first = spec.first_transfer
-    assert first is not None
-    for authorization_id, quantity in _authorized_quantities(spec).items():
+    if spec.type is TransactionType.USE:
+        _check_use_timeframe(connection, spec)
+    first_transferred = spec.first_transferred()
+    if spec.type is TransactionType.AUTHORIZATION or not first_transferred:
+        return  # an authorization that first transfers was checked as a whole version
+    for authorization_id, quantity in first_transferred.items():
         record = get_authorization(connection, authorization_id)
         if record is None:
             raise Refusal(Code.AUTHORIZATION_UNKNOWN, authorization_id)
-        grant = record.grant
-        if first.first_transferring_party != grant.authorizing_party:
-            raise Refusal(
-                Code.FIRST_TRANSFERRING_PARTY_MISMATCH,
-                f"{authorization_id} was granted by {grant.authorizing_party}",
-            )
-        _check_trigger(spec, grant, sender)
-        for block in spec.blocks:
-            vintage = block.attributes.vintage
-            if block.attributes.authorization_id == authorization_id and not grant.covers(vintage):
-                raise Refusal(
-                    Code.VINTAGE_OUTSIDE_AUTHORIZATION,
-                    f"vintage {vintage} outside {grant.vintage_first}-{grant.vintage_last}",
-                )
-        if grant.quantity_cap and record.reserved + quantity > grant.quantity_cap:
-            raise Refusal(
-                Code.AUTHORIZATION_CAP_EXCEEDED,
-                f"{authorization_id}: {record.reserved} of {grant.quantity_cap} already used, "
-                f"{quantity} more asked",
-            )
+        _check_first_transfer(spec, record, quantity, sender)
 
 
-def _check_trigger(spec: TransactionSpec, grant: AuthorizationSpec, sender: Peer) -> None:
-    """Use towards an NDC: the first international transfer is the first transfer. An
+def _check_version(connection: Connection, granted: AuthorizationSpec, sender: Peer) -> None:
+    """Version 1 is new; each later version follows the recorded one, from its registry, and
+    changes only what the units bound to it do not carry, and never what was first
+    transferred. Binding outcomes under a definition of "authorization" first transfers them."""
+    record = get_authorization(connection, granted.authorization_id)
+    if granted.version == 1:
+        if record is not None:
+            raise Refusal(Code.AUTHORIZATION_ID_REUSED, granted.authorization_id)
+        reserved = 0
+    else:
+        if record is None:
+            raise Refusal(Code.AUTHORIZATION_UNKNOWN, granted.authorization_id)
+        if record.grant.revoked:
+            raise Refusal(Code.AUTHORIZATION_REVOKED, f"{granted.authorization_id} is revoked")
+        if granted.version != record.grant.version + 1 or record.registry != sender.registry_id:
+            raise Refusal(
+                Code.AUTHORIZATION_VERSION_INVALID,
+                f"{granted.authorization_id} is at version {record.grant.version}, recorded by "
+                f"{record.registry}; version {granted.version} proposed by {sender.registry_id}",
+            )
+        if granted.terms_fixed_across_versions != record.grant.terms_fixed_across_versions:
+            raise Refusal(Code.AUTHORIZATION_TERMS_FIXED, granted.authorization_id)
+        reserved = record.reserved
+    if granted.quantity_cap and granted.quantity_cap < reserved:
+        raise Refusal(
+            Code.AUTHORIZATION_BELOW_FIRST_TRANSFERRED,
+            f"{granted.authorization_id}: {reserved} already first transferred, "
+            f"{granted.quantity_cap} authorized",
+        )
+
+
+def _check_first_transfer(
+    spec: TransactionSpec, record: AuthorizationRecord, quantity: int, sender: Peer
+) -> None:
+    """A first transfer under a recorded authorization: at an event it defines, by its Party,
+    of units it covers, within its quantity."""
+    grant = record.grant
+    authorization_id = grant.authorization_id
+    party = spec.first_transferring_party
+    if grant.revoked:
+        raise Refusal(Code.AUTHORIZATION_REVOKED, f"{authorization_id} is revoked")
+    if party != grant.authorizing_party:
+        raise Refusal(
+            Code.FIRST_TRANSFERRING_PARTY_MISMATCH,
+            f"{authorization_id} was granted by {grant.authorizing_party}",
+        )
+    assert spec.first_transfer is not None
+    _check_event(spec, grant, sender)
+    for block in spec.blocks:
+        unit = block.attributes
+        if unit.authorization_id != authorization_id:
+            continue
+        if not grant.covers(unit.vintage):
+            raise Refusal(
+                Code.VINTAGE_OUTSIDE_AUTHORIZATION,
+                f"vintage {unit.vintage} outside {grant.vintage_first}-{grant.vintage_last}",
+            )
+        if (unit.cooperative_approach, unit.purpose) != (grant.cooperative_approach, grant.purpose):
+            raise Refusal(
+                Code.COOPERATIVE_APPROACH_MISMATCH,
+                f"serials {block.serial_first}-{block.serial_last} are not bound to "
+                f"{authorization_id} ({grant.cooperative_approach}, {grant.purpose.name})",
+            )
+    if grant.quantity_cap and record.reserved + quantity > grant.quantity_cap:
+        raise Refusal(
+            Code.AUTHORIZATION_CAP_EXCEEDED,
+            f"{authorization_id}: {record.reserved} of {grant.quantity_cap} already first "
+            f"transferred, {quantity} more asked",
+        )
+
+
+def _check_event(spec: TransactionSpec, grant: AuthorizationSpec, sender: Peer) -> None:
+    """The event is one the authorization defines as first transfer (2/CMA.3 annex para 2):
+    the first international transfer for use towards an NDC, the Party's recorded definition
+    for OIMP. Authorized A6.4ERs become ITMOs when they leave the mechanism registry. An
     international transfer leaves for another registry, or, in the international registry
     (which keeps many Parties' sections), for another Party's section."""
     assert spec.first_transfer is not None
     trigger = spec.first_transfer.trigger
-    if grant.purpose is Purpose.NDC and trigger is not FirstTransferTrigger.INTERNATIONAL_TRANSFER:
-        raise Refusal(
-            Code.FIRST_TRANSFER_TRIGGER_INVALID,
-            f"{grant.authorization_id} is for use towards an NDC: {trigger.name.lower()}",
-        )
     international = spec.crosses_registries or sender.kind == "international"
     if trigger is FirstTransferTrigger.INTERNATIONAL_TRANSFER and not international:
         raise Refusal(Code.FIRST_TRANSFER_TRIGGER_INVALID, "the units do not leave the Party")
+    a64ers = any(b.attributes.unit_kind is UnitKind.A64ER for b in spec.blocks)
+    if trigger not in grant.first_transfer_at and not a64ers:
+        defined = ", ".join(sorted(t.name.lower() for t in grant.first_transfer_at))
+        raise Refusal(
+            Code.FIRST_TRANSFER_TRIGGER_INVALID,
+            f"{grant.authorization_id} ({grant.purpose.name}) is first transferred by "
+            f"{defined}, not {trigger.name.lower()}",
+        )
+
+
+def _check_use_timeframe(connection: Connection, spec: TransactionSpec) -> None:
+    """A use towards an NDC falls within each authorization's timeframe of use."""
+    assert spec.use is not None
+    if not spec.use.year_of_use:
+        return
+    for authorization_id in sorted({b.attributes.authorization_id for b in spec.blocks} - {""}):
+        record = get_authorization(connection, authorization_id)
+        if record is not None and not record.grant.covers_use_in(spec.use.year_of_use):
+            grant = record.grant
+            raise Refusal(
+                Code.USE_OUTSIDE_AUTHORIZATION,
+                f"{authorization_id} covers use in {grant.use_year_first or '..'}-"
+                f"{grant.use_year_last or '..'}, not {spec.use.year_of_use}",
+            )
+
+
+def _record_authorization(
+    connection: Connection,
+    spec: TransactionSpec,
+    message: transaction_pb2.Transaction,
+    sender: str,
+    now: datetime,
+) -> None:
+    """Keep an authorization's new version (type 11), or the host Party's authorization of
+    A6.4ERs on first sight (the mechanism registry's issuance)."""
+    granted = spec.authorization
+    if granted is None:
+        return
+    if spec.type is TransactionType.ISSUANCE and get_authorization(
+        connection, granted.authorization_id
+    ):
+        return
+    body = message.authorization.SerializeToString(deterministic=True)
+    record_authorization(connection, granted, body, sender, spec.transaction_id, now)
 
 
 def _reserve(connection: Connection, spec: TransactionSpec, sign: int) -> None:
-    """Count a first transfer against its authorizations' caps (+1), or give it back (-1)."""
-    if spec.type is not TransactionType.FIRST_TRANSFER:
-        return
-    for authorization_id, quantity in _authorized_quantities(spec).items():
+    """Count a first transfer against its authorizations' quantities (+1), or give it back
+    (-1). The authorization that first transfers what it binds is recorded before it counts."""
+    for authorization_id, quantity in spec.first_transferred().items():
         reserve(connection, authorization_id, sign * quantity)
 
 

@@ -62,7 +62,9 @@ class Hub:
         self._metrics_server: Any = None
         self.mailer = Mailer(config.registry_id, self.key)
         timeout = _seconds(config.acceptance_timeout_seconds)
-        self.lifecycle = Lifecycle(self.mailer, timeout, on_final=self.metrics.finished)
+        self.lifecycle = Lifecycle(
+            self.mailer, timeout, on_final=self.metrics.finished, policy=config.policy
+        )
         self.deliverer = Deliverer(
             config.delivery, self.database, self.lifecycle, self.mailer,
             self.directory, self.tls, self.registries, self.metrics,
@@ -98,7 +100,7 @@ class Hub:
         }
         self._peers = {
             registry_id: Peer(
-                registry_id, entry.cooperative_approaches, entry.suspended, entry.kind
+                registry_id, entry.cooperative_approaches, entry.suspended, entry.kind, entry.party
             )
             for registry_id, entry in self._registries.items()
         }

@@ -13,17 +13,28 @@ from article6.identifiers import format_account_id
 from article6.keys import SigningKey
 from article6.model import Status
 from article6.v1 import transaction_pb2, units_pb2
+from article6.wire import authorization_spec
 from gateway.checks import Peer
 from gateway.lifecycle import Lifecycle, Outcome
 from gateway.mailer import Mailer
 from gateway.storage.database import Database
-from gateway.storage.records import get_transaction
+from gateway.storage.records import get_transaction, record_authorization
 from gateway.storage.schema import ledger_blocks, locks, outbox
 
 GHA_ACCOUNT = format_account_id("GHA01", 1001)
 GHA_OTHER = format_account_id("GHA01", 1002)
 CHE_ACCOUNT = format_account_id("CHE01", 1001)
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+# The standing authorization the tests' ITMOs are issued under: for OIMP its first transfer
+# is the issuance, so GHA01 may issue ITMOs under it (and, for NDC too, use them towards one).
+AUTHORIZATION = transaction_pb2.Authorization(
+    authorization_id="GHA-2024-1", authorizing_party="GHA", cooperative_approach="CA0001",
+    purpose=units_pb2.PURPOSE_NDC_AND_OIMP, vintage_first=2021, vintage_last=2030,
+    first_transfer_definition=transaction_pb2.FIRST_TRANSFER_TRIGGER_ISSUANCE, version=1,
+)  # fmt: skip
+FIRST_TRANSFER_AT_ISSUANCE = transaction_pb2.FirstTransfer(
+    first_transferring_party="GHA", trigger=transaction_pb2.FIRST_TRANSFER_TRIGGER_ISSUANCE
+)
 
 
 def block(
@@ -40,7 +51,8 @@ def block(
         "vintage": 2024,
         "cooperative_approach": cooperative_approach,
         "first_transferring_party": "GHA",
-        "purpose": units_pb2.PURPOSE_NDC,
+        "authorization_id": AUTHORIZATION.authorization_id,
+        "purpose": units_pb2.PURPOSE_NDC_AND_OIMP,
         "unit_kind": units_pb2.UNIT_KIND_ITMO,
         "state": units_pb2.UNIT_STATE_HELD,
     }
@@ -80,16 +92,24 @@ def transaction(
     return message
 
 
+def grant_standing_authorization(database: Database) -> None:
+    """Record ``AUTHORIZATION`` at a hub, as GHA01's transaction GHA01-0 would."""
+    grant = authorization_spec(AUTHORIZATION)
+    body = AUTHORIZATION.SerializeToString(deterministic=True)
+    database.write_now(lambda c: record_authorization(c, grant, body, "GHA01", "GHA01-0", T0))
+
+
 def issuance(
     transaction_id: str, first: int, last: int, **changes: Any
 ) -> transaction_pb2.Transaction:
+    """ITMOs issued under the standing authorization, the issuance being their first transfer."""
     return transaction(
         transaction_id,
         transaction_pb2.TRANSACTION_TYPE_ISSUANCE,
         [block(first, last)],
         source="",
         target=GHA_ACCOUNT,
-        **changes,
+        **{"first_transfer": FIRST_TRANSFER_AT_ISSUANCE, **changes},
     )
 
 
@@ -114,9 +134,9 @@ class HubHarness:
     lifecycle: Lifecycle
     peers: dict[str, Peer] = field(
         default_factory=lambda: {
-            "GHA01": Peer("GHA01", frozenset({"CA0001"}), False),
-            "CHE01": Peer("CHE01", frozenset({"CA0001"}), False),
-            "SUS01": Peer("SUS01", frozenset(), True),
+            "GHA01": Peer("GHA01", frozenset({"CA0001"}), False, party="GHA"),
+            "CHE01": Peer("CHE01", frozenset({"CA0001"}), False, party="CHE"),
+            "SUS01": Peer("SUS01", frozenset(), True, party="SUS"),
         }
     )
     now: datetime = T0
@@ -127,6 +147,7 @@ class HubHarness:
         database = Database(url, signer=key)
         database.migrate()
         lifecycle = Lifecycle(Mailer("HUB", key), timedelta(seconds=60))
+        grant_standing_authorization(database)
         return cls(database, lifecycle)
 
     def propose(self, message: transaction_pb2.Transaction, sender: str = "GHA01") -> Outcome:

@@ -14,8 +14,9 @@ from sqlalchemy import Connection, Table, and_, bindparam, insert, or_, select, 
 
 from article6.codes import Code
 from article6.direct import Direct
-from article6.model import AuthorizationSpec, Purpose, Status
+from article6.model import AuthorizationSpec, FirstTransferTrigger, Purpose, Status
 from gateway.storage import audit
+from gateway.storage.schema import authorization_versions as authorization_versions_table
 from gateway.storage.schema import (
     authorizations,
     outbox,
@@ -453,19 +454,26 @@ def set_suspended(
 
 @dataclass(frozen=True)
 class AuthorizationRecord:
+    """An authorization at its current version."""
+
     grant: AuthorizationSpec
     registry: str
-    reserved: int
+    reserved: int  # first transferred, or in a pending first transfer, across versions
 
 
-def get_authorization(connection: Connection, authorization_id: str) -> AuthorizationRecord | None:
-    if not storable(authorization_id, 64):
-        return None
-    row = connection.execute(
-        select(authorizations).where(authorizations.c.authorization_id == authorization_id)
-    ).first()
-    if row is None:
-        return None
+@dataclass(frozen=True)
+class AuthorizationVersionRecord:
+    """One version as recorded: the wire bytes of its ``article6.v1.Authorization``."""
+
+    authorization_id: str
+    version: int
+    registry: str
+    transaction_id: str
+    recorded_at: datetime
+    body: bytes
+
+
+def _authorization_record(row: Any) -> AuthorizationRecord:
     grant = AuthorizationSpec(
         authorization_id=row.authorization_id,
         authorizing_party=row.authorizing_party,
@@ -474,37 +482,105 @@ def get_authorization(connection: Connection, authorization_id: str) -> Authoriz
         quantity_cap=row.quantity_cap,
         vintage_first=row.vintage_first,
         vintage_last=row.vintage_last,
+        first_transfer_definition=FirstTransferTrigger(row.first_transfer_definition),
+        version=row.version,
+        use_year_first=row.use_year_first,
+        use_year_last=row.use_year_last,
+        revoked=row.revoked,
     )
     return AuthorizationRecord(grant, row.registry, row.reserved)
 
 
-def insert_authorization(
+def get_authorization(connection: Connection, authorization_id: str) -> AuthorizationRecord | None:
+    if not storable(authorization_id, 64):
+        return None
+    row = connection.execute(
+        select(authorizations).where(authorizations.c.authorization_id == authorization_id)
+    ).first()
+    return None if row is None else _authorization_record(row)
+
+
+def list_authorizations(
+    connection: Connection, party: str = "", cooperative_approach: str = ""
+) -> list[AuthorizationRecord]:
+    query = select(authorizations).order_by(authorizations.c.authorization_id)
+    if party:
+        query = query.where(authorizations.c.authorizing_party == party)
+    if cooperative_approach:
+        query = query.where(authorizations.c.cooperative_approach == cooperative_approach)
+    return [_authorization_record(row) for row in connection.execute(query)]
+
+
+def authorization_versions(
+    connection: Connection, authorization_id: str
+) -> list[AuthorizationVersionRecord]:
+    """Every version of an authorization, oldest first."""
+    if not storable(authorization_id, 64):
+        return []
+    rows = connection.execute(
+        select(authorization_versions_table)
+        .where(authorization_versions_table.c.authorization_id == authorization_id)
+        .order_by(authorization_versions_table.c.version)
+    )
+    return [AuthorizationVersionRecord(**row._asdict()) for row in rows]
+
+
+def _current_terms(grant: AuthorizationSpec) -> dict[str, Any]:
+    return {
+        "authorizing_party": grant.authorizing_party,
+        "cooperative_approach": grant.cooperative_approach,
+        "purpose": grant.purpose.value,
+        "quantity_cap": grant.quantity_cap,
+        "vintage_first": grant.vintage_first,
+        "vintage_last": grant.vintage_last,
+        "version": grant.version,
+        "first_transfer_definition": grant.first_transfer_definition.value,
+        "use_year_first": grant.use_year_first,
+        "use_year_last": grant.use_year_last,
+        "revoked": grant.revoked,
+    }
+
+
+def record_authorization(
     connection: Connection,
     grant: AuthorizationSpec,
+    body: bytes,
     registry: str,
     transaction_id: str,
     at: datetime,
 ) -> None:
-    connection.execute(
-        insert(authorizations).values(
-            authorization_id=grant.authorization_id,
-            registry=registry,
-            authorizing_party=grant.authorizing_party,
-            cooperative_approach=grant.cooperative_approach,
-            purpose=grant.purpose.value,
-            quantity_cap=grant.quantity_cap,
-            vintage_first=grant.vintage_first,
-            vintage_last=grant.vintage_last,
-            reserved=0,
-            transaction_id=transaction_id,
-            granted_at=at,
+    """Record a new authorization (version 1) or a new version of a recorded one: the current
+    terms replaced, the version kept beside every earlier one."""
+    if grant.version == 1:
+        connection.execute(
+            insert(authorizations).values(
+                authorization_id=grant.authorization_id, registry=registry, reserved=0,
+                transaction_id=transaction_id, granted_at=at, **_current_terms(grant),
+            )
+        )  # fmt: skip
+    else:
+        changed = connection.execute(
+            update(authorizations)
+            .where(
+                authorizations.c.authorization_id == grant.authorization_id,
+                authorizations.c.version == grant.version - 1,
+            )
+            .values(**_current_terms(grant))
         )
-    )
+        assert changed.rowcount == 1, f"{grant.authorization_id} changed under us"
+    connection.execute(
+        insert(authorization_versions_table).values(
+            authorization_id=grant.authorization_id, version=grant.version, registry=registry,
+            transaction_id=transaction_id, recorded_at=at, body=body,
+        )
+    )  # fmt: skip
     audit.record(
         connection, registry, "authorization.recorded", grant.authorization_id,
-        party=grant.authorizing_party, cooperative_approach=grant.cooperative_approach,
-        purpose=grant.purpose.value, cap=grant.quantity_cap,
-        vintages=[grant.vintage_first, grant.vintage_last], transaction_id=transaction_id,
+        version=grant.version, party=grant.authorizing_party,
+        cooperative_approach=grant.cooperative_approach, purpose=grant.purpose.value,
+        cap=grant.quantity_cap, vintages=[grant.vintage_first, grant.vintage_last],
+        first_transfer_definition=grant.first_transfer_definition.value,
+        revoked=grant.revoked, transaction_id=transaction_id,
     )  # fmt: skip
 
 

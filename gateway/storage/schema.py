@@ -84,8 +84,27 @@ authorizations = Table(
     Column("vintage_last", Integer, nullable=False),
     # Units first transferred or in a pending first transfer: what counts against the cap.
     Column("reserved", BigInteger, nullable=False),
-    Column("transaction_id", String(40), nullable=False),
+    Column("transaction_id", String(40), nullable=False),  # of version 1
     Column("granted_at", UtcDateTime(), nullable=False),
+    # The current version's terms that the rules read (every version in full below).
+    Column("version", Integer, nullable=False),
+    Column("first_transfer_definition", Integer, nullable=False),
+    Column("use_year_first", Integer, nullable=False),  # 0: open
+    Column("use_year_last", Integer, nullable=False),  # 0: open
+    Column("revoked", Boolean, nullable=False),
+)
+
+# Every version of every authorization, as sent (article6.v1.Authorization, deterministic
+# bytes): never changed, so each version stays queryable as it was recorded.
+authorization_versions = Table(
+    "authorization_versions",
+    metadata,
+    Column("authorization_id", String(64), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("registry", String(16), nullable=False),
+    Column("transaction_id", String(40), nullable=False),
+    Column("recorded_at", UtcDateTime(), nullable=False),
+    Column("body", LargeBinary, nullable=False),
 )
 
 locks = lock_table(metadata)

@@ -54,6 +54,7 @@ def actions(hub: HubHarness) -> list[tuple[str, str, str]]:
 
 def test_every_state_change_and_operator_action_is_chained(hub: HubHarness) -> None:
     assert actions(hub) == [
+        ("GHA01", "authorization.recorded", "GHA-2024-1"),  # the harness's standing one
         ("GHA01", "transaction.recorded", "GHA01-1"),
         ("GHA01", "transaction.recorded", "GHA01-2"),
         ("hub", "transaction.status", "GHA01-2"),  # accepted
@@ -69,7 +70,7 @@ def test_every_state_change_and_operator_action_is_chained(hub: HubHarness) -> N
     ]
     assert rejected.detail["codes"]
     verdict = check(hub)
-    assert (verdict.intact, verdict.records) == (True, 6)
+    assert (verdict.intact, verdict.records) == (True, 7)
 
 
 def _abandoned(connection: Connection) -> None:
@@ -189,11 +190,11 @@ def swap_two(connection: Connection) -> None:
 
 
 def append_forged(connection: Connection) -> None:
-    last = connection.execute(select(audit_log).where(audit_log.c.seq == 6)).one()
-    forged = Entry(7, last.at, "OPERATOR", "registry.resumed", "CHE01", {"reason": "x"})
+    last = connection.execute(select(audit_log).where(audit_log.c.seq == 7)).one()
+    forged = Entry(8, last.at, "OPERATOR", "registry.resumed", "CHE01", {"reason": "x"})
     connection.execute(
         audit_log.insert().values(
-            seq=7, at=forged.at, actor=forged.actor, action=forged.action,
+            seq=8, at=forged.at, actor=forged.actor, action=forged.action,
             subject=forged.subject, detail='{"reason":"x"}', hash=entry_hash(last.hash, forged),
         )
     )  # fmt: skip
@@ -221,5 +222,5 @@ def test_tampering_is_detected(hub: HubHarness, tamper: Tamper) -> None:
 def test_the_trail_keeps_growing_after_a_verify(hub: HubHarness) -> None:
     hub.propose(external("GHA01-4", 251, 300))
     verdict = check(hub)
-    assert (verdict.intact, verdict.records) == (True, 7)
-    assert hub.database.read_now(audit.head).seq == 7
+    assert (verdict.intact, verdict.records) == (True, 8)
+    assert hub.database.read_now(audit.head).seq == 8

@@ -17,7 +17,8 @@ from tests.builders import CHE_ACCOUNT, GHA_ACCOUNT, HubHarness, block, transact
 
 T = transaction_pb2
 MO = {"unit_kind": units_pb2.UNIT_KIND_MITIGATION_OUTCOME, "cooperative_approach": "",
-      "first_transferring_party": "", "purpose": units_pb2.PURPOSE_UNSPECIFIED}  # fmt: skip
+      "authorization_id": "", "first_transferring_party": "",
+      "purpose": units_pb2.PURPOSE_UNSPECIFIED}  # fmt: skip
 AUTHORIZED = {**MO, "cooperative_approach": "CA0001", "authorization_id": "GHA-A1",
               "purpose": units_pb2.PURPOSE_NDC}  # fmt: skip
 
@@ -104,7 +105,7 @@ def test_a_first_transfer_to_another_registry_makes_itmos_there(hub: HubHarness)
     assert held(hub, "CHE01") == [(1, 500, UnitKind.ITMO, "CA0001", "GHA")]
     assert held(hub, "GHA01")[0] == (501, 1000, UnitKind.MITIGATION_OUTCOME, "CA0001", "")
     again = first_transfer("CHE01-1", block(1, 10, authorization_id="GHA-A1"), to="CHE01",
-                           sender="CHE01", source=CHE_ACCOUNT)  # fmt: skip
+                           sender="CHE01", source=CHE_ACCOUNT, party="CHE")  # fmt: skip
     assert [c for c, _ in hub.propose(again, sender="CHE01").results] == [
         Code.ALREADY_FIRST_TRANSFERRED
     ]

@@ -19,6 +19,7 @@ from gateway.storage.records import OutboxMessage
 from gateway.storage.schema import outbox
 from tests.builders import (
     CHE_ACCOUNT,
+    FIRST_TRANSFER_AT_ISSUANCE,
     GHA_ACCOUNT,
     GHA_OTHER,
     HubHarness,
@@ -116,7 +117,13 @@ def test_single_registry_transactions_complete_at_once(
     hub: HubHarness, kind: int, target: str, state: UnitState
 ) -> None:
     hub.propose(issuance("GHA01-1", 1, 1000))
-    outcome = hub.propose(transaction("GHA01-2", kind, [block(101, 200)], target=target))
+    # A voluntary cancellation names the cancelling Party and its purpose (AEF Table 3).
+    cancelling = T.UseDetails(using_party="GHA", purpose=units_pb2.PURPOSE_OIMP)
+    details: dict[str, Any] = (
+        {"use": cancelling} if kind == T.TRANSACTION_TYPE_VOLUNTARY_CANCELLATION else {}
+    )
+    proposed = transaction("GHA01-2", kind, [block(101, 200)], target=target, **details)
+    outcome = hub.propose(proposed)
     assert (outcome.status, outcome.results) == (Status.COMPLETED, [])
     assert (target or GHA_ACCOUNT, 101, 200, state) in holdings(hub, "GHA01")
 
@@ -206,16 +213,28 @@ REFUSALS: list[tuple[str, Mutation, Code]] = [
      [block(1, 10, space="CHE01")], source="", target=GHA_ACCOUNT),
      Code.REGISTRY_NOT_PARTY_TO_UNITS),
     ("issuance without authority", lambda: transaction("GHA01-9", T.TRANSACTION_TYPE_ISSUANCE,
-     [block(5000, 5010, cooperative_approach="CA0009")], source="", target=GHA_ACCOUNT),
-     Code.COOPERATIVE_APPROACH_NOT_AUTHORIZED),
+     [block(5000, 5010, cooperative_approach="CA0009")], source="", target=GHA_ACCOUNT,
+     first_transfer=FIRST_TRANSFER_AT_ISSUANCE), Code.COOPERATIVE_APPROACH_NOT_AUTHORIZED),
     ("use without details", lambda: transaction("GHA01-9", T.TRANSACTION_TYPE_USE, [block(1, 10)]),
      Code.USE_DETAILS_INVALID),
     ("NDC use without a year", lambda: transaction("GHA01-9", T.TRANSACTION_TYPE_USE,
      [block(1, 10)], use=T.UseDetails(using_party="GHA", purpose=units_pb2.PURPOSE_NDC)),
      Code.USE_DETAILS_INVALID),
-    ("use for an unauthorized purpose", lambda: transaction("GHA01-9", T.TRANSACTION_TYPE_USE,
-     [block(1, 10)], use=T.UseDetails(using_party="GHA", purpose=units_pb2.PURPOSE_OIMP)),
-     Code.PURPOSE_NOT_AUTHORIZED),
+    ("use for a purpose that is no use", lambda: transaction("GHA01-9", T.TRANSACTION_TYPE_USE,
+     [block(1, 10)], use=T.UseDetails(using_party="GHA", purpose=units_pb2.PURPOSE_NDC_AND_OIMP)),
+     Code.USE_DETAILS_INVALID),
+    ("use by another Party", lambda: transaction("GHA01-9", T.TRANSACTION_TYPE_USE,
+     [block(1, 10)], use=T.UseDetails(using_party="CHE", year_of_use=2030,
+     purpose=units_pb2.PURPOSE_NDC)), Code.PARTY_NOT_OF_REGISTRY),
+    ("voluntary cancellation without its Party", lambda: transaction("GHA01-9",
+     T.TRANSACTION_TYPE_VOLUNTARY_CANCELLATION, [block(1, 10)]), Code.USE_DETAILS_INVALID),
+    ("ITMOs minted", lambda: transaction("GHA01-9", T.TRANSACTION_TYPE_ISSUANCE,
+     [block(5000, 5010)], source="", target=GHA_ACCOUNT), Code.ITMO_ISSUANCE_NOT_FIRST_TRANSFER),
+    ("outcomes before 2021", lambda: transaction("GHA01-9", T.TRANSACTION_TYPE_ISSUANCE,
+     [block(5000, 5010, vintage=2020, unit_kind=units_pb2.UNIT_KIND_MITIGATION_OUTCOME,
+            cooperative_approach="", authorization_id="", first_transferring_party="",
+            purpose=units_pb2.PURPOSE_UNSPECIFIED)], source="", target=GHA_ACCOUNT),
+     Code.VINTAGE_BEFORE_ARTICLE6),
     ("use by a bad Party code", lambda: transaction("GHA01-9", T.TRANSACTION_TYPE_USE,
      [block(1, 10)], use=T.UseDetails(using_party="gh", year_of_use=2030,
      purpose=units_pb2.PURPOSE_NDC)), Code.PARTY_CODE_INVALID),

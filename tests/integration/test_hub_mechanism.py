@@ -26,6 +26,7 @@ def aer(first: int, last: int, **changes: Any) -> units_pb2.UnitBlock:
     fields: dict[str, Any] = {
         "space": MECH, "cooperative_approach": "CA6400", "first_transferring_party": "",
         "authorization_id": "GHA-A64-1", "unit_kind": units_pb2.UNIT_KIND_A64ER,
+        "purpose": units_pb2.PURPOSE_NDC,
         "activity_id": "A64-GHA-0001", "host_party": "GHA", "vintage": 2025,
     }  # fmt: skip
     fields.update(changes)

@@ -26,7 +26,7 @@ from demo.network import free_port
 from gateway.config import HubConfig, RegistryEntry
 from gateway.server import Hub
 from gateway.storage import reconciliations as runs
-from tests.builders import external, issuance
+from tests.builders import external, grant_standing_authorization, issuance
 
 T = transaction_pb2
 
@@ -102,6 +102,7 @@ async def running_hub(
 ) -> AsyncIterator[tuple[Hub, dict[str, Registry]]]:
     hub = Hub(hub_config(pki, folder, suspended, limits))
     await hub.start()
+    grant_standing_authorization(hub.database)
     channels = {
         registry: secure_channel(
             hub.config.listen, "HUB", TlsMaterial.load(RegistryFiles(pki, registry))

@@ -23,7 +23,7 @@ from article6.identifiers import (
 
 itmo_ids = st.builds(
     ItmoId,
-    cooperative_approach=st.from_regex(r"CA[0-9]{4,8}", fullmatch=True),
+    cooperative_approach=st.from_regex(r"CA[0-9]{4}", fullmatch=True),
     originating_registry=st.from_regex(r"[A-Z][A-Z0-9]{1,15}", fullmatch=True),
     first_transferring_party=st.from_regex(r"[A-Z]{3}", fullmatch=True),
     serial=st.integers(0, 2**64 - 1),
