@@ -419,15 +419,22 @@ class HubKit(_Kit):
         self.base = uuid.uuid4().int % 10**9 * 1000  # transaction numbers no one else uses
         self.account = format_account_id(target.registry_id, 1)
 
-    def _issuance(self, number: int, quantity: int | None = None) -> T.Transaction:
+    def _issuance(
+        self, number: int, quantity: int | None = None, itmos: bool = False
+    ) -> T.Transaction:
+        """Mitigation outcomes, issued unauthorized (or, ``itmos``, ITMOs minted outright,
+        which the hub must refuse: they come into being only by first transfer)."""
         first = (self.base + number) * 1000 + 1
         block = units_pb2.UnitBlock(
             serial_first=first, serial_last=first + 99,
             originating_registry=self.target.registry_id, vintage=self.target.vintage,
-            cooperative_approach=self.target.approach,
-            first_transferring_party=self.target.registry_id[:3], purpose=units_pb2.PURPOSE_NDC,
-            unit_kind=units_pb2.UNIT_KIND_ITMO, state=units_pb2.UNIT_STATE_HELD,
+            unit_kind=units_pb2.UNIT_KIND_MITIGATION_OUTCOME, state=units_pb2.UNIT_STATE_HELD,
         )  # fmt: skip
+        if itmos:
+            block.cooperative_approach = self.target.approach
+            block.first_transferring_party = self.target.registry_id[:3]
+            block.purpose = units_pb2.PURPOSE_NDC
+            block.unit_kind = units_pb2.UNIT_KIND_ITMO
         return T.Transaction(
             transaction_id=f"{self.target.registry_id}-{self.base + number}",
             type=T.TRANSACTION_TYPE_ISSUANCE, transferring_registry=self.target.registry_id,
@@ -473,8 +480,19 @@ class HubKit(_Kit):
             "a malformed proposal is answered 3 with its code (2004), then terminated (5)",
             self._malformed,
         )
+        battery.check("ITMOs minted by issuance are refused (5022)", self._minted)
         self.channel.close()
         return battery
+
+    def _minted(self) -> str | None:
+        _, receipt = self._propose(self._seal(T.TransactionProposal(
+            transaction=self._issuance(3, itmos=True))))  # fmt: skip
+        codes = [r.code for r in receipt.results]
+        if receipt.status != T.TRANSACTION_STATUS_CHECKED_DISCREPANCY or codes != [
+            Code.ITMO_ISSUANCE_NOT_FIRST_TRANSFER
+        ]:
+            return f"status {receipt.status}, codes {codes}"
+        return None
 
     def _issue(self) -> str | None:
         self.reply, receipt = self._propose(self.proposal)

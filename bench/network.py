@@ -86,6 +86,7 @@ def bench_for(network: Network) -> Bench:
     senders, units = {}, {}
     for registry in network.registries:
         account = network.registry_cli(registry, "open-account", "--ca", "CA0001")
-        units[registry] = Units(registry, PARTIES[registry], account)
+        authorization = network.standing_authorization(registry)
+        units[registry] = Units(registry, PARTIES[registry], account, authorization)
         senders[registry] = Sender(network.pki, registry, HUB, network.components[HUB].endpoint)
     return Bench(network, senders, units)

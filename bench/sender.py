@@ -38,12 +38,14 @@ class Units:
     party: str
     account: str
 
+    authorization_id: str  # the registry's standing authorization: ITMOs at issuance
+
     def block(self, first: int, last: int) -> units_pb2.UnitBlock:
         return units_pb2.UnitBlock(
             serial_first=first, serial_last=last, originating_registry=self.registry,
             vintage=2024, cooperative_approach="CA0001", first_transferring_party=self.party,
-            purpose=units_pb2.PURPOSE_NDC, unit_kind=units_pb2.UNIT_KIND_ITMO,
-            state=units_pb2.UNIT_STATE_HELD,
+            authorization_id=self.authorization_id, purpose=units_pb2.PURPOSE_NDC_AND_OIMP,
+            unit_kind=units_pb2.UNIT_KIND_ITMO, state=units_pb2.UNIT_STATE_HELD,
         )  # fmt: skip
 
 
@@ -82,6 +84,9 @@ class Sender:
             acquiring_account=units.account if kind == T.TRANSACTION_TYPE_ISSUANCE else account,
             blocks=blocks, quantity=sum(b.serial_last - b.serial_first + 1 for b in blocks),
         )  # fmt: skip
+        if kind == T.TRANSACTION_TYPE_ISSUANCE:  # the first transfer the authorization defines
+            transaction.first_transfer.first_transferring_party = units.party
+            transaction.first_transfer.trigger = T.FIRST_TRANSFER_TRIGGER_ISSUANCE
         header = new_header(self.registry, self.hub, datetime.now(UTC), str(uuid.uuid4()))
         message = T.TransactionProposal(header=header, transaction=transaction)
         return seal(message, [self.key]).SerializeToString()

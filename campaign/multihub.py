@@ -145,10 +145,7 @@ def run(attempts: int, seed: int, folder: Path, database: str) -> Outcome:
             network.start(name)
         source = network.registry_cli("GHA01", "open-account", "--ca", "CA0001")
         target = network.registry_cli("CHE01", "open-account", "--ca", "CA0001")
-        issued = network.registry_cli(
-            "GHA01", "issue", "--account", source, "--ca", "CA0001", "--vintage", "2024",
-            "--serials", f"1-{SLOT * attempts + SPARE}", "--first-transferring-party", "GHA",
-        )  # fmt: skip
+        issued = network.issue_itmos("GHA01", source, f"1-{SLOT * attempts + SPARE}")
         network.registry_cli("GHA01", "wait", issued, "--timeout", "120")
         hostile = Hostile(network, [HUB, "HUB-B"], source, target, attempts)
         for attempt in range(attempts):

@@ -179,10 +179,7 @@ class Campaign:
             self.accounts[registry] = self.network.registry_cli(
                 registry, "open-account", "--ca", "CA0001"
             )
-            issued = self.network.registry_cli(
-                registry, "issue", "--account", self.accounts[registry], "--ca", "CA0001",
-                "--vintage", "2024", "--serials", f"1-{SERIALS}",
-            )  # fmt: skip
+            issued = self.network.issue_itmos(registry, self.accounts[registry], f"1-{SERIALS}")
             self.network.registry_cli(registry, "wait", issued, "--timeout", "120")
 
     def _proposal(self, registry: str) -> Proposal:

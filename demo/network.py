@@ -54,6 +54,11 @@ def kind(registry: str) -> str:
     return KINDS.get(registry, "party")
 
 
+def party(registry: str) -> str:
+    """The Party a Party registry acts for (its id's letters); none for the IR and mechanism."""
+    return PARTIES.get(registry, registry[:3] if kind(registry) == "party" else "")
+
+
 _HANDED_OUT: set[int] = set()
 
 
@@ -110,6 +115,7 @@ class Network:
     )
     components: dict[str, Component] = field(default_factory=dict)
     metrics: dict[str, str] = field(default_factory=dict)  # component -> host:port of /metrics
+    standing: set[str] = field(default_factory=set)  # registries whose STANDING is recorded
 
     def __post_init__(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -210,7 +216,7 @@ class Network:
 
     def _write_registry(self, registry: str, port: int, hub_port: int) -> None:
         self.config(registry).write_text(
-            f'[registry]\nregistry_id = "{registry}"\nparty = "{PARTIES.get(registry, "")}"\n'
+            f'[registry]\nregistry_id = "{registry}"\nparty = "{party(registry)}"\n'
             f'listen = "127.0.0.1:{port}"\ndatabase = "{registry.lower()}.db"\n'
             f'hub_id = "{HUB}"\nhub_endpoint = "127.0.0.1:{hub_port}"\n'
             f'metrics_listen = "{self.metrics[registry]}"\n'
@@ -330,6 +336,33 @@ class Network:
             for family in text_string_to_metric_families(text)
             for sample in family.samples
         }
+
+    def standing_authorization(self, registry: str) -> str:
+        """The id of the registry's ``<PARTY>-STANDING`` authorization (CA0001, NDC and OIMP,
+        first transfer for OIMP at issuance, vintages 2021-2030), recorded at the hub once."""
+        authorization = f"{party(registry)}-STANDING"
+        if registry not in self.standing:
+            granted = self.registry_cli(
+                registry, "authorize", "--authorization-id", authorization, "--ca", "CA0001",
+                "--purpose", "ndc-and-oimp", "--definition", "issuance", "--vintages", "2021-2030",
+            )  # fmt: skip
+            line = self.registry_cli(registry, "wait", granted, "--timeout", "120")
+            if line.split()[1] != "completed":
+                raise RuntimeError(f"{authorization} not recorded: {line}")
+            self.standing.add(registry)
+        return authorization
+
+    def issue_itmos(self, registry: str, account: str, serials: str, vintage: int = 2024) -> str:
+        """Issue ITMOs the one way an issuance may create them: as the first transfer of an
+        authorization that defines issuance so (for OIMP; it covers use towards an NDC too).
+        The registry's ``<PARTY>-STANDING`` authorization is recorded first, once. Returns the
+        issuance's transaction id, not yet waited for."""
+        authorization = self.standing_authorization(registry)
+        return self.registry_cli(
+            registry, "issue", "--kind", "itmo", "--account", account, "--ca", "CA0001",
+            "--purpose", "ndc-and-oimp", "--authorization", authorization,
+            "--vintage", str(vintage), "--serials", serials,
+        )  # fmt: skip
 
     def registry_json(self, registry: str, *args: str) -> Any:
         return json.loads(self.registry_cli(registry, *args, "--json"))

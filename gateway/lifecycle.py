@@ -325,7 +325,10 @@ def _check_authorizations(connection: Connection, spec: TransactionSpec, sender:
     """The checks that need the hub's record of authorizations."""
     if spec.type is TransactionType.AUTHORIZATION:
         assert spec.authorization is not None
-        _check_version(connection, spec.authorization, sender)
+        binds = bool(spec.blocks)
+        reserved = _check_version(connection, spec.authorization, sender, binds)
+        binding = spec.first_transferred().get(spec.authorization.authorization_id, 0)
+        _check_quantity(spec.authorization, reserved, binding)
     if spec.type is TransactionType.ISSUANCE and spec.authorization is not None:
         known = get_authorization(connection, spec.authorization.authorization_id)
         if known is not None and (known.grant, known.registry) != (
@@ -348,11 +351,17 @@ def _check_authorizations(connection: Connection, spec: TransactionSpec, sender:
         _check_first_transfer(spec, record, quantity, sender)
 
 
-def _check_version(connection: Connection, granted: AuthorizationSpec, sender: Peer) -> None:
+def _check_version(
+    connection: Connection, granted: AuthorizationSpec, sender: Peer, binds: bool
+) -> int:
     """Version 1 is new; each later version follows the recorded one, from its registry, and
     changes only what the units bound to it do not carry, and never what was first
-    transferred. Binding outcomes under a definition of "authorization" first transfers them."""
+    transferred. Outcomes are bound under the current version by restating it exactly (no
+    new version). Returns the units first transferred under it so far."""
     record = get_authorization(connection, granted.authorization_id)
+    if record is not None and granted.version == record.grant.version and binds:
+        _check_restated(granted, record, sender)
+        return record.reserved
     if granted.version == 1:
         if record is not None:
             raise Refusal(Code.AUTHORIZATION_ID_REUSED, granted.authorization_id)
@@ -376,6 +385,33 @@ def _check_version(connection: Connection, granted: AuthorizationSpec, sender: P
             Code.AUTHORIZATION_BELOW_FIRST_TRANSFERRED,
             f"{granted.authorization_id}: {reserved} already first transferred, "
             f"{granted.quantity_cap} authorized",
+        )
+    return reserved
+
+
+def _check_restated(granted: AuthorizationSpec, record: AuthorizationRecord, sender: Peer) -> None:
+    """Binding outcomes under the current version: its registry, its terms exactly."""
+    if record.grant.revoked:
+        raise Refusal(Code.AUTHORIZATION_REVOKED, f"{granted.authorization_id} is revoked")
+    terms = replace(granted, authorized_entities=(), authorized_parties=())  # kept in the body
+    if granted.version == 1 and terms != record.grant:  # a new authorization, not a restatement
+        raise Refusal(Code.AUTHORIZATION_ID_REUSED, granted.authorization_id)
+    if record.registry != sender.registry_id or terms != record.grant:
+        raise Refusal(
+            Code.AUTHORIZATION_VERSION_INVALID,
+            f"to bind outcomes under {granted.authorization_id} version {granted.version}, "
+            "restate that version exactly, from the registry that recorded it",
+        )
+
+
+def _check_quantity(grant: AuthorizationSpec, reserved: int, quantity: int) -> None:
+    """First transferred so far (or pending) plus ``quantity`` stays within the authorized
+    quantity, whichever version set it."""
+    if grant.quantity_cap and reserved + quantity > grant.quantity_cap:
+        raise Refusal(
+            Code.AUTHORIZATION_CAP_EXCEEDED,
+            f"{grant.authorization_id}: {reserved} of {grant.quantity_cap} already first "
+            f"transferred, {quantity} more asked",
         )
 
 
@@ -411,12 +447,7 @@ def _check_first_transfer(
                 f"serials {block.serial_first}-{block.serial_last} are not bound to "
                 f"{authorization_id} ({grant.cooperative_approach}, {grant.purpose.name})",
             )
-    if grant.quantity_cap and record.reserved + quantity > grant.quantity_cap:
-        raise Refusal(
-            Code.AUTHORIZATION_CAP_EXCEEDED,
-            f"{authorization_id}: {record.reserved} of {grant.quantity_cap} already first "
-            f"transferred, {quantity} more asked",
-        )
+    _check_quantity(grant, record.reserved, quantity)
 
 
 def _check_event(spec: TransactionSpec, grant: AuthorizationSpec, sender: Peer) -> None:
@@ -468,10 +499,9 @@ def _record_authorization(
     granted = spec.authorization
     if granted is None:
         return
-    if spec.type is TransactionType.ISSUANCE and get_authorization(
-        connection, granted.authorization_id
-    ):
-        return
+    known = get_authorization(connection, granted.authorization_id)
+    if known is not None and known.grant.version == granted.version:
+        return  # the mechanism's next issuance, or outcomes bound under the current version
     body = message.authorization.SerializeToString(deterministic=True)
     record_authorization(connection, granted, body, sender, spec.transaction_id, now)
 

@@ -1,8 +1,9 @@
 """The reference registry's accounts and what it accepts into them.
 
 An account has a type (AEF account purposes), is open or closed, and may be linked to some
-cooperative approaches (none: any). Acquisitions are accepted only into an open account
-linked to the units' cooperative approach (4003, 4004, 5006).
+cooperative approaches (none: any). Acquisitions are accepted only into an open holding
+account linked to the units' cooperative approach (4003, 4004, 4014, 5006), and every
+proposal uses its accounts as their types allow (``article6.account_types``, 4014).
 """
 
 from __future__ import annotations
@@ -23,8 +24,10 @@ from sqlalchemy import (
     update,
 )
 
+from article6.account_types import check_source, check_target
+from article6.codes import Code, Refusal
 from article6.identifiers import format_account_id
-from article6.model import AccountType, TransactionSpec
+from article6.model import AccountType, Purpose, TransactionSpec, TransactionType
 from article6.node import store
 from article6.node.engine import Proposal, check_account_accepts
 
@@ -97,6 +100,20 @@ class AccountRules:
     def check_acquisition(self, connection: Connection, spec: TransactionSpec) -> None:
         account = get_account(connection, spec.acquiring_account)
         check_account_accepts(self.registry_id, spec, account)
+        assert account is not None
+        check_target(spec.type, account.account_id, account.account_type, None)
 
     def check_proposal(self, connection: Connection, proposal: Proposal) -> None:
-        """Any account of this registry may propose; the hub checks the rest."""
+        """Each account used as its type allows (4014); the hub checks the rest."""
+        if proposal.type is not TransactionType.ISSUANCE and proposal.transferring_account:
+            source = get_account(connection, proposal.transferring_account)
+            if source is None:
+                raise Refusal(Code.TRANSFERRING_ACCOUNT_NOT_FOUND, proposal.transferring_account)
+            check_source(proposal.type, source.account_id, source.account_type)
+        if proposal.acquiring_registry != self.registry_id or not proposal.acquiring_account:
+            return
+        target = get_account(connection, proposal.acquiring_account)
+        if target is None:
+            raise Refusal(Code.ACQUIRING_ACCOUNT_NOT_FOUND, proposal.acquiring_account)
+        purpose = Purpose(proposal.use.purpose) if proposal.use is not None else None
+        check_target(proposal.type, target.account_id, target.account_type, purpose)

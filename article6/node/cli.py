@@ -2,12 +2,14 @@
 reference one); a registry adds its own commands through ``RegistryKind``.
 
     serve --config C                    serve the hub, send the outbox, recover
-    issue --config C --account A [--kind itmo|mitigation-outcome] --vintage Y --serials F-L
-    authorize --config C --from A --serials F-L --authorization-id ID --ca CA --vintages Y-Y
+    issue --config C --account A --vintage Y --serials F-L        (mitigation outcomes)
+    issue ... --kind itmo --ca CA --authorization ID              (first transfer by issuance)
+    authorize --config C --authorization-id ID --ca CA --vintages Y-Y [--purpose P]
+        [--definition D] [--version N] [--revoke] [--from A --serials F-L]
     first-transfer --config C --from A --serials F-L --to-registry R --to A
     transfer --config C --from A --to-registry R --to A --serials F-L
-    use --config C --from A --serials F-L --party P [--year Y] [--to A]
-    cancel --config C --from A --serials F-L [--voluntary] [--to A]
+    use --config C --from A --serials F-L [--party P] [--year Y] [--to A] [--first-transfer]
+    cancel --config C --from A --serials F-L [--voluntary --purpose P] [--to A]
     holdings | transactions --config C [--json]
     wait --config C TRANSACTION_ID [--timeout S]
 
@@ -24,13 +26,14 @@ import sys
 import time
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, MetaData
 
 from article6.blocks import Block, serial_range
-from article6.codes import Refusal
+from article6.codes import Code, Refusal
 from article6.logs import configure_logging
 from article6.model import (
     AccountType,
@@ -50,11 +53,22 @@ from article6.v1 import transaction_pb2, units_pb2
 ACCOUNT_TYPES = {
     name.lower().replace("_", "-"): kind for name, kind in AccountType.__members__.items()
 }
-PURPOSES = {"ndc": Purpose.NDC, "oimp": Purpose.OIMP, "ndc-and-oimp": Purpose.NDC_AND_OIMP}
+PURPOSES = {
+    name.lower().replace("_", "-"): purpose
+    for name, purpose in Purpose.__members__.items()
+    if purpose is not Purpose.UNSPECIFIED
+}
 TRIGGERS = {
     name.lower().replace("_", "-"): trigger.value
     for name, trigger in FirstTransferTrigger.__members__.items()
     if trigger is not FirstTransferTrigger.UNSPECIFIED
+}
+# An authorization's first-transfer definition for OIMP (AEF Table 2: "NA" without OIMP).
+DEFINITIONS = {
+    "na": FirstTransferTrigger.UNSPECIFIED,
+    "authorization": FirstTransferTrigger.AUTHORIZATION,
+    "issuance": FirstTransferTrigger.ISSUANCE,
+    "use-or-cancellation": FirstTransferTrigger.USE_OR_CANCELLATION,
 }
 
 
@@ -103,26 +117,52 @@ def _propose(args: argparse.Namespace, config: RegistryConfig, proposal: Proposa
 
 
 def _issue(args: argparse.Namespace, config: RegistryConfig) -> int:
-    outcomes = args.kind == "mitigation-outcome"  # issued unauthorized, authorized later
+    """Mitigation outcomes are issued unauthorized and authorized later. ITMOs are issued
+    only as their first transfer, under an authorization that defines issuance so (for OIMP)."""
+    outcomes = args.kind == "mitigation-outcome"
+    party = args.first_transferring_party or config.party
     unit = UnitAttributes(
         originating_registry=config.registry_id,
         vintage=args.vintage,
         cooperative_approach="" if outcomes else args.ca or "",
-        first_transferring_party="" if outcomes else args.first_transferring_party or "",
+        first_transferring_party="" if outcomes else party,
         authorization_id="" if outcomes else args.authorization or "",
         purpose=Purpose.UNSPECIFIED if outcomes else PURPOSES[args.purpose],
         unit_kind=UnitKind.MITIGATION_OUTCOME if outcomes else UnitKind.ITMO,
         state=UnitState.HELD,
     )
     issued = [r.with_attributes(unit) for r in args.serials]
+    first = None if outcomes else _first(party, FirstTransferTrigger.ISSUANCE)
     proposal = Proposal(
-        TransactionType.ISSUANCE, "", config.registry_id, args.account, issued=issued
-    )
+        TransactionType.ISSUANCE, "", config.registry_id, args.account, issued=issued,
+        first_transfer=first,
+    )  # fmt: skip
     return _propose(args, config, proposal)
 
 
+def _first(party: str, trigger: FirstTransferTrigger) -> transaction_pb2.FirstTransfer:
+    return transaction_pb2.FirstTransfer(
+        first_transferring_party=party,
+        trigger=transaction_pb2.FirstTransferTrigger.ValueType(trigger.value),
+    )
+
+
+def _entity(text: str) -> transaction_pb2.AuthorizedEntity:
+    """``NAME;COUNTRY;IDENTIFICATION[;CONDITIONS]``, as the AEF's Table 5 lists an entity."""
+    name, country, number, *rest = [*text.split(";"), "", ""][: max(3, text.count(";") + 1)]
+    return transaction_pb2.AuthorizedEntity(
+        name=name.strip(), country=country.strip(), identification_number=number.strip(),
+        conditions=";".join(rest).strip(),
+    )  # fmt: skip
+
+
 def _authorize(args: argparse.Namespace, config: RegistryConfig) -> int:
+    """An authorization (version 1) or a new version of one, every term restated as the AEF's
+    Table 2 row for that version; with ``--from``/``--serials`` it also binds outcomes."""
+    if bool(args.source) != bool(args.serials):
+        raise Refusal(Code.REQUIRED_FIELD_MISSING, "--from and --serials go together")
     first, _, last = args.vintages.partition("-")
+    use_first, _, use_last = (args.use_years or "").partition("-")
     grant = transaction_pb2.Authorization(
         authorization_id=args.authorization_id,
         authorizing_party=args.party or config.party,
@@ -131,10 +171,20 @@ def _authorize(args: argparse.Namespace, config: RegistryConfig) -> int:
         quantity_cap=args.cap,
         vintage_first=int(first),
         vintage_last=int(last or first),
+        first_transfer_definition=transaction_pb2.FirstTransferTrigger.ValueType(
+            DEFINITIONS[args.definition].value
+        ),
+        version=args.version,
+        use_year_first=int(use_first or 0),
+        use_year_last=int(use_last or use_first or 0),
+        authorized_parties=args.authorized_party or [],
+        authorized_entities=[_entity(text) for text in args.entity or []],
+        revoked=args.revoke,
     )
+    grant.authorized_at.FromDatetime(datetime.now(UTC))
     proposal = Proposal(
-        TransactionType.AUTHORIZATION, args.source, config.registry_id, "", args.serials,
-        authorization=grant,
+        TransactionType.AUTHORIZATION, args.source or "", config.registry_id, "",
+        args.serials or (), authorization=grant,
     )  # fmt: skip
     return _propose(args, config, proposal)
 
@@ -158,23 +208,47 @@ def _transfer(args: argparse.Namespace, config: RegistryConfig) -> int:
     return _propose(args, config, proposal)
 
 
-def _use(args: argparse.Namespace, config: RegistryConfig) -> int:
-    use = transaction_pb2.UseDetails(
-        using_party=args.party,
-        year_of_use=args.year or 0,
+def _use_details(args: argparse.Namespace, config: RegistryConfig) -> transaction_pb2.UseDetails:
+    return transaction_pb2.UseDetails(
+        using_party=args.party or config.party,
+        year_of_use=getattr(args, "year", None) or 0,
         purpose=units_pb2.Purpose.ValueType(PURPOSES[args.purpose].value),
+        entity=args.entity or "",
     )
+
+
+def _by_use(
+    args: argparse.Namespace, config: RegistryConfig
+) -> transaction_pb2.FirstTransfer | None:
+    """``--first-transfer``: the use or cancellation is the outcomes' first transfer, as their
+    authorization defines it; they are used or cancelled as ITMOs."""
+    if not args.first_transfer:
+        return None
+    return _first(args.party or config.party, FirstTransferTrigger.USE_OR_CANCELLATION)
+
+
+def _use(args: argparse.Namespace, config: RegistryConfig) -> int:
     proposal = Proposal(
-        TransactionType.USE, args.source, config.registry_id, args.to or "", args.serials, use=use
-    )
+        TransactionType.USE, args.source, config.registry_id, args.to or "", args.serials,
+        use=_use_details(args, config), first_transfer=_by_use(args, config),
+    )  # fmt: skip
     return _propose(args, config, proposal)
 
 
 def _cancel(args: argparse.Namespace, config: RegistryConfig) -> int:
+    """A cancellation names the cancelling Party and purpose when asked (``--purpose``), as a
+    voluntary cancellation always does."""
     kind = (
         TransactionType.VOLUNTARY_CANCELLATION if args.voluntary else TransactionType.CANCELLATION
     )
-    proposal = Proposal(kind, args.source, config.registry_id, args.to or "", args.serials)
+    named = args.voluntary or args.purpose or args.first_transfer
+    if named and not args.purpose:
+        raise Refusal(Code.USE_DETAILS_INVALID, "say what the units are cancelled for: --purpose")
+    proposal = Proposal(
+        kind, args.source, config.registry_id, args.to or "", args.serials,
+        use=_use_details(args, config) if named else None,
+        first_transfer=_by_use(args, config),
+    )  # fmt: skip
     return _propose(args, config, proposal)
 
 
@@ -255,15 +329,28 @@ def _wait(args: argparse.Namespace, config: RegistryConfig) -> int:
 
 def _article6_commands(command: Callable[..., argparse.ArgumentParser]) -> None:
     """Authorization and first transfer of mitigation outcomes."""
-    authorize = command("authorize", _authorize, "propose an authorization of outcomes")
-    authorize.add_argument("--from", dest="source", required=True)
-    authorize.add_argument("--serials", required=True, type=serials, action="append")
+    authorize = command(
+        "authorize", _authorize, "propose an authorization, or a new version of one"
+    )
+    authorize.add_argument("--from", dest="source", help="account of the outcomes to bind")
+    authorize.add_argument("--serials", type=serials, action="append", help="outcomes to bind")
     authorize.add_argument("--authorization-id", required=True)
+    authorize.add_argument("--version", type=int, default=1, help="1, then one more per change")
     authorize.add_argument("--ca", required=True)
     authorize.add_argument("--purpose", choices=sorted(PURPOSES), default="ndc")
-    authorize.add_argument("--cap", type=int, default=0, help="0: no cap")
+    authorize.add_argument(
+        "--definition", choices=sorted(DEFINITIONS), default="na",
+        help="first-transfer definition for OIMP (na: use towards an NDC only)",
+    )  # fmt: skip
+    authorize.add_argument("--cap", type=int, default=0, help="authorized quantity (0: no cap)")
     authorize.add_argument("--vintages", required=True, help="e.g. 2021-2025")
+    authorize.add_argument("--use-years", help="timeframe of use, e.g. 2026-2030 (default: open)")
     authorize.add_argument("--party", help="authorizing Party (default: this registry's)")
+    authorize.add_argument("--authorized-party", action="append", help="ISO-3 (repeat)")
+    authorize.add_argument(
+        "--entity", action="append", help="NAME;COUNTRY;IDENTIFICATION[;CONDITIONS] (repeat)"
+    )
+    authorize.add_argument("--revoke", action="store_true", help="this version revokes it")
     first = command("first-transfer", _first_transfer, "propose a first transfer")
     first.add_argument("--from", dest="source", required=True)
     first.add_argument("--serials", required=True, type=serials, action="append")
@@ -288,13 +375,16 @@ def build_parser(kind: RegistryKind) -> argparse.ArgumentParser:
     kind.add_commands(command)
     issue = command("issue", _issue, "propose an issuance")
     issue.add_argument("--account", required=True)
-    issue.add_argument("--kind", choices=["itmo", "mitigation-outcome"], default="itmo")
+    issue.add_argument(
+        "--kind", choices=["itmo", "mitigation-outcome"], default="mitigation-outcome",
+        help="itmo: the issuance is the first transfer its --authorization defines",
+    )  # fmt: skip
     issue.add_argument("--ca", help="cooperative approach (ITMOs)")
     issue.add_argument("--vintage", required=True, type=int)
     issue.add_argument("--serials", required=True, type=serials, action="append")
     issue.add_argument("--purpose", choices=sorted(PURPOSES), default="ndc")
-    issue.add_argument("--authorization")
-    issue.add_argument("--first-transferring-party")
+    issue.add_argument("--authorization", help="authorization id (ITMOs)")
+    issue.add_argument("--first-transferring-party", help="default: this registry's Party")
     _article6_commands(command)
     for name, handler in (("transfer", _transfer), ("use", _use), ("cancel", _cancel)):
         sub = command(name, handler, f"propose a {name}")
@@ -303,12 +393,19 @@ def build_parser(kind: RegistryKind) -> argparse.ArgumentParser:
         sub.add_argument("--to", required=name == "transfer")
         if name == "transfer":
             sub.add_argument("--to-registry", required=True)
+        if name in {"use", "cancel"}:
+            sub.add_argument("--party", help="using or cancelling Party (default: this registry's)")
+            sub.add_argument("--entity", help="using or cancelling entity")
+            sub.add_argument(
+                "--first-transfer", action="store_true",
+                help="outcomes whose authorization defines this as their first transfer",
+            )  # fmt: skip
         if name == "use":
-            sub.add_argument("--party", required=True)
             sub.add_argument("--year", type=int)
             sub.add_argument("--purpose", choices=sorted(PURPOSES), default="ndc")
         if name == "cancel":
             sub.add_argument("--voluntary", action="store_true")
+            sub.add_argument("--purpose", choices=sorted(PURPOSES), help="required if --voluntary")
     for name, handler in (("holdings", _holdings), ("transactions", _transactions)):
         command(name, handler, f"show this registry's {name}").add_argument(
             "--json", action="store_true"

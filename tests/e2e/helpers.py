@@ -75,10 +75,7 @@ def final(network: Network, registry: str, transaction_id: str) -> tuple[str, li
 def accounts(network: Network) -> tuple[str, str]:
     gha = network.registry_cli("GHA01", "open-account", "--ca", "CA0001")
     che = network.registry_cli("CHE01", "open-account", "--ca", "CA0001")
-    issued = network.registry_cli(
-        "GHA01", "issue", "--account", gha, "--ca", "CA0001", "--vintage", "2024",
-        "--serials", "1-1000000",
-    )  # fmt: skip
+    issued = network.issue_itmos("GHA01", gha, "1-1000000")
     assert final(network, "GHA01", issued) == ("completed", [])
     return gha, che
 

@@ -84,9 +84,12 @@ def test_every_ir_action_and_article6_refusal_through_the_hub(ir_network: Networ
     with pytest.raises(RuntimeError, match=str(Code.FIRST_TRANSFER_TRIGGER_INVALID.value)):
         first_transfer(sgp["ars"], "1-100", sgp["holding"])  # own section: not international
     assert done(first_transfer(sgp["ars"], "1-100", ken["holding"])) == ("completed", [])
-    assert done(first_transfer(ken["holding"], "1-10", sgp["holding"], party="KEN")) == (
-        "terminated", [Code.ALREADY_FIRST_TRANSFERRED.value],
-    )  # fmt: skip
+    # ITMOs are held in IR accounts, and first transfers leave from the ARS (4014, locally).
+    with pytest.raises(RuntimeError, match=str(Code.ACCOUNT_TYPE_NOT_ALLOWED.value)):
+        first_transfer(ken["holding"], "1-10", sgp["holding"], party="KEN")
+    # A section acts for its own Party only (5024, locally).
+    with pytest.raises(RuntimeError, match=str(Code.PARTY_NOT_OF_REGISTRY.value)):
+        first_transfer(sgp["ars"], "101-110", ken["holding"], party="KEN")
     moved = ir("transfer", "--from", ken["holding"], "--to-registry", IR, "--to", sgp["holding"],
                "--serials", "1-60")  # fmt: skip
     assert done(moved) == ("completed", [])
@@ -94,7 +97,8 @@ def test_every_ir_action_and_article6_refusal_through_the_hub(ir_network: Networ
               "--party", "SGP", "--year", "2030")  # fmt: skip
     assert done(used) == ("completed", [])
     assert done(ir("cancel", "--from", sgp["holding"], "--serials", "11-20")) == ("completed", [])
-    voluntary = ir("cancel", "--from", sgp["holding"], "--serials", "21-30", "--voluntary")
+    voluntary = ir("cancel", "--from", sgp["holding"], "--serials", "21-30", "--voluntary",
+                   "--party", "SGP", "--purpose", "oimp")  # fmt: skip
     assert done(voluntary) == ("completed", [])
     out = ir("transfer", "--from", sgp["holding"], "--to-registry", "CHE01", "--to", che,
              "--serials", "31-40")  # fmt: skip

@@ -67,10 +67,7 @@ def test_a_run_finds_exactly_the_altered_blocks_freezes_them_and_resolution_unfr
     gha = network.registry_cli("GHA01", "open-account", "--ca", "CA0001")
     che = network.registry_cli("CHE01", "open-account", "--ca", "CA0001")
     for first in (1, 2001, 4001, 6001):
-        issued = network.registry_cli(
-            "GHA01", "issue", "--account", gha, "--ca", "CA0001", "--vintage", "2024",
-            "--serials", f"{first}-{first + 999}",
-        )  # fmt: skip
+        issued = network.issue_itmos("GHA01", gha, f"{first}-{first + 999}")
         assert final(network, "GHA01", issued) == ("completed", [])
     moved = network.registry_cli("GHA01", "transfer", "--from", gha, "--to-registry", "CHE01",
                                  "--to", che, "--serials", "1-500")  # fmt: skip
@@ -140,8 +137,7 @@ def test_the_scheduler_reconciles_each_registry_and_a_busy_registry_is_denied_a_
     with network.running():
         gha = network.registry_cli("GHA01", "open-account", "--ca", "CA0001")
         che = network.registry_cli("CHE01", "open-account", "--ca", "CA0001")
-        issued = network.registry_cli("GHA01", "issue", "--account", gha, "--ca", "CA0001",
-                                      "--vintage", "2024", "--serials", "1-1000")  # fmt: skip
+        issued = network.issue_itmos("GHA01", gha, "1-1000")
         assert final(network, "GHA01", issued) == ("completed", [])
 
         def statuses(registry: str) -> list[int]:

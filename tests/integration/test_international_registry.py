@@ -151,9 +151,10 @@ def test_a_first_international_transfer_inside_the_ir_goes_to_another_party(
 ) -> None:
     registry = ir()
     with engine.begin() as connection:
-        own = open_section(connection, "SGP", verified=True)
+        open_section(connection, "SGP", verified=True)
         other = open_section(connection, "CHE", verified=True)
         mine = sections.open_account(connection, IR, "SGP", AccountType.HOLDING)
+        own = sections.open_account(connection, IR, "SGP", AccountType.HOLDING, ars=True)
         outcomes = block(1, 100, space=IR, unit_kind=units_pb2.UNIT_KIND_MITIGATION_OUTCOME,
                          first_transferring_party="", authorization_id="SGP-A1")  # fmt: skip
         message = transaction(f"{IR}-900", T.TRANSACTION_TYPE_ISSUANCE, [outcomes], sender=IR,
@@ -172,3 +173,12 @@ def test_a_first_international_transfer_inside_the_ir_goes_to_another_party(
             registry.propose(connection, first_transfer(mine))
         assert refusal.value.code is Code.FIRST_TRANSFER_TRIGGER_INVALID
         assert registry.propose(connection, first_transfer(other)).startswith(f"{IR}-")
+        # Outcomes are first transferred from the ARS, into an IR account (4014).
+        with pytest.raises(Refusal) as refusal:
+            registry.propose(
+                connection,
+                first_transfer(
+                    sections.open_account(connection, IR, "CHE", AccountType.HOLDING, ars=True)
+                ),
+            )
+        assert refusal.value.code is Code.ACCOUNT_TYPE_NOT_ALLOWED
