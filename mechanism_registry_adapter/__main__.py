@@ -21,6 +21,7 @@ The config file is the shared registry config with a ``[mechanism]`` table:
     intake_identities = ["A64FEED"]         # client certificates allowed to call it
     pending_account = "A64MR-1-xx"          # default: account number 1 of this registry
     cooperative_approach = "CA6400"         # the ITMOs' when an authorization names none
+    deduction_rounding = "down"             # share of proceeds and OMGE: "down" or "up"
     default_acquiring_registry = "UNIR"     # when an instruction names none
     ir_admin_endpoint = "127.0.0.1:7021"    # the IR's admin service (reconcile-leg)
     ir_registry_id = "UNIR"

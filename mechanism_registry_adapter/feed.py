@@ -18,26 +18,36 @@ import sys
 
 from article6.v1 import mechanism_pb2, units_pb2
 from mechanism_registry_adapter.formats import KINDS, PURPOSES, write_csv, write_json_lines
-from mechanism_registry_adapter.instructions import AuthorizationKind, deductions
+from mechanism_registry_adapter.instructions import AuthorizationKind, Rounding, deductions
 
 
-def issuance(issuance_id: str, first_serial: int, gross: int) -> mechanism_pb2.IssuanceRecord:
-    """An issuance with its deductions at the end: net, share of proceeds, OMGE."""
-    share, omge = deductions(gross)
+def issuance(
+    issuance_id: str, first_serial: int, gross: int, rounding: Rounding = Rounding.DOWN
+) -> mechanism_pb2.IssuanceRecord:
+    """An issuance with its deductions at the end: net, share of proceeds, OMGE (a deduction
+    of no whole unit left unset)."""
+    share, omge = deductions(gross, rounding)
     last = first_serial + gross - 1
     net_last = last - share - omge
-    return mechanism_pb2.IssuanceRecord(
+    record = mechanism_pb2.IssuanceRecord(
         issuance_id=issuance_id,
         issued=mechanism_pb2.AerSerials(serial_first=first_serial, serial_last=last),
-        share_of_proceeds=mechanism_pb2.AerSerials(
-            serial_first=net_last + 1, serial_last=net_last + share
-        ),
-        omge=mechanism_pb2.AerSerials(serial_first=last - omge + 1, serial_last=last),
     )
+    if share:
+        record.share_of_proceeds.serial_first = net_last + 1
+        record.share_of_proceeds.serial_last = net_last + share
+    if omge:
+        record.omge.serial_first = last - omge + 1
+        record.omge.serial_last = last
+    return record
 
 
-def net_of(record: mechanism_pb2.IssuanceRecord) -> tuple[int, int]:
-    return record.issued.serial_first, record.share_of_proceeds.serial_first - 1
+def net_of(
+    record: mechanism_pb2.IssuanceRecord, rounding: Rounding = Rounding.DOWN
+) -> tuple[int, int]:
+    gross = record.issued.serial_last - record.issued.serial_first + 1
+    share, omge = deductions(gross, rounding)
+    return record.issued.serial_first, record.issued.serial_last - share - omge
 
 
 def template(

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from google.protobuf import json_format
 
+from article6.blocks import SerialRange
 from article6.codes import Code, Refusal
 from article6.model import Purpose
 from article6.v1 import mechanism_pb2
@@ -79,14 +80,20 @@ def instruction(
         issuance=Issuance(
             issuance_id=issued.issuance_id,
             issued=serials(issued.issued.serial_first, issued.issued.serial_last, "issued"),
-            share_of_proceeds=serials(
-                issued.share_of_proceeds.serial_first,
-                issued.share_of_proceeds.serial_last,
-                "share of proceeds",
-            ),
-            omge=serials(issued.omge.serial_first, issued.omge.serial_last, "OMGE"),
+            share_of_proceeds=_deducted(issued, "share_of_proceeds", "share of proceeds"),
+            omge=_deducted(issued, "omge", "OMGE"),
         ),
     )
+
+
+def _deducted(
+    issued: mechanism_pb2.IssuanceRecord, field: str, what: str
+) -> tuple[SerialRange, ...]:
+    """A deduction's serials; none when the field is unset (no whole unit was due)."""
+    if not issued.HasField(field):  # type: ignore[arg-type]
+        return ()
+    deducted: mechanism_pb2.AerSerials = getattr(issued, field)
+    return (serials(deducted.serial_first, deducted.serial_last, what),)
 
 
 @dataclass(frozen=True)
@@ -183,10 +190,21 @@ def _csv_row(row: dict[str, str]) -> mechanism_pb2.FirstTransferInstruction:
     )
 
 
-def _serials(row: dict[str, str], prefix: str) -> mechanism_pb2.AerSerials:
+def _serials(row: dict[str, str], prefix: str) -> mechanism_pb2.AerSerials | None:
+    """A range from two cells; None when both are empty (a deduction of no whole unit)."""
+    if not row.get(f"{prefix}_first", "").strip() and not row.get(f"{prefix}_last", "").strip():
+        return None
     return mechanism_pb2.AerSerials(
         serial_first=_number(row, f"{prefix}_first"), serial_last=_number(row, f"{prefix}_last")
     )
+
+
+def _cells(issued: mechanism_pb2.IssuanceRecord, field: str) -> dict[str, object]:
+    """A deduction's two cells, empty when it is unset (no whole unit was due)."""
+    if not issued.HasField(field):  # type: ignore[arg-type]
+        return {f"{field}_first": "", f"{field}_last": ""}
+    deducted: mechanism_pb2.AerSerials = getattr(issued, field)
+    return {f"{field}_first": deducted.serial_first, f"{field}_last": deducted.serial_last}
 
 
 def write_json_lines(messages: Iterable[mechanism_pb2.FirstTransferInstruction]) -> str:
@@ -222,8 +240,6 @@ def write_csv(messages: Iterable[mechanism_pb2.FirstTransferInstruction]) -> str
                 "issuance_id": issued.issuance_id,
                 "issued_first": issued.issued.serial_first,
                 "issued_last": issued.issued.serial_last,
-                "share_of_proceeds_first": issued.share_of_proceeds.serial_first,
-                "share_of_proceeds_last": issued.share_of_proceeds.serial_last,
-                "omge_first": issued.omge.serial_first, "omge_last": issued.omge.serial_last,
+                **_cells(issued, "share_of_proceeds"), **_cells(issued, "omge"),
             })  # fmt: skip
     return out.getvalue()

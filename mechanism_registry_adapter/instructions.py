@@ -3,9 +3,12 @@ instruction passes before anything of it is forwarded. Pure: no SQL, no gRPC.
 
 **Deductions at issuance.** Of every issuance of ``gross`` A6.4ERs, the share of proceeds
 (5%) goes to the Adaptation Fund and 2% is cancelled for overall mitigation in global
-emissions (OMGE). Both are rounded **up** to whole units, in integers:
-``share = ceil(gross * 5 / 100)``, ``omge = ceil(gross * 2 / 100)``, so neither is ever below
-its percentage (an issuance of 1 to 20 units sets aside one unit for each). The issuance record
+emissions (OMGE) (decision 3/CMA.3 annex paras 59(a) and 67; 7/CMA.4). The decisions and the
+procedures we could consult say nothing of fractions of a unit, so the rounding is the
+operator's to state (``[mechanism] deduction_rounding``) and defaults to **down**, in
+integers: ``share = floor(gross * 5 / 100)``, ``omge = floor(gross * 2 / 100)``. Rounding
+down never deducts more than the percentages and lets every issuance pass (rounding both up,
+an issuance of 1 A6.4ER could never be forwarded: 1 + 1 deducted from 1). The issuance record
 must carry exactly these quantities as serial ranges inside the issued range, disjoint from
 each other; only the rest (the net) may be forwarded.
 
@@ -89,8 +92,8 @@ class AerAuthorization:
 class Issuance:
     issuance_id: str
     issued: SerialRange
-    share_of_proceeds: SerialRange
-    omge: SerialRange
+    share_of_proceeds: tuple[SerialRange, ...]  # empty when no whole unit is due
+    omge: tuple[SerialRange, ...]
 
 
 @dataclass(frozen=True)
@@ -117,17 +120,29 @@ def serials(first: int, last: int, what: str) -> SerialRange:
     return Block(first, last, None)
 
 
-def deductions(gross: int) -> tuple[int, int]:
-    """The share of proceeds and the OMGE cancellation of an issuance, rounded up."""
+class Rounding(enum.Enum):
+    """How a deduction's fraction of a unit is rounded (``[mechanism] deduction_rounding``)."""
+
+    DOWN = "down"
+    UP = "up"
+
+
+def deductions(gross: int, rounding: Rounding = Rounding.DOWN) -> tuple[int, int]:
+    """The share of proceeds and the OMGE cancellation of an issuance, in whole units."""
     assert gross > 0
-    return _percent_up(gross, SHARE_OF_PROCEEDS_PERCENT), _percent_up(gross, OMGE_PERCENT)
+    share = _percent(gross, SHARE_OF_PROCEEDS_PERCENT, rounding)
+    omge = _percent(gross, OMGE_PERCENT, rounding)
+    assert share + omge <= gross or rounding is Rounding.UP, (gross, share, omge)
+    return share, omge
 
 
-def _percent_up(quantity: int, percent: int) -> int:
-    return -(-quantity * percent // 100)
+def _percent(quantity: int, percent: int, rounding: Rounding) -> int:
+    if rounding is Rounding.UP:
+        return -(-quantity * percent // 100)
+    return quantity * percent // 100
 
 
-def check(instruction: Instruction, today: date) -> None:
+def check(instruction: Instruction, today: date, rounding: Rounding = Rounding.DOWN) -> None:
     """Refuse an instruction that may not be forwarded (raise ``Refusal``)."""
     _check_form(instruction)
     _check_authorization(instruction)
@@ -140,7 +155,7 @@ def check(instruction: Instruction, today: date) -> None:
     if overlaps:
         left, right = overlaps[0]
         raise Refusal(Code.BLOCKS_OVERLAP, f"{_span(left)} and {_span(right)} overlap")
-    check_issuance(instruction.issuance)
+    check_issuance(instruction.issuance, rounding)
     _check_within_net(instruction)
 
 
@@ -205,10 +220,10 @@ def vintages(instruction: Instruction) -> tuple[int, int]:
     )
 
 
-def check_issuance(issuance: Issuance) -> None:
+def check_issuance(issuance: Issuance, rounding: Rounding = Rounding.DOWN) -> None:
     """The deductions are the right quantities, inside the issuance, apart from each other."""
     gross = issuance.issued.unit_count
-    share, omge = deductions(gross)
+    share, omge = deductions(gross, rounding)
     for deducted, wanted, code, name in (
         (
             issuance.share_of_proceeds,
@@ -218,15 +233,15 @@ def check_issuance(issuance: Issuance) -> None:
         ),
         (issuance.omge, omge, Code.OMGE_NOT_APPLIED, "OMGE cancellation"),
     ):
-        if deducted.unit_count != wanted:
+        if unit_count(deducted) != wanted:
             raise Refusal(
-                code, f"{name} of {deducted.unit_count} units; {wanted} due on {gross} issued"
+                code, f"{name} of {unit_count(deducted)} units; {wanted} due on {gross} issued"
             )
-        if subtract([deducted], [issuance.issued]):
+        if subtract(list(deducted), [issuance.issued]):
             raise Refusal(
-                code, f"{name} {_span(deducted)} outside issuance {_span(issuance.issued)}"
+                code, f"{name} {_span(deducted[0])} outside issuance {_span(issuance.issued)}"
             )
-    if find_overlaps([issuance.share_of_proceeds, issuance.omge]):
+    if find_overlaps([*issuance.share_of_proceeds, *issuance.omge]):
         raise Refusal(
             Code.BLOCKS_OVERLAP, "the share of proceeds and the OMGE cancellation overlap"
         )
@@ -244,8 +259,8 @@ def _check_within_net(instruction: Instruction) -> None:
         (issuance.share_of_proceeds, Code.SHARE_OF_PROCEEDS_NOT_APPLIED, "share of proceeds"),
         (issuance.omge, Code.OMGE_NOT_APPLIED, "OMGE cancellation"),
     ):
-        if find_overlaps([*instruction.blocks, deducted]):
-            raise Refusal(code, f"serials of the {name} {_span(deducted)} cannot be forwarded")
+        if deducted and find_overlaps([*instruction.blocks, *deducted]):
+            raise Refusal(code, f"serials of the {name} {_span(deducted[0])} cannot be forwarded")
 
 
 def _span(block: Block[Any]) -> str:

@@ -39,6 +39,7 @@ from mechanism_registry_adapter.instructions import (
     INSTRUCTION_ID,
     Instruction,
     InstructionState,
+    Rounding,
     check,
     grant,
     unit_blocks,
@@ -53,6 +54,7 @@ class Settings:
     pending_account: str
     cooperative_approach: str
     default_acquiring_registry: str
+    deduction_rounding: Rounding = Rounding.DOWN
 
     @classmethod
     def from_config(cls, config: RegistryConfig) -> Settings:
@@ -63,6 +65,7 @@ class Settings:
             or format_account_id(config.registry_id, 1),
             cooperative_approach=table.get("cooperative_approach", "CA6400"),
             default_acquiring_registry=table.get("default_acquiring_registry", "UNIR"),
+            deduction_rounding=Rounding(table.get("deduction_rounding", Rounding.DOWN.value)),
         )
 
 
@@ -99,7 +102,7 @@ class Intake:
             return Taken(known, known.results, replayed=True, instruction_id=instruction_id)
         try:
             parsed = instruction(message, self.settings.default_acquiring_registry)
-            check(parsed, today)
+            check(parsed, today, self.settings.deduction_rounding)
         except Refusal as refusal:
             return self._refused(connection, message, refusal)
         savepoint = connection.begin_nested()  # a refusal below leaves no trace but the record

@@ -26,6 +26,7 @@ from mechanism_registry_adapter.formats import (
     write_json_lines,
 )
 from mechanism_registry_adapter.instructions import (
+    Rounding,
     check,
     deductions,
     unit_blocks,
@@ -64,17 +65,33 @@ def refusal_code(message: M.FirstTransferInstruction) -> Code | None:
     return None
 
 
-def test_deductions_round_up_and_never_fall_below_their_percentages() -> None:
+def test_deductions_round_down_by_default_so_every_issuance_can_pass() -> None:
     assert deductions(10_000) == (500, 200)
-    assert deductions(1) == (1, 1)
-    assert deductions(101) == (6, 3)
+    assert deductions(1) == (0, 0)
+    assert deductions(101) == (5, 2)
+    assert deductions(1, Rounding.UP) == (1, 1)  # the other policy: 1 issued could never pass
+    assert deductions(101, Rounding.UP) == (6, 3)
 
 
 @given(st.integers(min_value=1, max_value=10**15))
-def test_deductions_are_the_smallest_whole_units_at_least_the_percentages(gross: int) -> None:
+def test_deductions_are_the_whole_units_each_policy_gives(gross: int) -> None:
     share, omge = deductions(gross)
+    assert share * 100 <= gross * 5 < (share + 1) * 100
+    assert omge * 100 <= gross * 2 < (omge + 1) * 100
+    assert share + omge < gross
+    share, omge = deductions(gross, Rounding.UP)
     assert share * 100 >= gross * 5 > (share - 1) * 100
     assert omge * 100 >= gross * 2 > (omge - 1) * 100
+
+
+def test_an_issuance_of_one_unit_is_forwarded_whole() -> None:
+    record = feed.issuance("ISS-1", 1, 1)
+    assert not record.HasField("share_of_proceeds")
+    assert not record.HasField("omge")
+    assert feed.net_of(record) == (1, 1)
+    [message] = made(1, gross=1)
+    assert refusal_code(message) is None
+    assert list(read_csv(write_csv([message]).splitlines())) == [message]  # empty cells
 
 
 @given(st.integers(min_value=3, max_value=10**9), st.integers(min_value=1, max_value=50))
