@@ -46,6 +46,11 @@ class Status(enum.IntEnum):
         return self in FINAL_STATUSES
 
     @property
+    def meaning(self) -> str:
+        """The DES name of the status, and who sets it."""
+        return _MEANINGS[self]
+
+    @property
     def registry_outcome(self) -> Status:
         """What a registry records for a status the hub reports: the DES clients terminate on
         3 (the hub's checks failed) and on 6 (the acquiring registry refused)."""
@@ -55,6 +60,16 @@ class Status(enum.IntEnum):
 
 
 FINAL_STATUSES = frozenset({Status.COMPLETED, Status.TERMINATED, Status.REJECTED, Status.CANCELLED})
+_MEANINGS = {
+    Status.PROPOSED: "proposed",
+    Status.CHECKED: "checked (no discrepancy)",
+    Status.CHECKED_DISCREPANCY: "checked (discrepancy): the hub's checks failed",
+    Status.COMPLETED: "completed",
+    Status.TERMINATED: "terminated by the proposing registry",
+    Status.REJECTED: "rejected by the acquiring registry",
+    Status.CANCELLED: "cancelled by the hub (time-out)",
+    Status.ACCEPTED: "accepted by the acquiring registry",
+}
 
 
 class UnitKind(enum.IntEnum):

@@ -1,9 +1,11 @@
 """``make demo``: a hub and two Party registries on loopback, through a realistic scenario.
 
 Every component is its own process, talking gRPC over mutual TLS with signed envelopes and
-keeping its state in SQLite. The scenario: issuance in GHA01; a partial transfer to CHE01
-(the block splits); a transfer CHE01 refuses (unknown account); a transfer while CHE01 is
-offline, completed once it is back; a use in CHE01. Singapore then uses the international
+keeping its state in SQLite. The scenario: GHA01 issues mitigation outcomes (an attempt to
+mint ITMOs outright is refused), Ghana authorizes them and revises the authorization (version
+2) before any first transfer; a partial first transfer to CHE01 makes ITMOs (the block
+splits); a first transfer CHE01 rejects (unknown account); one while CHE01 is offline,
+completed once it is back; a use in CHE01. Singapore then uses the international
 registry and its ARS (authorization, first transfer). The Article 6.4 mechanism registry,
 through its adapter, forwards authorized A6.4ERs into Singapore's IR account as ITMOs, an
 instruction for mitigation contribution A6.4ERs is refused, and the mechanism leg reconciles.
@@ -56,6 +58,9 @@ def local_status(network: Network, registry: str, transaction_id: str) -> str:
     return "unknown"
 
 
+AUTHORIZATION = "GHA-2026-001"
+
+
 def run_scenario(network: Network) -> dict[str, str]:
     """The Party registries' part; returns the accounts it opened, by role."""
     gha = partial(network.registry_cli, "GHA01")
@@ -66,25 +71,46 @@ def run_scenario(network: Network) -> dict[str, str]:
     che_ndc = che("open-account", "--type", "ndc-use", "--ca", "CA0001")
     print(f"  GHA01 holding {gha_holding}; CHE01 holding {che_holding}, NDC use {che_ndc}")
 
-    step("GHA01 issues 1,000,000 ITMOs (CA0001, vintage 2024, serials 1-1000000)")
-    issued = gha("issue", "--account", gha_holding, "--ca", "CA0001", "--vintage", "2024",
-                 "--serials", "1-1000000", "--first-transferring-party", "GHA")  # fmt: skip
+    step("GHA01 issues 1,000,000 mitigation outcomes (vintage 2024, serials 1-1000000): not ITMOs")
+    issued = gha("issue", "--account", gha_holding, "--vintage", "2024",
+                 "--serials", "1-1000000")  # fmt: skip
     print(f"  {outcome(network, 'GHA01', issued)}")
 
-    step("GHA01 transfers serials 1-250000 to CHE01: the block splits")
-    transfer = gha("transfer", "--from", gha_holding, "--to-registry", "CHE01",
+    step("GHA01 tries to mint 100 ITMOs outright, under no authorization: refused")
+    minted = gha("issue", "--kind", "itmo", "--account", gha_holding, "--ca", "CA0001",
+                 "--vintage", "2024", "--serials", "2000001-2000100")  # fmt: skip
+    print(f"  {outcome(network, 'GHA01', minted)}")
+
+    step(f"Ghana authorizes them: {AUTHORIZATION} version 1, CA0001, use towards NDCs, "
+         "600,000 units, vintages 2021-2030, one authorized entity")  # fmt: skip
+    entity = "Volta Cookstoves Ltd;GHA;CS-2019-0042"  # name; country; identification number
+    terms = ("--authorization-id", AUTHORIZATION, "--ca", "CA0001", "--purpose", "ndc",
+             "--vintages", "2021-2030", "--entity", entity)  # fmt: skip
+    authorized = gha("authorize", *terms, "--cap", "600000", "--from", gha_holding,
+                     "--serials", "1-1000000")  # fmt: skip
+    print(f"  {outcome(network, 'GHA01', authorized)}")
+    step("Before any first transfer, Ghana revises it: version 2 authorizes 800,000 units for "
+         "use in 2026-2035")  # fmt: skip
+    revised = gha("authorize", *terms, "--version", "2", "--cap", "800000",
+                  "--use-years", "2026-2035")  # fmt: skip
+    print(f"  {outcome(network, 'GHA01', revised)}")
+    print_authorization(network, AUTHORIZATION)
+
+    step("GHA01 first transfers serials 1-250000 to CHE01: they become ITMOs "
+         "CA0001-GHA01-GHA-1-2024 .. -250000-2024 (the block splits)")  # fmt: skip
+    transfer = gha("first-transfer", "--from", gha_holding, "--to-registry", "CHE01",
                    "--to", che_holding, "--serials", "1-250000")  # fmt: skip
     print(f"  {outcome(network, 'GHA01', transfer)}")
 
     unknown = format_account_id("CHE01", 9999)
-    step(f"GHA01 transfers serials 250001-251000 to {unknown}, which CHE01 does not have")
-    refused = gha("transfer", "--from", gha_holding, "--to-registry", "CHE01",
+    step(f"GHA01 first transfers serials 250001-251000 to {unknown}, which CHE01 does not have")
+    refused = gha("first-transfer", "--from", gha_holding, "--to-registry", "CHE01",
                   "--to", unknown, "--serials", "250001-251000")  # fmt: skip
-    print(f"  {outcome(network, 'GHA01', refused)}")
+    print(f"  {outcome(network, 'GHA01', refused)} (CHE01 rejected it: 6; GHA01 terminated it)")
 
-    step("CHE01 goes offline; GHA01 transfers serials 300001-350000 to it")
+    step("CHE01 goes offline; GHA01 first transfers serials 300001-350000 to it")
     network.stop("CHE01")
-    offline = gha("transfer", "--from", gha_holding, "--to-registry", "CHE01",
+    offline = gha("first-transfer", "--from", gha_holding, "--to-registry", "CHE01",
                   "--to", che_holding, "--serials", "300001-350000")  # fmt: skip
     deadline = time.monotonic() + 30
     while local_status(network, "GHA01", offline) != "checked" and time.monotonic() < deadline:
@@ -100,6 +126,26 @@ def run_scenario(network: Network) -> dict[str, str]:
               "--party", "CHE", "--year", "2030")  # fmt: skip
     print(f"  {outcome(network, 'CHE01', use)}")
     return {"che_holding": che_holding, "che_ndc": che_ndc}
+
+
+def print_authorization(network: Network, authorization_id: str) -> None:
+    """Every version of an authorization, as the hub keeps them (admin GetAuthorization)."""
+    with network.admin() as admin:
+        found = admin.GetAuthorization(
+            admin_pb2.GetAuthorizationRequest(authorization_id=authorization_id), timeout=10
+        )
+    for version in found.versions:
+        granted = version.authorization
+        uses = (
+            f"{granted.use_year_first}-{granted.use_year_last}"
+            if granted.use_year_first
+            else "open"
+        )
+        entities = ", ".join(e.name for e in granted.authorized_entities)
+        print(f"  version {granted.version} ({version.transaction_id}): "
+              f"{granted.quantity_cap:,} units, vintages {granted.vintage_first}-"
+              f"{granted.vintage_last}, use {uses}; entities: {entities}")  # fmt: skip
+    print(f"  first transferred so far: {found.summary.first_transferred:,}")
 
 
 def open_sgp_section(network: Network) -> tuple[str, str]:
@@ -142,20 +188,21 @@ def run_international_scenario(network: Network, accounts: dict[str, str]) -> No
         "--party", "SGP",
     )  # fmt: skip
     print(f"  {outcome(network, INTERNATIONAL, authorized)}")
-    step("First transfer of serials 1-50000 to CHE01: they become ITMOs CA0001-UNIR-SGP-...-2024")
+    step("First transfer of serials 1-50000 to CHE01: they become ITMOs CA0001-SGP00-SGP-...-2024"
+         " (SGP00: the registry id of Singapore's section)")  # fmt: skip
     first = ir("first-transfer", "--from", ars, "--serials", "1-50000", "--to-registry", "CHE01",
                "--to", accounts["che_holding"], "--party", "SGP")  # fmt: skip
     print(f"  {outcome(network, INTERNATIONAL, first)}")
-    step("CHE01 sends UNIR:1-10000 to SGP's IR account; SGP transfers UNIR:1-5000 back to CHE01")
+    step("CHE01 sends SGP00:1-10000 to SGP's IR account; SGP transfers SGP00:1-5000 back")
     back = che("transfer", "--from", accounts["che_holding"], "--to-registry", INTERNATIONAL,
-               "--to", holding, "--serials", "UNIR:1-10000")  # fmt: skip
+               "--to", holding, "--serials", "SGP00:1-10000")  # fmt: skip
     print(f"  {outcome(network, 'CHE01', back)}")
     onward = ir("transfer", "--from", holding, "--to-registry", "CHE01",
-                "--to", accounts["che_holding"], "--serials", "UNIR:1-5000")  # fmt: skip
+                "--to", accounts["che_holding"], "--serials", "SGP00:1-5000")  # fmt: skip
     print(f"  {outcome(network, INTERNATIONAL, onward)}")
-    step("CHE01 uses UNIR:1-5000 towards its NDC for 2030")
+    step("CHE01 uses SGP00:1-5000 towards its NDC for 2030")
     use = che("use", "--from", accounts["che_holding"], "--to", accounts["che_ndc"],
-              "--serials", "UNIR:1-5000", "--party", "CHE", "--year", "2030")  # fmt: skip
+              "--serials", "SGP00:1-5000", "--party", "CHE", "--year", "2030")  # fmt: skip
     print(f"  {outcome(network, 'CHE01', use)}")
 
 
@@ -277,15 +324,15 @@ def print_aef(network: Network) -> None:
 def print_transactions(network: Network) -> None:
     with network.admin() as admin:
         reply = admin.ListTransactions(admin_pb2.ListTransactionsRequest(), timeout=10)
-    print("\nTransactions as the hub recorded them")
-    print(f"  {'id':<9} {'type':<18} {'quantity':>10}  {'from':<6} {'to':<6} {'status':<11} codes")
+    print("\nTransactions as the hub recorded them (statuses with their Kyoto DES meanings)")
+    print(f"  {'id':<9} {'type':<18} {'quantity':>10}  {'from':<6} {'to':<6} {'status':<40} codes")
     for summary in reversed(reply.transactions):
         tx = summary.transaction
         codes = ", ".join(f"{r.code} {Code(r.code).name}" for r in summary.results)
         print(
             f"  {tx.transaction_id:<9} {TransactionType(tx.type).name.lower():<18} "
             f"{tx.quantity:>10,}  {tx.transferring_registry:<6} {tx.acquiring_registry:<6} "
-            f"{Status(summary.status).value} {Status(summary.status).name.lower():<9} {codes}"
+            f"{Status(summary.status).value} {Status(summary.status).meaning:<38} {codes}"
         )
 
 
@@ -335,6 +382,7 @@ def print_metrics(network: Network) -> None:
     print("  live figures at the hub:")
     print(f"    transactions completed        {total('a6_transactions', status='completed'):.0f}")
     print(f"    transactions terminated       {total('a6_transactions', status='terminated'):.0f}")
+    print(f"    transactions rejected         {total('a6_transactions', status='rejected'):.0f}")
     print(f"    RPCs served                   {total('a6_rpc_requests_total'):.0f}")
     print(f"    deliveries tried / failed     {total('a6_delivery_attempts_total'):.0f} / "
           f"{total('a6_delivery_failures_total'):.0f}")  # fmt: skip

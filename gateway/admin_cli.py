@@ -15,6 +15,8 @@
     reconciliation RUN-...              one run and the discrepancies it found
     discrepancies [--registry R] [--open]   discrepancies (open ones freeze their serials)
     resolve 7 --reason "..."            resolve a discrepancy, unfreezing its serials
+    authorizations [--party GHA] [--ca CA0001]   authorizations at their current version
+    authorization GHA-2026-001          one authorization with every version it went through
     audit [--subject GHA01-7] [--limit N]   the newest audit entries
     audit-verify                        the hub verifies its audit trail (offline: article6-hub)
 
@@ -36,7 +38,7 @@ from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
 
 from article6.codes import Code
-from article6.model import Status, TransactionType
+from article6.model import Purpose, Status, TransactionType
 from article6.pki import RegistryFiles
 from article6.tls import TlsMaterial, channel_credentials, channel_options
 from article6.v1 import admin_pb2, admin_pb2_grpc
@@ -111,6 +113,43 @@ def _set_status(suspended: bool) -> Callable[[Stub, argparse.Namespace], Message
         return reply if args.json else [f"{reply.registry.registry_id} is now {state}"]
 
     return run
+
+
+DEFINITIONS = {0: "NA", 1: "NA", 2: "authorization", 3: "issuance", 4: "use or cancellation"}
+
+
+def _version_line(version: admin_pb2.AuthorizationVersion) -> str:
+    granted = version.authorization
+    cap = f"{granted.quantity_cap:,}" if granted.quantity_cap else "no cap"
+    uses = f"{granted.use_year_first or '..'}-{granted.use_year_last or '..'}"
+    revoked = " REVOKED" if granted.revoked else ""
+    return (
+        f"{granted.authorization_id:<20} v{granted.version:<3} {granted.authorizing_party} "
+        f"{granted.cooperative_approach} {Purpose(granted.purpose).name.lower():<13} {cap:>14} "
+        f"vintages {granted.vintage_first}-{granted.vintage_last} use {uses} first transfer "
+        f"for OIMP: {DEFINITIONS.get(granted.first_transfer_definition, '?')} "
+        f"({version.transaction_id} by {version.registry}){revoked}"
+    )
+
+
+def _authorizations(stub: Stub, args: argparse.Namespace) -> Message | list[str]:
+    request = admin_pb2.ListAuthorizationsRequest(
+        party=args.party or "", cooperative_approach=args.ca or ""
+    )
+    reply = stub.ListAuthorizations(request, timeout=10)
+    return reply if args.json else [
+        f"{_version_line(a.current)}; first transferred {a.first_transferred:,}"
+        for a in reply.authorizations
+    ]  # fmt: skip
+
+
+def _authorization(stub: Stub, args: argparse.Namespace) -> Message | list[str]:
+    request = admin_pb2.GetAuthorizationRequest(authorization_id=args.authorization_id)
+    reply = stub.GetAuthorization(request, timeout=10)
+    if args.json:
+        return reply
+    lines = [_version_line(version) for version in reply.versions]
+    return [*lines, f"first transferred {reply.summary.first_transferred:,}"]
 
 
 def _outbox_line(entry: admin_pb2.OutboxEntry) -> str:
@@ -274,6 +313,12 @@ def build_parser() -> argparse.ArgumentParser:
     resolve = command("resolve", _resolve, "resolve a discrepancy, unfreezing its serials")
     resolve.add_argument("discrepancy_id", type=int)
     resolve.add_argument("--reason", required=True, help="recorded with the resolution")
+    listing = command("authorizations", _authorizations, "authorizations, current versions")
+    listing.add_argument("--party", help="authorizing Party (ISO 3166-1 alpha-3)")
+    listing.add_argument("--ca", help="cooperative approach")
+    command("authorization", _authorization, "one authorization, every version").add_argument(
+        "authorization_id"
+    )
     trail = command("audit", _audit, "the newest entries of the hub's audit trail")
     trail.add_argument("--subject", help="a transaction, run, registry or discrepancy id")
     trail.add_argument("--limit", type=int, default=50)

@@ -22,6 +22,7 @@ from article6.blocks import find_overlaps
 from article6.codes import Code, Refusal
 from article6.identifiers import (
     PARTY_CODE,
+    PARTY_REGISTRY_ID,
     account_registry,
     check_account_id,
     check_cooperative_approach_id,
@@ -79,7 +80,7 @@ def check_proposal(
     _check_routing(spec, sender, peers)
     peer = peers[sender]
     if spec.type is TransactionType.ISSUANCE:
-        _check_issuance(spec, sender, peer)
+        _check_issuance(spec, sender, peer, frozenset(peers))
     if spec.type is TransactionType.AUTHORIZATION:
         _check_authorization(spec, peer, policy)
     if spec.type is TransactionType.FIRST_TRANSFER:
@@ -183,10 +184,14 @@ def _check_acquirer(spec: TransactionSpec, sender: str, peers: Mapping[str, Peer
         raise Refusal(Code.ACQUIRING_REGISTRY_SUSPENDED, f"{acquirer.registry_id} is suspended")
 
 
-def _check_issuance(spec: TransactionSpec, sender: str, issuer: Peer) -> None:
+def _check_issuance(
+    spec: TransactionSpec, sender: str, issuer: Peer, directory: frozenset[str]
+) -> None:
     for block in spec.blocks:
         unit = block.attributes
-        if unit.originating_registry != sender:
+        if unit.originating_registry != sender and not _section_space(
+            unit.originating_registry, issuer, directory
+        ):
             raise Refusal(
                 Code.REGISTRY_NOT_PARTY_TO_UNITS,
                 f"{sender} cannot issue units originating in {unit.originating_registry}",
@@ -209,6 +214,17 @@ def _check_issuance(spec: TransactionSpec, sender: str, issuer: Peer) -> None:
         )
     if spec.first_transfer is not None:
         _check_party(spec.first_transfer.first_transferring_party, issuer)
+
+
+def _section_space(space: str, issuer: Peer, directory: frozenset[str]) -> bool:
+    """The international registry issues each Party section's units in the section's own
+    registry id (an AEF Party registry id, ISO-3 and two digits), never in another
+    registry's of the directory."""
+    return (
+        issuer.kind == "international"
+        and PARTY_REGISTRY_ID.fullmatch(space) is not None
+        and space not in directory
+    )
 
 
 def _check_itmo_issuance(spec: TransactionSpec, block: UnitBlock) -> None:

@@ -16,6 +16,12 @@ than its type allows (``article6.account_types``).
 
 **One Party per section.** A section acts for its Party: the authorizing, first-transferring,
 using or cancelling Party is the section's own (5024).
+
+**A registry id per section.** Units issued in a section originate in the section's own
+registry id, which the AEF's ITMO ids and "Party ITMO registry" cells carry (ISO 3166-1
+alpha-3 and two digits). No decision says what the international registry's id for a Party's
+section is; ``section_registry_id`` (default ``"{party}00"``) states it, so that SGP's
+outcomes are ``SGP00`` serials and their ITMOs ``CA0001-SGP00-SGP-1-2024``.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from sqlalchemy import Connection
 
 from article6.account_types import check_source, check_target
 from article6.codes import Code, Refusal
+from article6.identifiers import PARTY_REGISTRY_ID
 from article6.model import FirstTransferTrigger, Purpose, TransactionSpec, TransactionType, UnitKind
 from article6.node.config import RegistryConfig
 from article6.node.engine import Proposal, check_account_accepts
@@ -45,14 +52,38 @@ ALL_ACTIONS = frozenset({*ACTIONS.values(), "acquire"})
 PROVISIONAL_DEFAULT = frozenset({"acquire", "issue"})
 
 
+SECTION_REGISTRY_ID_DEFAULT = "{party}00"
+
+
 class SectionRules:
-    def __init__(self, registry_id: str, provisional_may: Iterable[str] = PROVISIONAL_DEFAULT):
+    def __init__(
+        self,
+        registry_id: str,
+        provisional_may: Iterable[str] = PROVISIONAL_DEFAULT,
+        section_registry_id: str = SECTION_REGISTRY_ID_DEFAULT,
+    ):
         allowed = frozenset(provisional_may)
         unknown = allowed - ALL_ACTIONS
         if unknown:
             raise ValueError(f"unknown actions in provisional_may: {sorted(unknown)}")
+        if not PARTY_REGISTRY_ID.fullmatch(section_registry_id.format(party="SGP")):
+            raise ValueError(
+                f"section_registry_id {section_registry_id!r} does not make an AEF registry id "
+                "(ISO 3166-1 alpha-3 and two digits) of a Party code"
+            )
         self.registry_id = registry_id
         self.provisional_may = allowed
+        self.section_registry_id = section_registry_id
+
+    def section_space(self, party: str) -> str:
+        """The registry id of ``party``'s section: its units' serial space."""
+        return self.section_registry_id.format(party=party)
+
+    def serial_space(self, connection: Connection, account_id: str) -> str:
+        account = get_account(connection, account_id)
+        if account is None:
+            raise Refusal(Code.ACQUIRING_ACCOUNT_NOT_FOUND, account_id)
+        return self.section_space(account.party)
 
     def _allow(self, connection: Connection, party: str, action: str) -> None:
         status = section_status(connection, party)
@@ -131,7 +162,11 @@ class SectionRules:
 def from_config(config: RegistryConfig) -> SectionRules:
     """The rules, with the policy of the config file's ``[international]`` table."""
     settings = config.document.get("international", {})
-    return SectionRules(config.registry_id, settings.get("provisional_may", PROVISIONAL_DEFAULT))
+    return SectionRules(
+        config.registry_id,
+        settings.get("provisional_may", PROVISIONAL_DEFAULT),
+        settings.get("section_registry_id", SECTION_REGISTRY_ID_DEFAULT),
+    )
 
 
 def _check_parties(proposal: Proposal, party: str) -> None:

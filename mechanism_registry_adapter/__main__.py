@@ -249,7 +249,9 @@ def add_commands(command: Callable[..., argparse.ArgumentParser]) -> None:
 
 KIND = cli.RegistryKind(
     prog="article6-mechanism",
-    rules=lambda config: MechanismRules(Settings.from_config(config).pending_account),
+    rules=lambda config: MechanismRules(
+        config.registry_id, Settings.from_config(config).pending_account
+    ),
     tables=(book.metadata,),
     add_commands=add_commands,
     serve=serve,

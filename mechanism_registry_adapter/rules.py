@@ -14,13 +14,17 @@ PROPOSED = frozenset({TransactionType.ISSUANCE, TransactionType.FIRST_TRANSFER})
 
 
 class MechanismRules:
-    def __init__(self, pending_account: str) -> None:
+    def __init__(self, registry_id: str, pending_account: str) -> None:
+        self.registry_id = registry_id
         self.pending_account = pending_account
 
     def check_acquisition(self, connection: Connection, spec: TransactionSpec) -> None:
         raise Refusal(
             Code.TRANSACTION_TYPE_UNSUPPORTED, "the mechanism registry does not acquire units"
         )
+
+    def serial_space(self, connection: Connection, account_id: str) -> str:
+        return self.registry_id
 
     def check_proposal(self, connection: Connection, proposal: Proposal) -> None:
         if proposal.type not in PROPOSED:

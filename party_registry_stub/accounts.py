@@ -103,6 +103,9 @@ class AccountRules:
         assert account is not None
         check_target(spec.type, account.account_id, account.account_type, None)
 
+    def serial_space(self, connection: Connection, account_id: str) -> str:
+        return self.registry_id
+
     def check_proposal(self, connection: Connection, proposal: Proposal) -> None:
         """Each account used as its type allows (4014); the hub checks the rest."""
         if proposal.type is not TransactionType.ISSUANCE and proposal.transferring_account:

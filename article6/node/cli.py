@@ -118,11 +118,22 @@ def _propose(args: argparse.Namespace, config: RegistryConfig, proposal: Proposa
 
 def _issue(args: argparse.Namespace, config: RegistryConfig) -> int:
     """Mitigation outcomes are issued unauthorized and authorized later. ITMOs are issued
-    only as their first transfer, under an authorization that defines issuance so (for OIMP)."""
+    only as their first transfer, under an authorization that defines issuance so (for OIMP).
+    The units originate in the serial space the registry's rules give the account."""
+    print(run_in_books(args, config, lambda r, c: r.propose(c, _issuance(args, config, r, c))))
+    return 0
+
+
+def _issuance(
+    args: argparse.Namespace,
+    config: RegistryConfig,
+    registry: RegistryEngine,
+    connection: Connection,
+) -> Proposal:
     outcomes = args.kind == "mitigation-outcome"
     party = args.first_transferring_party or config.party
     unit = UnitAttributes(
-        originating_registry=config.registry_id,
+        originating_registry=registry.rules.serial_space(connection, args.account),
         vintage=args.vintage,
         cooperative_approach="" if outcomes else args.ca or "",
         first_transferring_party="" if outcomes else party,
@@ -133,11 +144,10 @@ def _issue(args: argparse.Namespace, config: RegistryConfig) -> int:
     )
     issued = [r.with_attributes(unit) for r in args.serials]
     first = None if outcomes else _first(party, FirstTransferTrigger.ISSUANCE)
-    proposal = Proposal(
+    return Proposal(
         TransactionType.ISSUANCE, "", config.registry_id, args.account, issued=issued,
         first_transfer=first,
     )  # fmt: skip
-    return _propose(args, config, proposal)
 
 
 def _first(party: str, trigger: FirstTransferTrigger) -> transaction_pb2.FirstTransfer:

@@ -67,6 +67,10 @@ class Rules(Protocol):
     def check_proposal(self, connection: Connection, proposal: Proposal) -> None:
         """Refuse a proposal before it is sent (raise ``Refusal``)."""
 
+    def serial_space(self, connection: Connection, account_id: str) -> str:
+        """The registry id that units issued into ``account_id`` originate in: their serial
+        space, and the "originating registry" element of their ITMO ids."""
+
 
 class AcquiringAccount(Protocol):
     """An account as acceptance sees it."""

@@ -42,7 +42,7 @@ class Adapter:
     def __init__(self, folder: Path) -> None:
         self.engine: Engine = store.open_database(f"sqlite:///{folder / 'a64mr.db'}", book.metadata)
         settings = Settings(MECH, PENDING, "CA6400", "UNIR")
-        registry = RegistryEngine(MECH, "HUB", SigningKey.generate(), MechanismRules(PENDING))
+        registry = RegistryEngine(MECH, "HUB", SigningKey.generate(), MechanismRules(MECH, PENDING))
         self.intake = Intake(registry, settings)
         registry.on_final = self.intake.on_final
         self.registry = registry
