@@ -15,3 +15,13 @@ from tests.e2e.helpers import make_network
 def network(tmp_path: Path) -> Iterator[Network]:
     """The hub and GHA01, CHE01 as running processes."""
     yield from make_network(tmp_path)
+
+
+@pytest.fixture
+def impatient_network(tmp_path: Path) -> Iterator[Network]:
+    """Gives up delivering after two attempts; cancels after 4 s without an answer."""
+    yield from make_network(
+        tmp_path,
+        acceptance_timeout_seconds=4.0,
+        delivery={"max_attempts": 2, "backoff_initial_seconds": 0.1, "backoff_max_seconds": 0.2},
+    )

@@ -53,17 +53,17 @@ def demo_network(tmp_path: Path) -> Iterator[Network]:
 
 SGP_ACTIONS = [
     {"action_type": "Authorization", "action_subtype": "", "first_transferring_party": "",
-     "first_id": "CA0001-UNIR-SGP-1-2024", "last_id": "CA0001-UNIR-SGP-100000-2024",
+     "first_id": "CA0001-SGP00-SGP-1-2024", "last_id": "CA0001-SGP00-SGP-100000-2024",
      "quantity": 100000, "transferring_party": "", "acquiring_party": ""},
     {"action_type": "First transfer", "action_subtype": "First transfer to another Party",
-     "first_transferring_party": "SGP", "first_id": "CA0001-UNIR-SGP-1-2024",
-     "last_id": "CA0001-UNIR-SGP-50000-2024", "quantity": 50000, "transferring_party": "SGP",
+     "first_transferring_party": "SGP", "first_id": "CA0001-SGP00-SGP-1-2024",
+     "last_id": "CA0001-SGP00-SGP-50000-2024", "quantity": 50000, "transferring_party": "SGP",
      "acquiring_party": "CHE"},
     {"action_type": "Acquisition", "action_subtype": "", "first_transferring_party": "SGP",
-     "first_id": "CA0001-UNIR-SGP-1-2024", "last_id": "CA0001-UNIR-SGP-10000-2024",
+     "first_id": "CA0001-SGP00-SGP-1-2024", "last_id": "CA0001-SGP00-SGP-10000-2024",
      "quantity": 10000, "transferring_party": "CHE", "acquiring_party": "SGP"},
     {"action_type": "Transfer", "action_subtype": "", "first_transferring_party": "SGP",
-     "first_id": "CA0001-UNIR-SGP-1-2024", "last_id": "CA0001-UNIR-SGP-5000-2024",
+     "first_id": "CA0001-SGP00-SGP-1-2024", "last_id": "CA0001-SGP00-SGP-5000-2024",
      "quantity": 5000, "transferring_party": "SGP", "acquiring_party": "CHE"},
 ]  # fmt: skip
 SAME_IN_EVERY_ROW = {
@@ -110,7 +110,7 @@ def test_the_demo_aef_export_is_right_cell_by_cell(demo_network: Network) -> Non
     held = json.loads(network.registry_cli(INTERNATIONAL, "aef", "--party", "SGP", "--table",
                                            "holdings", "--format", "json"))  # fmt: skip
     assert [(r["first_id"], r["last_id"], r["quantity"], r["unit_kind"]) for r in held] == [
-        ("CA0001-UNIR-SGP-5001-2024", "CA0001-UNIR-SGP-10000-2024", 5000, "ITMO"),
+        ("CA0001-SGP00-SGP-5001-2024", "CA0001-SGP00-SGP-10000-2024", 5000, "ITMO"),
         ("", "", 50000, "Mitigation outcome"),  # still in the ARS: authorized, not transferred
     ]
     assert json.loads(network.registry_cli(INTERNATIONAL, "aef", "--party", "SGP", "--year",
@@ -178,16 +178,6 @@ def test_a_hub_killed_at_a_random_moment_loses_and_duplicates_nothing(network: N
     assert_ledgers_agree(network)
     che_units = sum(row[3] - row[2] + 1 for row in local_holdings(network, "CHE01"))
     assert che_units == 8 * 500, f"seed {seed}"
-
-
-@pytest.fixture
-def impatient_network(tmp_path: Path) -> Iterator[Network]:
-    """Gives up delivering after two attempts; cancels after 4 s without an answer."""
-    yield from make_network(
-        tmp_path,
-        acceptance_timeout_seconds=4.0,
-        delivery={"max_attempts": 2, "backoff_initial_seconds": 0.1, "backoff_max_seconds": 0.2},
-    )
 
 
 def test_an_acquirer_down_past_the_time_out_cancels_and_releases_everywhere(
