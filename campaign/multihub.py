@@ -91,6 +91,7 @@ class Hostile:
         ]  # fmt: skip
         self.stubs = [hub_pb2_grpc.HubStub(channel) for channel in self.channels]
         self.account, self.target = account, target
+        self.authorization = network.standing_authorization("GHA01")  # the ITMOs' (issued)
         self.pool = ThreadPoolExecutor(len(hubs))
 
     def proposal(self, number: int, first: int, last: int, cancel: bool) -> T.TransactionProposal:
@@ -98,8 +99,8 @@ class Hostile:
         block = units_pb2.UnitBlock(
             serial_first=first, serial_last=last, originating_registry="GHA01", vintage=2024,
             cooperative_approach="CA0001", first_transferring_party="GHA",
-            purpose=units_pb2.PURPOSE_NDC, unit_kind=units_pb2.UNIT_KIND_ITMO,
-            state=units_pb2.UNIT_STATE_HELD,
+            authorization_id=self.authorization, purpose=units_pb2.PURPOSE_NDC_AND_OIMP,
+            unit_kind=units_pb2.UNIT_KIND_ITMO, state=units_pb2.UNIT_STATE_HELD,
         )  # fmt: skip
         transaction = T.Transaction(
             transaction_id=f"GHA01-{number}", type=kind, transferring_registry="GHA01",

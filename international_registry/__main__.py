@@ -100,11 +100,13 @@ def _open_account(args: argparse.Namespace, config: RegistryConfig) -> int:
 
 
 def _aef(args: argparse.Namespace, config: RegistryConfig) -> int:
+    section = from_config(config).section_space(args.party)
+
     def export(r: RegistryEngine, c: Connection) -> str:
         if args.table == "holdings":
-            rows = aef.holdings(c, config.registry_id, args.party)
+            rows = aef.holdings(c, config.registry_id, args.party, section)
             return aef.render(rows, aef.HOLDING_COLUMNS, args.format)
-        rows = aef.actions(c, config.registry_id, args.party, args.year)
+        rows = aef.actions(c, config.registry_id, args.party, args.year, section)
         return aef.render(rows, aef.ACTION_COLUMNS, args.format)
 
     print(cli.run_in_books(args, config, export), end="")

@@ -51,12 +51,14 @@ class SecretariatService(ir_grpc.InternationalRegistryAdminServiceServicer):
         engine: RegistryEngine,
         writer: Writer,
         operators: frozenset[str],
+        section_space: Callable[[str], str],
         intake_readers: frozenset[str] = frozenset(),
     ) -> None:
         self.engine = engine
         self.writer = writer
         self.operators = operators
         self.intake_readers = intake_readers  # may call ListIntake only
+        self.section_space = section_space  # a Party section's registry id (rules.py)
 
     async def _run(
         self,
@@ -148,13 +150,13 @@ class SecretariatService(ir_grpc.InternationalRegistryAdminServiceServicer):
         year = request.year or datetime.now(UTC).year
         form = request.format or "csv"
         here = self.engine.registry_id
+        section = self.section_space(request.party)
 
         def export(connection: Connection) -> str:
             if request.table == "holdings":
-                return aef.render(
-                    aef.holdings(connection, here, request.party), aef.HOLDING_COLUMNS, form
-                )
-            rows = aef.actions(connection, here, request.party, year)
+                rows = aef.holdings(connection, here, request.party, section)
+                return aef.render(rows, aef.HOLDING_COLUMNS, form)
+            rows = aef.actions(connection, here, request.party, year, section)
             return aef.render(rows, aef.ACTION_COLUMNS, form)
 
         return ir_pb2.ExportAefResponse(content=await self._run(context, export))

@@ -152,7 +152,7 @@ def _ids(block: Block[UnitAttributes], first_transferring_party: str) -> tuple[s
 
 
 def _action_rows(
-    spec: TransactionSpec, views: Views, action: tuple[str, str], at: datetime, here: str
+    spec: TransactionSpec, views: Views, action: tuple[str, str], at: datetime, section: str
 ) -> Iterator[dict[str, Any]]:
     granted = spec.authorization
     first = spec.first_transfer
@@ -176,7 +176,7 @@ def _action_rows(
             "cooperative_approach": approach,
             "authorization_id": authorization_id,
             "first_transferring_party": transferring,
-            "registry_id": here,
+            "registry_id": section,
             "first_id": first_id,
             "last_id": last_id,
             "metric": unit.metric or label("metrics", "default"),
@@ -196,8 +196,11 @@ def _purpose_label(purpose: Purpose) -> str:
     return "" if purpose is Purpose.UNSPECIFIED else label("purposes", purpose.name.lower())
 
 
-def actions(connection: Connection, here: str, party: str, year: int) -> list[dict[str, Any]]:
-    """The Party's AEF actions rows for ``year``, in the order the actions completed."""
+def actions(
+    connection: Connection, here: str, party: str, year: int, section: str
+) -> list[dict[str, Any]]:
+    """The Party's AEF actions rows for ``year``, in the order the actions completed;
+    ``section`` is the registry id of the Party's section (its "Party ITMO registry")."""
     rows: list[dict[str, Any]] = []
     for local in store.list_transactions(connection):
         completed_at = local.updated_at.replace(tzinfo=UTC)
@@ -207,12 +210,12 @@ def actions(connection: Connection, here: str, party: str, year: int) -> list[di
         views = _views(connection, spec, here)
         action = _action(spec, views, party)
         if action is not None:
-            rows.extend(_action_rows(spec, views, action, completed_at, here))
+            rows.extend(_action_rows(spec, views, action, completed_at, section))
     return rows
 
 
-def holdings(connection: Connection, here: str, party: str) -> list[dict[str, Any]]:
-    """The blocks held in the Party's section now."""
+def holdings(connection: Connection, here: str, party: str, section: str) -> list[dict[str, Any]]:
+    """The blocks held in the Party's section now (``section``: the section's registry id)."""
     rows = []
     for held in store.all_holdings(connection, here):
         account = get_account(connection, held.attributes.holder.account_id)
@@ -222,7 +225,7 @@ def holdings(connection: Connection, here: str, party: str) -> list[dict[str, An
         id_party = unit.first_transferring_party
         first_id, last_id = _ids(held.with_attributes(unit), id_party)
         rows.append({
-            "registry_id": here,
+            "registry_id": section,
             "account_id": account.account_id,
             "account_type": account.account_type.name.lower(),
             "unit_kind": label("unit_kinds", unit.unit_kind.name.lower()),

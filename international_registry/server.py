@@ -16,14 +16,17 @@ from international_registry.rules import from_config
 
 async def serve(config: RegistryConfig) -> None:
     settings = config.document.get("international", {})
-    node = RegistryNode(config, from_config(config), (sections.metadata,))
+    rules = from_config(config)
+    node = RegistryNode(config, rules, (sections.metadata,))
     await node.start()
     admin: grpc.aio.Server | None = None
     if settings.get("admin_listen"):
         admin = grpc.aio.server(interceptors=[node.metrics.rpc.interceptor()])
         operators = frozenset(settings.get("admin_identities", ["OPERATOR"]))
         readers = frozenset(settings.get("intake_readers", []))
-        service = SecretariatService(node.registry, node.writer, operators, readers)
+        service = SecretariatService(
+            node.registry, node.writer, operators, rules.section_space, readers
+        )
         ir_grpc.add_InternationalRegistryAdminServiceServicer_to_server(service, admin)
         admin.add_secure_port(settings["admin_listen"], server_credentials(node.tls))
         await admin.start()

@@ -55,7 +55,7 @@ def test_the_kit_passes_our_registries_and_the_hub(three: Network) -> None:
     done = kit("hub", "--endpoint", network.components[HUB].endpoint, "--registry", "GHA01",
                "--pki", str(network.pki))  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "15 passed, 0 failed" in done.stdout
+    assert "16 passed, 0 failed" in done.stdout
 
 
 def test_a_registry_that_applies_a_duplicate_completion_twice_fails_that_check(

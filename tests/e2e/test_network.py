@@ -67,7 +67,7 @@ SGP_ACTIONS = [
      "quantity": 5000, "transferring_party": "SGP", "acquiring_party": "CHE"},
 ]  # fmt: skip
 SAME_IN_EVERY_ROW = {
-    "cooperative_approach": "CA0001", "authorization_id": "SGP-2026-001", "registry_id": "UNIR",
+    "cooperative_approach": "CA0001", "authorization_id": "SGP-2026-001", "registry_id": "SGP00",
     "metric": "tCO2e", "vintage": 2024, "purpose": "NDC", "using_party": "", "year_of_use": "",
 }  # fmt: skip
 
@@ -79,16 +79,19 @@ def test_the_demo_scenario_leaves_every_ledger_in_agreement(demo_network: Networ
     with network.admin() as admin:
         summaries = admin.ListTransactions(admin_pb2.ListTransactionsRequest(), timeout=10)
     statuses = {s.transaction.transaction_id: s.status for s in summaries.transactions}
+    # GHA01-2 is the minting attempt: the hub's checks failed (3), it ended terminated (5).
+    # GHA01-6 is the first transfer CHE01 refused: rejected by the acquiring registry (6).
     assert statuses == {
-        "GHA01-1": 4, "GHA01-2": 4, "GHA01-3": 5, "GHA01-4": 4, "CHE01-1": 4, "UNIR-1": 4,
-        "UNIR-2": 4, "UNIR-3": 4, "CHE01-2": 4, "UNIR-4": 4, "CHE01-3": 4,
+        "GHA01-1": 4, "GHA01-2": 5, "GHA01-3": 4, "GHA01-4": 4, "GHA01-5": 4, "GHA01-6": 6,
+        "GHA01-7": 4, "CHE01-1": 4, "UNIR-1": 4, "UNIR-2": 4, "UNIR-3": 4, "CHE01-2": 4,
+        "UNIR-4": 4, "CHE01-3": 4,
     }  # fmt: skip
     wait_for(lambda: local_transaction(network, "CHE01", "UNIR-4").get("status") == "completed",
              what="CHE01 to apply the last transfer")  # fmt: skip
     assert_ledgers_agree(network)
     che = {(row[1], row[2]): row for row in local_holdings(network, "CHE01")}
     assert che["GHA01", 1][4] == 2  # serials 1-100000 used towards the NDC
-    assert che["UNIR", 1][4] == 2
+    assert che["SGP00", 1][4] == 2
 
 
 def test_the_demo_aef_export_is_right_cell_by_cell(demo_network: Network) -> None:

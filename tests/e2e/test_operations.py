@@ -41,7 +41,7 @@ def drained(network: Network) -> bool:
 
 
 def test_metrics_equal_what_happened(network: Network) -> None:
-    gha, che = accounts(network)  # one issuance
+    gha, che = accounts(network)  # an authorization, and ITMOs issued under it
     done = transfer(network, gha, che, "1-100")
     refused = transfer(network, gha, "CHE01-9999-02", "101-200")
     assert final(network, "GHA01", done) == ("completed", [])
@@ -51,20 +51,20 @@ def test_metrics_equal_what_happened(network: Network) -> None:
     with network.admin() as admin:
         recorded = admin.ListTransactions(admin_pb2.ListTransactionsRequest(), timeout=10)
     statuses = [int(s.status) for s in recorded.transactions]
-    assert total(hub, "a6_transactions", status="completed") == statuses.count(4) == 2
+    assert total(hub, "a6_transactions", status="completed") == statuses.count(4) == 3
     assert total(hub, "a6_transactions", status="rejected") == statuses.count(6) == 1
-    assert total(hub, "a6_transaction_duration_seconds_count") == 3
+    assert total(hub, "a6_transaction_duration_seconds_count") == 4
     assert total(hub, "a6_transaction_duration_seconds_count", type="issuance") == 1
-    assert total(hub, "a6_rpc_requests_total", method="ProposeTransaction", code="OK") == 3
+    assert total(hub, "a6_rpc_requests_total", method="ProposeTransaction", code="OK") == 4
     assert total(hub, "a6_outbox_messages") == 0
     assert total(hub, "a6_outbox_dead_letters") == 0
-    # Two acquisition requests to CHE01, then a completion notice each to GHA01 and CHE01
-    # for three final transactions (the issuance's notice goes to GHA01 only).
-    assert total(hub, "a6_delivery_attempts_total") == 2 + 1 + 2 + 2
+    # Two acquisition requests to CHE01, then the final notices: of the authorization and
+    # the issuance to GHA01 only, of each transfer to GHA01 and CHE01.
+    assert total(hub, "a6_delivery_attempts_total") == 2 + 1 + 1 + 2 + 2
     gha01 = network.scrape("GHA01")
-    assert total(gha01, "a6_transactions", status="completed") == 2
+    assert total(gha01, "a6_transactions", status="completed") == 3
     assert total(gha01, "a6_transactions", status="terminated") == 1
-    assert total(gha01, "a6_rpc_requests_total", method="Deliver", code="OK") == 3
+    assert total(gha01, "a6_rpc_requests_total", method="Deliver", code="OK") == 4
 
 
 def admin_cli(network: Network, *args: str) -> str:

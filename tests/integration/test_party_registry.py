@@ -15,7 +15,7 @@ from article6.keys import SigningKey
 from article6.model import AccountType, Status, TransactionType
 from article6.node import store
 from article6.node.engine import Proposal, RegistryEngine
-from article6.v1 import transaction_pb2
+from article6.v1 import transaction_pb2, units_pb2
 from party_registry_stub import accounts
 from tests.builders import GHA_ACCOUNT, block, external, issuance, transaction
 
@@ -153,3 +153,45 @@ def test_serials_held_in_two_spaces_must_name_their_originating_registry(engine:
             store.get_transaction(connection, transaction_id).body  # type: ignore[union-attr]
         )
         assert [b.originating_registry for b in message.blocks] == ["GHA01"]
+
+
+def test_each_account_is_used_only_as_its_type_allows(engine: Engine) -> None:
+    gha = registry("GHA01")
+    with engine.begin() as connection:
+        holding = accounts.open_account(connection, "GHA01", AccountType.HOLDING, frozenset())
+        ndc = accounts.open_account(connection, "GHA01", AccountType.NDC_USE, frozenset())
+        voluntary = accounts.open_account(
+            connection, "GHA01", AccountType.VOLUNTARY_CANCELLATION, frozenset()
+        )
+        issued = issuance("GHA01-900", 1, 100)
+        issued.acquiring_account = holding
+        gha.settle(connection, issued, Status.COMPLETED)
+        oimp = T.UseDetails(using_party="GHA", purpose=units_pb2.PURPOSE_OIMP)
+        ndc_use = T.UseDetails(using_party="GHA", year_of_use=2030, purpose=units_pb2.PURPOSE_NDC)
+        refused = [
+            Proposal(TransactionType.USE, holding, "GHA01", ndc, [serial_range(1, 10)], use=oimp),
+            Proposal(TransactionType.VOLUNTARY_CANCELLATION, holding, "GHA01", ndc,
+                     [serial_range(1, 10)], use=oimp),
+            Proposal(TransactionType.INTERNAL_TRANSFER, holding, "GHA01", voluntary,
+                     [serial_range(1, 10)]),
+        ]  # fmt: skip
+        for proposal in refused:
+            with pytest.raises(Refusal) as refusal:
+                gha.propose(connection, proposal)
+            assert refusal.value.code is Code.ACCOUNT_TYPE_NOT_ALLOWED, proposal
+        used = Proposal(TransactionType.USE, holding, "GHA01", ndc, [serial_range(1, 10)],
+                        use=ndc_use)  # fmt: skip
+        assert gha.propose(connection, used).startswith("GHA01-")
+        cancelled = Proposal(TransactionType.VOLUNTARY_CANCELLATION, holding, "GHA01", voluntary,
+                             [serial_range(11, 20)], use=oimp)  # fmt: skip
+        assert gha.propose(connection, cancelled).startswith("GHA01-")
+    # Units arrive only in holding accounts.
+    che = registry("CHE01")
+    with engine.begin() as connection:
+        target = accounts.open_account(connection, "CHE01", AccountType.NDC_USE, frozenset())
+        decision, results = che.acquisition(
+            connection, external("GHA01-77", 1, 10, acquiring_account=target)
+        )
+        assert (decision, [code for code, _ in results]) == (
+            Status.REJECTED, [Code.ACCOUNT_TYPE_NOT_ALLOWED]
+        )  # fmt: skip
