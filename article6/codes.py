@@ -166,6 +166,7 @@ class Code(enum.IntEnum):
     RECONCILIATION_START_DENIED = 7004
     HASH_TREE_NODE_INVALID = 7005
     LEG_CONFIRMATION_MISMATCH = 7006
+    LEG_CONFIRMATION_NOT_OWN = 7007
 
     @property
     def family(self) -> Family:
@@ -446,6 +447,10 @@ CATALOGUE: dict[Code, CodeInfo] = {
     Code.LEG_CONFIRMATION_MISMATCH: _info(
         "The blocks a registry confirmed after a transaction differ from the hub's ledger; "
         "they are recorded as discrepancies and their serials frozen until resolved."
+    ),
+    Code.LEG_CONFIRMATION_NOT_OWN: _info(
+        "A leg confirmation reports blocks that the hub's ledger holds in another registry: "
+        "a registry confirms only its own side. Nothing is recorded or frozen."
     ),
 }
 

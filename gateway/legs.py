@@ -7,11 +7,17 @@ canonical). A later transaction over the same serials involving the registry, co
 still pending, makes the confirmation *superseded*: the books have moved on, so it is not
 compared (the periodic run still covers those serials). Otherwise each block only one side
 has is a discrepancy of that transaction, and its serials are frozen.
+
+A registry confirms only its own side. A reported block over serials that the ledger holds in
+another registry (units that left it, say) is refused with 7007 and freezes nothing:
+otherwise a former holder could freeze someone else's units, again after every resolution.
+A registry whose books really kept units that left is found by its own reconciliation run.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Connection, or_, select
@@ -50,24 +56,15 @@ def confirm(
     if len(confirmation.blocks) > MAX_CONFIRMED_BLOCKS:
         raise Refusal(Code.TOO_MANY_BLOCKS, f"{len(confirmation.blocks)} blocks")
     reported = [held_block(message) for message in confirmation.blocks]
-    if any(block.attributes.holder.registry != sender for block in reported):
-        detail = "a leg confirmation reports the sender's own blocks only"
-        return Outcome(transaction_id, record.status, [(Code.REGISTRY_NOT_PARTY_TO_UNITS, detail)])
-    overlap = _overlap(reported)
-    if overlap is not None:
-        return Outcome(transaction_id, record.status, [(Code.BLOCKS_OVERLAP, overlap)])
     ranges = _ranges(record)
-    hub_only: list[LedgerBlock] = []
-    registry_only: list[LedgerBlock] = []
-    for space, wanted in ranges.items():
-        mine = [
-            block for block in ledger.neighbourhood(connection, space, wanted).blocks
-            if block.attributes.holder.registry == sender
-        ]  # fmt: skip
-        theirs = [b for b in reported if b.attributes.unit.originating_registry == space]
-        only_mine, only_theirs = block_differences(_cut(mine, wanted), _cut(theirs, wanted))
-        hub_only += only_mine
-        registry_only += only_theirs
+    refused = _malformed(reported, sender)
+    compared = _compare(connection, sender, reported, ranges) if refused is None else None
+    if isinstance(compared, tuple):
+        refused = compared
+    if refused is not None:
+        return Outcome(transaction_id, record.status, [refused])
+    assert isinstance(compared, Differences)
+    hub_only, registry_only = compared.hub_only, compared.registry_only
     # Agreement needs no more; only a difference asks whether the books have moved on since,
     # which reads the registry's later transactions (seconds after a hub's restart, many).
     if (not hub_only and not registry_only) or _superseded(connection, record, sender, ranges):
@@ -77,6 +74,61 @@ def confirm(
     count = len(hub_only) + len(registry_only)
     detail = f"{count} blocks differ from the hub's ledger; their serials are frozen"
     return Outcome(transaction_id, record.status, [(Code.LEG_CONFIRMATION_MISMATCH, detail)])
+
+
+@dataclass(frozen=True)
+class Differences:
+    hub_only: list[LedgerBlock]
+    registry_only: list[LedgerBlock]
+
+
+def _malformed(reported: Sequence[LedgerBlock], sender: str) -> tuple[Code, str] | None:
+    """Blocks of another registry, or two blocks sharing serials (books can't hold that)."""
+    if any(block.attributes.holder.registry != sender for block in reported):
+        return (
+            Code.REGISTRY_NOT_PARTY_TO_UNITS,
+            "a leg confirmation reports the sender's own blocks only",
+        )
+    overlap = _overlap(reported)
+    return None if overlap is None else (Code.BLOCKS_OVERLAP, overlap)
+
+
+def _compare(
+    connection: Connection,
+    sender: str,
+    reported: Sequence[LedgerBlock],
+    ranges: dict[str, list[Block[None]]],
+) -> Differences | tuple[Code, str]:
+    """The sender's side of the ledger against what it reported, over the transaction's
+    serials; or the refusal of a report over serials the ledger holds elsewhere (7007)."""
+    found = Differences([], [])
+    for space, wanted in ranges.items():
+        held = ledger.neighbourhood(connection, space, wanted).blocks
+        theirs = [b for b in reported if b.attributes.unit.originating_registry == space]
+        claimed = _claimed_elsewhere(held, theirs, sender, wanted)
+        if claimed is not None:
+            return Code.LEG_CONFIRMATION_NOT_OWN, claimed
+        mine = [block for block in held if block.attributes.holder.registry == sender]
+        only_mine, only_theirs = block_differences(_cut(mine, wanted), _cut(theirs, wanted))
+        found.hub_only.extend(only_mine)
+        found.registry_only.extend(only_theirs)
+    return found
+
+
+def _claimed_elsewhere(
+    held: Sequence[LedgerBlock],
+    reported: Sequence[LedgerBlock],
+    sender: str,
+    wanted: Sequence[Block[None]],
+) -> str | None:
+    """The first reported serials (inside the transaction's ranges) that the ledger holds in
+    another registry than the sender, or None."""
+    others = [block for block in held if block.attributes.holder.registry != sender]
+    for a, b in find_overlaps([*_cut(others, wanted), *_cut(reported, wanted)]):
+        holder = (a if a.attributes.holder.registry != sender else b).attributes.holder.registry
+        first, last = max(a.serial_first, b.serial_first), min(a.serial_last, b.serial_last)
+        return f"serials {first}-{last} are held in {holder}, not {sender}"
+    return None
 
 
 def _overlap(reported: Sequence[LedgerBlock]) -> str | None:

@@ -25,7 +25,18 @@ from gateway.legs import confirm
 from gateway.storage import reconciliations as runs
 from gateway.storage.records import claim_outbox
 from gateway.storage.schema import outbox
-from tests.builders import GHA_ACCOUNT, T0, HubHarness, block, external, issuance
+from tests.builders import (
+    CHE_ACCOUNT,
+    GHA_ACCOUNT,
+    T0,
+    HubHarness,
+    block,
+    external,
+    issuance,
+    transaction,
+)
+
+GHA = Holder("GHA01", GHA_ACCOUNT)
 
 
 @pytest.fixture
@@ -36,11 +47,15 @@ def hub(hub_database_url: str) -> Iterator[HubHarness]:
     harness.close()
 
 
-def confirmation(transaction_id: str, *pieces: tuple[int, int, int]) -> bytes:
+def confirmation(
+    transaction_id: str,
+    *pieces: tuple[int, int, int],
+    holder: Holder = GHA,
+) -> bytes:
     message = reconciliation_pb2.LegConfirmation(transaction_id=transaction_id)
     for first, last, vintage in pieces:
         unit = unit_block(block(first, last, vintage=vintage))
-        held = unit.with_attributes(Held(Holder("GHA01", GHA_ACCOUNT), unit.attributes))
+        held = unit.with_attributes(Held(holder, unit.attributes))
         message.blocks.append(held_block_message(held))
     return message.SerializeToString()
 
@@ -89,6 +104,25 @@ def test_a_confirmation_must_concern_the_sender(hub: HubHarness) -> None:
     foreign = unit.with_attributes(Held(Holder("CHE01", "CHE01-1001-30"), unit.attributes))
     other.blocks.append(held_block_message(foreign))
     assert submit(hub, "GHA01", other.SerializeToString()) == [Code.REGISTRY_NOT_PARTY_TO_UNITS]
+
+
+def test_a_former_holder_cannot_freeze_the_units_it_transferred(hub: HubHarness) -> None:
+    """The attack: GHA01 transfers serials to CHE01, then "confirms" them as still its own.
+    The hub refuses (7007), records no discrepancy, and CHE01 can move its units."""
+    assert hub.propose(external("GHA01-2", 1, 100)).status is Status.CHECKED
+    assert hub.decide("GHA01-2", Status.ACCEPTED).status is Status.COMPLETED
+    before = hub.state()
+    for attempt in range(2):  # and again, as after a resolution
+        lie = confirmation("GHA01-2", (1, 100, 2024))
+        assert submit(hub, "GHA01", lie) == [Code.LEG_CONFIRMATION_NOT_OWN], attempt
+    assert hub.database.read_now(runs.open_count) == 0
+    assert hub.state() == before
+    assert submit(hub, "GHA01", confirmation("GHA01-2")) == []  # its true side: nothing left
+    onward = transaction(
+        "CHE01-1", transaction_pb2.TRANSACTION_TYPE_EXTERNAL_TRANSFER, [block(1, 50)],
+        sender="CHE01", source=CHE_ACCOUNT, acquirer="GHA01", target=GHA_ACCOUNT,
+    )  # fmt: skip
+    assert hub.propose(onward, sender="CHE01").status is Status.CHECKED
 
 
 def test_a_confirmation_with_overlapping_blocks_is_refused_and_changes_nothing(
@@ -148,14 +182,16 @@ def test_a_confirmation_in_the_receipt_to_a_completion_notice_is_compared_on_del
         receipt.header.CopyFrom(new_header(registry, "HUB", datetime.now(UTC)))
         return Attempt(notices[registry], seal(receipt, [keys[registry]]))
 
-    # GHA01 says it still holds 1-10, which it transferred; CHE01 confirms another transaction.
+    # GHA01 says it still holds 1-10, which it transferred: refused (7007), nothing frozen.
+    # CHE01 holds them with another vintage: its own side differs, frozen at once.
+    che = Holder("CHE01", CHE_ACCOUNT)
     attempts = [answer("GHA01", confirmation("GHA01-2", (1, 10, 2024))),
-                answer("CHE01", confirmation("GHA01-1"))]  # fmt: skip
+                answer("CHE01", confirmation("GHA01-2", (1, 10, 2023), holder=che))]  # fmt: skip
     hub.database.write_now(lambda c: deliverer._record_all(c, attempts))
     found = hub.database.read_now(lambda c: runs.list_discrepancies(c, open_only=True))
-    assert [(d.registry, d.side, d.transaction_id) for d in found] == [
-        ("GHA01", "registry", "GHA01-2")
-    ]
+    assert sorted((d.registry, d.side, d.transaction_id) for d in found) == [
+        ("CHE01", "hub", "GHA01-2"), ("CHE01", "registry", "GHA01-2")
+    ]  # fmt: skip
     states = hub.database.read_now(
         lambda c: c.execute(select(outbox.c.state).where(outbox.c.transaction_id == "GHA01-2"))
     )
