@@ -9,6 +9,8 @@ with 3001.
 
 from __future__ import annotations
 
+import contextlib
+import os
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from functools import cache
@@ -34,6 +36,7 @@ from sqlalchemy import (
     delete,
     event,
     insert,
+    make_url,
     select,
 )
 
@@ -61,12 +64,23 @@ class UtcDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+def _create_private(path: str | None) -> None:
+    """Create a new SQLite file readable by its owner only (0600): the books and the audit
+    trail are nobody else's to read. SQLite gives its -wal and -shm files the database
+    file's permissions. An existing file keeps the permissions its operator gave it."""
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+
+
 def make_engine(url: str, immediate: bool = True) -> Engine:
     """An engine for ``url``. SQLite: WAL, synchronous=FULL (a commit is on disk before any
     reply leaves), and BEGIN IMMEDIATE for writers, so a read-then-write never fails half way
     when another process writes the same file."""
     if not url.startswith("sqlite"):
         return create_engine(url, pool_pre_ping=True, pool_size=4)
+    _create_private(make_url(url).database)
     engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
     @event.listens_for(engine, "connect")

@@ -64,7 +64,12 @@ def test_metrics_equal_what_happened(network: Network) -> None:
     gha01 = network.scrape("GHA01")
     assert total(gha01, "a6_transactions", status="completed") == 3
     assert total(gha01, "a6_transactions", status="terminated") == 1
-    assert total(gha01, "a6_rpc_requests_total", method="Deliver", code="OK") == 4
+    # Four notices reached GHA01: one call each, or fewer when the hub batched them.
+    calls = sum(
+        total(gha01, "a6_rpc_requests_total", method=method, code="OK")
+        for method in ("Deliver", "DeliverBatch")
+    )
+    assert 1 <= calls <= 4
 
 
 def admin_cli(network: Network, *args: str) -> str:
