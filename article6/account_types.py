@@ -50,8 +50,9 @@ def check_target(
     kind: TransactionType, account_id: str, account_type: AccountType, use: Purpose | None
 ) -> None:
     """Refuse (4014) to put units into an account of ``account_type`` by ``kind``."""
-    allowed = USE_TARGETS.get(use or Purpose.UNSPECIFIED, frozenset())
-    if kind is not T.USE:
+    if kind is T.USE:
+        allowed = USE_TARGETS.get(use or Purpose.UNSPECIFIED, frozenset())
+    else:
         allowed = TARGETS.get(kind, frozenset())
     if account_type not in allowed:
         names = ", ".join(sorted(_name(t) for t in allowed)) or "none"

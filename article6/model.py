@@ -302,12 +302,12 @@ class TransactionSpec:
         authorization itself, for the outcomes it binds."""
         if self.type is TransactionType.AUTHORIZATION:
             granted = self.authorization
-            defined = (
-                granted is not None
-                and granted.purpose.includes_oimp
-                and (granted.first_transfer_definition is FirstTransferTrigger.AUTHORIZATION)
-            )
-            return granted.authorizing_party if defined and granted is not None else ""
+            if (
+                granted is None
+                or FirstTransferTrigger.AUTHORIZATION not in granted.first_transfer_at
+            ):
+                return ""
+            return granted.authorizing_party
         if self.first_transfer is None or self.type not in FIRST_TRANSFER_TYPES:
             return ""
         return self.first_transfer.first_transferring_party

@@ -320,8 +320,8 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
         await self._authorize(context)
 
         def read(connection: Any) -> list[admin_pb2.AuthorizationSummary]:
-            records = list_authorizations(connection, request.party, request.cooperative_approach)
-            return [_summary(connection, record) for record in records]
+            found = list_authorizations(connection, request.party, request.cooperative_approach)
+            return [_summary(record, current) for record, current in found]
 
         found = await self.database.read(read)
         return admin_pb2.ListAuthorizationsResponse(authorizations=found)
@@ -337,7 +337,7 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
                 return None
             versions = authorization_versions(connection, request.authorization_id)
             return admin_pb2.GetAuthorizationResponse(
-                summary=_summary(connection, record),
+                summary=_summary(record, versions[-1]),
                 versions=[_version_message(version) for version in versions],
             )
 
@@ -377,8 +377,10 @@ def _version_message(version: AuthorizationVersionRecord) -> admin_pb2.Authoriza
     return message
 
 
-def _summary(connection: Any, record: AuthorizationRecord) -> admin_pb2.AuthorizationSummary:
-    versions = authorization_versions(connection, record.grant.authorization_id)
+def _summary(
+    record: AuthorizationRecord, current: AuthorizationVersionRecord
+) -> admin_pb2.AuthorizationSummary:
+    assert current.version == record.grant.version, (record, current.version)
     return admin_pb2.AuthorizationSummary(
-        current=_version_message(versions[-1]), first_transferred=record.reserved
+        current=_version_message(current), first_transferred=record.reserved
     )

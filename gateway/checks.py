@@ -89,12 +89,11 @@ def check_proposal(
         _check_use(spec, peer)
     if spec.type in CANCELLATIONS:
         _check_cancellation(spec, peer)
-    if spec.type in TRANSFERS:
+    if spec.type is TransactionType.EXTERNAL_TRANSFER:
         _check_not_outcomes(spec)
 
 
 CANCELLATIONS = frozenset({TransactionType.CANCELLATION, TransactionType.VOLUNTARY_CANCELLATION})
-TRANSFERS = frozenset({TransactionType.EXTERNAL_TRANSFER, TransactionType.INTERNAL_TRANSFER})
 
 
 def _check_blocks(spec: TransactionSpec, policy: Policy) -> None:
@@ -480,8 +479,6 @@ def _authorized_outcome(block: UnitBlock) -> bool:
 
 def _check_not_outcomes(spec: TransactionSpec) -> None:
     """Authorized outcomes leave their registry only by first transfer (type 12)."""
-    if spec.type is not TransactionType.EXTERNAL_TRANSFER:
-        return
     for block in spec.blocks:
         if block.attributes.unit_kind is UnitKind.MITIGATION_OUTCOME:
             raise Refusal(

@@ -144,14 +144,12 @@ class Lifecycle:
             insert_transaction(connection, terminated, path=path)
             self._finished(connection, terminated)
             return Outcome(record.transaction_id, Status.CHECKED_DISCREPANCY, results)
-        if spec.type is not TransactionType.AUTHORIZATION:
-            _reserve(connection, spec, +1)
+        # An authorization's version is recorded before what its binding first transfers counts.
+        _record_authorization(connection, spec, message, sender, now)
+        _reserve(connection, spec, +1)
         if spec.crosses_registries:
             return self._await_acquirer(connection, record, spec, message, now)
         self._apply(connection, spec, neighbourhoods)
-        _record_authorization(connection, spec, message, sender, now)
-        if spec.type is TransactionType.AUTHORIZATION:
-            _reserve(connection, spec, +1)
         completed = replace(record, status=Status.COMPLETED)
         insert_transaction(connection, completed, path=[Status.PROPOSED, Status.CHECKED])
         self._finished(connection, completed)
@@ -508,7 +506,7 @@ def _record_authorization(
 
 def _reserve(connection: Connection, spec: TransactionSpec, sign: int) -> None:
     """Count a first transfer against its authorizations' quantities (+1), or give it back
-    (-1). The authorization that first transfers what it binds is recorded before it counts."""
+    (-1)."""
     for authorization_id, quantity in spec.first_transferred().items():
         reserve(connection, authorization_id, sign * quantity)
 

@@ -159,7 +159,8 @@ def _first(party: str, trigger: FirstTransferTrigger) -> transaction_pb2.FirstTr
 
 def _entity(text: str) -> transaction_pb2.AuthorizedEntity:
     """``NAME;COUNTRY;IDENTIFICATION[;CONDITIONS]``, as the AEF's Table 5 lists an entity."""
-    name, country, number, *rest = [*text.split(";"), "", ""][: max(3, text.count(";") + 1)]
+    parts = text.split(";")
+    name, country, number, *rest = parts + [""] * (3 - len(parts))
     return transaction_pb2.AuthorizedEntity(
         name=name.strip(), country=country.strip(), identification_number=number.strip(),
         conditions=";".join(rest).strip(),

@@ -502,13 +502,36 @@ def get_authorization(connection: Connection, authorization_id: str) -> Authoriz
 
 def list_authorizations(
     connection: Connection, party: str = "", cooperative_approach: str = ""
-) -> list[AuthorizationRecord]:
-    query = select(authorizations).order_by(authorizations.c.authorization_id)
+) -> list[tuple[AuthorizationRecord, AuthorizationVersionRecord]]:
+    """Authorizations, each with its current version as recorded, in one query."""
+    versions = authorization_versions_table
+    query = (
+        select(
+            authorizations,
+            *(column.label(f"version_{column.name}") for column in versions.columns),
+        )
+        .join(
+            versions,
+            and_(
+                versions.c.authorization_id == authorizations.c.authorization_id,
+                versions.c.version == authorizations.c.version,
+            ),
+        )
+        .order_by(authorizations.c.authorization_id)
+    )
     if party:
         query = query.where(authorizations.c.authorizing_party == party)
     if cooperative_approach:
         query = query.where(authorizations.c.cooperative_approach == cooperative_approach)
-    return [_authorization_record(row) for row in connection.execute(query)]
+    return [
+        (
+            _authorization_record(row),
+            AuthorizationVersionRecord(
+                **{c.name: getattr(row, f"version_{c.name}") for c in versions.columns}
+            ),
+        )
+        for row in connection.execute(query)
+    ]
 
 
 def authorization_versions(

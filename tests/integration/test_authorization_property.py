@@ -191,7 +191,7 @@ def assert_no_itmo_without_authorization(hub: HubHarness) -> int:
         blocks = ledger.blocks_of_registry(connection, "GHA01") + ledger.blocks_of_registry(
             connection, "CHE01"
         )
-        records = {r.grant.authorization_id: r for r in list_authorizations(connection)}
+        records = {r.grant.authorization_id: r for r, _ in list_authorizations(connection)}
         caps = {
             name: [
                 T.Authorization.FromString(v.body).quantity_cap
