@@ -321,12 +321,14 @@ class Lifecycle:
 
 def _check_authorizations(connection: Connection, spec: TransactionSpec, sender: Peer) -> None:
     """The checks that need the hub's record of authorizations."""
+    first_transferred = spec.first_transferred()
     if spec.type is TransactionType.AUTHORIZATION:
         assert spec.authorization is not None
         binds = bool(spec.blocks)
         reserved = _check_version(connection, spec.authorization, sender, binds)
-        binding = spec.first_transferred().get(spec.authorization.authorization_id, 0)
+        binding = first_transferred.get(spec.authorization.authorization_id, 0)
         _check_quantity(spec.authorization, reserved, binding)
+        return  # what its binding first transfers was checked with the version
     if spec.type is TransactionType.ISSUANCE and spec.authorization is not None:
         known = get_authorization(connection, spec.authorization.authorization_id)
         if known is not None and (known.grant, known.registry) != (
@@ -339,9 +341,6 @@ def _check_authorizations(connection: Connection, spec: TransactionSpec, sender:
             )
     if spec.type is TransactionType.USE:
         _check_use_timeframe(connection, spec)
-    first_transferred = spec.first_transferred()
-    if spec.type is TransactionType.AUTHORIZATION or not first_transferred:
-        return  # an authorization that first transfers was checked as a whole version
     for authorization_id, quantity in first_transferred.items():
         record = get_authorization(connection, authorization_id)
         if record is None:
