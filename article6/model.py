@@ -86,7 +86,7 @@ class UnitState(enum.IntEnum):
 
 class Purpose(enum.IntEnum):
     """Authorized purposes, as the AEF lists them (NDC, OIMP, IMP, OP and the combinations
-    with NDC). OIMP, "other international mitigation purposes" (2/CMA.3 annex para 1(f)), is
+    with NDC). OIMP, "other international mitigation purposes" (2/CMA.3 annex), is
     international mitigation purposes (IMP) together with other purposes (OP)."""
 
     UNSPECIFIED = 0

@@ -65,7 +65,7 @@ class Peer:
 class Policy:
     """Rule parameters the sources fix but a deployment may need to state (``[rules]``)."""
 
-    first_vintage: int = 2021  # Article 6.2 outcomes from 2021 on (2/CMA.3 annex para 1)
+    first_vintage: int = 2021  # Article 6.2 outcomes from 2021 on (2/CMA.3 annex)
 
 
 DEFAULT_POLICY = Policy()
@@ -347,7 +347,7 @@ def _check_timeframe(granted: AuthorizationSpec, policy: Policy) -> None:
 
 def _check_definition(granted: AuthorizationSpec) -> None:
     """The first-transfer definition suits the purpose: for OIMP the Party chooses among
-    authorization, issuance, and use or cancellation (2/CMA.3 annex para 2(b)); for use
+    authorization, issuance, and use or cancellation (2/CMA.3 annex para 2); for use
     towards an NDC alone there is nothing to define ("NA")."""
     definition = granted.first_transfer_definition
     if granted.purpose.includes_oimp and definition not in OIMP_DEFINITIONS:

@@ -3,7 +3,7 @@ instruction passes before anything of it is forwarded. Pure: no SQL, no gRPC.
 
 **Deductions at issuance.** Of every issuance of ``gross`` A6.4ERs, the share of proceeds
 (5%) goes to the Adaptation Fund and 2% is cancelled for overall mitigation in global
-emissions (OMGE) (decision 3/CMA.3 annex paras 59(a) and 67; 7/CMA.4). The decisions and the
+emissions (OMGE) (decision 3/CMA.3 annex; 7/CMA.4). The decisions and the
 procedures we could consult say nothing of fractions of a unit, so the rounding is the
 operator's to state (``[mechanism] deduction_rounding``) and defaults to **down**, in
 integers: ``share = floor(gross * 5 / 100)``, ``omge = floor(gross * 2 / 100)``. Rounding
