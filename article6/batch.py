@@ -102,6 +102,11 @@ class BatchClient:
         return reply
 
 
+def answered(results: Sequence[Result]) -> bool:
+    """Whether the peer answered any of them (a refusal is an answer; silence is not)."""
+    return any(not isinstance(r, Failure) or not r.unanswered for r in results)
+
+
 def _result(answer: envelope_pb2.BatchAnswer) -> Result:
     """One answer of a peer's BatchReply, which may be as hostile as anything else it sends."""
     kind = answer.WhichOneof("answer")

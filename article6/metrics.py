@@ -20,6 +20,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_
 from prometheus_client.core import GaugeMetricFamily
 
 from article6.codes import Code
+from article6.process import StartupError
 
 LATENCY_BUCKETS_SECONDS = (
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -148,5 +149,8 @@ def outbox_families() -> list[GaugeMetricFamily]:
 def serve_metrics(listen: str, registry: CollectorRegistry) -> Any:
     """Serve ``/metrics`` over HTTP at ``host:port``; returns the server (``shutdown()``)."""
     host, _, port = listen.rpartition(":")
-    server, _thread = start_http_server(int(port), addr=host or "127.0.0.1", registry=registry)
+    try:
+        server, _thread = start_http_server(int(port), addr=host or "127.0.0.1", registry=registry)
+    except OSError as error:
+        raise StartupError(f"cannot serve metrics on {listen}: {error.strerror}") from None
     return server

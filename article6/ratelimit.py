@@ -34,11 +34,19 @@ class RateLimiter:
 
     def admit(self, caller: str, now: float) -> bool:
         """Take a token for one request by ``caller`` at ``now`` (monotonic seconds)."""
+        return self._take(caller, now, 1)
+
+    def could_admit(self, caller: str, now: float) -> bool:
+        """Whether ``caller`` has a request left at ``now``, taking nothing: a batch is turned
+        away whole, before it is parsed, when not even its first envelope could be admitted."""
+        return self._take(caller, now, 0)
+
+    def _take(self, caller: str, now: float, taken: int) -> bool:
         limit = self.limits.get(caller, self.default)
         if limit is None:
             return True
         tokens, at = self._buckets.get(caller, (limit.burst, now))
         tokens = min(limit.burst, tokens + max(0.0, now - at) * limit.rate)
         admitted = tokens >= 1
-        self._buckets[caller] = (tokens - 1 if admitted else tokens, now)
+        self._buckets[caller] = (tokens - taken if admitted else tokens, now)
         return admitted

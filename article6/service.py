@@ -6,8 +6,9 @@ refused with its own code (ENVELOPE_MALFORMED, MESSAGE_TOO_LARGE) rather than a 
 deserialization error, and any ``Refusal`` raised by a method ends the RPC through
 ``article6.status.abort``. Anything else is a fault of ours: it is logged here and the caller
 gets INTERNAL with a fixed message, never the exception's text. gRPC's own receive limit
-should sit above ``max_bytes`` (``grpc_message_options``), so moderately oversized envelopes
-still get the numbered code.
+sits at ``TRANSPORT_MAX_BYTES``, four times ``max_bytes`` (``grpc_message_options``), so an
+oversized envelope gets the numbered code (1011); only a request over the transport's limit
+is cut off by gRPC itself (RESOURCE_EXHAUSTED, no code), before it is buffered whole.
 """
 
 from __future__ import annotations
@@ -32,12 +33,39 @@ Context = grpc.aio.ServicerContext[bytes, bytes]
 EnvelopeMethod = Callable[[envelope_pb2.Envelope, Context], Awaitable[envelope_pb2.Envelope]]
 
 GRPC_LIMIT_MARGIN_BYTES = 64 * 1024
+TRANSPORT_MAX_BYTES = 4 * MAX_ENVELOPE_BYTES
 
 
 def grpc_message_options(max_bytes: int = MAX_ENVELOPE_BYTES) -> list[tuple[str, int]]:
-    """Server or channel options whose gRPC message limits sit just above ``max_bytes``."""
-    limit = max_bytes + GRPC_LIMIT_MARGIN_BYTES
-    return [("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", limit)]
+    """Server or channel options: gRPC receives up to four times ``max_bytes``, so that what
+    is over ``max_bytes`` reaches a handler and is refused with its code, and sends a little
+    more than ``max_bytes`` (an envelope with its framing)."""
+    receive = max(4 * max_bytes, max_bytes + GRPC_LIMIT_MARGIN_BYTES)
+    send = max_bytes + GRPC_LIMIT_MARGIN_BYTES
+    return [("grpc.max_receive_message_length", receive), ("grpc.max_send_message_length", send)]
+
+
+HANDSHAKE_TIMEOUT_SECONDS = 5.0  # a connection that has not finished TLS by then is closed
+IDLE_CONNECTION_SECONDS = 600.0  # a connection with no call for this long is closed (GOAWAY)
+MAX_CONNECTIONS = 4096  # connections at once, counted from accept (before TLS)
+
+
+def server_options(
+    max_bytes: int = MAX_ENVELOPE_BYTES,
+    handshake_seconds: float = HANDSHAKE_TIMEOUT_SECONDS,
+    max_connections: int = MAX_CONNECTIONS,
+) -> list[tuple[str, int]]:
+    """A server's options: message limits; the port not shared (a second process on it fails
+    to bind, ``article6.process.listen``); connections that never finish TLS closed after
+    ``handshake_seconds`` (gRPC's default is 120 s), idle ones after a while, and at most
+    ``max_connections`` at once, so idle sockets cannot use up the process's descriptors."""
+    return [
+        *grpc_message_options(max_bytes),
+        ("grpc.so_reuseport", 0),
+        ("grpc.server_handshake_timeout_ms", int(handshake_seconds * 1000)),
+        ("grpc.max_connection_idle_ms", int(IDLE_CONNECTION_SECONDS * 1000)),
+        ("grpc.max_allowed_incoming_connections", max_connections),
+    ]
 
 
 def client_options(
@@ -84,8 +112,12 @@ async def _answer(
         return None
 
 
-def _admit(limiter: RateLimiter | None, context: Context) -> None:
-    if limiter is not None and not limiter.admit(peer_identity(context) or "", time.monotonic()):
+def _admit(limiter: RateLimiter | None, context: Context, take: bool = True) -> None:
+    """Refuse a caller over its rate (1041); with ``take`` false, only look."""
+    if limiter is None:
+        return
+    caller, now = peer_identity(context) or "", time.monotonic()
+    if not (limiter.admit(caller, now) if take else limiter.could_admit(caller, now)):
         raise Refusal(Code.RATE_LIMITED, "too many requests; retry with back-off")
 
 
@@ -151,6 +183,7 @@ def _batch_handler(
 
     async def handle(raw: bytes, context: Context) -> bytes:
         try:
+            _admit(limiter, context, take=False)  # no parsing for a caller with nothing left
             batch = read_batch(raw, max_bytes)
         except Refusal as refusal:
             if on_refusal is not None:

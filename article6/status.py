@@ -99,6 +99,11 @@ class Failure:
         return cls(code, status.message, refusal_from_status(status))
 
     @property
+    def unanswered(self) -> bool:
+        """The peer said nothing at all (down, silent, unreachable), as opposed to refusing."""
+        return self.refusal is None and self.status in NO_ANSWER
+
+    @property
     def reason(self) -> str:
         """A metric label: the numbered code's name, or the gRPC status's, in lower case."""
         return (self.refusal.code.name if self.refusal else self.status.name).lower()
@@ -107,5 +112,6 @@ class Failure:
         return str(self.refusal) if self.refusal else f"{self.status.name}: {self.message}"
 
 
+NO_ANSWER = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
 _STATUS_CODES = {status.value[0]: status for status in grpc.StatusCode}
 _KNOWN_CODES = frozenset(code.value for code in Code)

@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import echo, reconciliation, single, transfers
+from bench import echo, isolation, reconciliation, single, transfers
 from bench.load import Run
 from bench.network import hub_database, postgres_reachable
 
@@ -31,6 +31,7 @@ RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 SINGLE_TARGET = 0.35  # x the echo rate
 TRANSFER_RATE_TARGET, TRANSFER_P99_TARGET_MS = 500, 100
 SIZE_TOLERANCE = 0.10
+ISOLATION_RATE, ISOLATION_COUNT = 20.0, 200  # unrelated transfers a second, and how many
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--paced", type=int, default=40,
                         help="transfers of each block size per repeat")  # fmt: skip
     parser.add_argument("--blocks", type=int, default=1_000_000, help="reconciliation size")
+    parser.add_argument("--backlog", type=int, default=10_000,
+                        help="messages waiting for the silent registry (isolation)")  # fmt: skip
     parser.add_argument("--databases", default="sqlite,postgresql",
                         type=lambda text: text.split(","))  # fmt: skip
     parser.add_argument("--output", type=Path, default=RESULTS, help="where to write")
@@ -142,6 +145,10 @@ def main(argv: list[str] | None = None) -> int:
         "|---|---|",
         *cpu_lines,
         "",
+        *isolation.table(
+            isolation.measure(args.backlog, ISOLATION_COUNT, ISOLATION_RATE), ISOLATION_RATE
+        ),
+        "",
         *_reconciliation_table(args.blocks),
     ]
     print("\n".join(table))
@@ -155,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
         "each run's p50 and p99\n"
         "- every process (load client, hub, registries, PostgreSQL) runs on this machine\n"
         "- what each row measures: bench/echo.py, bench/single.py, bench/transfers.py, "
-        f"bench/reconciliation.py\n{skipped}\n" + "\n".join(table) + "\n"
+        f"bench/isolation.py, bench/reconciliation.py\n{skipped}\n" + "\n".join(table) + "\n"
     )
     print(f"\nwritten to {args.output}")
     return 0

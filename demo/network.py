@@ -110,9 +110,8 @@ class Network:
     database: str = "hub.db"
     acceptance_timeout_seconds: float = 60.0
     reconciliation_interval_seconds: float = 0.0  # the hub's scheduler (0: operators only)
-    delivery: dict[str, Any] = field(
-        default_factory=lambda: {"max_attempts": 12, "backoff_max_seconds": 2.0}
-    )
+    delivery: dict[str, Any] = field(default_factory=lambda: {"backoff_max_seconds": 2.0})
+    hub_settings: dict[str, Any] = field(default_factory=dict)  # more [hub] keys
     components: dict[str, Component] = field(default_factory=dict)
     metrics: dict[str, str] = field(default_factory=dict)  # component -> host:port of /metrics
     standing: set[str] = field(default_factory=set)  # registries whose STANDING is recorded
@@ -199,6 +198,9 @@ class Network:
 
     def _write_hub(self, hub_port: int, admin_port: int, ports: dict[str, int]) -> None:
         delivery = "".join(f"{key} = {json.dumps(value)}\n" for key, value in self.delivery.items())
+        extra = "".join(
+            f"{key} = {json.dumps(value)}\n" for key, value in self.hub_settings.items()
+        )
         registries = "".join(
             f'\n[[registries]]\nregistry_id = "{registry}"\nkind = "{kind(registry)}"\n'
             f'endpoint = "127.0.0.1:{port}"\ncooperative_approaches = {_approaches(registry)}\n'
@@ -211,7 +213,7 @@ class Network:
             f'{self._tls_lines(HUB)}admin_identities = ["{OPERATOR}"]\n'
             f"acceptance_timeout_seconds = {self.acceptance_timeout_seconds}\n"
             f"reconciliation_interval_seconds = {self.reconciliation_interval_seconds}\n"
-            f"\n[delivery]\n{delivery}{registries}"
+            f"{extra}\n[delivery]\n{delivery}{registries}"
         )
 
     def _write_registry(self, registry: str, port: int, hub_port: int) -> None:
@@ -383,6 +385,10 @@ class Network:
             self.admin_endpoint, credentials, options=channel_options(HUB)
         ) as channel:
             yield admin_pb2_grpc.AdminServiceStub(channel)
+
+
+def _toml_lines(settings: dict[str, Any]) -> str:
+    return "".join(f"{key} = {json.dumps(value)}\n" for key, value in settings.items())
 
 
 def _port(address: str) -> int:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from article6.keys import read_key_file
 from article6.logs import configure_logging
+from article6.process import StartupError
 from gateway.audit import entry_line, verdict_lines
 from gateway.config import HubConfig, load_config
 from gateway.server import serve
@@ -78,7 +79,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "audit":
         return _audit_list(config, args)
     configure_logging("hub", args.log_level)
-    asyncio.run(serve(config))
+    try:
+        asyncio.run(serve(config))
+    except StartupError as error:
+        print(f"article6-hub: {error}", file=sys.stderr)
+        return 1
     return 0
 
 

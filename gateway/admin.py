@@ -36,6 +36,7 @@ from gateway.storage.records import (
     list_outbox,
     list_transactions,
     retry_dead_letter,
+    retry_dead_letters,
     set_suspended,
 )
 
@@ -222,6 +223,17 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
         assert message is not None
         self.on_change()
         return admin_pb2.RetryDeadLetterResponse(entry=outbox_entry(message))
+
+    async def RetryDeadLetters(
+        self, request: admin_pb2.RetryDeadLettersRequest, context: Context
+    ) -> admin_pb2.RetryDeadLettersResponse:
+        operator = await self._authorize(context)
+        now = datetime.now(UTC)
+        count = await self.database.write(
+            lambda c: retry_dead_letters(c, request.registry, now, operator)
+        )
+        self.on_change()
+        return admin_pb2.RetryDeadLettersResponse(count=count)
 
     async def ListHoldings(
         self, request: admin_pb2.ListHoldingsRequest, context: Context

@@ -9,6 +9,7 @@
     resume CHE01 --reason "..."
     outbox [--dead] [--registry CHE01]  messages awaiting delivery, or dead letters
     retry ENTRY_ID                      put a dead letter back into delivery
+    retry --all [--registry CHE01]      put every dead letter (to CHE01) back into delivery
     holdings [--registry GHA01]         the hub's ledger
     reconcile GHA01                     run a reconciliation with a registry now
     reconciliations [--registry GHA01]  runs, newest first
@@ -169,6 +170,12 @@ def _outbox(stub: Stub, args: argparse.Namespace) -> Message | list[str]:
 
 
 def _retry(stub: Stub, args: argparse.Namespace) -> Message | list[str]:
+    if args.entry_id is None:
+        if not args.all:
+            raise SystemExit("retry: give an ENTRY_ID, or --all (with --registry to narrow it)")
+        request = admin_pb2.RetryDeadLettersRequest(registry=args.registry or "")
+        many = stub.RetryDeadLetters(request, timeout=30)
+        return many if args.json else [f"back in delivery: {many.count} dead letters"]
     reply = stub.RetryDeadLetter(admin_pb2.RetryDeadLetterRequest(entry_id=args.entry_id))
     return reply if args.json else [f"back in delivery: {_outbox_line(reply.entry)}"]
 
@@ -296,9 +303,10 @@ def build_parser() -> argparse.ArgumentParser:
     outbox.add_argument("--dead", action="store_true", help="dead letters only")
     outbox.add_argument("--registry")
     outbox.add_argument("--limit", type=int, default=100)
-    command("retry", _retry, "put a dead letter back into delivery").add_argument(
-        "entry_id", type=int
-    )
+    retry = command("retry", _retry, "put dead letters back into delivery")
+    retry.add_argument("entry_id", type=int, nargs="?", help="one dead letter's outbox id")
+    retry.add_argument("--all", action="store_true", help="every dead letter")
+    retry.add_argument("--registry", help="with --all: only those to this registry")
     command("holdings", _holdings, "the hub's ledger").add_argument("--registry")
     reconcile = command("reconcile", _reconcile, "run a reconciliation with a registry now")
     reconcile.add_argument("registry")

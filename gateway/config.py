@@ -14,16 +14,22 @@ keys = "pki/keys.toml"                  # every registry's public signing keys
 admin_identities = ["OPERATOR"]         # TLS identities allowed on the admin port
 acceptance_timeout_seconds = 60         # an acquiring registry's time to answer
 reconciliation_interval_seconds = 0     # reconcile one registry every N s in turn (0: off)
-rate_limit_per_second = 0               # each registry's sustained request rate (0: no limit)
+rate_limit_per_second = 1000            # each registry's sustained request rate (0: no limit)
 rate_limit_burst = 0                    # requests at once (0: twice the rate)
+handshake_timeout_seconds = 5           # a connection that has not finished TLS by then is closed
+max_connections = 4096                  # connections at once, counted before TLS
 
 [delivery]
-max_attempts = 12                       # then the message is a dead letter
+give_up_after_seconds = 259200          # retried for 72 hours, then the message is a dead letter
+max_attempts = 0                        # or after this many attempts (0: no limit by count)
 backoff_initial_seconds = 0.2
-backoff_max_seconds = 10
+backoff_max_seconds = 30                # the longest wait between two attempts of a message
 rpc_timeout_seconds = 5
-batch_size = 64                         # messages claimed at once; one DeliverBatch per registry
-lanes = 4                               # claimed batches in flight at once
+batch_size = 64                         # messages in one DeliverBatch
+lanes = 2                               # batches in flight to each registry at once
+breaker_failures = 3                    # batches unanswered in a row that stop delivery to it
+breaker_open_seconds = 1                # then one message probes it after this, doubling
+breaker_max_open_seconds = 60           # up to this
 
 [rules]
 first_vintage = 2021                    # the earliest vintage of Article 6.2 outcomes
@@ -52,8 +58,11 @@ from article6.identifiers import (
     check_registry_id,
 )
 from article6.ratelimit import Limit, RateLimiter
+from article6.service import HANDSHAKE_TIMEOUT_SECONDS, MAX_BATCH_ENVELOPES, MAX_CONNECTIONS
 from gateway.checks import DEFAULT_POLICY, Policy
 
+DEFAULT_RATE_LIMIT_PER_SECOND = 1000.0  # per registry: well above any registry's real load
+DEFAULT_LIMIT = Limit(DEFAULT_RATE_LIMIT_PER_SECOND, 2 * DEFAULT_RATE_LIMIT_PER_SECOND)
 REGISTRY_KINDS = frozenset({"international", "ars", "mechanism", "party"})
 
 
@@ -70,13 +79,32 @@ class RegistryEntry:
 
 @dataclass(frozen=True)
 class DeliveryConfig:
-    max_attempts: int = 12
+    give_up_after_seconds: float = 72 * 3600.0  # a registry's weekend outage, and then some
+    max_attempts: int = 0  # 0: no limit by count
     backoff_initial_seconds: float = 0.2
-    backoff_max_seconds: float = 10.0
+    backoff_max_seconds: float = 30.0
     rpc_timeout_seconds: float = 5.0
     poll_interval_seconds: float = 0.05
-    batch_size: int = 64  # messages claimed at once, sent as one batch per registry
-    lanes: int = 4  # claimed batches in flight at once: one being answered while others go
+    batch_size: int = 64  # messages in one DeliverBatch
+    lanes: int = 2  # batches in flight to one registry: one being answered while the next goes
+    breaker_failures: int = 3
+    breaker_open_seconds: float = 1.0
+    breaker_max_open_seconds: float = 60.0
+
+    def __post_init__(self) -> None:
+        for name in ("give_up_after_seconds", "rpc_timeout_seconds", "poll_interval_seconds",
+                     "backoff_initial_seconds", "breaker_open_seconds"):  # fmt: skip
+            if not getattr(self, name) > 0:
+                raise ValueError(f"[delivery] {name} must be positive")
+        if self.backoff_max_seconds < self.backoff_initial_seconds:
+            raise ValueError("[delivery] backoff_max_seconds is below backoff_initial_seconds")
+        if self.breaker_max_open_seconds < self.breaker_open_seconds:
+            raise ValueError("[delivery] breaker_max_open_seconds is below breaker_open_seconds")
+        if not 1 <= self.batch_size <= MAX_BATCH_ENVELOPES:
+            raise ValueError(f"[delivery] batch_size must be 1 to {MAX_BATCH_ENVELOPES}")
+        if self.lanes < 1 or self.breaker_failures < 1 or self.max_attempts < 0:
+            raise ValueError("[delivery] lanes and breaker_failures must be at least 1, "
+                             "max_attempts at least 0")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -95,7 +123,9 @@ class HubConfig:
     metrics_listen: str | None = None
     acceptance_timeout_seconds: float = 60.0
     reconciliation_interval_seconds: float = 0.0
-    rate_limit: Limit | None = None
+    rate_limit: Limit | None = DEFAULT_LIMIT
+    handshake_timeout_seconds: float = HANDSHAKE_TIMEOUT_SECONDS
+    max_connections: int = MAX_CONNECTIONS
     delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
     policy: Policy = DEFAULT_POLICY
 
@@ -105,8 +135,8 @@ class HubConfig:
         return RateLimiter(self.rate_limit, own)
 
 
-def _limit(table: dict[str, Any]) -> Limit | None:
-    rate = float(table.get("rate_limit_per_second", 0))
+def _limit(table: dict[str, Any], default_rate: float = 0.0) -> Limit | None:
+    rate = float(table.get("rate_limit_per_second", default_rate))
     if rate < 0:
         raise ValueError("rate_limit_per_second must not be negative")
     if rate == 0:
@@ -168,7 +198,11 @@ def load_config(path: Path) -> HubConfig:
         metrics_listen=hub.get("metrics_listen"),
         acceptance_timeout_seconds=float(hub.get("acceptance_timeout_seconds", 60)),
         reconciliation_interval_seconds=float(hub.get("reconciliation_interval_seconds", 0)),
-        rate_limit=_limit(hub),
+        rate_limit=_limit(hub, DEFAULT_RATE_LIMIT_PER_SECOND),
+        handshake_timeout_seconds=float(
+            hub.get("handshake_timeout_seconds", HANDSHAKE_TIMEOUT_SECONDS)
+        ),
+        max_connections=int(hub.get("max_connections", MAX_CONNECTIONS)),
         delivery=DeliveryConfig(**document.get("delivery", {})),
         policy=Policy(**document.get("rules", {})),
     )

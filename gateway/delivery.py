@@ -1,22 +1,32 @@
-"""Delivery of the outbox, and the time-out sweep.
+"""Delivery of the outbox: one lane per registry, and the time-out sweep.
 
 A message the hub writes is inserted already claimed by the writing process and handed to its
 delivery loop once committed (``dispatch``), so it leaves at once. Everything else due
-(retries, lapsed claims) is claimed once per poll interval. Claims are short leases (``FOR
+(retries, lapsed claims) is claimed from the database: every poll interval while there is
+work, backing off to once a second when there is none. Claims are short leases (``FOR
 UPDATE SKIP LOCKED`` on PostgreSQL, so several hub processes share the work and a crashed
 one's claims lapse within seconds; on SQLite, where one process owns the database, a starting
-hub releases them at once). Messages are delivered over mTLS
-(each registry's due messages together through ``Registry.DeliverBatch``, or one by one
-through ``Registry.Deliver`` to a registry that does not serve batches), and marked delivered
-only once the registry's signed receipt verifies. Failures back off exponentially with jitter
-(tenacity's wait maths, persisted as ``next_attempt_at``) up to ``max_attempts``, then become
-dead letters. A late retry refused as stale (1036) proves the registry never recorded it, so
-it is re-stamped and re-signed under the same message id, as docs/PROTOCOL.md section 7
-prescribes.
+hub releases them at once).
+
+Each registry has its own **lane**: its queue of claimed messages, at most ``lanes`` batches
+in flight to it, and a circuit breaker (``article6.breaker``). A slow, silent or backlogged
+registry therefore holds up only its own messages: no other registry's message ever waits
+behind it, and once its breaker opens the hub stops paying an RPC deadline per batch to it,
+probes it with one message now and then, and leaves its messages in the outbox, due, until
+it answers. Messages are delivered over mTLS (each lane's batch through
+``Registry.DeliverBatch``, or one by one through ``Registry.Deliver`` to a registry that does
+not serve batches), and marked delivered only once the registry's signed receipt verifies.
+Failures back off exponentially with jitter (``article6.retry``, persisted as
+``next_attempt_at``) for as long as ``give_up_after_seconds`` (registries' outages last hours),
+then become dead letters, which an operator can put back (``article6-admin retry``). A late
+retry refused as stale (1036) proves the registry never recorded it, so it is re-stamped and
+re-signed under the same message id, as docs/PROTOCOL.md section 7 prescribes.
 
 The receipt to an AcquisitionRequest carries the acquiring registry's decision, and the receipt
 to a completion notice the registry's leg confirmation; each is applied in the same SQL
-transaction that marks the message delivered.
+transaction that marks the message delivered. The first attempt to deliver an
+AcquisitionRequest starts the acquiring registry's acceptance time-out (it could not have
+answered before), so a busy hub never cancels a transfer that was waiting in its own outbox.
 """
 
 from __future__ import annotations
@@ -24,9 +34,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
@@ -35,12 +45,13 @@ import grpc.aio
 from google.protobuf.message import Message
 from sqlalchemy import Connection
 
-from article6.batch import BatchClient
+from article6.batch import BatchClient, answered
+from article6.breaker import Breaker, BreakerSettings, BreakerState
 from article6.codes import Code, Refusal
 from article6.envelope import open_envelope, reseal
 from article6.keys import KeyDirectory
 from article6.model import Status
-from article6.retry import Backoff
+from article6.retry import RetryPolicy
 from article6.service import client_options
 from article6.status import Failure
 from article6.tls import TlsMaterial, secure_channel
@@ -70,6 +81,8 @@ PAYLOADS: dict[str, type[Message]] = {
 # by this margin; a crashed process's claims lapse after the same short while.
 LEASE_MARGIN_SECONDS = 2.0
 LOOP_PAUSE_SECONDS = 1.0
+IDLE_CLAIM_SECONDS = 1.0  # claims when nothing was due last time back off to this interval
+QUEUED_BATCHES = 8  # a lane holds at most this many batches' worth of claimed messages
 
 
 @dataclass(frozen=True)
@@ -78,6 +91,41 @@ class Attempt:
 
     message: OutboxMessage
     result: envelope_pb2.Envelope | Failure
+    started: datetime | None = None
+
+
+@dataclass
+class Lane:
+    """One registry's share of delivery: what is queued for it, what is in flight to it, and
+    whether it answers."""
+
+    registry: str
+    breaker: Breaker
+    queue: deque[OutboxMessage] = field(default_factory=deque)
+    held: set[int] = field(default_factory=set)  # outbox ids queued or in flight
+    in_flight: int = 0
+
+    def offer(self, message: OutboxMessage, bound: int) -> None:
+        """Queue a claimed message, unless it is already held or the lane is full or open
+        (then its claim lapses and it is claimed again later)."""
+        if message.id in self.held or len(self.queue) >= bound:
+            return
+        if self.breaker.resting():
+            return
+        self.queue.append(message)
+        self.held.add(message.id)
+
+    def take(self, size: int) -> list[OutboxMessage]:
+        return [self.queue.popleft() for _ in range(min(size, len(self.queue)))]
+
+    def release(self, messages: Iterable[OutboxMessage]) -> None:
+        for message in messages:
+            self.held.discard(message.id)
+
+    def drop_queue(self) -> None:
+        """The breaker opened: what is queued stays in the outbox, due once its claim lapses."""
+        self.release(self.queue)
+        self.queue.clear()
 
 
 class Deliverer:
@@ -103,89 +151,122 @@ class Deliverer:
         self.metrics = metrics
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._clients: dict[str, BatchClient] = {}
-        self._dispatched: list[OutboxMessage] = []  # committed, claimed, not yet sent
+        self._lanes: dict[str, Lane] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wakeup = asyncio.Event()
-        self.backoff = Backoff(config.backoff_initial_seconds, config.backoff_max_seconds)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.retry = RetryPolicy(
+            config.backoff_initial_seconds, config.backoff_max_seconds,
+            config.give_up_after_seconds, config.max_attempts,
+        )  # fmt: skip
+        self.breaker_settings = BreakerSettings(
+            config.breaker_failures, config.breaker_open_seconds, config.breaker_max_open_seconds
+        )
 
     def wake(self) -> None:
         """Something was written to the outbox: look now rather than at the next poll."""
         self._wakeup.set()
 
     def dispatch(self, message: OutboxMessage) -> None:
-        """A message this process just committed, claimed by it: send it with the next batch,
-        without claiming it again. Called from the writer thread (after the commit)."""
+        """A message this process just committed, claimed by it: queue it in its registry's
+        lane, without claiming it again. Called from the writer thread (after the commit)."""
         loop = self._loop
         if loop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(self._dispatched.append, message)
-            loop.call_soon_threadsafe(self._wakeup.set)
+            loop.call_soon_threadsafe(self._offer, (message,))
+
+    def lane(self, registry: str) -> Lane:
+        lane = self._lanes.get(registry)
+        if lane is None:
+            lane = self._lanes[registry] = Lane(registry, Breaker(self.breaker_settings))
+        return lane
+
+    def breaker_states(self) -> dict[str, BreakerState]:
+        return {registry: lane.breaker.state for registry, lane in self._lanes.items()}
+
+    def _offer(self, messages: Iterable[OutboxMessage]) -> None:
+        bound = QUEUED_BATCHES * self.config.batch_size
+        for message in messages:
+            self.lane(message.recipient).offer(message, bound)
+        self._wakeup.set()
 
     def _lease(self) -> timedelta:
         return timedelta(seconds=2 * self.config.rpc_timeout_seconds + LEASE_MARGIN_SECONDS)
 
     async def run(self, stopping: asyncio.Event) -> None:
-        """Deliver what this process dispatches as soon as it is committed, and claim what
-        else is due (retries, another process's lapsed claims) once per poll interval or when
-        woken; up to ``config.lanes`` batches in flight: while one waits for the registries'
-        answers (their commits), the next goes."""
-        assert self.config.lanes >= 1, self.config
-        self._loop = asyncio.get_running_loop()
+        """Send what is queued in each lane as soon as the lane may send, and claim what else
+        is due (retries, another process's lapsed claims) for the lanes that have room."""
+        self._loop = loop = asyncio.get_running_loop()
         self.mailer.lease, self.mailer.dispatch = self._lease(), self.dispatch
-        in_flight: set[asyncio.Task[None]] = set()
-        claimed_at = -math.inf  # loop time of the last claim
+        poll = self.config.poll_interval_seconds
+        claim_every, claimed_at = poll, -IDLE_CLAIM_SECONDS
         try:
             while not stopping.is_set():
-                if len(in_flight) >= self.config.lanes:
-                    await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
-                    continue
-                # Cleared before the claim, not after: a change committed while the claim runs
-                # wakes the next one rather than waiting out the poll interval.
+                # Cleared first: a change committed meanwhile wakes the next turn.
+                woken = self._wakeup.is_set()
                 self._wakeup.clear()
-                # Dispatched messages first, but a claim at least once per poll interval, so
-                # that retries are not starved by a steady flow of new messages.
-                now = self._loop.time()
-                claim = now - claimed_at >= self.config.poll_interval_seconds
-                try:
-                    batch = [] if claim else self._take_dispatched()
-                    if not batch:
-                        batch, claimed_at = await self.database.write(self._claim), now
-                except Exception:  # the loop must outlive any one failure (a database outage)
-                    log.exception("delivery failed; trying again shortly")
-                    await pause(stopping, LOOP_PAUSE_SECONDS)
-                    continue
-                if batch:
-                    task = asyncio.create_task(self._deliver(batch))
-                    in_flight.add(task)
-                    task.add_done_callback(in_flight.discard)
-                    continue
+                if woken or loop.time() - claimed_at >= claim_every:
+                    claimed_at = loop.time()
+                    try:
+                        claimed = await self.database.write(self._claim)
+                    except Exception:  # the loop must outlive any one failure (a database outage)
+                        log.exception("delivery failed; trying again shortly")
+                        await pause(stopping, LOOP_PAUSE_SECONDS)
+                        continue
+                    self._offer(claimed)
+                    claim_every = poll if claimed else min(2 * claim_every, IDLE_CLAIM_SECONDS)
+                self._start_batches()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), self.config.poll_interval_seconds)
+                    await asyncio.wait_for(self._wakeup.wait(), claim_every)
         finally:
             self.mailer.dispatch = None  # from now on a message waits for a claim
             self._loop = None
-            for task in in_flight:
+            for task in self._tasks:
                 task.cancel()
 
-    def _take_dispatched(self) -> list[OutboxMessage]:
-        taken = self._dispatched[: self.config.batch_size]
-        del self._dispatched[: self.config.batch_size]
-        return taken
+    def _start_batches(self) -> None:
+        for lane in self._lanes.values():
+            while lane.queue and lane.in_flight < self.config.lanes and lane.breaker.allows():
+                size = 1 if lane.breaker.probe() else self.config.batch_size
+                lane.in_flight += 1
+                task = asyncio.create_task(self._deliver(lane, lane.take(size)))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
 
-    async def _deliver(self, batch: list[OutboxMessage]) -> None:
-        """Deliver claimed messages, each registry's in batches and all registries at once,
-        then record every outcome in one commit. A failure leaves the claims to lapse."""
+    async def _deliver(self, lane: Lane, batch: list[OutboxMessage]) -> None:
+        """Deliver one lane's batch, then record every outcome in one commit. A failure
+        leaves the claims to lapse."""
         try:
-            by_registry: dict[str, list[OutboxMessage]] = {}
-            for message in batch:
-                by_registry.setdefault(message.recipient, []).append(message)
-            sent = await asyncio.gather(*(self._send(r, ms) for r, ms in by_registry.items()))
-            attempts = [attempt for attempts in sent for attempt in attempts]
+            attempts = await self._send(lane.registry, batch)
+            self._judge(lane, attempts)
             await self.database.write(partial(self._record_all, attempts=attempts))
         except Exception:  # the claims lapse and the messages go again
-            log.exception("delivery failed; trying again shortly")
+            log.exception("delivery to %s failed; trying again shortly", lane.registry)
+        finally:
+            lane.in_flight -= 1
+            lane.release(batch)
+            self._wakeup.set()
+
+    def _judge(self, lane: Lane, attempts: list[Attempt]) -> None:
+        """Tell the lane's breaker whether the registry answered; say so when that changes."""
+        results = [attempt.result for attempt in attempts]
+        reason = str(results[0]) if results else ""
+        warning = lane.breaker.record(answered(results), reason, lane.registry)
+        if lane.breaker.state is BreakerState.OPEN:
+            lane.drop_queue()
+        if warning:
+            log.warning(warning, extra={"peer": lane.registry})
+        if self.metrics is not None:
+            self.metrics.breaker_state.labels(lane.registry).set(lane.breaker.state.value)
 
     def _claim(self, connection: Connection) -> list[OutboxMessage]:
-        return claim_outbox(connection, datetime.now(UTC), self.config.batch_size, self._lease())
+        """Claim due messages for the registries whose lanes have room and may send."""
+        full = [
+            registry
+            for registry, lane in self._lanes.items()
+            if len(lane.queue) >= self.config.batch_size or lane.breaker.resting()
+        ]
+        now = datetime.now(UTC)
+        return claim_outbox(connection, now, self.config.batch_size, self._lease(), full)
 
     def channel(self, registry: str) -> grpc.aio.Channel:
         """The channel to a registry, made once (deliveries and reconciliation share it)."""
@@ -203,20 +284,23 @@ class Deliverer:
             client = BatchClient(self.channel(registry), "article6.v1.Registry", "DeliverBatch")
             self._clients[registry] = client
         items = [("Deliver", envelope_pb2.Envelope.FromString(m.envelope)) for m in messages]
+        started = datetime.now(UTC)
         # wait_for_ready: an attempt waits (up to its deadline) for a reconnecting channel.
         results = await client.send(items, self.config.rpc_timeout_seconds)
-        return [Attempt(m, result) for m, result in zip(messages, results, strict=True)]
+        return [Attempt(m, result, started) for m, result in zip(messages, results, strict=True)]
 
     def _record_all(self, connection: Connection, attempts: list[Attempt]) -> None:
         for attempt in attempts:
             self._record(connection, attempt)
 
     def _record(self, connection: Connection, attempt: Attempt) -> None:
-        message, result = attempt.message, attempt.result
+        message, result, now = attempt.message, attempt.result, datetime.now(UTC)
         self._count(message.recipient, result)
+        if message.attempts == 0 and message.payload_type == ACQUISITION_REQUEST:
+            assert message.transaction_id, message
+            self.lifecycle.offered(connection, message.transaction_id, attempt.started or now)
         if isinstance(result, Failure):
             if result.refusal is not None and result.refusal.code is Code.CLOCK_SKEW:
-                now = datetime.now(UTC)
                 outbox_failed(connection, message, str(result), now, self._restamp(message))
                 return
             self._retry(connection, message, str(result))
@@ -294,11 +378,9 @@ class Deliverer:
                         extra={"peer": registry, "transaction_id": transaction_id})  # fmt: skip
 
     def _retry(self, connection: Connection, message: OutboxMessage, reason: str) -> None:
-        attempts = message.attempts + 1
-        retry_at = None
-        if attempts < self.config.max_attempts:
-            retry_at = datetime.now(UTC) + timedelta(seconds=self.backoff.delay_seconds(attempts))
-        else:
+        attempts, now = message.attempts + 1, datetime.now(UTC)
+        retry_at = self.retry.next_attempt(attempts, message.created_at or now, now)
+        if retry_at is None:
             if self.metrics is not None:
                 self.metrics.dead_letters.labels(message.recipient).inc()
             log.warning(

@@ -53,6 +53,7 @@ from gateway.storage.records import (
     AuthorizationRecord,
     TransactionRecord,
     expired_transactions,
+    extend_respond_by,
     get_authorization,
     get_transaction,
     insert_transaction,
@@ -306,6 +307,11 @@ class Lifecycle:
             self.mailer.post(connection, registry, notice, record.transaction_id, now)
 
     # --- time-outs -----------------------------------------------------------------------
+
+    def offered(self, connection: Connection, transaction_id: str, at: datetime) -> None:
+        """The AcquisitionRequest was first sent at ``at``: the acquiring registry has its
+        whole acceptance time-out from then, however long the request waited to go."""
+        extend_respond_by(connection, transaction_id, at + self.acceptance_timeout)
 
     def cancel_expired(self, connection: Connection, now: datetime, limit: int = 100) -> int:
         """Cancel external transfers whose acquiring registry did not answer in time."""

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import Connection, func, select
@@ -50,6 +50,13 @@ class HubMetrics:
         self.dead_letters = Counter(
             "a6_dead_letters",
             "Messages that became dead letters, by recipient registry.",
+            ["registry"],
+            registry=registry,
+        )
+        self.breaker_state = Gauge(
+            "a6_delivery_breaker_state",
+            "Delivery circuit breaker by recipient registry: 0 closed, 1 half open (probing), "
+            "2 open (not answering; its messages wait in the outbox).",
             ["registry"],
             registry=registry,
         )

@@ -20,7 +20,8 @@ from prometheus_client import CollectorRegistry
 
 from article6.keys import SigningKey, read_key_file
 from article6.metrics import serve_metrics
-from article6.service import grpc_message_options
+from article6.process import DatabaseLock, listen, lock_database, raise_fd_limit
+from article6.service import server_options
 from article6.tls import TlsMaterial, server_credentials
 from article6.v1 import admin_pb2, admin_pb2_grpc, hub_pb2
 from gateway.admin import AdminService
@@ -60,6 +61,7 @@ class Hub:
         self.metrics_registry = CollectorRegistry()
         self.metrics = HubMetrics(self.metrics_registry, self.database)
         self._metrics_server: Any = None
+        self._lock = DatabaseLock(None)
         self.mailer = Mailer(config.registry_id, self.key)
         timeout = _seconds(config.acceptance_timeout_seconds)
         self.lifecycle = Lifecycle(
@@ -109,6 +111,8 @@ class Hub:
         return sorted(key.key_id for key in self.directory.keys_of(registry))
 
     async def start(self) -> None:
+        self._lock = lock_database(self.config.database, f"hub {self.config.registry_id}")
+        raise_fd_limit()
         self.database.migrate()
         self.reload_status()
         now = datetime.now(UTC)
@@ -119,14 +123,18 @@ class Hub:
             self.database.write_now(release_claims)
         credentials = server_credentials(self.tls)
         interceptors = [self.metrics.rpc.interceptor()]
-        hub_server = grpc.aio.server(options=grpc_message_options(), interceptors=interceptors)
+        options = server_options(
+            handshake_seconds=self.config.handshake_timeout_seconds,
+            max_connections=self.config.max_connections,
+        )
+        hub_server = grpc.aio.server(options=options, interceptors=interceptors)
         hub_server.add_generic_rpc_handlers([self.hub_service.handler(self.config.rate_limiter())])
         health_pb2_grpc.add_HealthServicer_to_server(self.health, hub_server)
         reflection.enable_server_reflection(
             [HUB_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME], hub_server
         )
-        hub_server.add_secure_port(self.config.listen, credentials)
-        admin_server = grpc.aio.server(interceptors=interceptors)
+        listen(hub_server, self.config.listen, credentials)
+        admin_server = grpc.aio.server(options=options, interceptors=interceptors)
         admin = AdminService(
             self.database, self.config.admin_identities, self.registries, self._key_ids,
             self._admin_changed, self.reconciler.run,
@@ -135,7 +143,7 @@ class Hub:
         admin_pb2_grpc.add_AdminServiceServicer_to_server(admin, admin_server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, admin_server)
         reflection.enable_server_reflection([ADMIN_SERVICE, health.SERVICE_NAME], admin_server)
-        admin_server.add_secure_port(self.config.admin_listen, credentials)
+        listen(admin_server, self.config.admin_listen, credentials)
         for server in (hub_server, admin_server):
             await server.start()
             self._servers.append(server)
@@ -201,6 +209,7 @@ class Hub:
         if self._metrics_server is not None:
             self._metrics_server.shutdown()
         self.database.close()
+        self._lock.release()
         log.info("hub %s stopped", self.config.registry_id)
 
 

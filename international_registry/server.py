@@ -7,6 +7,8 @@ import grpc.aio
 
 from article6.node.config import RegistryConfig
 from article6.node.server import RegistryNode, until_signalled
+from article6.process import listen
+from article6.service import server_options
 from article6.tls import server_credentials
 from article6.v1 import international_registry_pb2_grpc as ir_grpc
 from international_registry import sections
@@ -21,14 +23,16 @@ async def serve(config: RegistryConfig) -> None:
     await node.start()
     admin: grpc.aio.Server | None = None
     if settings.get("admin_listen"):
-        admin = grpc.aio.server(interceptors=[node.metrics.rpc.interceptor()])
+        admin = grpc.aio.server(
+            options=server_options(), interceptors=[node.metrics.rpc.interceptor()]
+        )
         operators = frozenset(settings.get("admin_identities", ["OPERATOR"]))
         readers = frozenset(settings.get("intake_readers", []))
         service = SecretariatService(
             node.registry, node.writer, operators, rules.section_space, readers
         )
         ir_grpc.add_InternationalRegistryAdminServiceServicer_to_server(service, admin)
-        admin.add_secure_port(settings["admin_listen"], server_credentials(node.tls))
+        listen(admin, settings["admin_listen"], server_credentials(node.tls))
         await admin.start()
     await until_signalled()
     if admin is not None:

@@ -7,7 +7,8 @@ import grpc.aio
 
 from article6.node.config import RegistryConfig
 from article6.node.server import RegistryNode, until_signalled
-from article6.service import grpc_message_options
+from article6.process import listen
+from article6.service import server_options
 from article6.tls import server_credentials
 from article6.v1 import mechanism_pb2_grpc as mechanism_grpc
 from mechanism_registry_adapter import book
@@ -28,13 +29,13 @@ async def serve(config: RegistryConfig) -> None:
     node.metrics_registry.register(InstructionCollector(node.writer.engine))
     await node.start()
     server = grpc.aio.server(
-        options=grpc_message_options(), interceptors=[node.metrics.rpc.interceptor()]
+        options=server_options(), interceptors=[node.metrics.rpc.interceptor()]
     )
     callers = frozenset(table.get("intake_identities", ["OPERATOR"]))
     mechanism_grpc.add_MechanismIntakeServiceServicer_to_server(
         IntakeService(intake, node.writer, callers), server
     )
-    server.add_secure_port(table["intake_listen"], server_credentials(node.tls))
+    listen(server, table["intake_listen"], server_credentials(node.tls))
     await server.start()
     await until_signalled()
     await server.stop(grace=5)

@@ -48,6 +48,7 @@ from article6.node import store
 from article6.node.config import RegistryConfig, load_config
 from article6.node.engine import Proposal, RegistryEngine, Rules
 from article6.node.server import build_engine, serve
+from article6.process import StartupError
 from article6.v1 import transaction_pb2, units_pb2
 
 ACCOUNT_TYPES = {
@@ -434,10 +435,14 @@ def main(kind: RegistryKind, argv: list[str] | None = None) -> int:
     config = load_config(args.config)
     if args.command == "serve":
         configure_logging(config.registry_id, args.log_level)
-        if kind.serve is not None:
-            asyncio.run(kind.serve(config))
-        else:
-            asyncio.run(serve(config, kind.rules(config), kind.tables))
+        try:
+            if kind.serve is not None:
+                asyncio.run(kind.serve(config))
+            else:
+                asyncio.run(serve(config, kind.rules(config), kind.tables))
+        except StartupError as error:
+            print(f"{parser.prog}: {error}", file=sys.stderr)
+            return 1
         return 0
     try:
         result: int = args.handler(args, config)

@@ -15,7 +15,8 @@ keys = "pki/keys.toml"
 metrics_listen = "127.0.0.1:9110"       # Prometheus scrapes /metrics here (optional)
 
 [delivery]
-max_attempts = 50
+give_up_after_seconds = 259200          # retried for 72 hours, then the message is a dead letter
+max_attempts = 0                        # or after this many attempts (0: no limit by count)
 backoff_initial_seconds = 0.2
 backoff_max_seconds = 5
 rpc_timeout_seconds = 5
@@ -34,7 +35,8 @@ from article6.identifiers import check_party_code, check_registry_id
 
 @dataclass(frozen=True)
 class SenderConfig:
-    max_attempts: int = 50
+    give_up_after_seconds: float = 72 * 3600.0
+    max_attempts: int = 0
     backoff_initial_seconds: float = 0.2
     backoff_max_seconds: float = 5.0
     rpc_timeout_seconds: float = 5.0

@@ -23,7 +23,8 @@ import grpc.aio
 from google.protobuf.message import Message
 from sqlalchemy import Connection
 
-from article6.batch import BatchClient
+from article6.batch import BatchClient, answered
+from article6.breaker import Breaker
 from article6.codes import Code, Refusal
 from article6.envelope import open_envelope, reseal, seal
 from article6.headers import new_header
@@ -34,7 +35,7 @@ from article6.node.config import SenderConfig
 from article6.node.engine import RegistryEngine
 from article6.node.metrics import RegistryMetrics
 from article6.node.service import Writer
-from article6.retry import Backoff
+from article6.retry import RetryPolicy
 from article6.status import Failure
 from article6.v1 import envelope_pb2, hub_pb2_grpc, reconciliation_pb2, transaction_pb2
 
@@ -73,7 +74,11 @@ class Sender:
         self.hub = hub_pb2_grpc.HubStub(channel)
         self.client = BatchClient(channel, "article6.v1.Hub", "SubmitBatch")
         self.metrics = metrics
-        self.backoff = Backoff(config.backoff_initial_seconds, config.backoff_max_seconds)
+        self.hub_watch = Breaker()  # only to say when the hub stops answering, and is back
+        self.retry = RetryPolicy(
+            config.backoff_initial_seconds, config.backoff_max_seconds,
+            config.give_up_after_seconds, config.max_attempts,
+        )  # fmt: skip
 
     async def run(self, stopping: asyncio.Event) -> None:
         while not stopping.is_set():
@@ -96,6 +101,9 @@ class Sender:
             for entry in due
         ]
         results = await self.client.send(items, self.config.rpc_timeout_seconds)
+        warning = self.hub_watch.record(answered(results), str(results[0]), self.registry.hub_id)
+        if warning:
+            log.warning(warning, extra={"peer": self.registry.hub_id})
         attempts = list(zip(due, results, strict=True))
         await self.writer.run(partial(self._record_all, attempts=attempts))
         return True
@@ -170,11 +178,14 @@ class Sender:
         self._retry(connection, entry, str(failure))
 
     def _retry(self, connection: Connection, entry: store.Outgoing, reason: str) -> None:
-        attempts = entry.attempts + 1
-        retry_at = None
-        if attempts < self.config.max_attempts:
-            delay = self.backoff.delay_seconds(attempts)
-            retry_at = datetime.now(UTC) + timedelta(seconds=delay)
+        now = datetime.now(UTC)
+        retry_at = self.retry.next_attempt(
+            entry.attempts + 1, entry.created_at.replace(tzinfo=UTC), now
+        )
+        if retry_at is None:
+            log.warning("dead letter to the hub after %d attempts: %s", entry.attempts + 1,
+                        reason, extra={"message_id": entry.message_id,
+                                       "transaction_id": entry.transaction_id})  # fmt: skip
         store.outbox_retry(connection, entry, reason, retry_at)
 
     # --- recovery ------------------------------------------------------------------------

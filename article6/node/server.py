@@ -24,7 +24,8 @@ from article6.node.metrics import RegistryMetrics
 from article6.node.sender import Sender
 from article6.node.service import RegistryService, Writer
 from article6.node.store import open_database
-from article6.service import client_options, grpc_message_options
+from article6.process import DatabaseLock, listen, lock_database, raise_fd_limit
+from article6.service import client_options, server_options
 from article6.tls import TlsMaterial, secure_channel, server_credentials
 
 log = logging.getLogger("registry.server")
@@ -59,10 +60,13 @@ class RegistryNode:
         self.stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._metrics_server: Any = None
+        self._lock = DatabaseLock(None)
 
     async def start(self) -> None:
+        self._lock = lock_database(self.config.database, f"registry {self.config.registry_id}")
+        raise_fd_limit()
         self.server = grpc.aio.server(
-            options=grpc_message_options(), interceptors=[self.metrics.rpc.interceptor()]
+            options=server_options(), interceptors=[self.metrics.rpc.interceptor()]
         )
         service = RegistryService(self.registry, self.directory, self.key, self.writer)
         self.server.add_generic_rpc_handlers([service.handler(self.metrics.rpc.refused)])
@@ -70,7 +74,7 @@ class RegistryNode:
         reflection.enable_server_reflection(
             [REGISTRY_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME], self.server
         )
-        self.server.add_secure_port(self.config.listen, server_credentials(self.tls))
+        listen(self.server, self.config.listen, server_credentials(self.tls))
         options = client_options(self.config.delivery.backoff_max_seconds)
         self.channel = secure_channel(
             self.config.hub_endpoint, self.config.hub_id, self.tls, options
@@ -102,6 +106,7 @@ class RegistryNode:
         if self._metrics_server is not None:
             self._metrics_server.shutdown()
         self.writer.close()
+        self._lock.release()
         log.info("registry %s stopped", self.config.registry_id)
 
 

@@ -279,6 +279,7 @@ class Outgoing:
     transaction_id: str | None
     envelope: bytes
     attempts: int
+    created_at: datetime  # naive UTC, as SQLite keeps it
 
 
 def add_outbox(
@@ -306,7 +307,7 @@ def due_outbox(connection: Connection, limit: int) -> list[Outgoing]:
     )
     return [
         Outgoing(row.id, row.message_id, row.payload_type, row.transaction_id, row.envelope,
-                 row.attempts)
+                 row.attempts, row.created_at)
         for row in rows
     ]  # fmt: skip
 

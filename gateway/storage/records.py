@@ -195,6 +195,19 @@ def set_status(
     )
 
 
+def extend_respond_by(connection: Connection, transaction_id: str, respond_by: datetime) -> None:
+    """Give a transaction still awaiting its acquirer until at least ``respond_by``."""
+    connection.execute(
+        update(transactions)
+        .where(
+            transactions.c.transaction_id == transaction_id,
+            transactions.c.status == Status.CHECKED.value,
+            transactions.c.respond_by < respond_by,
+        )
+        .values(respond_by=respond_by)
+    )
+
+
 def expired_transactions(connection: Connection, now: datetime, limit: int) -> list[str]:
     rows = connection.execute(
         select(transactions.c.transaction_id)
@@ -310,14 +323,21 @@ def add_outbox(
 
 
 def claim_outbox(
-    connection: Connection, now: datetime, limit: int, lease: timedelta
+    connection: Connection,
+    now: datetime,
+    limit: int,
+    lease: timedelta,
+    excluded: Sequence[str] = (),
 ) -> list[OutboxMessage]:
-    """Claim due messages for ``lease``; another hub process skips rows already claimed."""
+    """Claim due messages for ``lease``, except to the ``excluded`` recipients; another hub
+    process skips rows already claimed."""
     due = and_(
         outbox.c.state == "pending",
         outbox.c.next_attempt_at <= now,
         or_(outbox.c.claimed_until.is_(None), outbox.c.claimed_until < now),
     )
+    if excluded:
+        due = and_(due, outbox.c.recipient.not_in(list(excluded)))
     rows = connection.execute(
         select(outbox)
         .where(due)
@@ -418,14 +438,31 @@ def retry_dead_letter(
     changed = connection.execute(
         update(outbox)
         .where(outbox.c.id == entry_id, outbox.c.state == "dead")
-        .values(state="pending", attempts=0, next_attempt_at=now, claimed_until=None)
-    )
+        .values(state="pending", attempts=0, created_at=now, next_attempt_at=now,
+                claimed_until=None)
+    )  # fmt: skip
     if changed.rowcount != 1:
         return None
     row = connection.execute(select(outbox).where(outbox.c.id == entry_id)).one()
     audit.record(connection, by, "outbox.retried", str(entry_id),
                  recipient=row.recipient, message_id=row.message_id)  # fmt: skip
     return _outbox_message(row)
+
+
+def retry_dead_letters(connection: Connection, registry: str, now: datetime, by: str) -> int:
+    """Put every dead letter (to ``registry``, or to any if it is "") back into delivery."""
+    dead = outbox.c.state == "dead"
+    if registry:
+        dead = and_(dead, outbox.c.recipient == registry)
+    changed = connection.execute(
+        update(outbox)
+        .where(dead)
+        .values(state="pending", attempts=0, created_at=now, next_attempt_at=now,
+                claimed_until=None)
+    ).rowcount  # fmt: skip
+    if changed:
+        audit.record(connection, by, "outbox.retried", registry or "*", count=changed)
+    return int(changed)
 
 
 # --- registry status -----------------------------------------------------------------------

@@ -160,7 +160,7 @@ def test_promtool_accepts_the_alert_rules() -> None:
         check=False, timeout=60,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "SUCCESS: 6 rules found" in done.stdout
+    assert "SUCCESS: 7 rules found" in done.stdout
 
 
 @pytest.fixture
@@ -220,6 +220,8 @@ def test_prometheus_fires_the_delivery_alert_and_resolves_it(
         wait_for(lambda: firing(prometheus, "A6DeliveryFailing", job="a6-hub", registry="CHE01"),
                  timeout=90, what="A6DeliveryFailing to fire")  # fmt: skip
         assert firing(prometheus, "A6ProcessDown", job="a6-registry")
+        wait_for(lambda: firing(prometheus, "A6PeerNotAnswering", registry="CHE01"),
+                 timeout=60, what="A6PeerNotAnswering to fire")  # fmt: skip
         network.start("CHE01")
         assert final(network, "GHA01", pending) == ("completed", [])
         wait_for(lambda: not firing(prometheus, "A6DeliveryFailing"), timeout=90,

@@ -3,6 +3,7 @@ per-registry rate limits."""
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -88,6 +89,13 @@ def test_a_registry_over_its_rate_is_refused_and_others_are_not(pki: Path, tmp_p
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
                 Code.RATE_LIMITED,
             )
+            # A batch from a caller with nothing left is turned away before it is parsed:
+            # these bytes are no EnvelopeBatch, and still the answer is 1041, not 1010.
+            raw_batch = gha.channel.unary_unary("/article6.v1.Hub/SubmitBatch", None, None)
+            assert await refusal(raw_batch(b"\x0a\xff\xff\xff", timeout=10)) == (
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                Code.RATE_LIMITED,
+            )
             for _ in range(5):  # CHE01 has no limit
                 query = che.seal(T.StatusQuery(transaction_id="CHE01-1"))
                 assert await che.hub.GetTransactionStatus(query, timeout=10)
@@ -96,6 +104,30 @@ def test_a_registry_over_its_rate_is_refused_and_others_are_not(pki: Path, tmp_p
                     "SELECT count(*) FROM transactions WHERE transaction_id = 'GHA01-4'"
                 ).scalar_one()
             ) == 0  # fmt: skip
+
+    run(body)
+
+
+def test_connections_that_never_start_tls_are_closed_and_registries_get_in_again(
+    pki: Path, tmp_path: Path
+) -> None:
+    """Idle sockets that never speak TLS cannot lock registries out: they count against a
+    bound, and each is closed once the handshake deadline passes."""
+
+    async def body() -> None:
+        async with running_hub(
+            pki, tmp_path, handshake_timeout_seconds=1.0, max_connections=32
+        ) as (hub, registries):
+            host, _, port = hub.config.listen.rpartition(":")
+            idle = [await asyncio.open_connection(host, int(port)) for _ in range(48)]
+            # Every one is closed by the hub: the first 32 at the handshake deadline, the
+            # rest (over the bound) at once.
+            for reader, _ in idle:
+                assert await asyncio.wait_for(reader.read(), timeout=10) == b""
+            for _, writer in idle:
+                writer.close()
+            receipt = await registries["GHA01"].propose(issuance("GHA01-1", 1, 10))
+            assert receipt.accepted
 
     run(body)
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import grpc
 import grpc.aio
@@ -99,8 +101,10 @@ async def running_hub(
     folder: Path,
     suspended: frozenset[str] = frozenset(),
     limits: Mapping[str, Limit] | None = None,
+    **changes: Any,
 ) -> AsyncIterator[tuple[Hub, dict[str, Registry]]]:
-    hub = Hub(hub_config(pki, folder, suspended, limits))
+    """A hub serving in this process; ``changes`` replace fields of its configuration."""
+    hub = Hub(replace(hub_config(pki, folder, suspended, limits), **changes))
     await hub.start()
     grant_standing_authorization(hub.database)
     channels = {

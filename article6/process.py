@@ -1,0 +1,98 @@
+"""What a serving process owns alone, taken at start: its SQLite database, its ports, and
+enough file descriptors.
+
+- **One process per SQLite file.** A server holds an exclusive ``flock`` on ``<file>.lock``
+  (holding its process id) for as long as it runs; a second server on the same file stops at
+  start, naming the file and the holder. The kernel drops the lock when the process dies, so
+  a crash never leaves a stale lock. Command-line tools that read or write the file while
+  the server runs take no lock (SQLite orders them). PostgreSQL needs none: several hubs may
+  share one database.
+- **Ports are not shared.** gRPC binds with ``SO_REUSEPORT`` by default, so a second server
+  on a taken port would start and split the traffic; ``grpc.so_reuseport = 0`` makes the bind
+  fail, and the process stops with the address.
+- **File descriptors.** Every connection costs one; the soft limit is often 1,024 (systemd's
+  default), far below the hard limit. A server raises its soft limit to the hard one at start
+  and logs both.
+
+A ``StartupError`` is meant to be printed as one line and to end the process (exit 1).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import resource
+from pathlib import Path
+from typing import IO, Any
+
+from sqlalchemy.engine import make_url
+
+log = logging.getLogger("article6.process")
+FD_LIMIT_CAP = 1 << 20  # a hard limit of "unlimited" is raised to this much, no further
+
+
+class StartupError(Exception):
+    """Something this process needs is taken or missing: say what, in one line, and stop."""
+
+
+class DatabaseLock:
+    """The exclusive lock on a SQLite database's lock file, held until ``release``."""
+
+    def __init__(self, handle: IO[str] | None) -> None:
+        self._handle = handle
+
+    def release(self) -> None:
+        if self._handle is not None:
+            self._handle.close()  # closing the descriptor drops the flock
+            self._handle = None
+
+
+def lock_database(url: str, holder: str) -> DatabaseLock:
+    """Lock a SQLite database for this process (``holder`` names it in the lock file); a
+    no-op for other databases. Raises StartupError if another process holds it."""
+    if not url.startswith("sqlite"):
+        return DatabaseLock(None)
+    database = make_url(url).database
+    if not database or database == ":memory:":
+        return DatabaseLock(None)
+    path = Path(f"{database}.lock")
+    handle = path.open("a+")
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        owner = handle.read().strip() or "another process"
+        handle.close()
+        raise StartupError(f"database {database} is in use by {owner} (lock {path})") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"{holder} (pid {os.getpid()})\n")
+    handle.flush()
+    return DatabaseLock(handle)
+
+
+def listen(server: Any, address: str, credentials: Any) -> int:
+    """Bind ``server`` (grpc.aio) to ``address`` with TLS; StartupError if it is taken."""
+    try:
+        port: int = server.add_secure_port(address, credentials)
+    except RuntimeError:
+        port = 0
+    if not port:
+        raise StartupError(f"cannot listen on {address}: in use, or not an address of this host")
+    return port
+
+
+def raise_fd_limit() -> tuple[int, int]:
+    """Raise the soft limit on open files to the hard limit; (before, after)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = FD_LIMIT_CAP if hard == resource.RLIM_INFINITY else hard
+    target = max(soft, target)
+    if target > soft:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError):  # a hard limit above the kernel's nr_open
+            target = soft
+    log.info("open files: soft limit %d (was %d), hard limit %d", target, soft,
+             hard if hard != resource.RLIM_INFINITY else -1)  # fmt: skip
+    return soft, target

@@ -1,0 +1,141 @@
+"""The circuit breaker and the retry policy: when a peer is given a rest, and a message up."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import grpc
+from hypothesis import given
+from hypothesis import strategies as st
+
+from article6.batch import answered
+from article6.breaker import Breaker, BreakerSettings, BreakerState
+from article6.codes import Code, Refusal
+from article6.retry import RetryPolicy
+from article6.status import Failure
+from article6.v1 import envelope_pb2
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def state(b: Breaker) -> BreakerState:
+    return b.state
+
+
+def breaker(clock: Clock) -> Breaker:
+    return Breaker(BreakerSettings(failures=3, open_seconds=1.0, max_open_seconds=4.0), clock)
+
+
+def test_three_silent_batches_open_it_and_one_probe_at_a_time_tries_again() -> None:
+    clock = Clock()
+    b = breaker(clock)
+    assert not b.failed()
+    assert not b.failed()
+    assert b.allows()  # two failures are not yet a pattern
+    assert b.failed()  # the third opens it
+    assert state(b) is BreakerState.OPEN
+    assert not b.allows()
+    clock.now += 1.0
+    assert b.allows()
+    assert state(b) is BreakerState.HALF_OPEN
+    assert b.probe()
+    assert not b.allows()  # one probe at a time
+    assert not b.failed()  # the probe failed: open again, for twice as long
+    clock.now += 1.5
+    assert not b.allows()
+    clock.now += 0.5
+    assert b.allows()
+    assert b.probe()
+    assert b.answered()  # the probe was answered: closed
+    assert state(b) is BreakerState.CLOSED
+    assert b.allows()
+    assert not b.probe()
+
+
+def test_the_pause_doubles_up_to_its_cap_and_resets_once_answered() -> None:
+    clock = Clock()
+    b = breaker(clock)
+    for _ in range(3):
+        b.failed()
+    pauses = []
+    for _ in range(5):
+        pauses.append(b.pause)
+        clock.now += b.pause
+        assert b.allows()
+        assert b.probe()
+        b.failed()
+    assert pauses == [1.0, 2.0, 4.0, 4.0, 4.0]
+    b.answered()
+    assert b.pause == 0.0
+    assert b.failing_for() == 0.0
+
+
+def test_an_answer_between_failures_keeps_it_closed() -> None:
+    b = breaker(Clock())
+    for _ in range(10):
+        b.failed()
+        b.failed()
+        b.answered()
+    assert state(b) is BreakerState.CLOSED
+
+
+def test_it_warns_when_a_peer_starts_failing_rarely_while_it_fails_and_when_it_is_back() -> None:
+    clock = Clock()
+    b = breaker(clock)
+    said = [b.record(False, "UNAVAILABLE: down", "CHE01") for _ in range(3)]
+    assert said[:2] == [None, None]
+    assert said[2] == (
+        "delivery to CHE01 failing (UNAVAILABLE: down); its messages wait in the outbox"
+    )
+    clock.now += 60
+    assert b.allows()
+    assert b.probe()
+    assert b.record(False, "UNAVAILABLE: down", "CHE01") is None  # not every probe
+    clock.now += 600
+    assert b.allows()
+    assert b.probe()
+    assert b.record(False, "UNAVAILABLE: down", "CHE01") == (
+        "delivery to CHE01 still failing after 660 s (UNAVAILABLE: down)"
+    )
+    clock.now += 10
+    assert b.record(True, "", "CHE01") == "delivery to CHE01 restored after 670 s"
+    assert b.record(True, "", "CHE01") is None
+
+
+def test_silence_is_no_answer_but_a_refusal_is_one() -> None:
+    silent = Failure(grpc.StatusCode.DEADLINE_EXCEEDED, "", None)
+    down = Failure(grpc.StatusCode.UNAVAILABLE, "", None)
+    refused = Failure(grpc.StatusCode.UNAVAILABLE, "", Refusal(Code.RATE_LIMITED, "slow down"))
+    broken = Failure(grpc.StatusCode.INTERNAL, "", None)
+    assert not answered([silent, down])
+    assert answered([silent, refused])
+    assert answered([broken])
+    assert answered([envelope_pb2.Envelope()])
+    assert not answered([])
+
+
+WRITTEN = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def test_a_message_is_retried_through_a_long_outage_then_given_up() -> None:
+    policy = RetryPolicy(0.2, 30.0, give_up_after_seconds=72 * 3600)
+    hours = [1, 12, 48, 71]
+    for hour in hours:
+        now = WRITTEN + timedelta(hours=hour)
+        retry_at = policy.next_attempt(10_000, WRITTEN, now)
+        assert retry_at is not None
+        assert now < retry_at <= now + timedelta(seconds=30 + 0.2)
+    assert policy.next_attempt(10_000, WRITTEN, WRITTEN + timedelta(hours=72)) is None
+
+
+@given(attempts=st.integers(1, 10_000))
+def test_a_count_limit_when_set_gives_up_at_that_count(attempts: int) -> None:
+    policy = RetryPolicy(0.2, 30.0, give_up_after_seconds=3600, max_attempts=12)
+    retry_at = policy.next_attempt(attempts, WRITTEN, WRITTEN)
+    assert (retry_at is None) == (attempts >= 12)
