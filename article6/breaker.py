@@ -74,10 +74,10 @@ class Breaker:
 
     def answered(self) -> bool:
         """The peer answered (whatever it said). True if this closed the breaker."""
-        reopened = self.state is not BreakerState.CLOSED
+        was_open = self.state is not BreakerState.CLOSED
         self.state, self.failed_in_row, self.pause = BreakerState.CLOSED, 0, 0.0
         self.probing, self.failing_since = False, None
-        return reopened
+        return was_open
 
     def failed(self) -> bool:
         """A batch got no answer at all. True if this opened the breaker."""

@@ -44,9 +44,13 @@ def step(text: str) -> None:
     print(f"\n- {text}")
 
 
-def outcome(network: Network, registry: str, transaction_id: str) -> str:
+def outcome(network: Network, registry: str, transaction_id: str, acquirer: str = "") -> str:
+    """The transaction's final status in ``registry``'s books; for a completed transfer, once
+    the ``acquirer`` has applied it too (the next step may move the units on from there)."""
     line = network.registry_cli(registry, "wait", transaction_id, "--timeout", "60")
     _, status, *codes = line.split()
+    if acquirer and status == "completed":
+        network.registry_cli(acquirer, "wait", transaction_id, "--timeout", "60")
     named = [f"{code} {Code(int(code)).name}" for code in codes[0].split(",")] if codes else []
     return f"{transaction_id}: {status}" + (f" ({'; '.join(named)})" if named else "")
 
@@ -100,7 +104,7 @@ def run_scenario(network: Network) -> dict[str, str]:
          "CA0001-GHA01-GHA-1-2024 .. -250000-2024 (the block splits)")  # fmt: skip
     transfer = gha("first-transfer", "--from", gha_holding, "--to-registry", "CHE01",
                    "--to", che_holding, "--serials", "1-250000")  # fmt: skip
-    print(f"  {outcome(network, 'GHA01', transfer)}")
+    print(f"  {outcome(network, 'GHA01', transfer, 'CHE01')}")
 
     unknown = format_account_id("CHE01", 9999)
     step(f"GHA01 first transfers serials 250001-251000 to {unknown}, which CHE01 does not have")
@@ -119,7 +123,7 @@ def run_scenario(network: Network) -> dict[str, str]:
     time.sleep(2)
     step("CHE01 comes back: the hub's outbox delivers, and the transfer completes")
     network.start("CHE01")
-    print(f"  {outcome(network, 'GHA01', offline)}")
+    print(f"  {outcome(network, 'GHA01', offline, 'CHE01')}")
 
     step("CHE01 uses serials 1-100000 towards its NDC for 2030")
     use = che("use", "--from", che_holding, "--to", che_ndc, "--serials", "1-100000",
@@ -192,14 +196,14 @@ def run_international_scenario(network: Network, accounts: dict[str, str]) -> No
          " (SGP00: the registry id of Singapore's section)")  # fmt: skip
     first = ir("first-transfer", "--from", ars, "--serials", "1-50000", "--to-registry", "CHE01",
                "--to", accounts["che_holding"], "--party", "SGP")  # fmt: skip
-    print(f"  {outcome(network, INTERNATIONAL, first)}")
+    print(f"  {outcome(network, INTERNATIONAL, first, 'CHE01')}")
     step("CHE01 sends SGP00:1-10000 to SGP's IR account; SGP transfers SGP00:1-5000 back")
     back = che("transfer", "--from", accounts["che_holding"], "--to-registry", INTERNATIONAL,
                "--to", holding, "--serials", "SGP00:1-10000")  # fmt: skip
-    print(f"  {outcome(network, 'CHE01', back)}")
+    print(f"  {outcome(network, 'CHE01', back, INTERNATIONAL)}")
     onward = ir("transfer", "--from", holding, "--to-registry", "CHE01",
                 "--to", accounts["che_holding"], "--serials", "SGP00:1-5000")  # fmt: skip
-    print(f"  {outcome(network, INTERNATIONAL, onward)}")
+    print(f"  {outcome(network, INTERNATIONAL, onward, 'CHE01')}")
     step("CHE01 uses SGP00:1-5000 towards its NDC for 2030")
     use = che("use", "--from", accounts["che_holding"], "--to", accounts["che_ndc"],
               "--serials", "SGP00:1-5000", "--party", "CHE", "--year", "2030")  # fmt: skip

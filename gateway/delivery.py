@@ -153,7 +153,8 @@ class Deliverer:
         self._clients: dict[str, BatchClient] = {}
         self._lanes: dict[str, Lane] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._wakeup = asyncio.Event()
+        self._wakeup = asyncio.Event()  # a lane may have something to send
+        self._claim_now = True
         self._tasks: set[asyncio.Task[None]] = set()
         self.retry = RetryPolicy(
             config.backoff_initial_seconds, config.backoff_max_seconds,
@@ -164,7 +165,9 @@ class Deliverer:
         )
 
     def wake(self) -> None:
-        """Something was written to the outbox: look now rather than at the next poll."""
+        """Something was written to the outbox (by an operator, the time-out sweep): claim
+        now rather than at the next poll."""
+        self._claim_now = True
         self._wakeup.set()
 
     def dispatch(self, message: OutboxMessage) -> None:
@@ -179,9 +182,6 @@ class Deliverer:
         if lane is None:
             lane = self._lanes[registry] = Lane(registry, Breaker(self.breaker_settings))
         return lane
-
-    def breaker_states(self) -> dict[str, BreakerState]:
-        return {registry: lane.breaker.state for registry, lane in self._lanes.items()}
 
     def _offer(self, messages: Iterable[OutboxMessage]) -> None:
         bound = QUEUED_BATCHES * self.config.batch_size
@@ -199,13 +199,14 @@ class Deliverer:
         self.mailer.lease, self.mailer.dispatch = self._lease(), self.dispatch
         poll = self.config.poll_interval_seconds
         claim_every, claimed_at = poll, -IDLE_CLAIM_SECONDS
+        if self.metrics is not None:
+            for registry in self.registries():
+                self.metrics.breaker_state.labels(registry).set(BreakerState.CLOSED.value)
         try:
             while not stopping.is_set():
-                # Cleared first: a change committed meanwhile wakes the next turn.
-                woken = self._wakeup.is_set()
-                self._wakeup.clear()
-                if woken or loop.time() - claimed_at >= claim_every:
-                    claimed_at = loop.time()
+                self._wakeup.clear()  # first: what happens meanwhile wakes the next turn
+                if self._claim_now or loop.time() - claimed_at >= claim_every:
+                    self._claim_now, claimed_at = False, loop.time()
                     try:
                         claimed = await self.database.write(self._claim)
                     except Exception:  # the loop must outlive any one failure (a database outage)

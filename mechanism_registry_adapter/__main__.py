@@ -5,12 +5,16 @@
     article6-mechanism outcomes --config a64mr.toml [--after SEQUENCE] [--json]
     article6-mechanism instruction --config a64mr.toml INSTRUCTION_ID
     article6-mechanism wait-instructions --config a64mr.toml [--timeout 120]
+    article6-mechanism retry-failed --config a64mr.toml [INSTRUCTION_ID ...]
     article6-mechanism reconcile-leg --config a64mr.toml [--json]
 
 ``import`` takes a bulk file (JSON Lines or CSV, docs/MECHANISM.md) in chunks, each chunk in
 one SQL transaction; running it again after a crash takes only what is not yet taken (an
 instruction already received is a replay and changes nothing). It prints one line per
 refused or unreadable instruction and a summary; it exits 2 if some lines could not be read.
+``wait-instructions`` exits 1 if any instruction failed (the hub or the acquiring registry
+refused a step, or the acquirer did not answer in time: the adapter logs a warning for each);
+``retry-failed`` starts failed instructions again from their first step, under the same id.
 ``reconcile-leg`` compares what the adapter forwarded into the international registry with
 the IR's intake and holdings; it exits 1 on any discrepancy.
 
@@ -42,7 +46,7 @@ from typing import Any
 import grpc
 from sqlalchemy import Connection
 
-from article6.codes import Code
+from article6.codes import Code, Refusal
 from article6.model import Status, TransactionType
 from article6.node import cli, store
 from article6.node.config import RegistryConfig
@@ -143,18 +147,54 @@ def _instruction(args: argparse.Namespace, config: RegistryConfig) -> int:
 
 
 def _wait(args: argparse.Namespace, config: RegistryConfig) -> int:
-    """Until every instruction is final; prints the count in each state."""
+    """Until every instruction is final; prints the count in each state, and exits 1 if some
+    failed (or are not final in time)."""
     deadline = time.monotonic() + args.timeout
     while True:
         found = cli.run_in_books(args, config, lambda r, c: book.counts(c))
         summary = " ".join(f"{state.name.lower()} {n}" for state, n in sorted(found.items()))
         if all(state.final for state in found):
             print(summary or "no instructions")
-            return 0
+            failed = found.get(InstructionState.FAILED, 0)
+            if failed:
+                print(f"{failed} instructions failed: `outcomes` says why, `retry-failed` "
+                      "tries them again", file=sys.stderr)  # fmt: skip
+            return 1 if failed else 0
         if time.monotonic() > deadline:
             print(f"not final within {args.timeout} s: {summary}", file=sys.stderr)
             return 1
         time.sleep(0.2)
+
+
+def _retry_failed(args: argparse.Namespace, config: RegistryConfig) -> int:
+    """Start failed instructions again (all of them, or those named); exits 1 if some could
+    not be (their serials were instructed again meanwhile)."""
+    settings = Settings.from_config(config)
+
+    def retry(engine: RegistryEngine, connection: Connection) -> tuple[list[str], list[str]]:
+        intake = Intake(engine, settings)
+        retried, refused = [], []
+        for instruction_id in args.instruction_id or book.failed(connection):
+            record = book.get(connection, instruction_id)
+            if record is None or record.state is not InstructionState.FAILED:
+                refused.append(f"{instruction_id}: not a failed instruction")
+                continue
+            savepoint = connection.begin_nested()
+            try:
+                intake.retry(connection, instruction_id)
+            except Refusal as refusal:
+                savepoint.rollback()
+                refused.append(f"{instruction_id}: not retried: {refusal}")
+                continue
+            savepoint.commit()
+            retried.append(instruction_id)
+        return retried, refused
+
+    retried, refused = cli.run_in_books(args, config, retry)
+    for line in refused:
+        print(line, file=sys.stderr)
+    print(f"retried {len(retried)} not_retried {len(refused)}")
+    return 1 if refused else 0
 
 
 # --- leg reconciliation --------------------------------------------------------------------
@@ -243,6 +283,8 @@ def add_commands(command: Callable[..., argparse.ArgumentParser]) -> None:
     command("instruction", _instruction, "one instruction's outcome").add_argument("instruction_id")
     wait = command("wait-instructions", _wait, "wait until every instruction is final")
     wait.add_argument("--timeout", type=float, default=120.0)
+    retry = command("retry-failed", _retry_failed, "start failed instructions again")
+    retry.add_argument("instruction_id", nargs="*", help="default: every failed instruction")
     reconcile = command("reconcile-leg", _reconcile, "reconcile forwarded AERs with IR intake")
     reconcile.add_argument("--json", action="store_true")
 

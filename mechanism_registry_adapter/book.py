@@ -188,6 +188,32 @@ def update_instruction(
     )  # fmt: skip
 
 
+def restart_instruction(connection: Connection, instruction_id: str) -> None:
+    """A failed instruction starts again from its first step (``retry-failed``)."""
+    current = get(connection, instruction_id)
+    assert current is not None, instruction_id
+    assert current.state is InstructionState.FAILED, current
+    connection.execute(
+        update(instructions)
+        .where(instructions.c.instruction_id == instruction_id)
+        .values(
+            state=InstructionState.ISSUING.value, results=_encode(()),
+            issuance_transaction_id=None, transfer_transaction_id=None,
+            updated_at=datetime.now(UTC), sequence=store.next_number(connection, "outcome"),
+        )
+    )  # fmt: skip
+
+
+def failed(connection: Connection) -> list[str]:
+    """The ids of the failed instructions, oldest first."""
+    rows = connection.execute(
+        select(instructions.c.instruction_id)
+        .where(instructions.c.state == InstructionState.FAILED.value)
+        .order_by(instructions.c.sequence)
+    )
+    return [row.instruction_id for row in rows]
+
+
 def _encode(results: Sequence[tuple[Code | int, str]]) -> str:
     return json.dumps([[int(code), detail] for code, detail in results])
 

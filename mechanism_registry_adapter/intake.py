@@ -19,6 +19,7 @@ then transferred without being recorded twice.
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -44,6 +45,8 @@ from mechanism_registry_adapter.instructions import (
     grant,
     unit_blocks,
 )
+
+log = logging.getLogger("mechanism.intake")
 
 
 @dataclass(frozen=True)
@@ -140,9 +143,34 @@ class Intake:
         parsed: Instruction,
     ) -> None:
         """The checks that need the adapter's records, then the first step."""
-        space = self.settings.registry_id
+        self._check_records(connection, message, parsed)
+        book.insert_instruction(
+            connection, parsed.instruction_id, digest(message),
+            message.SerializeToString(deterministic=True), parsed.acquiring_registry,
+            InstructionState.ISSUING,
+        )  # fmt: skip
+        self._begin(connection, parsed)
+
+    def retry(self, connection: Connection, instruction_id: str) -> None:
+        """Start a failed instruction again from its first step (its serials were released
+        when it failed); a Refusal if they have been instructed again meanwhile."""
+        record = book.get(connection, instruction_id)
+        assert record is not None, instruction_id
+        assert record.state is InstructionState.FAILED, record
+        message = mechanism_pb2.FirstTransferInstruction.FromString(record.body)
+        parsed = instruction(message, self.settings.default_acquiring_registry)
+        self._check_records(connection, message, parsed)
+        book.restart_instruction(connection, instruction_id)
+        self._begin(connection, parsed)
+
+    def _check_records(
+        self,
+        connection: Connection,
+        message: mechanism_pb2.FirstTransferInstruction,
+        parsed: Instruction,
+    ) -> None:
         self._check_issuance(connection, message, parsed)
-        taken = book.forwarding(connection, space, parsed.blocks)
+        taken = book.forwarding(connection, self.settings.registry_id, parsed.blocks)
         if taken:
             clash = taken[0]
             raise Refusal(
@@ -150,11 +178,11 @@ class Intake:
                 f"serials {clash.serial_first}-{clash.serial_last} are forwarded by "
                 f"{clash.attributes}",
             )
-        book.insert_instruction(
-            connection, parsed.instruction_id, digest(message),
-            message.SerializeToString(deterministic=True), parsed.acquiring_registry,
-            InstructionState.ISSUING,
-        )  # fmt: skip
+
+    def _begin(self, connection: Connection, parsed: Instruction) -> None:
+        """Reserve the serials and propose the first step: the issuance, or the transfer of
+        what an earlier, failed instruction already recorded."""
+        space = self.settings.registry_id
         book.reserve(connection, parsed.instruction_id, space, parsed.blocks)
         wanted = unit_blocks(parsed, space, self.settings.cooperative_approach)
         to_record = self._not_yet_recorded(connection, wanted)
@@ -259,6 +287,10 @@ class Intake:
             book.update_instruction(
                 connection, record.instruction_id, InstructionState.FAILED, list(results)
             )
+            codes = "; ".join(f"{code} {detail}" for code, detail in results) or status.name
+            log.warning("instruction %s failed at %s (%s); `article6-mechanism retry-failed` "
+                        "tries it again", record.instruction_id, message.transaction_id, codes,
+                        extra={"transaction_id": message.transaction_id})  # fmt: skip
             return
         if message.transaction_id == record.transfer_transaction_id:
             book.update_instruction(connection, record.instruction_id, InstructionState.COMPLETED)

@@ -90,6 +90,9 @@ outbox = Table(
     Column("created_at", DateTime, nullable=False),
     Column("next_attempt_at", DateTime, nullable=False),
     Column("last_error", Text, nullable=False),
+    # The sender looks for due messages every poll interval: without this it read every
+    # message ever sent each time, and an idle registry's CPU grew with its history.
+    Index("ix_outbox_state_next", "state", "next_attempt_at"),
 )
 
 counters = Table(
@@ -106,6 +109,9 @@ def open_database(url: str, *extra: MetaData) -> Engine:
     engine = make_engine(url)
     for tables in (metadata, *extra):
         tables.create_all(engine)
+        for table in tables.tables.values():  # indexes added since a table was created
+            for index in table.indexes:
+                index.create(engine, checkfirst=True)
     return engine
 
 

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from article6.v1 import admin_pb2
 from bench.isolation import SILENT, flood, pending_to, silent_listener
 from bench.network import bench_for
 from demo.network import HUB, Network
@@ -25,6 +24,7 @@ from tests.e2e.helpers import (
     transfer,
     wait_for,
 )
+from tests.e2e.test_network import dead_letters
 from tests.e2e.test_operations import total
 
 BACKLOG = 300
@@ -56,12 +56,6 @@ async def silent_with_backlog(network: Network, silence: contextlib.ExitStack) -
         await bench.close()
 
 
-def dead_letters(network: Network) -> int:
-    with network.admin() as admin:
-        request = admin_pb2.ListOutboxRequest(dead_letters=True)
-        return len(admin.ListOutbox(request, timeout=10).entries)
-
-
 def test_a_silent_registry_with_a_backlog_holds_up_no_one_else_and_gets_it_all_back(
     three: Network,
 ) -> None:
@@ -82,7 +76,7 @@ def test_a_silent_registry_with_a_backlog_holds_up_no_one_else_and_gets_it_all_b
     # It comes back: every waiting message reaches it, none was given up.
     network.start(SILENT)
     wait_for(lambda: pending_to(network, SILENT) == 0, 120, "SGP01's backlog to be delivered")
-    assert dead_letters(network) == 0
+    assert dead_letters(network) == []
     assert breaker(network, SILENT) == 0
     assert len(local_holdings(network, SILENT)) == BACKLOG
     assert_ledgers_agree(network, settle_seconds=30)
@@ -108,12 +102,12 @@ def test_a_registry_down_for_a_scaled_half_hour_loses_nothing_and_completes_ever
         pending = [transfer(network, gha, che, f"{n * 100 + 1}-{n * 100 + 100}") for n in range(5)]
         wait_for(lambda: breaker(network, "CHE01") == 2, 30, "CHE01's breaker to open")
         time.sleep(OUTAGE_SECONDS)
-        assert dead_letters(network) == 0
+        assert dead_letters(network) == []
         network.start("CHE01")
         for transaction_id in pending:
             assert final(network, "GHA01", transaction_id) == ("completed", [])
         wait_for(lambda: pending_to(network, "CHE01") == 0, 60, "CHE01's messages")
-        assert dead_letters(network) == 0
+        assert dead_letters(network) == []
         assert sum(row[3] - row[2] + 1 for row in local_holdings(network, "CHE01")) == 500
         assert_ledgers_agree(network, settle_seconds=30)
 

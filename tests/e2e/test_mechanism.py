@@ -295,3 +295,36 @@ def test_a_bulk_import_survives_sigkill_of_the_importer_and_the_adapter(
     for registry in (INTERNATIONAL, MECHANISM):
         clean = partial(_reconciles_clean, network, registry, done)
         wait_for(clean, 60, f"a clean run with {registry}")
+
+
+def test_instructions_that_time_out_say_so_and_retry_failed_completes_them(
+    tmp_path: Path,
+) -> None:
+    """The IR is down past the acceptance time-out: the instructions fail (4012), the adapter
+    logs a warning for each and `wait-instructions` exits 1; once the IR is back,
+    `retry-failed` starts them again and they complete, each serial forwarded once."""
+    network = Network(tmp_path, registries=(INTERNATIONAL, MECHANISM),
+                      acceptance_timeout_seconds=4.0)  # fmt: skip
+    with network.running():
+        account = ir_account(network)
+        bulk = network.folder / "bulk.jsonl"
+        bulk.write_text(write_json_lines(instructions(account, 3, 3_000)))
+        network.stop(INTERNATIONAL)
+        network.registry_cli(MECHANISM, "import", str(bulk))
+        wait = partial(network.registry_cli, MECHANISM, "wait-instructions", "--timeout", "120")
+        assert wait(check=False) == "failed 3"
+        with pytest.raises(RuntimeError, match="3 instructions failed"):
+            wait()
+        warnings = [json.loads(line) for line in (network.logs / "a64mr.log").read_text()
+                    .splitlines() if "retry-failed" in line]  # fmt: skip
+        assert len(warnings) == 3
+        assert all(w["level"] == "warning" and "4012" in w["msg"] for w in warnings)
+
+        network.start(INTERNATIONAL)
+        assert network.registry_cli(MECHANISM, "retry-failed") == "retried 3 not_retried 0"
+        assert wait() == "completed 3"
+        # Nothing failed is left to retry, and every serial arrived exactly once.
+        assert network.registry_cli(MECHANISM, "retry-failed") == "retried 0 not_retried 0"
+        net = sum(h["serial_last"] - h["serial_first"] + 1 for h in ir_holdings(network))
+        assert net == 3 * 930
+        assert_ledgers_agree(network, settle_seconds=60)

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import grpc
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from article6.batch import answered
 from article6.breaker import Breaker, BreakerSettings, BreakerState
 from article6.codes import Code, Refusal
+from article6.ratelimit import Limit
 from article6.retry import RetryPolicy
 from article6.status import Failure
 from article6.v1 import envelope_pb2
+from gateway.config import DeliveryConfig, load_config
 
 
 class Clock:
@@ -139,3 +143,53 @@ def test_a_count_limit_when_set_gives_up_at_that_count(attempts: int) -> None:
     policy = RetryPolicy(0.2, 30.0, give_up_after_seconds=3600, max_attempts=12)
     retry_at = policy.next_attempt(attempts, WRITTEN, WRITTEN)
     assert (retry_at is None) == (attempts >= 12)
+
+
+def test_an_open_breaker_rests_until_its_pause_is_over() -> None:
+    clock = Clock()
+    b = breaker(clock)
+    assert not b.resting()
+    for _ in range(3):
+        b.failed()
+    assert b.resting()  # nothing is queued or claimed for it meanwhile
+    clock.now += 1.0
+    assert not b.resting()  # time to probe, even before anything asks whether it allows
+
+
+MINIMAL_HUB = """
+[hub]
+registry_id = "HUB"
+listen = "127.0.0.1:7000"
+admin_listen = "127.0.0.1:7001"
+database = "hub.db"
+ca_certificate = "pki/ca.crt"
+tls_certificate = "pki/HUB/tls.crt"
+tls_key = "pki/HUB/tls.key"
+signing_key = "pki/HUB/signing.key"
+keys = "pki/keys.toml"
+"""
+
+
+def test_a_hub_config_without_limits_gets_the_defaults(tmp_path: Path) -> None:
+    path = tmp_path / "hub.toml"
+    path.write_text(MINIMAL_HUB)
+    config = load_config(path)
+    assert config.rate_limit == Limit(1000, 2000)
+    assert (config.handshake_timeout_seconds, config.max_connections) == (5.0, 4096)
+    assert config.delivery.give_up_after_seconds == 72 * 3600
+    assert config.delivery.max_attempts == 0
+    path.write_text(MINIMAL_HUB + "rate_limit_per_second = 0\n")
+    assert load_config(path).rate_limit is None  # 0 turns it off, as documented
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [{"batch_size": 0}, {"batch_size": 257}, {"lanes": 0}, {"give_up_after_seconds": 0},
+     {"backoff_initial_seconds": 5, "backoff_max_seconds": 1}, {"breaker_failures": 0},
+     {"breaker_open_seconds": 10, "breaker_max_open_seconds": 1}, {"max_attempts": -1}],
+)  # fmt: skip
+def test_delivery_settings_that_cannot_work_are_refused_naming_the_key(
+    settings: dict[str, float],
+) -> None:
+    with pytest.raises(ValueError, match=r"\[delivery\] "):
+        DeliveryConfig(**settings)  # type: ignore[arg-type]
