@@ -6,9 +6,9 @@ refused with its own code (ENVELOPE_MALFORMED, MESSAGE_TOO_LARGE) rather than a 
 deserialization error, and any ``Refusal`` raised by a method ends the RPC through
 ``article6.status.abort``. Anything else is a fault of ours: it is logged here and the caller
 gets INTERNAL with a fixed message, never the exception's text. gRPC's own receive limit
-sits at ``TRANSPORT_MAX_BYTES``, four times ``max_bytes`` (``grpc_message_options``), so an
-oversized envelope gets the numbered code (1011); only a request over the transport's limit
-is cut off by gRPC itself (RESOURCE_EXHAUSTED, no code), before it is buffered whole.
+sits at four times ``max_bytes`` (``grpc_message_options``: 16 MiB), so an oversized
+envelope gets the numbered code (1011); only a request over the transport's limit is cut off
+by gRPC itself (RESOURCE_EXHAUSTED, no code), before it is buffered whole.
 """
 
 from __future__ import annotations
@@ -33,7 +33,6 @@ Context = grpc.aio.ServicerContext[bytes, bytes]
 EnvelopeMethod = Callable[[envelope_pb2.Envelope, Context], Awaitable[envelope_pb2.Envelope]]
 
 GRPC_LIMIT_MARGIN_BYTES = 64 * 1024
-TRANSPORT_MAX_BYTES = 4 * MAX_ENVELOPE_BYTES
 
 
 def grpc_message_options(max_bytes: int = MAX_ENVELOPE_BYTES) -> list[tuple[str, int]]:

@@ -226,7 +226,9 @@ class Deliverer:
 
     def _start_batches(self) -> None:
         for lane in self._lanes.values():
-            while lane.queue and lane.in_flight < self.config.lanes and lane.breaker.allows():
+            # A registry that failed to answer its last batch gets one batch at a time.
+            limit = 1 if lane.breaker.failed_in_row else self.config.lanes
+            while lane.queue and lane.in_flight < limit and lane.breaker.allows():
                 size = 1 if lane.breaker.probe() else self.config.batch_size
                 lane.in_flight += 1
                 task = asyncio.create_task(self._deliver(lane, lane.take(size)))

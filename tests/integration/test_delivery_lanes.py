@@ -1,0 +1,149 @@
+"""The hub's delivery loop (gateway.delivery.Deliverer), driven with a database and registries
+that answer as the test says: what goes when, not what it records (the recording is tested
+through real processes in tests/e2e). Deadlines here are the loop's own, never timings of
+the machine: each test waits for a condition that the old loop could not meet for seconds."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import Any
+
+import grpc
+
+from article6.breaker import BreakerState
+from article6.status import Failure
+from article6.tls import TlsMaterial
+from article6.v1 import envelope_pb2
+from gateway.config import DeliveryConfig
+from gateway.delivery import Attempt, Deliverer
+from gateway.mailer import Mailer
+from gateway.storage.records import OutboxMessage
+from tests.integration.test_hub_rpc import run
+
+RPC_TIMEOUT = 1.0  # a claim's lease is then 4 s: a message left to its lease waits that long
+
+
+class FakeDatabase:
+    """Claims find nothing and take longer than a poll interval (a busy writer); recording
+    is a no-op."""
+
+    def __init__(self, claim_seconds: float) -> None:
+        self.claim_seconds = claim_seconds
+        self.claims = 0
+
+    async def write(self, work: Callable[..., Any]) -> Any:
+        if getattr(work, "__name__", "") == "_claim":
+            self.claims += 1
+            await asyncio.sleep(self.claim_seconds)
+            return []
+        return None
+
+
+def message(number: int, recipient: str) -> OutboxMessage:
+    return OutboxMessage(
+        id=number, recipient=recipient, message_id=f"m-{number}",
+        payload_type="article6.v1.StatusNotice", transaction_id=None, envelope=b"", attempts=0,
+    )  # fmt: skip
+
+
+class Registries:
+    """Who answers: a silent registry's batches wait out the deadline and fail."""
+
+    def __init__(self, silent: frozenset[str] = frozenset()) -> None:
+        self.silent = silent
+        self.sent: dict[str, list[int]] = {}
+
+    async def send(self, registry: str, messages: list[OutboxMessage]) -> list[Attempt]:
+        self.sent.setdefault(registry, []).extend(m.id for m in messages)
+        if registry in self.silent:
+            await asyncio.sleep(RPC_TIMEOUT)
+            failure = Failure(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded", None)
+            return [Attempt(m, failure) for m in messages]
+        return [Attempt(m, envelope_pb2.Envelope()) for m in messages]
+
+
+def sent(registries: Registries, registry: str, number: int) -> bool:
+    return number in registries.sent.get(registry, [])
+
+
+def deliverer(database: FakeDatabase, registries: Registries) -> Deliverer:
+    config = DeliveryConfig(rpc_timeout_seconds=RPC_TIMEOUT, breaker_open_seconds=0.5)
+    made = Deliverer(config, database, None, Mailer("HUB", None), None,  # type: ignore[arg-type]
+                     TlsMaterial(b"", b"", b""), dict)  # fmt: skip
+    made._send = registries.send  # type: ignore[method-assign]
+    return made
+
+
+async def until(condition: Callable[[], bool], seconds: float) -> bool:
+    deadline = asyncio.get_running_loop().time() + seconds
+    while not condition():
+        if asyncio.get_running_loop().time() > deadline:
+            return False
+        await asyncio.sleep(0.01)
+    return True
+
+
+async def running(made: Deliverer, body: Callable[[], Awaitable[None]]) -> None:
+    stopping = asyncio.Event()
+    loop = asyncio.create_task(made.run(stopping))
+    await asyncio.sleep(0)
+    try:
+        await body()
+    finally:
+        stopping.set()
+        loop.cancel()
+
+
+def test_a_dispatched_message_goes_at_once_even_while_claims_are_slow_and_find_nothing() -> None:
+    """The 12 s stall: claims slower than the poll interval starved dispatched messages until
+    their claims lapsed."""
+
+    async def body() -> None:
+        database, registries = FakeDatabase(claim_seconds=0.2), Registries()
+        made = deliverer(database, registries)
+
+        async def check() -> None:
+            for number in range(1, 6):
+                made.dispatch(message(number, "GHA01"))
+                assert await until(partial(sent, registries, "GHA01", number), 1.0)
+                await asyncio.sleep(0.3)  # let a slow claim start between messages
+            assert database.claims >= 2
+
+        await running(made, check)
+
+    run(body)
+
+
+def test_a_silent_registry_holds_up_only_its_own_lane_and_its_breaker_stops_the_waiting() -> None:
+    async def body() -> None:
+        registries = Registries(silent=frozenset({"SGP01"}))
+        made = deliverer(FakeDatabase(claim_seconds=0.0), registries)
+
+        async def check() -> None:
+            for number in range(1, 2001):  # a backlog for the silent registry
+                made.dispatch(message(number, "SGP01"))
+            await asyncio.sleep(0.05)
+            made.dispatch(message(5000, "CHE01"))
+            # CHE01's message goes while SGP01's first batches still wait out their deadline.
+            assert await until(partial(sent, registries, "CHE01", 5000), 0.5)
+            assert len(registries.sent["SGP01"]) <= 2 * 64
+            # Three unanswered batches open SGP01's breaker; then one probe at a time.
+            assert await until(lambda: made.lane("SGP01").breaker.state is BreakerState.OPEN, 5)
+            tried = len(registries.sent["SGP01"])
+            assert tried == 3 * 64  # two at once, then one at a time once it failed
+            for number in range(2001, 2101):  # offered while it rests: left to their claims
+                made.dispatch(message(number, "SGP01"))
+            await asyncio.sleep(0.6)  # its rest is over: one message probes it
+            for number in range(2101, 2201):
+                made.dispatch(message(number, "SGP01"))
+            assert await until(lambda: len(registries.sent["SGP01"]) > tried, 0.5)
+            await asyncio.sleep(0.3)
+            assert registries.sent["SGP01"][tried:] == [2101]
+            made.dispatch(message(5001, "CHE01"))
+            assert await until(partial(sent, registries, "CHE01", 5001), 0.5)
+
+        await running(made, check)
+
+    run(body)
