@@ -4,6 +4,7 @@ article6 pki init --out DIR --registry HUB --registry GHA01 ...
 article6 pki rotate --pki DIR --registry GHA01 [--overlap-hours 24]
                                     a new signing key; the old one expires after the overlap
 article6 codes                      the response-code catalogue
+article6 aef check FILE [--json]    check an AEF workbook cell by cell (exit 1 on any finding)
 article6 conformance registry --endpoint HOST:PORT --registry GHA01 --account GHA01-1001-57 \
     --pki DIR [--hub-id HUB]        play the hub against a registry (article6.conformance)
 article6 conformance hub --endpoint HOST:PORT --registry GHA01 --pki DIR
@@ -13,10 +14,15 @@ article6 conformance hub --endpoint HOST:PORT --registry GHA01 --pki DIR
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from datetime import timedelta
 from pathlib import Path
+from zipfile import BadZipFile
 
+from openpyxl.utils.exceptions import InvalidFileException
+
+from article6.aef.check import check_workbook
 from article6.codes import CATALOGUE, Code, Refusal
 from article6.conformance import HubKit, HubUnderTest, RegistryKit, RegistryUnderTest
 from article6.pki import init_pki, rotate_signing_key
@@ -49,6 +55,25 @@ def _codes(_: argparse.Namespace) -> int:
         info = CATALOGUE[code]
         print(f"{code.value}  {code.name:<38} {info.meaning}")
     return 0
+
+
+def _aef_check(args: argparse.Namespace) -> int:
+    path = Path(args.file)
+    if not path.is_file():
+        print(f"article6: no such file: {path}", file=sys.stderr)
+        return 2
+    try:
+        findings = check_workbook(path)
+    except (InvalidFileException, BadZipFile, KeyError, OSError) as error:
+        print(f"article6: {path} is not an AEF workbook (.xlsx): {error}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps([finding.__dict__ for finding in findings], indent=2))
+    else:
+        for finding in findings:
+            print(finding)
+        print(f"{path}: {len(findings)} findings" if findings else f"{path}: every cell valid")
+    return 1 if findings else 0
 
 
 def _conformance(args: argparse.Namespace) -> int:
@@ -92,6 +117,12 @@ def build_parser() -> argparse.ArgumentParser:
     rotate.set_defaults(handler=_pki_rotate)
     codes = commands.add_parser("codes", help="print the response-code catalogue")
     codes.set_defaults(handler=_codes)
+    aef = commands.add_parser("aef", help="the agreed electronic format (AEF) workbook")
+    aef_commands = aef.add_subparsers(dest="aef_command", required=True)
+    check = aef_commands.add_parser("check", help="check a workbook cell by cell")
+    check.add_argument("file", help="the .xlsx workbook")
+    check.add_argument("--json", action="store_true", help="the findings as a JSON list")
+    check.set_defaults(handler=_aef_check)
     kit = commands.add_parser("conformance", help="the conformance kit")
     kits = kit.add_subparsers(dest="kit", required=True)
     registry = kits.add_parser("registry", help="play the hub against a registry")

@@ -1,0 +1,119 @@
+"""The AEF workbook: written in openpyxl's write-only mode (memory flat in the number of
+rows), read in its read-only mode, laid out as the template is: one sheet per table, its
+title in the first row, the column headings in ``heading_row``, one row per block per action
+from ``first_data_row`` on. CSV and JSON carry the same rows for machines."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from openpyxl import Workbook, load_workbook
+
+from article6.aef.template import Table, Template, template
+
+Row = Mapping[str, Any]
+
+
+def write_workbook(
+    path: Path, rows: Mapping[str, Iterable[Row]], layout: Template | None = None
+) -> None:
+    """Write every table of the template (empty ones too) with ``rows[table.key]``."""
+    layout = layout or template()
+    book = Workbook(write_only=True)
+    for table in layout.tables:
+        sheet = book.create_sheet(table.sheet)
+        sheet.append([table.title])
+        for _ in range(layout.heading_row - 2):
+            sheet.append([])
+        sheet.append(list(table.headings))
+        for row in rows.get(table.key, ()):
+            sheet.append([_excel(row.get(key)) for key in table.keys])
+    book.save(path)
+
+
+def _excel(value: Any) -> Any:
+    """Numbers stay numbers, dates are written as the template writes them (dd/mm/yyyy)."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime | date):
+        return value.strftime("%d/%m/%Y")
+    return value
+
+
+@dataclass(frozen=True)
+class Sheet:
+    """A table as read: its headings, and its rows with their row numbers."""
+
+    name: str
+    headings: tuple[str, ...]
+    rows: tuple[tuple[int, tuple[str, ...]], ...]
+
+
+def read_workbook(path: Path, layout: Template | None = None) -> dict[str, Sheet]:
+    """Every sheet of the workbook, each cell as text (as a syntax checker reads it)."""
+    layout = layout or template()
+    book = load_workbook(path, read_only=True, data_only=True)
+    try:
+        return {name: _sheet(book[name], name, layout) for name in book.sheetnames}
+    finally:
+        book.close()
+
+
+def _sheet(worksheet: Any, name: str, layout: Template) -> Sheet:
+    headings: tuple[str, ...] = ()
+    rows = []
+    for number, values in enumerate(worksheet.iter_rows(values_only=True), start=1):
+        cells = tuple(text(value) for value in values)
+        if number == layout.heading_row:
+            headings = _trimmed(cells)
+        elif number >= layout.first_data_row and any(cells):
+            rows.append((number, cells))
+    return Sheet(name, headings, tuple(rows))
+
+
+def _trimmed(cells: tuple[str, ...]) -> tuple[str, ...]:
+    end = len(cells)
+    while end and not cells[end - 1]:
+        end -= 1
+    return cells[:end]
+
+
+def text(value: Any) -> str:
+    """A cell's value as the text a person reads in it."""
+    if value is None:
+        return ""
+    if isinstance(value, datetime | date):
+        return value.strftime("%d/%m/%Y")
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).strip()
+
+
+def table_rows(table: Table, sheet: Sheet) -> Iterator[dict[str, str]]:
+    """A sheet's rows as dicts keyed by the table's column keys."""
+    for _, cells in sheet.rows:
+        yield {key: cells[index] if index < len(cells) else "" for index, key in
+               enumerate(table.keys)}  # fmt: skip
+
+
+def render(rows: Iterable[Row], table: Table, form: str) -> str:
+    """CSV (the headings, then the rows) or JSON (a list of objects keyed by column key)."""
+    listed = [{key: row.get(key, "") for key in table.keys} for row in rows]
+    if form == "json":
+        return json.dumps([{k: _json(v) for k, v in row.items()} for row in listed], indent=2)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(table.headings)
+    writer.writerows([text(_excel(row[key])) for key in table.keys] for row in listed)
+    return out.getvalue()
+
+
+def _json(value: Any) -> Any:
+    return _excel(value) if isinstance(value, datetime | date) else value
