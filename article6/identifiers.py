@@ -24,6 +24,9 @@ from article6.codes import Code, Refusal
 REGISTRY_ID = re.compile(r"[A-Z][A-Z0-9]{1,15}")
 # A Party's ITMO registry id as the AEF writes it: ISO 3166-1 alpha-3 and two digits.
 PARTY_REGISTRY_ID = re.compile(r"[A-Z]{3}[0-9]{2}")
+# Choice (docs/AEF.md): an ITMO from A6.4ERs is identified in the AEF with its host Party's
+# code and these two digits as the registry element (GHA64), so no Party registry may use them.
+A64_REGISTRY_SUFFIX = "64"
 PARTY_CODE = re.compile(r"[A-Z]{3}")
 # The AEF's cooperative approach id: "CA" and four digits (AEF syntax checkers).
 COOPERATIVE_APPROACH_ID = re.compile(r"CA[0-9]{4}")

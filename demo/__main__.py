@@ -28,6 +28,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from article6.aef.check import check_workbook
 from article6.block_table import to_db
 from article6.codes import Code
 from article6.identifiers import format_account_id
@@ -313,16 +314,25 @@ def run_reconciliation_scenario(network: Network, accounts: dict[str, str]) -> N
 
 def print_aef(network: Network) -> None:
     year = str(datetime.now(UTC).year)
-    rows = json.loads(network.registry_cli(
-        INTERNATIONAL, "aef", "--party", "SGP", "--year", year, "--format", "json"
-    ))  # fmt: skip
-    print(f"\nSGP's AEF actions table for {year}, prefilled by the international registry")
-    print(f"  {'date-time (UTC)':<21} {'action':<15} {'subtype':<32} {'first id':<27} "
-          f"{'last id':<28} {'quantity':>8} from to")  # fmt: skip
+    workbook = network.folder / f"SGP-{year}-AEF.xlsx"
+    aef = partial(network.registry_cli, INTERNATIONAL, "aef", "--party", "SGP", "--year", year)
+    print(f"\nSGP's AEF for {year} (decision 4/CMA.6), prefilled by the international registry")
+    print(f"  {aef('--out', str(workbook))}")
+    rows = json.loads(aef("--format", "json", "--table", "actions"))
+    print(f"  Table 3, actions:\n  {'date':<10} {'action':<14} {'subtype':<31} "
+          f"{'first ITMO id':<27} {'last ITMO id':<30} {'quantity':>8} from to")  # fmt: skip
     for row in rows:
-        print(f"  {row['date_time']:<21} {row['action_type']:<15} {row['action_subtype']:<32} "
-              f"{row['first_id']:<27} {row['last_id']:<28} {row['quantity']:>8,} "
+        print(f"  {row['date']:<10} {row['action_type']:<14} {row['action_subtype']:<31} "
+              f"{row['first_id']:<27} {row['last_id']:<30} {row['quantity'] or 0:>8,} "
               f"{row['transferring_party']}  {row['acquiring_party']}")  # fmt: skip
+        if row["unit_registry"]:
+            print(f"  {'':<57}from A6.4ERs {row['first_unit_id']} .. {row['last_unit_id']}")
+    print("  The workbook checked cell by cell, as the AEF's syntax checkers do "
+          f"(article6 aef check {workbook.name}):")  # fmt: skip
+    findings = check_workbook(workbook)
+    print(f"    {len(findings)} findings" if findings else "    every cell valid")
+    for finding in findings:
+        print(f"    {finding}")
 
 
 def print_transactions(network: Network) -> None:

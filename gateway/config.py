@@ -52,6 +52,7 @@ from pathlib import Path
 from typing import Any
 
 from article6.identifiers import (
+    A64_REGISTRY_SUFFIX,
     PARTY_REGISTRY_ID,
     check_cooperative_approach_id,
     check_party_code,
@@ -162,6 +163,11 @@ def _registry(entry: dict[str, Any]) -> RegistryEntry:
         if not PARTY_REGISTRY_ID.fullmatch(registry_id):
             raise ValueError(
                 f"Party registry id {registry_id!r} is not ISO 3166-1 alpha-3 + 2 digits"
+            )
+        if registry_id.endswith(A64_REGISTRY_SUFFIX):
+            raise ValueError(
+                f"Party registry id {registry_id!r}: the digits {A64_REGISTRY_SUFFIX} are kept "
+                "for the ITMO ids of A6.4ERs in the AEF (docs/AEF.md)"
             )
         party = check_party_code(entry.get("party", registry_id[:3]))
     return RegistryEntry(

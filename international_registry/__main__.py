@@ -12,8 +12,10 @@ transfer, use, cancel, holdings, transactions, wait, serve):
     article6-ir verify-section --config ir.toml SGP             # identity verified
     article6-ir open-account --config ir.toml --party SGP --type holding [--ars] \\
         [--holder NAME] [--ca CA0001]
-    article6-ir aef --config ir.toml --party SGP [--year 2026] [--table actions|holdings] \\
-        [--format csv|json]                                     # AEF prefill
+    article6-ir aef --config ir.toml --party SGP [--year 2026] [--out SGP-2026-AEF.xlsx]
+                                                                # AEF prefill: the workbook
+    article6-ir aef --config ir.toml --party SGP --format csv|json [--table actions]
+                                                                # one of its five tables
 
 The config file's ``[international]`` table sets what a provisional section may do,
 ``provisional_may = ["acquire", "issue"]`` (the default; the other actions are "transfer",
@@ -27,9 +29,12 @@ import argparse
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 
 from sqlalchemy import Connection
 
+from article6.aef.template import template
+from article6.aef.workbook import render, write_workbook
 from article6.model import AccountType
 from article6.node import cli
 from article6.node.config import RegistryConfig
@@ -100,16 +105,19 @@ def _open_account(args: argparse.Namespace, config: RegistryConfig) -> int:
 
 
 def _aef(args: argparse.Namespace, config: RegistryConfig) -> int:
+    """The Party's AEF: the whole workbook (xlsx), or one table as CSV or JSON."""
     section = from_config(config).section_space(args.party)
-
-    def export(r: RegistryEngine, c: Connection) -> str:
-        if args.table == "holdings":
-            rows = aef.holdings(c, config.registry_id, args.party, section)
-            return aef.render(rows, aef.HOLDING_COLUMNS, args.format)
-        rows = aef.actions(c, config.registry_id, args.party, args.year, section)
-        return aef.render(rows, aef.ACTION_COLUMNS, args.format)
-
-    print(cli.run_in_books(args, config, export), end="")
+    tables = cli.run_in_books(
+        args, config, lambda r, c: aef.workbook(c, config.registry_id, args.party, args.year,
+                                                section)
+    )  # fmt: skip
+    if args.format != "xlsx":
+        print(render(tables[args.table], template().table(args.table), args.format), end="")
+        return 0
+    out = Path(args.out or f"{args.party}-{args.year}-AEF.xlsx")
+    write_workbook(out, tables)
+    counts = ", ".join(f"{table.sheet} {len(tables[table.key])}" for table in template().tables)
+    print(f"{out}: {counts} rows")
     return 0
 
 
@@ -137,11 +145,13 @@ def add_commands(command: Callable[..., argparse.ArgumentParser]) -> None:
     )
     account.add_argument("--holder", help="the entity holding it (default: the Party)")
     account.add_argument("--ca", action="append", help="linked cooperative approach (repeat)")
-    export = command("aef", _aef, "AEF prefill: a Party's actions or holdings table")
+    export = command("aef", _aef, "AEF prefill: a Party's workbook, or one of its tables")
     export.add_argument("--party", required=True)
     export.add_argument("--year", type=int, default=datetime.now(UTC).year)
-    export.add_argument("--table", choices=["actions", "holdings"], default="actions")
-    export.add_argument("--format", choices=["csv", "json"], default="csv")
+    export.add_argument("--format", choices=["xlsx", "csv", "json"], default="xlsx")
+    export.add_argument("--out", help="the workbook to write (default PARTY-YEAR-AEF.xlsx)")
+    export.add_argument("--table", choices=[t.key for t in template().tables], default="actions",
+                        help="with csv or json: the table to print")  # fmt: skip
 
 
 KIND = cli.RegistryKind(

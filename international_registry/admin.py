@@ -8,6 +8,7 @@ the call with FAILED_PRECONDITION; a refused proposal ends it with its numbered 
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -16,6 +17,8 @@ import grpc
 import grpc.aio
 from sqlalchemy import Connection
 
+from article6.aef.template import template
+from article6.aef.workbook import render, write_workbook
 from article6.blocks import Block, serial_range
 from article6.codes import Refusal
 from article6.model import AccountType, TransactionType
@@ -149,17 +152,25 @@ class SecretariatService(ir_grpc.InternationalRegistryAdminServiceServicer):
     ) -> ir_pb2.ExportAefResponse:
         year = request.year or datetime.now(UTC).year
         form = request.format or "csv"
+        known = [table.key for table in template().tables]
+        if form not in {"csv", "json", "xlsx"} or (request.table or "actions") not in known:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"format is csv, json or xlsx; table one of {', '.join(known)}",
+            )
         here = self.engine.registry_id
         section = self.section_space(request.party)
 
-        def export(connection: Connection) -> str:
-            if request.table == "holdings":
-                rows = aef.holdings(connection, here, request.party, section)
-                return aef.render(rows, aef.HOLDING_COLUMNS, form)
-            rows = aef.actions(connection, here, request.party, year, section)
-            return aef.render(rows, aef.ACTION_COLUMNS, form)
+        def export(connection: Connection) -> dict[str, list[aef.Row]]:
+            return aef.workbook(connection, here, request.party, year, section)
 
-        return ir_pb2.ExportAefResponse(content=await self._run(context, export))
+        tables = await self._run(context, export)
+        if form == "xlsx":
+            out = io.BytesIO()
+            write_workbook(out, tables)
+            return ir_pb2.ExportAefResponse(workbook=out.getvalue())
+        table = template().table(request.table or "actions")
+        return ir_pb2.ExportAefResponse(content=render(tables[table.key], table, form))
 
     async def ListIntake(
         self, request: ir_pb2.ListIntakeRequest, context: Context

@@ -116,7 +116,8 @@ def _parts(itmo_id: str) -> tuple[str, int, str] | None:
 
 def check_block(values: dict[str, str]) -> str | None:
     """The first and last ids name one block (same approach, registry, Party and vintage,
-    serials in order) of the row's quantity, and agree with the row's other columns."""
+    serials in order) of the row's quantity, and agree with the row's approach,
+    first-transferring Party and vintage."""
     first, last = _parts(values.get("first_id", "")), _parts(values.get("last_id", ""))
     if first is None or last is None:
         return None  # blank, or the cells themselves are reported
@@ -129,9 +130,11 @@ def check_block(values: dict[str, str]) -> str | None:
         count = last[1] - first[1] + 1
         if int(quantity) != count:
             return f"quantity {quantity} but the ids span {count} units"
-    approach, registry, party = first[0].split("-")
-    expected = {"cooperative_approach": approach, "registry": registry,
-                "first_transferring_party": party, "vintage": first[2]}  # fmt: skip
+    # The row's "Party ITMO registry" is where the action is recorded, which need not be the
+    # registry the ITMOs originate in (an acquisition of another Party's ITMOs): not compared.
+    approach, _, party = first[0].split("-")
+    expected = {"cooperative_approach": approach, "first_transferring_party": party,
+                "vintage": first[2]}  # fmt: skip
     for key, wanted in expected.items():
         if values.get(key) and values[key] != wanted:
             return f"{key.replace('_', ' ')} {values[key]} but the ITMO ids say {wanted}"

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from openpyxl import Workbook, load_workbook
 
@@ -22,7 +22,7 @@ Row = Mapping[str, Any]
 
 
 def write_workbook(
-    path: Path, rows: Mapping[str, Iterable[Row]], layout: Template | None = None
+    path: Path | IO[bytes], rows: Mapping[str, Iterable[Row]], layout: Template | None = None
 ) -> None:
     """Write every table of the template (empty ones too) with ``rows[table.key]``."""
     layout = layout or template()

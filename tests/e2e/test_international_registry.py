@@ -7,10 +7,12 @@ import json
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
 
+from article6.aef.check import check_workbook
 from article6.codes import Code
 from article6.pki import RegistryFiles
 from article6.status import refusal_from_error
@@ -151,13 +153,24 @@ def test_the_secretariat_operates_through_the_admin_service(ir_network: Network)
         assert verified.status == "verified"
         authorized = secretariat.ProposeAction(authorize).transaction_id
         assert final(network, IR, authorized) == ("completed", [])
-        holdings = secretariat.ExportAef(
-            ir_pb2.ExportAefRequest(party="SGP", table="holdings", format="json")
+
+        def table(name: str) -> list[dict[str, Any]]:
+            request = ir_pb2.ExportAefRequest(party="SGP", table=name, format="json")
+            return list(json.loads(secretariat.ExportAef(request).content))
+
+        [granted] = table("authorizations")  # Table 2, not an action row
+        assert (granted["authorization_id"], granted["purposes"], granted["version"]) == (
+            "SGP-A1", "NDC", 1
+        )  # fmt: skip
+        assert table("actions") == []
+        assert table("holdings") == []  # authorized outcomes are ITMOs only once first transferred
+        csv_text = secretariat.ExportAef(ir_pb2.ExportAefRequest(party="SGP")).content
+        assert csv_text.splitlines()[0].startswith("Action date,Action type,")
+        workbook = network.folder / "SGP-AEF.xlsx"
+        workbook.write_bytes(
+            secretariat.ExportAef(ir_pb2.ExportAefRequest(party="SGP", format="xlsx")).workbook
         )
-        [row] = json.loads(holdings.content)
-        assert (row["quantity"], row["authorization_id"]) == (500, "SGP-A1")
-        actions = secretariat.ExportAef(ir_pb2.ExportAefRequest(party="SGP")).content
-        assert actions.splitlines()[1].split(",")[1] == "Authorization"
+        assert check_workbook(workbook) == []
     with admin(network, "CHE01") as stranger, pytest.raises(grpc.RpcError) as error:
         stranger.ExportAef(ir_pb2.ExportAefRequest(party="SGP"))
     assert error.value.code() is grpc.StatusCode.PERMISSION_DENIED

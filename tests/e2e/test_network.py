@@ -15,10 +15,12 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
 
+from article6.aef.check import check_workbook
 from article6.codes import Code
 from article6.envelope import seal
 from article6.headers import new_header
@@ -30,7 +32,6 @@ from article6.v1 import admin_pb2, hub_pb2_grpc, transaction_pb2
 from demo.__main__ import REGISTRIES as DEMO_REGISTRIES
 from demo.__main__ import run_international_scenario, run_scenario
 from demo.network import HUB, INTERNATIONAL, Network
-from international_registry.aef import ACTION_COLUMNS
 from tests.builders import issuance
 from tests.e2e.helpers import (
     accounts,
@@ -52,23 +53,20 @@ def demo_network(tmp_path: Path) -> Iterator[Network]:
 
 
 SGP_ACTIONS = [
-    {"action_type": "Authorization", "action_subtype": "", "first_transferring_party": "",
-     "first_id": "CA0001-SGP00-SGP-1-2024", "last_id": "CA0001-SGP00-SGP-100000-2024",
-     "quantity": 100000, "transferring_party": "", "acquiring_party": ""},
     {"action_type": "First transfer", "action_subtype": "First transfer to another Party",
-     "first_transferring_party": "SGP", "first_id": "CA0001-SGP00-SGP-1-2024",
-     "last_id": "CA0001-SGP00-SGP-50000-2024", "quantity": 50000, "transferring_party": "SGP",
-     "acquiring_party": "CHE"},
-    {"action_type": "Acquisition", "action_subtype": "", "first_transferring_party": "SGP",
+     "first_id": "CA0001-SGP00-SGP-1-2024", "last_id": "CA0001-SGP00-SGP-50000-2024",
+     "quantity": 50000, "transferring_party": "SGP", "acquiring_party": "CHE"},
+    {"action_type": "Acquisition", "action_subtype": "",
      "first_id": "CA0001-SGP00-SGP-1-2024", "last_id": "CA0001-SGP00-SGP-10000-2024",
      "quantity": 10000, "transferring_party": "CHE", "acquiring_party": "SGP"},
-    {"action_type": "Transfer", "action_subtype": "", "first_transferring_party": "SGP",
+    {"action_type": "Transfer", "action_subtype": "",
      "first_id": "CA0001-SGP00-SGP-1-2024", "last_id": "CA0001-SGP00-SGP-5000-2024",
      "quantity": 5000, "transferring_party": "SGP", "acquiring_party": "CHE"},
 ]  # fmt: skip
 SAME_IN_EVERY_ROW = {
-    "cooperative_approach": "CA0001", "authorization_id": "SGP-2026-001", "registry_id": "SGP00",
-    "metric": "tCO2e", "vintage": 2024, "purpose": "NDC", "using_party": "", "year_of_use": "",
+    "cooperative_approach": "CA0001", "authorization_id": "SGP-2026-001",
+    "first_transferring_party": "SGP", "registry": "SGP00", "metric": "GHG", "vintage": 2024,
+    "purpose": "", "using_party": "", "using_entity": "", "year_of_use": "",
 }  # fmt: skip
 
 
@@ -97,27 +95,43 @@ def test_the_demo_scenario_leaves_every_ledger_in_agreement(demo_network: Networ
 def test_the_demo_aef_export_is_right_cell_by_cell(demo_network: Network) -> None:
     network = demo_network
     run_international_scenario(network, run_scenario(network))
-    year = datetime.now(UTC).year
-    text = network.registry_cli(INTERNATIONAL, "aef", "--party", "SGP", "--year", str(year),
-                                "--format", "json")  # fmt: skip
-    rows = json.loads(text)
-    assert len(rows) == len(SGP_ACTIONS)
-    for row, expected in zip(rows, SGP_ACTIONS, strict=True):
-        assert set(row) == set(ACTION_COLUMNS)
-        assert re.fullmatch(rf"{year}-\d\d-\d\dT\d\d:\d\d:\d\dZ", row.pop("date_time"))
-        assert row == {**SAME_IN_EVERY_ROW, **expected}
-    csv_text = network.registry_cli(INTERNATIONAL, "aef", "--party", "SGP", "--year", str(year))
-    lines = csv_text.splitlines()
-    assert lines[0] == ",".join(ACTION_COLUMNS)
-    assert len(lines) == 1 + len(SGP_ACTIONS)
-    held = json.loads(network.registry_cli(INTERNATIONAL, "aef", "--party", "SGP", "--table",
-                                           "holdings", "--format", "json"))  # fmt: skip
-    assert [(r["first_id"], r["last_id"], r["quantity"], r["unit_kind"]) for r in held] == [
-        ("CA0001-SGP00-SGP-5001-2024", "CA0001-SGP00-SGP-10000-2024", 5000, "ITMO"),
-        ("", "", 50000, "Mitigation outcome"),  # still in the ARS: authorized, not transferred
+    year = str(datetime.now(UTC).year)
+    aef = partial(network.registry_cli, INTERNATIONAL, "aef", "--party", "SGP")
+
+    def table(name: str, in_year: str = year) -> list[dict[str, Any]]:
+        rows = json.loads(aef("--year", in_year, "--format", "json", "--table", name))
+        return [{key: value for key, value in row.items() if value != ""} for row in rows]
+
+    actions = json.loads(aef("--year", year, "--format", "json"))
+    assert len(actions) == len(SGP_ACTIONS)
+    for row, expected in zip(actions, SGP_ACTIONS, strict=True):
+        assert re.fullmatch(rf"\d\d/\d\d/{year}", row.pop("date"))
+        assert {k: v for k, v in row.items() if k in {**SAME_IN_EVERY_ROW, **expected}} == {
+            **SAME_IN_EVERY_ROW, **expected
+        }  # fmt: skip
+    [granted] = table("authorizations")
+    assert {k: granted[k] for k in ("authorization_id", "version", "quantity", "purposes",
+                                    "occurred_from", "occurred_to", "first_transfer_definition",
+                                    "metric")} == {
+        "authorization_id": "SGP-2026-001", "version": 1, "quantity": 80000, "purposes": "NDC",
+        "occurred_from": 2021, "occurred_to": 2030, "first_transfer_definition": "NA",
+        "metric": "GHG",
+    }  # fmt: skip
+    # Held: the ITMOs SGP00:5001-10000; the outcomes still in the ARS are not ITMOs yet.
+    assert [(r["first_id"], r["last_id"], r["quantity"]) for r in table("holdings")] == [
+        ("CA0001-SGP00-SGP-5001-2024", "CA0001-SGP00-SGP-10000-2024", 5000)
     ]
-    assert json.loads(network.registry_cli(INTERNATIONAL, "aef", "--party", "SGP", "--year",
-                                           str(year - 1), "--format", "json")) == []  # fmt: skip
+    summary = {row["item"]: row["value"] for row in table("summary")}
+    assert (summary["Party ITMO registry"], summary["Actions: Transfer"]) == ("SGP00", 1)
+    lines = aef("--year", year, "--format", "csv").splitlines()
+    assert lines[0].startswith("Action date,Action type,Action subtype,Cooperative approach ID")
+    assert len(lines) == 1 + len(SGP_ACTIONS)
+    # The workbook, as the Party files it: every cell passes the AEF's checks.
+    workbook = network.folder / "SGP.xlsx"
+    said = aef("--year", year, "--out", str(workbook))
+    assert said == f"{workbook}: Table 1 12, Table 2 1, Table 3 3, Table 4 1, Table 5 0 rows"
+    assert check_workbook(workbook) == []
+    assert table("actions", str(int(year) - 1)) == []
 
 
 def test_every_process_stops_cleanly_on_sigterm(network: Network) -> None:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Connection, Engine
 
+from article6.aef.check import check_workbook
+from article6.aef.workbook import write_workbook
 from article6.blocks import serial_range
 from article6.codes import Code, Refusal
 from article6.keys import SigningKey
@@ -15,7 +18,7 @@ from article6.model import AccountType, Status, TransactionType
 from article6.node import store
 from article6.node.engine import Proposal, RegistryEngine
 from article6.v1 import transaction_pb2, units_pb2
-from international_registry import sections
+from international_registry import aef, sections
 from international_registry.rules import SectionRules
 from tests.builders import block, transaction
 
@@ -182,3 +185,42 @@ def test_a_first_international_transfer_inside_the_ir_goes_to_another_party(
                 ),
             )
         assert refusal.value.code is Code.ACCOUNT_TYPE_NOT_ALLOWED
+
+
+def test_the_aef_workbook_of_a_section_holds_every_action_and_checks_clean(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """An acquisition from another Party, ITMOs from A6.4ERs, and a transfer on: the rows the
+    AEF expects, with ids that pass its checks (A6.4ERs: GHA64 and their own serials)."""
+    registry = ir()
+    with engine.begin() as connection:
+        account = open_section(connection, "SGP", verified=True)
+        registry.settle(connection, transaction(
+            "CHE01-5", T.TRANSACTION_TYPE_EXTERNAL_TRANSFER, [block(1, 10)], sender="CHE01",
+            source="CHE01-1001-30", acquirer=IR, target=account,
+        ), Status.COMPLETED)  # fmt: skip
+        aers = [block(1, 930, space="A64MR", cooperative_approach="CA6400", vintage=2025)]
+        registry.settle(connection, transaction(
+            "A64MR-7", T.TRANSACTION_TYPE_FIRST_TRANSFER, aers, sender="A64MR",
+            source="A64MR-1-xx", acquirer=IR, target=account,
+            first_transfer=T.FirstTransfer(
+                first_transferring_party="GHA",
+                trigger=T.FIRST_TRANSFER_TRIGGER_INTERNATIONAL_TRANSFER,
+            ),
+        ), Status.COMPLETED)  # fmt: skip
+        year = datetime.now(UTC).year
+        tables = aef.workbook(connection, IR, "SGP", year, "SGP00")
+    actions = tables["actions"]
+    assert [(r["action_type"], r["first_id"], r["last_id"], r["quantity"]) for r in actions] == [
+        ("Acquisition", "CA0001-GHA01-GHA-1-2024", "CA0001-GHA01-GHA-10-2024", 10),
+        ("Acquisition", "CA6400-GHA64-GHA-1-2025", "CA6400-GHA64-GHA-930-2025", 930),
+    ]
+    assert (actions[1]["unit_registry"], actions[1]["first_unit_id"]) == ("A64MR", "A64MR-1")
+    assert [(r["first_id"], r["quantity"]) for r in tables["holdings"]] == [
+        ("CA6400-GHA64-GHA-1-2025", 930), ("CA0001-GHA01-GHA-1-2024", 10)
+    ]  # fmt: skip
+    summary = {row["item"]: row["value"] for row in tables["summary"]}
+    assert (summary["Actions: Acquisition"], summary["ITMOs held (t CO2 eq)"]) == (2, 940)
+    path = tmp_path / "SGP.xlsx"
+    write_workbook(path, tables)
+    assert check_workbook(path) == []
