@@ -1,11 +1,12 @@
 """``make bench``: run the benchmarks, print a table, and write bench/RESULTS.md.
 
     python -m bench [--repeats 3] [--echo 5000] [--single 1500] [--transfers 400]
-                    [--paced 40] [--blocks 1000000] [--databases sqlite,postgresql]
-                    [--output bench/RESULTS.md]
+                    [--paced 40] [--blocks 1000000] [--backlog 10000] [--aef-rows 100000]
+                    [--databases sqlite,postgresql] [--output bench/RESULTS.md]
 
 In one run on this machine: the echo baseline, single-registry transactions and complete
-external transfers with the hub on each database, block-size invariance, and reconciliation.
+external transfers with the hub on each database, block-size invariance, delivery isolation
+(bench/isolation.py), the AEF workbook at volume (bench/aef.py), and reconciliation.
 Figures are medians over repeated runs; the file records the machine and the command, so
 that a figure is never quoted without them, and each target is marked met or missed.
 """
@@ -23,7 +24,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import echo, isolation, reconciliation, single, transfers
+from bench import aef, echo, isolation, reconciliation, single, transfers
 from bench.load import Run
 from bench.network import hub_database, postgres_reachable
 
@@ -115,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--paced", type=int, default=40,
                         help="transfers of each block size per repeat")  # fmt: skip
     parser.add_argument("--blocks", type=int, default=1_000_000, help="reconciliation size")
+    parser.add_argument("--aef-rows", type=int, default=100_000,
+                        help="AEF Table 3 rows to write and check (and a tenth of it)")  # fmt: skip
     parser.add_argument("--backlog", type=int, default=10_000,
                         help="messages waiting for the silent registry (isolation)")  # fmt: skip
     parser.add_argument("--databases", default="sqlite,postgresql",
@@ -149,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
             isolation.measure(args.backlog, ISOLATION_COUNT, ISOLATION_RATE), ISOLATION_RATE
         ),
         "",
+        *aef.table([aef.measure(max(1, args.aef_rows // 10)), aef.measure(args.aef_rows)]),
+        "",
         *_reconciliation_table(args.blocks),
     ]
     print("\n".join(table))
@@ -162,7 +167,9 @@ def main(argv: list[str] | None = None) -> int:
         "each run's p50 and p99\n"
         "- every process (load client, hub, registries, PostgreSQL) runs on this machine\n"
         "- what each row measures: bench/echo.py, bench/single.py, bench/transfers.py, "
-        f"bench/isolation.py, bench/reconciliation.py\n{skipped}\n" + "\n".join(table) + "\n"
+        f"bench/isolation.py, bench/aef.py, bench/reconciliation.py\n{skipped}\n"
+        + "\n".join(table)
+        + "\n"
     )
     print(f"\nwritten to {args.output}")
     return 0

@@ -5,7 +5,7 @@ last ITMO ids describe one block of the quantity given."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -13,7 +13,7 @@ from pathlib import Path
 from openpyxl.utils import get_column_letter
 
 from article6.aef.template import Column, Table, Template, template
-from article6.aef.workbook import Sheet, read_workbook
+from article6.aef.workbook import opened, stream
 
 YEARS = range(1990, 2101)
 
@@ -36,28 +36,35 @@ class Finding:
 
 
 def check_workbook(path: Path, layout: Template | None = None) -> list[Finding]:
+    """Every finding in the workbook, reading each sheet's rows one at a time."""
     layout = layout or template()
-    sheets = read_workbook(path, layout)
     findings: list[Finding] = []
-    for table in layout.tables:
-        sheet = sheets.get(table.sheet)
-        if sheet is None:
-            findings.append(Finding(table.sheet, "", "", "", "sheet missing"))
-            continue
-        findings.extend(check_sheet(table, sheet, layout.heading_row))
+    with opened(path) as book:
+        for table in layout.tables:
+            if table.sheet not in book.sheetnames:
+                findings.append(Finding(table.sheet, "", "", "", "sheet missing"))
+                continue
+            headings, rows = stream(book[table.sheet], layout)
+            findings.extend(check_sheet(table, table.sheet, headings, rows, layout.heading_row))
     return findings
 
 
-def check_sheet(table: Table, sheet: Sheet, heading_row: int) -> Iterator[Finding]:
-    if sheet.headings != table.headings:
+def check_sheet(
+    table: Table,
+    sheet: str,
+    headings: Sequence[str],
+    rows: Iterable[tuple[int, Sequence[str]]],
+    heading_row: int,
+) -> Iterator[Finding]:
+    if tuple(headings) != table.headings:
         for index, heading in enumerate(table.headings):
-            found = sheet.headings[index] if index < len(sheet.headings) else ""
+            found = headings[index] if index < len(headings) else ""
             if found != heading:
                 cell = f"{get_column_letter(index + 1)}{heading_row}"
-                yield Finding(sheet.name, cell, heading, found, f"heading should be {heading!r}")
+                yield Finding(sheet, cell, heading, found, f"heading should be {heading!r}")
         return  # the columns are not where they should be: their cells mean nothing
-    for number, cells in sheet.rows:
-        yield from check_row(table, sheet.name, number, cells)
+    for number, cells in rows:
+        yield from check_row(table, sheet, number, cells)
 
 
 def check_row(table: Table, sheet: str, number: int, cells: Sequence[str]) -> Iterator[Finding]:

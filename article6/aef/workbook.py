@@ -5,6 +5,7 @@ from ``first_data_row`` on. CSV and JSON carry the same rows for machines."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -59,23 +60,43 @@ class Sheet:
 def read_workbook(path: Path, layout: Template | None = None) -> dict[str, Sheet]:
     """Every sheet of the workbook, each cell as text (as a syntax checker reads it)."""
     layout = layout or template()
+    with opened(path) as book:
+        return {
+            name: Sheet(name, headings, tuple(rows))
+            for name in book.sheetnames
+            for headings, rows in [stream(book[name], layout)]
+        }
+
+
+@contextlib.contextmanager
+def opened(path: Path) -> Iterator[Any]:
+    """The workbook in openpyxl's read-only mode: rows are read as they are needed."""
     book = load_workbook(path, read_only=True, data_only=True)
     try:
-        return {name: _sheet(book[name], name, layout) for name in book.sheetnames}
+        yield book
     finally:
         book.close()
 
 
-def _sheet(worksheet: Any, name: str, layout: Template) -> Sheet:
+def stream(
+    worksheet: Any, layout: Template
+) -> tuple[tuple[str, ...], Iterator[tuple[int, tuple[str, ...]]]]:
+    """A sheet's headings, and its data rows (number, cells as text) one at a time, so that
+    memory does not grow with the rows."""
+    rows = enumerate(worksheet.iter_rows(values_only=True), start=1)
     headings: tuple[str, ...] = ()
-    rows = []
-    for number, values in enumerate(worksheet.iter_rows(values_only=True), start=1):
-        cells = tuple(text(value) for value in values)
+    for number, values in rows:
         if number == layout.heading_row:
-            headings = _trimmed(cells)
-        elif number >= layout.first_data_row and any(cells):
-            rows.append((number, cells))
-    return Sheet(name, headings, tuple(rows))
+            headings = _trimmed(tuple(text(value) for value in values))
+            break
+
+    def data() -> Iterator[tuple[int, tuple[str, ...]]]:
+        for number, values in rows:
+            cells = tuple(text(value) for value in values)
+            if number >= layout.first_data_row and any(cells):
+                yield number, cells
+
+    return headings, data()
 
 
 def _trimmed(cells: tuple[str, ...]) -> tuple[str, ...]:
