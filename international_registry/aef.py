@@ -41,6 +41,7 @@ from article6.model import (
     TransactionType,
     UnitAttributes,
     UnitKind,
+    UnitState,
 )
 from article6.node import store
 from article6.v1 import transaction_pb2
@@ -114,7 +115,12 @@ def _action(spec: TransactionSpec, views: Views, party: str) -> tuple[str, str] 
     """The AEF action type and subtype of ``spec`` for ``party``, or None if not reported."""
     between = views.source != views.target
     if spec.type in _ONE_SIDED:
-        return _ONE_SIDED[spec.type] if views.source == party else None
+        if views.source != party:
+            return None
+        kind, subtype = _ONE_SIDED[spec.type]
+        if spec.type is TransactionType.USE and spec.use and spec.use.purpose in OIMP_USES:
+            subtype = ""  # a use for OIMP: its purpose column says which
+        return kind, subtype
     if spec.type is TransactionType.FIRST_TRANSFER and views.source == party:
         return "first_transfer", _first_transfer_subtype(spec, between)
     if spec.type in _MOVES and between:  # a move within one Party's holdings is not reported
@@ -313,12 +319,15 @@ def entities(connection: Connection, party: str, year: int) -> list[Row]:
 
 def holdings(connection: Connection, here: str, party: str, section: str) -> list[Row]:
     """The ITMOs held in the Party's section now (``section``: the section's registry id).
-    Outcomes not yet first transferred are not ITMOs, and not reported."""
+    Outcomes not yet first transferred are not ITMOs, and used or cancelled ITMOs are no
+    longer held: neither is reported."""
     rows = []
     for held in store.all_holdings(connection, here):
         account = get_account(connection, held.attributes.holder.account_id)
         unit = held.attributes.unit
-        if account is None or account.party != party or unit.unit_kind is not UnitKind.ITMO:
+        if account is None or account.party != party:
+            continue
+        if unit.unit_kind is not UnitKind.ITMO or unit.state is not UnitState.HELD:
             continue
         rows.append({
             "cooperative_approach": unit.cooperative_approach,

@@ -208,19 +208,33 @@ def test_the_aef_workbook_of_a_section_holds_every_action_and_checks_clean(
                 trigger=T.FIRST_TRANSFER_TRIGGER_INTERNATIONAL_TRANSFER,
             ),
         ), Status.COMPLETED)  # fmt: skip
+        for number, (first, purpose) in enumerate([(1, "NDC"), (2, "OIMP")], start=1):
+            use = T.UseDetails(using_party="SGP", year_of_use=2030,
+                               purpose=units_pb2.Purpose.Value(f"PURPOSE_{purpose}"))  # fmt: skip
+            registry.settle(connection, transaction(
+                f"{IR}-{number}", T.TRANSACTION_TYPE_USE,
+                [block(first, first, state=units_pb2.UNIT_STATE_USED)],
+                sender=IR, source=account, use=use,
+            ), Status.COMPLETED)  # fmt: skip
         year = datetime.now(UTC).year
         tables = aef.workbook(connection, IR, "SGP", year, "SGP00")
     actions = tables["actions"]
     assert [(r["action_type"], r["first_id"], r["last_id"], r["quantity"]) for r in actions] == [
         ("Acquisition", "CA0001-GHA01-GHA-1-2024", "CA0001-GHA01-GHA-10-2024", 10),
         ("Acquisition", "CA6400-GHA64-GHA-1-2025", "CA6400-GHA64-GHA-930-2025", 930),
+        ("Use", "CA0001-GHA01-GHA-1-2024", "CA0001-GHA01-GHA-1-2024", 1),
+        ("Use", "CA0001-GHA01-GHA-2-2024", "CA0001-GHA01-GHA-2-2024", 1),
     ]
+    # A use towards the NDC is its subtype; a use for OIMP says so in the purpose column.
+    assert [(r["action_subtype"], r["purpose"], r["using_party"], r["year_of_use"])
+            for r in actions[2:]] == [("Use towards NDC", "", "SGP", 2030),
+                                      ("", "OIMP", "SGP", 2030)]  # fmt: skip
     assert (actions[1]["unit_registry"], actions[1]["first_unit_id"]) == ("A64MR", "A64MR-1")
     assert [(r["first_id"], r["quantity"]) for r in tables["holdings"]] == [
-        ("CA6400-GHA64-GHA-1-2025", 930), ("CA0001-GHA01-GHA-1-2024", 10)
+        ("CA6400-GHA64-GHA-1-2025", 930), ("CA0001-GHA01-GHA-3-2024", 8)
     ]  # fmt: skip
     summary = {row["item"]: row["value"] for row in tables["summary"]}
-    assert (summary["Actions: Acquisition"], summary["ITMOs held (t CO2 eq)"]) == (2, 940)
+    assert (summary["Actions: Acquisition"], summary["Actions: Use"]) == (2, 2)
     path = tmp_path / "SGP.xlsx"
     write_workbook(path, tables)
     assert check_workbook(path) == []
