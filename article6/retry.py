@@ -51,7 +51,4 @@ class RetryPolicy:
             return None
         if now - written_at >= self.give_up_after:
             return None
-        return now + timedelta(seconds=self.delay_seconds(attempts))
-
-    def delay_seconds(self, attempts: int) -> float:
-        return self.backoff.delay_seconds(attempts)
+        return now + timedelta(seconds=self.backoff.delay_seconds(attempts))

@@ -1,12 +1,12 @@
 """Delivery isolation: unrelated transfers while one registry is silent with a backlog.
 
-The hub, GHA01, CHE01 and SGP01 run as processes. SGP01 issues ``backlog`` one-unit blocks
-through its fast sender, then its process is stopped and its port taken by a listener that
-accepts connections and never answers (not even TLS): every message to it (a completion
-notice per issuance, and the notices of the ones that were still on their way) waits. Then
-GHA01 -> CHE01 transfers are paced at ``rate`` a second and their latency measured, from due
-instant to both registries' completion, and compared with the same run before SGP01 fell
-silent. The target: the p99 with the silent registry within twice the p99 without.
+The hub, GHA01, CHE01 and SGP01 run as processes. GHA01 -> CHE01 transfers are paced at
+``rate`` a second and their latency measured, from due instant to both registries'
+completion. Then SGP01's process is stopped and its port taken by a listener that accepts
+connections and never answers (not even TLS), and SGP01's fast sender issues ``backlog``
+one-unit blocks: each issuance's completion notice to SGP01 waits. The same paced run is
+measured again, with that backlog waiting. The target: the p99 with the silent registry
+within twice the p99 without.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from pathlib import Path
 from openpyxl.utils import get_column_letter
 
 from article6.aef.template import Column, Table, Template, template
-from article6.aef.workbook import opened, stream
+from article6.aef.workbook import DATE_FORMAT, opened, stream
 
 YEARS = range(1990, 2101)
 
@@ -101,7 +101,7 @@ def _real(pattern_name: str, value: str) -> str | None:
     """Dates and years that match their pattern must also exist."""
     if pattern_name == "date":
         try:
-            datetime.strptime(value, "%d/%m/%Y")
+            datetime.strptime(value, DATE_FORMAT)
         except ValueError:
             return "not a date (dd/mm/yyyy)"
     if pattern_name == "year" and int(value) not in YEARS:

@@ -10,7 +10,6 @@ import csv
 import io
 import json
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from typing import IO, Any
@@ -20,6 +19,7 @@ from openpyxl import Workbook, load_workbook
 from article6.aef.template import Table, Template, template
 
 Row = Mapping[str, Any]
+DATE_FORMAT = "%d/%m/%Y"  # dates as the template writes them
 
 
 def write_workbook(
@@ -44,28 +44,8 @@ def _excel(value: Any) -> Any:
     if value is None or value == "":
         return None
     if isinstance(value, datetime | date):
-        return value.strftime("%d/%m/%Y")
+        return value.strftime(DATE_FORMAT)
     return value
-
-
-@dataclass(frozen=True)
-class Sheet:
-    """A table as read: its headings, and its rows with their row numbers."""
-
-    name: str
-    headings: tuple[str, ...]
-    rows: tuple[tuple[int, tuple[str, ...]], ...]
-
-
-def read_workbook(path: Path, layout: Template | None = None) -> dict[str, Sheet]:
-    """Every sheet of the workbook, each cell as text (as a syntax checker reads it)."""
-    layout = layout or template()
-    with opened(path) as book:
-        return {
-            name: Sheet(name, headings, tuple(rows))
-            for name in book.sheetnames
-            for headings, rows in [stream(book[name], layout)]
-        }
 
 
 @contextlib.contextmanager
@@ -111,17 +91,10 @@ def text(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, datetime | date):
-        return value.strftime("%d/%m/%Y")
+        return value.strftime(DATE_FORMAT)
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value).strip()
-
-
-def table_rows(table: Table, sheet: Sheet) -> Iterator[dict[str, str]]:
-    """A sheet's rows as dicts keyed by the table's column keys."""
-    for _, cells in sheet.rows:
-        yield {key: cells[index] if index < len(cells) else "" for index, key in
-               enumerate(table.keys)}  # fmt: skip
 
 
 def render(rows: Iterable[Row], table: Table, form: str) -> str:

@@ -11,7 +11,7 @@ from openpyxl import load_workbook
 
 from article6.aef.check import check_workbook
 from article6.aef.template import template
-from article6.aef.workbook import read_workbook, render, write_workbook
+from article6.aef.workbook import opened, render, stream, write_workbook
 from article6.cli import main
 from gateway.config import load_config
 from tests.unit.test_delivery_policy import MINIMAL_HUB
@@ -78,8 +78,10 @@ def test_a_workbook_is_laid_out_as_the_template_and_checks_clean(tmp_path: Path)
         "CA0001-GHA01-GHA-1-2024", "CA0001-GHA01-GHA-250,000-2024"
     )  # fmt: skip
     book.close()
-    read = read_workbook(path)["Table 3"]
-    assert [number for number, _ in read.rows] == [layout.first_data_row]
+    with opened(path) as read:
+        headings, rows = stream(read["Table 3"], layout)
+        assert headings == template().table("actions").headings
+        assert [number for number, _ in rows] == [layout.first_data_row]
 
 
 @pytest.mark.parametrize(
