@@ -28,15 +28,12 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
-from datetime import UTC, datetime
-from pathlib import Path
 
 from sqlalchemy import Connection
 
-from article6.aef.template import template
-from article6.aef.workbook import render, write_workbook
 from article6.model import AccountType
 from article6.node import cli
+from article6.node.aef import add_aef_arguments, print_aef
 from article6.node.config import RegistryConfig
 from article6.node.engine import RegistryEngine
 from international_registry import aef, sections
@@ -111,14 +108,7 @@ def _aef(args: argparse.Namespace, config: RegistryConfig) -> int:
         args, config, lambda r, c: aef.workbook(c, config.registry_id, args.party, args.year,
                                                 section)
     )  # fmt: skip
-    if args.format != "xlsx":
-        print(render(tables[args.table], template().table(args.table), args.format), end="")
-        return 0
-    out = Path(args.out or f"{args.party}-{args.year}-AEF.xlsx")
-    write_workbook(out, tables)
-    counts = ", ".join(f"{table.sheet} {len(tables[table.key])}" for table in template().tables)
-    print(f"{out}: {counts} rows")
-    return 0
+    return print_aef(args, args.party, tables)
 
 
 def add_commands(command: Callable[..., argparse.ArgumentParser]) -> None:
@@ -147,11 +137,7 @@ def add_commands(command: Callable[..., argparse.ArgumentParser]) -> None:
     account.add_argument("--ca", action="append", help="linked cooperative approach (repeat)")
     export = command("aef", _aef, "AEF prefill: a Party's workbook, or one of its tables")
     export.add_argument("--party", required=True)
-    export.add_argument("--year", type=int, default=datetime.now(UTC).year)
-    export.add_argument("--format", choices=["xlsx", "csv", "json"], default="xlsx")
-    export.add_argument("--out", help="the workbook to write (default PARTY-YEAR-AEF.xlsx)")
-    export.add_argument("--table", choices=[t.key for t in template().tables], default="actions",
-                        help="with csv or json: the table to print")  # fmt: skip
+    add_aef_arguments(export)
 
 
 KIND = cli.RegistryKind(

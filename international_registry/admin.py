@@ -17,6 +17,7 @@ import grpc
 import grpc.aio
 from sqlalchemy import Connection
 
+from article6.aef.prefill import Row
 from article6.aef.template import template
 from article6.aef.workbook import render, write_workbook
 from article6.blocks import Block, serial_range
@@ -161,7 +162,7 @@ class SecretariatService(ir_grpc.InternationalRegistryAdminServiceServicer):
         here = self.engine.registry_id
         section = self.section_space(request.party)
 
-        def export(connection: Connection) -> dict[str, list[aef.Row]]:
+        def export(connection: Connection) -> dict[str, list[Row]]:
             return aef.workbook(connection, here, request.party, year, section)
 
         tables = await self._run(context, export)

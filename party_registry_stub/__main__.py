@@ -5,6 +5,8 @@ transfer, use, cancel, holdings, transactions, wait, serve):
 
     article6-registry open-account --config gha01.toml --type holding [--ca CA0001]
     article6-registry close-account --config gha01.toml ACCOUNT
+    article6-registry aef --config gha01.toml [--year 2026] [--out GHA-2026-AEF.xlsx]
+    article6-registry aef --config gha01.toml --format csv|json [--table actions]
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ import argparse
 import sys
 from collections.abc import Callable
 
+from article6.aef.prefill import registry_party, workbook
 from article6.model import AccountType
 from article6.node import cli
+from article6.node.aef import add_aef_arguments, party_registry_books, print_aef
 from article6.node.config import RegistryConfig
 from party_registry_stub import accounts
 
@@ -41,12 +45,23 @@ def _close_account(args: argparse.Namespace, config: RegistryConfig) -> int:
     return 0
 
 
+def _aef(args: argparse.Namespace, config: RegistryConfig) -> int:
+    """This registry's Party's AEF: the whole workbook, or one table as CSV or JSON."""
+    here = config.registry_id
+    party = registry_party(here)
+    tables = cli.run_in_books(
+        args, config, lambda r, c: workbook(party_registry_books(c, here), party, args.year, here)
+    )
+    return print_aef(args, party, tables)
+
+
 def add_commands(command: Callable[..., argparse.ArgumentParser]) -> None:
     account = command("open-account", _open_account, "open an account")
     account.add_argument("--type", choices=sorted(ACCOUNT_TYPES), default="holding")
     account.add_argument("--ca", action="append", help="linked cooperative approach (repeat)")
     close = command("close-account", _close_account, "close an account to acquisitions")
     close.add_argument("account")
+    add_aef_arguments(command("aef", _aef, "AEF prefill: this Party's workbook, or one table"))
 
 
 KIND = cli.RegistryKind(

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from openpyxl.utils import get_column_letter
 
+from article6.aef.spans import id_parts
 from article6.aef.template import Column, Table, Template, template
 from article6.aef.workbook import DATE_FORMAT, opened, stream
 
@@ -109,26 +110,14 @@ def _real(pattern_name: str, value: str) -> str | None:
     return None
 
 
-def _parts(itmo_id: str) -> tuple[str, int, str] | None:
-    """(prefix: approach-registry-Party, serial, vintage) of a well-formed ITMO id."""
-    pieces = itmo_id.split("-")
-    if len(pieces) != 5:
-        return None
-    approach, registry, party, serial, vintage = pieces
-    digits = serial.replace(",", "")
-    if not digits.isdigit():
-        return None
-    return f"{approach}-{registry}-{party}", int(digits), vintage
-
-
 def check_block(values: dict[str, str]) -> str | None:
     """The first and last ids name one block (same approach, registry, Party and vintage,
     serials in order) of the row's quantity, and agree with the row's approach,
     first-transferring Party and vintage."""
-    first, last = _parts(values.get("first_id", "")), _parts(values.get("last_id", ""))
+    first, last = id_parts(values.get("first_id", "")), id_parts(values.get("last_id", ""))
     if first is None or last is None:
         return None  # blank, or the cells themselves are reported
-    if (first[0], first[2]) != (last[0], last[2]):
+    if first[0] != last[0]:
         return "first and last ITMO ids are not of one block (approach, registry, Party, vintage)"
     if last[1] < first[1]:
         return "last ITMO id's serial is below the first's"
@@ -139,9 +128,10 @@ def check_block(values: dict[str, str]) -> str | None:
             return f"quantity {quantity} but the ids span {count} units"
     # The row's "Party ITMO registry" is where the action is recorded, which need not be the
     # registry the ITMOs originate in (an acquisition of another Party's ITMOs): not compared.
-    approach, _, party = first[0].split("-")
+    (prefix, vintage), _ = first
+    approach, _, party = prefix.split("-")
     expected = {"cooperative_approach": approach, "first_transferring_party": party,
-                "vintage": first[2]}  # fmt: skip
+                "vintage": vintage}  # fmt: skip
     for key, wanted in expected.items():
         if values.get(key) and values[key] != wanted:
             return f"{key.replace('_', ' ')} {values[key]} but the ITMO ids say {wanted}"

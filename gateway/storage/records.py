@@ -652,3 +652,15 @@ def reserve(connection: Connection, authorization_id: str, quantity: int) -> Non
         .values(reserved=authorizations.c.reserved + quantity)
     )
     assert changed.rowcount == 1, authorization_id
+
+
+def completed_transactions(connection: Connection, until: datetime) -> list[tuple[bytes, datetime]]:
+    """Every transaction completed before ``until`` (its body and when it completed), in the
+    order they completed."""
+    query = (
+        select(transactions.c.body, transactions.c.status_at)
+        .where(transactions.c.status == Status.COMPLETED.value)
+        .where(transactions.c.status_at < until)
+        .order_by(transactions.c.status_at, transactions.c.transaction_id)
+    )
+    return [(row.body, row.status_at) for row in connection.execute(query)]

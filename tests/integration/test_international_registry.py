@@ -230,8 +230,9 @@ def test_the_aef_workbook_of_a_section_holds_every_action_and_checks_clean(
             for r in actions[2:]] == [("Use towards NDC", "", "SGP", 2030),
                                       ("", "OIMP", "SGP", 2030)]  # fmt: skip
     assert (actions[1]["unit_registry"], actions[1]["first_unit_id"]) == ("A64MR", "A64MR-1")
+    # Holdings are replayed from the actions, and listed in the order of their ids.
     assert [(r["first_id"], r["quantity"]) for r in tables["holdings"]] == [
-        ("CA6400-GHA64-GHA-1-2025", 930), ("CA0001-GHA01-GHA-3-2024", 8)
+        ("CA0001-GHA01-GHA-3-2024", 8), ("CA6400-GHA64-GHA-1-2025", 930)
     ]  # fmt: skip
     summary = {row["item"]: row["value"] for row in tables["summary"]}
     assert (summary["Actions: Acquisition"], summary["Actions: Use"]) == (2, 2)

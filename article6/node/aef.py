@@ -1,0 +1,63 @@
+"""A registry's own AEF prefill: its completed transactions, from its books, for
+``article6.aef.prefill``; and the ``aef`` command's output (workbook, or one table as CSV or
+JSON), shared by every registry built on ``article6.node``."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import Connection
+
+from article6.aef.prefill import Books, Completed, PartyOf, Row, registry_party
+from article6.aef.template import template
+from article6.aef.workbook import render, write_workbook
+from article6.model import Status
+from article6.node import store
+from article6.v1 import transaction_pb2
+from article6.wire import transaction_spec
+
+
+def completed(connection: Connection) -> list[Completed]:
+    """The registry's completed transactions, in the order they completed."""
+    done = []
+    for local in store.list_transactions(connection):
+        if local.status is Status.COMPLETED:
+            message = transaction_pb2.Transaction.FromString(local.body)
+            at = local.updated_at.replace(tzinfo=UTC)
+            done.append(Completed(transaction_spec(message), at, message))
+    return sorted(done, key=lambda item: item.at)
+
+
+def party_registry_books(connection: Connection, here: str) -> Books:
+    """A Party registry's books: every account of its own belongs to its Party."""
+
+    def party_of(registry: str, account_id: str) -> str:
+        return registry_party(here) if registry == here else registry_party(registry)
+
+    return books(connection, party_of, f"{here} (Party registry)")
+
+
+def books(connection: Connection, party_of: PartyOf, prepared_by: str) -> Books:
+    return Books(party_of, completed(connection), prepared_by)
+
+
+def add_aef_arguments(export: argparse.ArgumentParser) -> None:
+    export.add_argument("--year", type=int, default=datetime.now(UTC).year)
+    export.add_argument("--format", choices=["xlsx", "csv", "json"], default="xlsx")
+    export.add_argument("--out", help="the workbook to write (default PARTY-YEAR-AEF.xlsx)")
+    export.add_argument("--table", choices=[t.key for t in template().tables], default="actions",
+                        help="with csv or json: the table to print")  # fmt: skip
+
+
+def print_aef(args: argparse.Namespace, party: str, tables: dict[str, list[Row]]) -> int:
+    """Write the workbook (and say where, with each table's rows), or print one table."""
+    if args.format != "xlsx":
+        print(render(tables[args.table], template().table(args.table), args.format), end="")
+        return 0
+    out = Path(args.out or f"{party}-{args.year}-AEF.xlsx")
+    write_workbook(out, tables)
+    counts = ", ".join(f"{table.sheet} {len(tables[table.key])}" for table in template().tables)
+    print(f"{out}: {counts} rows")
+    return 0
