@@ -18,11 +18,9 @@ import json
 import sys
 from datetime import timedelta
 from pathlib import Path
-from zipfile import BadZipFile
-
-from openpyxl.utils.exceptions import InvalidFileException
 
 from article6.aef.check import check_workbook
+from article6.aef.workbook import NOT_A_WORKBOOK
 from article6.codes import CATALOGUE, Code, Refusal
 from article6.conformance import HubKit, HubUnderTest, RegistryKit, RegistryUnderTest
 from article6.pki import init_pki, rotate_signing_key
@@ -64,7 +62,7 @@ def _aef_check(args: argparse.Namespace) -> int:
         return 2
     try:
         findings = check_workbook(path)
-    except (InvalidFileException, BadZipFile, KeyError, OSError) as error:
+    except NOT_A_WORKBOOK as error:
         print(f"article6: {path} is not an AEF workbook (.xlsx): {error}", file=sys.stderr)
         return 2
     if args.json:

@@ -28,7 +28,10 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from openpyxl import load_workbook
+
 from article6.aef.check import check_workbook
+from article6.aef.template import template
 from article6.block_table import to_db
 from article6.codes import Code
 from article6.identifiers import format_account_id
@@ -335,6 +338,59 @@ def print_aef(network: Network) -> None:
         print(f"    {finding}")
 
 
+AEF_COLUMNS = {  # the columns shown of each table: a few, for a terminal
+    "summary": ("item", "value"),
+    "authorizations": ("authorization_id", "date", "cooperative_approach", "quantity"),
+    "actions": ("date", "action_type", "first_id", "last_id", "quantity", "transferring_party"),
+    "holdings": ("first_id", "last_id", "quantity", "vintage"),
+    "entities": ("name", "country", "authorization_id"),
+}
+
+
+def print_party_aef(network: Network) -> None:
+    """CHE's AEF from its own registry, checked by the hub against its ledger: as exported
+    (consistent), and a copy with one deliberate error (found)."""
+    year = str(datetime.now(UTC).year)
+    workbook = network.folder / f"CHE-{year}-AEF.xlsx"
+    aef = partial(network.registry_cli, "CHE01", "aef", "--year", year)
+    print(f"\nCHE's AEF for {year}, exported by its own registry (article6-registry aef):")
+    print(f"  {aef('--out', str(workbook))}")
+    for table in template().tables:
+        rows = json.loads(aef("--format", "json", "--table", table.key))
+        print(f"  {table.title} ({len(rows)} rows){':' if rows else ''}")
+        for row in rows[:4]:
+            print("    " + " | ".join(str(row[key]) for key in AEF_COLUMNS[table.key]))
+    findings = check_workbook(workbook)
+    print(f"  article6 aef check {workbook.name}: "
+          f"{'every cell valid' if not findings else f'{len(findings)} findings'}")  # fmt: skip
+    check = partial(network.admin_cli, "aef-check", "--party", "CHE", "--year", year)
+    done = check(workbook.name)  # the command runs in the demo's folder
+    print(f"  The hub checks it against its ledger (article6-admin aef-check, exit "
+          f"{done.returncode}):\n    {(done.stdout + done.stderr).strip()}")  # fmt: skip
+    wrong = network.folder / f"CHE-{year}-AEF-one-error.xlsx"
+    print(f"  {with_one_error(workbook, wrong)}")
+    done = check(wrong.name)
+    print(f"  The hub checks that copy (exit {done.returncode}):")
+    for line in (done.stdout + done.stderr).strip().splitlines():
+        print(f"    {line}")
+
+
+def with_one_error(workbook: Path, out: Path) -> str:
+    """A copy of the workbook whose first action row reports one ITMO fewer than it moved,
+    as a Party's slip of the keyboard would."""
+    book = load_workbook(workbook)
+    sheet = book[template().table("actions").sheet]
+    keys = template().table("actions").keys
+    row = template().first_data_row
+    last = sheet.cell(row, keys.index("last_id") + 1)
+    prefix, serial, vintage = str(last.value).rsplit("-", 2)
+    last.value = f"{prefix}-{int(serial) - 1}-{vintage}"
+    quantity = sheet.cell(row, keys.index("quantity") + 1)
+    quantity.value = int(str(quantity.value)) - 1
+    book.save(out)
+    return f"{out.name}: Table 3 row {row} made to report one ITMO fewer"
+
+
 def print_transactions(network: Network) -> None:
     with network.admin() as admin:
         reply = admin.ListTransactions(admin_pb2.ListTransactionsRequest(), timeout=10)
@@ -443,6 +499,7 @@ def main() -> int:
         run_reconciliation_scenario(network, accounts)
         print_transactions(network)
         print_aef(network)
+        print_party_aef(network)
         agree = print_holdings(network)
         print_metrics(network)
         agree = print_audit(network) and agree

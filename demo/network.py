@@ -328,6 +328,14 @@ class Network:
             raise RuntimeError(f"{' '.join(args)} failed: {done.stderr.strip()}")
         return done.stdout.strip()
 
+    def admin_cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """The operators' command line (article6-admin) against the hub's admin port."""
+        command = [sys.executable, "-m", "gateway.admin_cli", "--endpoint", self.admin_endpoint,
+                   "--pki", str(self.pki), *args]  # fmt: skip
+        return subprocess.run(  # noqa: S603 (our own module, fixed arguments)
+            command, capture_output=True, text=True, cwd=self.folder, check=False, timeout=120
+        )
+
     def scrape(self, name: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
         """One scrape of a component's /metrics: (sample name, sorted labels) -> value."""
         url = f"http://{self.metrics[name]}/metrics"

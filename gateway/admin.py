@@ -6,6 +6,7 @@ Callers authenticate with a client certificate whose identity is listed in the h
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -14,9 +15,11 @@ from typing import Any
 import grpc
 import grpc.aio
 
+from article6.aef.workbook import NOT_A_WORKBOOK, export_problem, exported
 from article6.tls import peer_identity
 from article6.v1 import admin_pb2, admin_pb2_grpc, reconciliation_pb2, transaction_pb2
 from article6.wire import held_block_message
+from gateway import aef
 from gateway.audit import Entry, Head
 from gateway.config import RegistryEntry
 from gateway.storage import audit, ledger
@@ -102,6 +105,11 @@ def outbox_entry(message: OutboxMessage) -> admin_pb2.OutboxEntry:
     if message.next_attempt_at and message.state == "pending":
         entry.next_attempt_at.FromDatetime(message.next_attempt_at)
     return entry
+
+
+# Operators send and fetch whole AEF workbooks (a Party's year, ~60 bytes a row): the admin
+# port carries messages up to this size each way, the registries' port its envelopes only.
+ADMIN_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
 
 class AdminService(admin_pb2_grpc.AdminServiceServicer):
@@ -360,6 +368,60 @@ class AdminService(admin_pb2_grpc.AdminServiceServicer):
             )
         assert found is not None
         return found
+
+    async def ExportPartyAef(
+        self, request: admin_pb2.ExportPartyAefRequest, context: Context
+    ) -> admin_pb2.ExportPartyAefResponse:
+        await self._authorize(context)
+        problem = export_problem(request.format, request.table)
+        if problem:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
+        year = request.year or datetime.now(UTC).year
+        directory = await self._party_directory(request.party, context)
+        # Written while the ledger is open: the actions are read as the table is written.
+        content, workbook = await self.database.read(lambda c: exported(
+            aef.export(c, directory, request.party, year), request.format, request.table
+        ))  # fmt: skip
+        return admin_pb2.ExportPartyAefResponse(content=content, workbook=workbook)
+
+    async def CheckPartyAef(
+        self, request: admin_pb2.CheckPartyAefRequest, context: Context
+    ) -> admin_pb2.CheckPartyAefResponse:
+        operator = await self._authorize(context)
+        year = request.year or datetime.now(UTC).year
+        directory = await self._party_directory(request.party, context)
+        books = await self.database.read(lambda c: aef.ledger(c, directory, request.party, year))
+        try:
+            outcome, annotated = await asyncio.to_thread(aef.check, request.workbook, books)
+        except NOT_A_WORKBOOK as error:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, f"not an AEF workbook (.xlsx): {error}"[:200]
+            )
+            raise  # abort raises; this keeps the type checker's flow
+        log.info(
+            "AEF of %s for %d checked by %s: %d inconsistencies", request.party, year, operator,
+            len(outcome.found), extra={"peer": operator},
+        )  # fmt: skip
+        return admin_pb2.CheckPartyAefResponse(
+            consistent=outcome.consistent,
+            inconsistencies=[
+                admin_pb2.AefInconsistency(
+                    sheet=item.sheet, row=item.row, kind=item.kind, detail=item.detail
+                )
+                for item in outcome.found
+            ],
+            workbook=annotated,
+        )
+
+    async def _party_directory(self, party: str, context: Context) -> dict[str, str]:
+        """Each registry's Party; NOT_FOUND unless ``party`` has a registry of its own."""
+        directory = aef.parties(self.registries())
+        if party not in directory.values() or not party:
+            await context.abort(
+                grpc.StatusCode.NOT_FOUND,
+                f"no registry of Party {party[:3]!r} in the hub's directory",
+            )
+        return directory
 
     async def VerifyAuditTrail(
         self, request: admin_pb2.VerifyAuditTrailRequest, context: Context

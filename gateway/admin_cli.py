@@ -20,6 +20,11 @@
     authorization GHA-2026-001          one authorization with every version it went through
     audit [--subject GHA01-7] [--limit N]   the newest audit entries
     audit-verify                        the hub verifies its audit trail (offline: article6-hub)
+    aef-export --party CHE [--year 2026] [--out CHE-2026-AEF.xlsx]   a Party's AEF prefill
+    aef-export --party CHE --format csv|json [--table actions]      one table of it
+    aef-check CHE-2026.xlsx --party CHE [--year 2026] [--out checked.xlsx]
+                                        a submitted AEF checked against the hub's ledger
+                                        (exit 1 when inconsistent)
 
 Every command takes ``--json``. The client authenticates with the operator identity's
 certificate (``--identity``, default OPERATOR) from the PKI folder.
@@ -31,6 +36,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,11 +44,15 @@ import grpc
 from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
 
+from article6.aef.template import template
+from article6.aef.workbook import FORMATS
 from article6.codes import Code
 from article6.model import Purpose, Status, TransactionType
 from article6.pki import RegistryFiles
+from article6.service import grpc_message_options
 from article6.tls import TlsMaterial, channel_credentials, channel_options
 from article6.v1 import admin_pb2, admin_pb2_grpc
+from gateway.admin import ADMIN_MAX_MESSAGE_BYTES
 from gateway.audit import Entry, Head, Verdict, entry_line, verdict_lines
 
 Stub = admin_pb2_grpc.AdminServiceStub
@@ -272,6 +282,39 @@ def _audit_verify(stub: Stub, args: argparse.Namespace) -> Message | list[str]:
     return verdict_lines(Verdict(reply.entries, list(reply.problems)), head)
 
 
+def _aef_export(stub: Stub, args: argparse.Namespace) -> Message | list[str]:
+    reply = stub.ExportPartyAef(admin_pb2.ExportPartyAefRequest(
+        party=args.party, year=args.year, format=args.format, table=args.table,
+    ))  # fmt: skip
+    if args.format != "xlsx":
+        return [reply.content.rstrip("\n")]
+    out = Path(args.out or f"{args.party}-{args.year}-AEF.xlsx")
+    out.write_bytes(reply.workbook)
+    return [f"{out}: the AEF of {args.party} from the hub's ledger"]
+
+
+def _aef_check(stub: Stub, args: argparse.Namespace) -> tuple[Message | list[str], int]:
+    path = Path(args.file)
+    try:
+        submitted = path.read_bytes()
+    except OSError as error:
+        return [f"cannot read {path}: {error.strerror}"], 2
+    reply = stub.CheckPartyAef(admin_pb2.CheckPartyAefRequest(
+        party=args.party, year=args.year, workbook=submitted,
+    ))  # fmt: skip
+    out = Path(args.out or path.with_name(f"{path.stem}-checked.xlsx"))
+    out.write_bytes(reply.workbook)
+    status = 0 if reply.consistent else 1
+    if args.json:
+        reply.ClearField("workbook")
+        return reply, status
+    lines = [f"{i.sheet}!row {i.row}: {i.detail} [{i.kind}]" if i.row else
+             f"{i.sheet}: {i.detail} [{i.kind}]" for i in reply.inconsistencies]  # fmt: skip
+    many = "inconsistency" if len(lines) == 1 else "inconsistencies"
+    verdict = "consistent" if reply.consistent else f"{len(lines)} {many}"
+    return [*lines, f"{path}: {verdict} with the hub's ledger; results written to {out}"], status
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="article6-admin", description=__doc__.split("\n")[0])
     parser.add_argument("--endpoint", required=True, help="the hub's admin_listen address")
@@ -331,25 +374,44 @@ def build_parser() -> argparse.ArgumentParser:
     trail.add_argument("--subject", help="a transaction, run, registry or discrepancy id")
     trail.add_argument("--limit", type=int, default=50)
     command("audit-verify", _audit_verify, "the hub checks its audit trail's chain and head")
+    _aef_commands(command)
     return parser
+
+
+def _aef_commands(command: Callable[..., argparse.ArgumentParser]) -> None:
+    this_year = datetime.now(UTC).year
+    export = command("aef-export", _aef_export, "a Party's AEF prefill from the hub's ledger")
+    export.add_argument("--party", required=True, help="a Party with a registry of its own")
+    export.add_argument("--year", type=int, default=this_year, help="the reported year")
+    export.add_argument("--format", choices=list(FORMATS), default="xlsx")
+    export.add_argument("--out", help="the workbook to write (default PARTY-YEAR-AEF.xlsx)")
+    export.add_argument("--table", choices=[t.key for t in template().tables], default="actions",
+                        help="with csv or json: the table to print")  # fmt: skip
+    check = command("aef-check", _aef_check, "check a Party's AEF against the hub's ledger")
+    check.add_argument("file", help="the submitted workbook (.xlsx)")
+    check.add_argument("--party", required=True, help="the submitting Party")
+    check.add_argument("--year", type=int, default=this_year, help="the reported year")
+    check.add_argument("--out", help="the workbook with results (default FILE-checked.xlsx)")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     tls = TlsMaterial.load(RegistryFiles(args.pki, args.identity))
     credentials = channel_credentials(tls)
-    options = channel_options(args.hub_id)
+    options = [*channel_options(args.hub_id), *grpc_message_options(ADMIN_MAX_MESSAGE_BYTES)]
     with grpc.secure_channel(args.endpoint, credentials, options=options) as channel:
         try:
             result = args.handler(admin_pb2_grpc.AdminServiceStub(channel), args)
         except grpc.RpcError as error:
             print(f"article6-admin: {error.code().name}: {error.details()}", file=sys.stderr)
             return 1
-    if isinstance(result, Message):
-        print(json.dumps(MessageToDict(result, preserving_proto_field_name=True), indent=2))
+    # A handler returns what to print, and with it the exit status when that is not 0.
+    shown, status = result if isinstance(result, tuple) else (result, 0)
+    if isinstance(shown, Message):
+        print(json.dumps(MessageToDict(shown, preserving_proto_field_name=True), indent=2))
     else:
-        print("\n".join(result) if result else "(none)")
-    return 0
+        print("\n".join(shown) if shown else "(none)")
+    return int(status)
 
 
 _KNOWN = frozenset(code.value for code in Code)

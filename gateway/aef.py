@@ -9,15 +9,17 @@ and the consistency check takes the submission's word for it (docs/AEF.md).
 
 from __future__ import annotations
 
+import io
+import tempfile
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 
 from sqlalchemy import Connection
 
-from article6.aef.consistency import Ledger
-from article6.aef.prefill import Books, Completed, Row, actions, workbook
-from article6.v1 import transaction_pb2
-from article6.wire import transaction_spec
+from article6.aef.consistency import Ledger, Outcome, annotate, check_consistency
+from article6.aef.prefill import Books, Tables, actions, workbook
+from article6.node.aef import completed
 from gateway.config import RegistryEntry
 from gateway.storage.records import completed_transactions, list_authorizations
 
@@ -43,20 +45,16 @@ def party_registry(directory: Mapping[str, str], party: str) -> str:
 def books(connection: Connection, directory: Mapping[str, str], year: int) -> Books:
     """The hub's completed transactions up to the end of ``year``."""
     until = datetime(year + 1, 1, 1, tzinfo=UTC)
-    done = []
-    for body, at in completed_transactions(connection, until):
-        message = transaction_pb2.Transaction.FromString(body)
-        done.append(Completed(transaction_spec(message), at.replace(tzinfo=UTC), message))
 
     def party_of(registry: str, account_id: str) -> str:
         return directory.get(registry, "")
 
-    return Books(party_of, done, "the hub's ledger")
+    return Books(
+        party_of, lambda: completed(completed_transactions(connection, until)), "the hub's ledger"
+    )
 
 
-def export(
-    connection: Connection, directory: Mapping[str, str], party: str, year: int
-) -> dict[str, list[Row]]:
+def export(connection: Connection, directory: Mapping[str, str], party: str, year: int) -> Tables:
     """The Party's five tables for the year, from the hub's ledger."""
     section = party_registry(directory, party)
     return workbook(books(connection, directory, year), party, year, section)
@@ -68,5 +66,17 @@ def ledger(connection: Connection, directory: Mapping[str, str], party: str, yea
     own = books(connection, directory, year)
     caps = {record.grant.authorization_id: record.grant.quantity_cap
             for record, _ in list_authorizations(connection, party)}  # fmt: skip
-    rows = actions(own.completed, own.party_of, party, section)
+    rows = list(actions(own.completed(), own.party_of, party, section))
     return Ledger(party=party, year=year, actions=rows, caps=caps, section=section)
+
+
+def check(workbook: bytes, books: Ledger) -> tuple[Outcome, bytes]:
+    """Check a submitted workbook's bytes against the ledger; the outcome, and the workbook
+    with each action row's result."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "submitted.xlsx"
+        path.write_bytes(workbook)
+        outcome = check_consistency(path, books)
+        out = io.BytesIO()
+        annotate(path, out, outcome.results)
+    return outcome, out.getvalue()

@@ -24,7 +24,7 @@ from article6.process import DatabaseLock, listen, lock_database, raise_fd_limit
 from article6.service import server_options
 from article6.tls import TlsMaterial, server_credentials
 from article6.v1 import admin_pb2, admin_pb2_grpc, hub_pb2
-from gateway.admin import AdminService
+from gateway.admin import ADMIN_MAX_MESSAGE_BYTES, AdminService
 from gateway.checks import Peer
 from gateway.config import HubConfig, RegistryEntry
 from gateway.delivery import Deliverer, expire_loop, pause
@@ -134,7 +134,12 @@ class Hub:
             [HUB_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME], hub_server
         )
         listen(hub_server, self.config.listen, credentials)
-        admin_server = grpc.aio.server(options=options, interceptors=interceptors)
+        admin_options = server_options(
+            max_bytes=ADMIN_MAX_MESSAGE_BYTES,
+            handshake_seconds=self.config.handshake_timeout_seconds,
+            max_connections=self.config.max_connections,
+        )
+        admin_server = grpc.aio.server(options=admin_options, interceptors=interceptors)
         admin = AdminService(
             self.database, self.config.admin_identities, self.registries, self._key_ids,
             self._admin_changed, self.reconciler.run,

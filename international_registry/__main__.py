@@ -104,11 +104,9 @@ def _open_account(args: argparse.Namespace, config: RegistryConfig) -> int:
 def _aef(args: argparse.Namespace, config: RegistryConfig) -> int:
     """The Party's AEF: the whole workbook (xlsx), or one table as CSV or JSON."""
     section = from_config(config).section_space(args.party)
-    tables = cli.run_in_books(
-        args, config, lambda r, c: aef.workbook(c, config.registry_id, args.party, args.year,
-                                                section)
-    )  # fmt: skip
-    return print_aef(args, args.party, tables)
+    return int(cli.run_in_books(args, config, lambda r, c: print_aef(
+        args, args.party, aef.workbook(c, config.registry_id, args.party, args.year, section)
+    )))  # fmt: skip
 
 
 def add_commands(command: Callable[..., argparse.ArgumentParser]) -> None:

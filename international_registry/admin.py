@@ -8,7 +8,6 @@ the call with FAILED_PRECONDITION; a refused proposal ends it with its numbered 
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -17,9 +16,7 @@ import grpc
 import grpc.aio
 from sqlalchemy import Connection
 
-from article6.aef.prefill import Row
-from article6.aef.template import template
-from article6.aef.workbook import render, write_workbook
+from article6.aef.workbook import export_problem, exported
 from article6.blocks import Block, serial_range
 from article6.codes import Refusal
 from article6.model import AccountType, TransactionType
@@ -152,26 +149,19 @@ class SecretariatService(ir_grpc.InternationalRegistryAdminServiceServicer):
         self, request: ir_pb2.ExportAefRequest, context: Context
     ) -> ir_pb2.ExportAefResponse:
         year = request.year or datetime.now(UTC).year
-        form = request.format or "csv"
-        known = [table.key for table in template().tables]
-        if form not in {"csv", "json", "xlsx"} or (request.table or "actions") not in known:
-            await context.abort(
-                grpc.StatusCode.INVALID_ARGUMENT,
-                f"format is csv, json or xlsx; table one of {', '.join(known)}",
-            )
+        problem = export_problem(request.format, request.table)
+        if problem:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
         here = self.engine.registry_id
         section = self.section_space(request.party)
 
-        def export(connection: Connection) -> dict[str, list[Row]]:
-            return aef.workbook(connection, here, request.party, year, section)
+        def export(connection: Connection) -> tuple[str, bytes]:
+            # Made while the books are open: the actions are read as the table is written.
+            tables = aef.workbook(connection, here, request.party, year, section)
+            return exported(tables, request.format, request.table)
 
-        tables = await self._run(context, export)
-        if form == "xlsx":
-            out = io.BytesIO()
-            write_workbook(out, tables)
-            return ir_pb2.ExportAefResponse(workbook=out.getvalue())
-        table = template().table(request.table or "actions")
-        return ir_pb2.ExportAefResponse(content=render(tables[table.key], table, form))
+        content, workbook = await self._run(context, export)
+        return ir_pb2.ExportAefResponse(content=content, workbook=workbook)
 
     async def ListIntake(
         self, request: ir_pb2.ListIntakeRequest, context: Context

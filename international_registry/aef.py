@@ -5,15 +5,13 @@ from __future__ import annotations
 
 from sqlalchemy import Connection
 
-from article6.aef.prefill import Row, registry_party
+from article6.aef.prefill import Tables, registry_party
 from article6.aef.prefill import workbook as prefill
 from article6.node.aef import books
 from international_registry.sections import get_account
 
 
-def workbook(
-    connection: Connection, here: str, party: str, year: int, section: str
-) -> dict[str, list[Row]]:
+def workbook(connection: Connection, here: str, party: str, year: int, section: str) -> Tables:
     """Every table's rows for the Party and year, keyed as ``article6/aef/template.toml``."""
 
     def party_of(registry: str, account_id: str) -> str:

@@ -49,10 +49,9 @@ def _aef(args: argparse.Namespace, config: RegistryConfig) -> int:
     """This registry's Party's AEF: the whole workbook, or one table as CSV or JSON."""
     here = config.registry_id
     party = registry_party(here)
-    tables = cli.run_in_books(
-        args, config, lambda r, c: workbook(party_registry_books(c, here), party, args.year, here)
-    )
-    return print_aef(args, party, tables)
+    return int(cli.run_in_books(args, config, lambda r, c: print_aef(
+        args, party, workbook(party_registry_books(c, here), party, args.year, here)
+    )))  # fmt: skip
 
 
 def add_commands(command: Callable[..., argparse.ArgumentParser]) -> None:

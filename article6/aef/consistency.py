@@ -30,11 +30,11 @@ from typing import IO, Any
 from openpyxl import Workbook
 
 from article6.aef.check import check_row, check_sheet
-from article6.aef.prefill import Held, Row, adds, apply, holding_rows, label
-from article6.aef.spans import Span, span
+from article6.aef.held import Holdings
+from article6.aef.prefill import Held, Row, apply, holding_rows, label
+from article6.aef.spans import Space, Span, span
 from article6.aef.template import Table, Template, template
 from article6.aef.workbook import DATE_FORMAT, opened, stream, text
-from article6.blocks import Block, take, unit_count
 
 CONSISTENT = "Consistent"
 
@@ -169,28 +169,33 @@ def _differences(
 
 
 class Actions:
-    """The ledger's action rows of the year, found by action type and ids."""
+    """The ledger's action rows of the year, found by action type and ids: an exact match
+    by a dictionary lookup, an overlapping one (a row that differs) by a scan of its space."""
 
     def __init__(self, rows: Iterable[Row]) -> None:
-        self.by_space: dict[tuple[str, tuple[str, str]], list[Expected]] = defaultdict(list)
+        self.exact: dict[tuple[str, Span], list[Expected]] = defaultdict(list)
+        self.by_space: dict[tuple[str, Space], list[Expected]] = defaultdict(list)
         self.rows: list[Expected] = []
         for row in rows:
             where = span(row)
             assert where is not None, row
             expected = Expected(row, where)
+            self.exact[row["action_type"], where].append(expected)
             self.by_space[row["action_type"], where.space].append(expected)
             self.rows.append(expected)
 
     def match(self, submitted: Submitted) -> tuple[Expected | None, bool]:
         """The ledger's action the row reports (exactly, or one its ids overlap), unmatched
         so far; and whether the ids are exactly the ledger's."""
-        where = submitted.span
+        where, kind = submitted.span, submitted.cells["action_type"]
         assert where is not None
-        candidates = self.by_space.get((submitted.cells["action_type"], where.space), [])
-        open_ = [item for item in candidates if not item.matched]
-        exact = [item for item in open_ if item.span == where]
+        exact = [item for item in self.exact.get((kind, where), []) if not item.matched]
+        overlapping = [] if exact else [
+            item for item in self.by_space.get((kind, where.space), [])
+            if not item.matched and item.span.overlaps(where)
+        ]  # fmt: skip
         # Of several same-id actions (acquired, sent on, acquired again), the nearest in date.
-        for pool, same in ((exact, True), ([i for i in open_ if i.span.overlaps(where)], False)):
+        for pool, same in ((exact, True), (overlapping, False)):
             if pool:
                 best = min(pool, key=lambda item: abs(item.row["date"] - submitted.day))
                 best.matched = True
@@ -227,19 +232,20 @@ def check_actions(
 
 def check_holdings_used(rows: Sequence[Submitted], ledger: Ledger, outcome: Outcome) -> None:
     """Replay the Party's own rows from its holdings at the start of the year (the ledger's):
-    what it transfers, uses or cancels it must hold. Within a day, what comes in goes first."""
+    what it transfers, uses or cancels it must hold. Rows are taken by date and, within a
+    day, in the order the Party lists them (the AEF lists actions in the order they were
+    made)."""
     sheet = template().table("actions").sheet
-    held: Held = {}
+    held: Held = Holdings()
     for earlier in ledger.actions:
         if earlier["date"].year < ledger.year:
             apply(held, earlier)
-    ordered = sorted((row for row in rows if row.span is not None),
-                     key=lambda row: (row.day, not _adds(row)))  # fmt: skip
+    ordered = sorted((row for row in rows if row.span is not None), key=lambda row: row.day)
     for row in ordered:
         missing = apply(held, _as_row(row))
         if missing:
             outcome.add(sheet, row.number, "beyond_holdings",
-                        f"{unit_count(missing)} of its {row.cells['action_type'].lower()}'s "
+                        f"{missing} of its {row.cells['action_type'].lower()}'s "
                         "ITMOs were not held by the Party")  # fmt: skip
 
 
@@ -276,28 +282,23 @@ def _as_row(row: Submitted) -> Row:
     return {**row.cells, "date": row.day}
 
 
-def _adds(row: Submitted) -> bool:
-    return adds(row.cells)
-
-
 # --- Table 4: holdings ---------------------------------------------------------------------
 
 
 def check_holdings(rows: Sequence[Submitted], ledger: Ledger, outcome: Outcome) -> None:
     """Table 4 holds exactly the ITMOs the ledger shows as held at the end of the year."""
     sheet = template().table("holdings").sheet
-    held: Held = {}
+    held: Held = Holdings()
     for action in ledger.actions:
         apply(held, action)
     for row in rows:
         where = row.span
         if where is None:
             continue
-        taken = take(held.get(where.space, []), [Block(where.first, where.last, None)])
-        held[where.space] = taken.remaining
-        if taken.missing:
+        missing = held.remove(where)
+        if missing:
             outcome.add(sheet, row.number, "holding_not_in_ledger",
-                        f"{unit_count(taken.missing)} of the ITMOs {where} are not held at the "
+                        f"{missing} of the ITMOs {where} are not held at the "
                         f"end of {ledger.year} by the ledger")  # fmt: skip
     for left in holding_rows(held, ledger.section):
         gone = span(left)
@@ -308,12 +309,10 @@ def check_holdings(rows: Sequence[Submitted], ledger: Ledger, outcome: Outcome) 
 # --- the whole check, and the annotated copy -----------------------------------------------
 
 
-def check_consistency(
-    path: Path, ledger: Ledger, tolerance: timedelta | None = None, layout: Template | None = None
-) -> Outcome:
+def check_consistency(path: Path, ledger: Ledger, layout: Template | None = None) -> Outcome:
     """Compare a submitted workbook's Tables 3 and 4 with the ledger."""
     layout = layout or template()
-    tolerance = timedelta(days=1) if tolerance is None else tolerance
+    tolerance = timedelta(days=layout.date_tolerance_days)
     outcome = Outcome()
     acted = read(path, layout.table("actions"), layout, outcome)
     check_actions(acted, ledger, tolerance, outcome)

@@ -33,8 +33,9 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from article6.aef.spans import Space, Span, span
-from article6.blocks import Block, merge_adjacent, take
+from article6.aef.held import Holdings
+from article6.aef.spans import Span, span
+from article6.blocks import Block
 from article6.identifiers import A64_REGISTRY_SUFFIX, PARTY_REGISTRY_ID, ItmoId
 from article6.model import (
     FirstTransferTrigger,
@@ -226,17 +227,15 @@ def _action_rows(
 
 def actions(
     completed: Iterable[Completed], party_of: PartyOf, party: str, section: str
-) -> list[Row]:
-    """The Party's AEF actions rows, in the order the actions completed; ``section`` is the
-    Party's registry (its "Party ITMO registry")."""
-    rows: list[Row] = []
+) -> Iterator[Row]:
+    """The Party's AEF actions rows, in the order the actions completed, one at a time;
+    ``section`` is the Party's registry (its "Party ITMO registry")."""
     for done in completed:
         seen = views(done.spec, party_of)
         # An authorization is Table 2; what it first transfers (OIMP) is an action.
         for action in (_implicit_first_transfer(done.spec, party), _action(done.spec, seen, party)):
             if action is not None:
-                rows.extend(_action_rows(done.spec, seen, action, done.at, section))
-    return rows
+                yield from _action_rows(done.spec, seen, action, done.at, section)
 
 
 # --- Table 4: holdings, replayed from the actions ------------------------------------------
@@ -254,7 +253,7 @@ class Kind:
     vintage: str
 
 
-Held = dict[Space, list[Block[Kind]]]  # by the ITMO ids' serial space
+Held = Holdings[Kind]
 
 
 def adds(row: Row) -> bool:
@@ -279,46 +278,33 @@ def _kind(row: Row) -> Kind:
                 str(row.get("metric", "")), str(row.get("vintage", "")))  # fmt: skip
 
 
-def apply(held: Held, row: Row) -> list[Block[None]]:
-    """Apply one action row to ``held``; return the serials it removes that were not held."""
+def apply(held: Held, row: Row) -> int:
+    """Apply one action row to ``held``; return how many ITMOs it takes out that were not
+    held."""
     where = span(row)
     if where is None:
-        return []
+        return 0
     if adds(row):
-        block = Block(where.first, where.last, _kind(row))
-        held[where.space] = merge_adjacent([*held.get(where.space, []), block])
-        return []
-    if not removes(row):
-        return []
-    taken = take(held.get(where.space, []), [Block(where.first, where.last, None)])
-    held[where.space] = taken.remaining
-    return taken.missing
-
-
-def holdings(action_rows: Iterable[Row], section: str) -> list[Row]:
-    """The ITMOs held after the actions (every year up to the reported one), as Table 4 rows,
-    in the order of their ids."""
-    held: Held = {}
-    for row in action_rows:
-        apply(held, row)
-    return holding_rows(held, section)
+        held.add(where, _kind(row))
+    elif removes(row):
+        return held.remove(where)
+    return 0
 
 
 def holding_rows(held: Held, section: str) -> list[Row]:
     rows = []
-    for space in sorted(held):
-        for block in held[space]:
-            kind = block.attributes
-            first, last = Span(space, block.serial_first, block.serial_last).ids()
-            under = (unit_ids(kind.unit_registry, block.serial_first, block.serial_last)
-                     if kind.unit_registry else {})  # fmt: skip
-            rows.append({
-                "cooperative_approach": kind.cooperative_approach,
-                "authorization_id": kind.authorization_id,
-                "first_transferring_party": kind.first_transferring_party,
-                "registry": section, "first_id": first, "last_id": last, **under,
-                **quantity(kind.metric, block.unit_count), "vintage": int(kind.vintage),
-            })  # fmt: skip
+    for space, block in held:
+        kind = block.attributes
+        first, last = Span(space, block.serial_first, block.serial_last).ids()
+        under = (unit_ids(kind.unit_registry, block.serial_first, block.serial_last)
+                 if kind.unit_registry else {})  # fmt: skip
+        rows.append({
+            "cooperative_approach": kind.cooperative_approach,
+            "authorization_id": kind.authorization_id,
+            "first_transferring_party": kind.first_transferring_party,
+            "registry": section, "first_id": first, "last_id": last, **under,
+            **quantity(kind.metric, block.unit_count), "vintage": int(kind.vintage),
+        })  # fmt: skip
     return rows
 
 
@@ -398,18 +384,14 @@ def entity_rows(
 # --- Table 1, and the whole workbook -------------------------------------------------------
 
 
-def summary(
-    party: str, year: int, section: str, prepared_by: str, tables: dict[str, list[Row]]
-) -> list[Row]:
-    counted = Counter(row["action_type"] for row in tables["actions"])
-    held = sum(int(row.get("quantity") or 0) for row in tables["holdings"])
+def summary(party: str, year: int, section: str, prepared_by: str, facts: Facts) -> list[Row]:
     items: list[tuple[str, Any]] = [
         ("Party", party), ("Reported year", year), ("Party ITMO registry", section),
         ("Prepared by", prepared_by), ("Prepared on", datetime.now(UTC).date()),
-        ("Authorizations (versions)", len(tables["authorizations"])),
-        *((f"Actions: {name}", counted.get(name, 0)) for name in
+        ("Authorizations (versions)", len(facts.versions)),
+        *((f"Actions: {name}", facts.counted.get(name, 0)) for name in
           (label("action_types", key) for key in labels()["action_types"])),
-        ("ITMOs held (t CO2 eq)", held),
+        ("ITMOs held (t CO2 eq)", facts.held_ghg),
     ]  # fmt: skip
     return [{"item": item, "value": value} for item, value in items]
 
@@ -417,23 +399,80 @@ def summary(
 @dataclass(frozen=True)
 class Books:
     """Whose books an export is made from: which Party an account belongs to, and the
-    completed transactions in the order they completed."""
+    completed transactions up to the end of the reported year, in the order they completed
+    (``completed`` gives them afresh, one at a time, each time it is called)."""
 
     party_of: PartyOf
-    completed: Sequence[Completed]
+    completed: Callable[[], Iterable[Completed]]
     prepared_by: str
 
 
-def workbook(books: Books, party: str, year: int, section: str) -> dict[str, list[Row]]:
-    """Every table's rows for the Party and year, keyed as ``template.toml``."""
-    until = [done for done in books.completed if done.at.year <= year]
-    in_year = [done for done in until if done.at.year == year]
-    every_action = actions(until, books.party_of, party, section)
-    versions = list(granted(in_year, party))
-    tables = {
-        "authorizations": [authorization_row(record, at) for record, at in versions],
-        "actions": [row for row in every_action if row["date"].year == year],
-        "holdings": holdings(every_action, section),
-        "entities": entity_rows(versions),
+class Rows:
+    """A table's rows made afresh, one at a time, each time they are read (so that a
+    workbook of any size is written in memory that does not grow with its rows), and how
+    many there are."""
+
+    def __init__(self, make: Callable[[], Iterator[Row]], count: int) -> None:
+        self.make, self.count = make, count
+
+    def __iter__(self) -> Iterator[Row]:
+        return self.make()
+
+    def __len__(self) -> int:
+        return self.count
+
+
+Tables = dict[str, Sequence[Row] | Rows]
+
+
+@dataclass
+class Facts:
+    """What one pass over the books learns: the year's authorization versions, its actions
+    counted by type, and what the Party holds at the end of it."""
+
+    versions: list[tuple[transaction_pb2.Authorization, datetime]]
+    counted: Counter[str]
+    held: Held
+
+    @property
+    def held_ghg(self) -> int:
+        return sum(block.unit_count for _, block in self.held
+                   if block.attributes.metric == label("metrics", "ghg"))  # fmt: skip
+
+
+def _facts(books: Books, party: str, year: int, section: str) -> Facts:
+    facts = Facts([], Counter(), Holdings())
+    for done in books.completed():
+        if done.at.year > year:
+            break
+        if done.at.year == year:
+            facts.versions.extend(granted([done], party))
+        for row in actions([done], books.party_of, party, section):
+            apply(facts.held, row)
+            if done.at.year == year:
+                facts.counted[row["action_type"]] += 1
+    return facts
+
+
+def workbook(books: Books, party: str, year: int, section: str) -> Tables:
+    """Every table's rows for the Party and year, keyed as ``template.toml``. One pass over
+    the books counts the actions and replays the holdings; the actions themselves are made
+    again as the table is read, so that they are never all in memory."""
+    facts = _facts(books, party, year, section)
+
+    def year_actions() -> Iterator[Row]:
+        in_year = (done for done in books.completed() if done.at.year == year)
+        return actions(in_year, books.party_of, party, section)
+
+    return {
+        "summary": summary(party, year, section, books.prepared_by, facts),
+        "authorizations": [authorization_row(record, at) for record, at in facts.versions],
+        "actions": Rows(year_actions, sum(facts.counted.values())),
+        "holdings": holding_rows(facts.held, section),
+        "entities": entity_rows(facts.versions),
     }
-    return {"summary": summary(party, year, section, books.prepared_by, tables), **tables}
+
+
+def materialized(tables: Tables) -> dict[str, list[Row]]:
+    """Every table's rows in lists (to keep them past the books' connection)."""
+    return {key: list(rows) for key, rows in tables.items()}

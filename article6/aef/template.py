@@ -49,6 +49,7 @@ class Template:
     first_data_row: int
     tables: tuple[Table, ...]
     vocabularies: dict[str, tuple[str, ...]]
+    date_tolerance_days: int  # consistency checks: how far a date may be from the ledger's
 
     def table(self, key: str) -> Table:
         for table in self.tables:
@@ -90,4 +91,5 @@ def template(path: Path = TEMPLATE) -> Template:
         first_data_row=int(raw["template"]["first_data_row"]),
         tables=tables,
         vocabularies={name: tuple(values) for name, values in vocabularies.items()},
+        date_tolerance_days=int(raw["consistency"]["date_tolerance_days"]),
     )

@@ -13,13 +13,17 @@ from collections.abc import Iterable, Iterator, Mapping
 from datetime import date, datetime
 from pathlib import Path
 from typing import IO, Any
+from zipfile import BadZipFile
 
 from openpyxl import Workbook, load_workbook
+from openpyxl.utils.exceptions import InvalidFileException
 
 from article6.aef.template import Table, Template, template
 
 Row = Mapping[str, Any]
 DATE_FORMAT = "%d/%m/%Y"  # dates as the template writes them
+# What opening a file that is no .xlsx workbook raises (a sheet part missing: KeyError).
+NOT_A_WORKBOOK = (InvalidFileException, BadZipFile, KeyError, OSError)
 
 
 def write_workbook(
@@ -111,3 +115,25 @@ def render(rows: Iterable[Row], table: Table, form: str) -> str:
 
 def _json(value: Any) -> Any:
     return _excel(value) if isinstance(value, datetime | date) else value
+
+
+FORMATS = ("csv", "json", "xlsx")
+
+
+def export_problem(form: str, table: str, layout: Template | None = None) -> str | None:
+    """What is wrong with an export request's format and table (empty: the defaults)."""
+    known = [each.key for each in (layout or template()).tables]
+    if (form or "csv") in FORMATS and (table or "actions") in known:
+        return None
+    return f"format is {', '.join(FORMATS)}; table one of {', '.join(known)}"
+
+
+def exported(rows: Mapping[str, Iterable[Row]], form: str, table: str) -> tuple[str, bytes]:
+    """An export as its reply carries it: one table as CSV or JSON text, or (xlsx) the whole
+    workbook's bytes."""
+    if form == "xlsx":
+        out = io.BytesIO()
+        write_workbook(out, rows)
+        return "", out.getvalue()
+    chosen = template().table(table or "actions")
+    return render(rows[chosen.key], chosen, form or "csv"), b""

@@ -5,29 +5,25 @@ JSON), shared by every registry built on ``article6.node``."""
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import Connection
 
-from article6.aef.prefill import Books, Completed, PartyOf, Row, registry_party
+from article6.aef.prefill import Books, Completed, PartyOf, Tables, registry_party
 from article6.aef.template import template
 from article6.aef.workbook import render, write_workbook
-from article6.model import Status
 from article6.node import store
 from article6.v1 import transaction_pb2
 from article6.wire import transaction_spec
 
 
-def completed(connection: Connection) -> list[Completed]:
-    """The registry's completed transactions, in the order they completed."""
-    done = []
-    for local in store.list_transactions(connection):
-        if local.status is Status.COMPLETED:
-            message = transaction_pb2.Transaction.FromString(local.body)
-            at = local.updated_at.replace(tzinfo=UTC)
-            done.append(Completed(transaction_spec(message), at, message))
-    return sorted(done, key=lambda item: item.at)
+def completed(rows: Iterable[tuple[bytes, datetime]]) -> Iterator[Completed]:
+    """Completed transactions from their stored bodies and completion times (UTC)."""
+    for body, at in rows:
+        message = transaction_pb2.Transaction.FromString(body)
+        yield Completed(transaction_spec(message), at.replace(tzinfo=UTC), message)
 
 
 def party_registry_books(connection: Connection, here: str) -> Books:
@@ -40,7 +36,7 @@ def party_registry_books(connection: Connection, here: str) -> Books:
 
 
 def books(connection: Connection, party_of: PartyOf, prepared_by: str) -> Books:
-    return Books(party_of, completed(connection), prepared_by)
+    return Books(party_of, lambda: completed(store.completed_transactions(connection)), prepared_by)
 
 
 def add_aef_arguments(export: argparse.ArgumentParser) -> None:
@@ -51,7 +47,7 @@ def add_aef_arguments(export: argparse.ArgumentParser) -> None:
                         help="with csv or json: the table to print")  # fmt: skip
 
 
-def print_aef(args: argparse.Namespace, party: str, tables: dict[str, list[Row]]) -> int:
+def print_aef(args: argparse.Namespace, party: str, tables: Tables) -> int:
     """Write the workbook (and say where, with each table's rows), or print one table."""
     if args.format != "xlsx":
         print(render(tables[args.table], template().table(args.table), args.format), end="")

@@ -9,7 +9,7 @@ first use; a registry built on this one would manage it with migrations like the
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache, partial
@@ -260,6 +260,18 @@ def list_transactions(connection: Connection) -> list[LocalTransaction]:
     )
     found = [get_transaction(connection, row.transaction_id) for row in rows]
     return [record for record in found if record is not None]
+
+
+def completed_transactions(connection: Connection) -> Iterator[tuple[bytes, datetime]]:
+    """Every completed transaction's body and when it completed, in that order, one at a
+    time (read as they are needed)."""
+    query = (
+        select(transactions.c.body, transactions.c.updated_at)
+        .where(transactions.c.status == Status.COMPLETED.value)
+        .order_by(transactions.c.updated_at, transactions.c.transaction_id)
+    )
+    for row in connection.execute(query):
+        yield row.body, row.updated_at
 
 
 def unsettled(connection: Connection, older_than: datetime) -> list[LocalTransaction]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import cache
@@ -654,13 +654,16 @@ def reserve(connection: Connection, authorization_id: str, quantity: int) -> Non
     assert changed.rowcount == 1, authorization_id
 
 
-def completed_transactions(connection: Connection, until: datetime) -> list[tuple[bytes, datetime]]:
+def completed_transactions(
+    connection: Connection, until: datetime
+) -> Iterator[tuple[bytes, datetime]]:
     """Every transaction completed before ``until`` (its body and when it completed), in the
-    order they completed."""
+    order they completed, one at a time (read as they are needed)."""
     query = (
         select(transactions.c.body, transactions.c.status_at)
         .where(transactions.c.status == Status.COMPLETED.value)
         .where(transactions.c.status_at < until)
         .order_by(transactions.c.status_at, transactions.c.transaction_id)
     )
-    return [(row.body, row.status_at) for row in connection.execute(query)]
+    for row in connection.execute(query):
+        yield row.body, row.status_at

@@ -132,6 +132,12 @@ def test_the_demo_aef_export_is_right_cell_by_cell(demo_network: Network) -> Non
     assert said == f"{workbook}: Table 1 12, Table 2 1, Table 3 3, Table 4 1, Table 5 0 rows"
     assert check_workbook(workbook) == []
     assert table("actions", str(int(year) - 1)) == []
+    # CHE's own export (ITMOs sent to SGP's section, some acquired back and used, all on one
+    # day) checks consistent against the hub's ledger.
+    che = network.folder / "CHE.xlsx"
+    network.registry_cli("CHE01", "aef", "--year", year, "--out", str(che))
+    done = network.admin_cli("aef-check", str(che), "--party", "CHE", "--year", year)
+    assert done.returncode == 0, done.stdout + done.stderr
 
 
 def test_every_process_stops_cleanly_on_sigterm(network: Network) -> None:

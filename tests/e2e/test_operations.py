@@ -73,11 +73,7 @@ def test_metrics_equal_what_happened(network: Network) -> None:
 
 
 def admin_cli(network: Network, *args: str) -> str:
-    command = [
-        sys.executable, "-m", "gateway.admin_cli", "--endpoint", network.admin_endpoint,
-        "--pki", str(network.pki), *args,
-    ]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, check=False, timeout=60)
+    done = network.admin_cli(*args)
     assert done.returncode == 0, done.stderr
     return done.stdout
 

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import Connection, Engine
 
 from article6.aef.check import check_workbook
+from article6.aef.prefill import materialized
 from article6.aef.workbook import write_workbook
 from article6.blocks import serial_range
 from article6.codes import Code, Refusal
@@ -217,7 +218,7 @@ def test_the_aef_workbook_of_a_section_holds_every_action_and_checks_clean(
                 sender=IR, source=account, use=use,
             ), Status.COMPLETED)  # fmt: skip
         year = datetime.now(UTC).year
-        tables = aef.workbook(connection, IR, "SGP", year, "SGP00")
+        tables = materialized(aef.workbook(connection, IR, "SGP", year, "SGP00"))
     actions = tables["actions"]
     assert [(r["action_type"], r["first_id"], r["last_id"], r["quantity"]) for r in actions] == [
         ("Acquisition", "CA0001-GHA01-GHA-1-2024", "CA0001-GHA01-GHA-10-2024", 10),
