@@ -282,6 +282,14 @@ def _audit_verify(stub: Stub, args: argparse.Namespace) -> Message | list[str]:
     return verdict_lines(Verdict(reply.entries, list(reply.problems)), head)
 
 
+class Failed(Exception):
+    """A command that cannot go on: what to say, and the exit status."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 def _aef_export(stub: Stub, args: argparse.Namespace) -> Message | list[str]:
     reply = stub.ExportPartyAef(admin_pb2.ExportPartyAefRequest(
         party=args.party, year=args.year, format=args.format, table=args.table,
@@ -298,10 +306,15 @@ def _aef_check(stub: Stub, args: argparse.Namespace) -> tuple[Message | list[str
     try:
         submitted = path.read_bytes()
     except OSError as error:
-        return [f"cannot read {path}: {error.strerror}"], 2
-    reply = stub.CheckPartyAef(admin_pb2.CheckPartyAefRequest(
-        party=args.party, year=args.year, workbook=submitted,
-    ))  # fmt: skip
+        raise Failed(f"cannot read {path}: {error.strerror}", 2) from None
+    try:
+        reply = stub.CheckPartyAef(admin_pb2.CheckPartyAefRequest(
+            party=args.party, year=args.year, workbook=submitted,
+        ))  # fmt: skip
+    except grpc.RpcError as error:
+        if error.code() is not grpc.StatusCode.INVALID_ARGUMENT:
+            raise
+        raise Failed(f"{path}: {error.details()}", 2) from None
     out = Path(args.out or path.with_name(f"{path.stem}-checked.xlsx"))
     out.write_bytes(reply.workbook)
     status = 0 if reply.consistent else 1
@@ -405,6 +418,9 @@ def main(argv: list[str] | None = None) -> int:
         except grpc.RpcError as error:
             print(f"article6-admin: {error.code().name}: {error.details()}", file=sys.stderr)
             return 1
+        except Failed as failed:
+            print(f"article6-admin: {failed}", file=sys.stderr)
+            return failed.status
     # A handler returns what to print, and with it the exit status when that is not 0.
     shown, status = result if isinstance(result, tuple) else (result, 0)
     if isinstance(shown, Message):

@@ -54,3 +54,11 @@ def test_a_party_exports_and_the_hub_checks_its_aef(network: Network, tmp_path: 
     unknown = network.admin_cli("aef-check", str(workbook), "--party", "SGP")
     assert unknown.returncode == 1
     assert "NOT_FOUND" in unknown.stderr
+    garbage = tmp_path / "notes.xlsx"
+    garbage.write_bytes(b"not a workbook")
+    unreadable = network.admin_cli("aef-check", str(garbage), "--party", "CHE")
+    assert unreadable.returncode == 2
+    assert "not an AEF workbook (.xlsx)" in unreadable.stderr
+    missing = network.admin_cli("aef-check", str(tmp_path / "none.xlsx"), "--party", "CHE")
+    assert missing.returncode == 2
+    assert "cannot read" in missing.stderr
