@@ -80,8 +80,9 @@ class Outcome:
     def add(self, sheet: str, row: int, kind: str, detail: str) -> None:
         self.found.append(Inconsistency(sheet, row, kind, detail))
         if row and sheet == template().table("actions").sheet:
-            earlier = self.results.get(row, "")
-            self.results[row] = f"{earlier}; {detail}" if earlier else f"Inconsistent: {detail}"
+            earlier = self.results.get(row, CONSISTENT)
+            said = f"{earlier}; {detail}" if earlier != CONSISTENT else f"Inconsistent: {detail}"
+            self.results[row] = said
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import tempfile
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -191,6 +192,23 @@ def test_uses_beyond_holdings_and_wrong_holdings_are_found(hub: HubHarness, tmp_
     ]
     beyond = next(item for item in outcome.found if item.kind == "beyond_holdings")
     assert beyond.detail.startswith("5 of its use's ITMOs")
+    assert outcome.results[6].startswith("Inconsistent: no use of ")
+
+
+def test_a_matched_row_found_beyond_the_authorization_is_inconsistent(
+    hub: HubHarness, tmp_path: Path
+) -> None:
+    """The ledger's own rows against a lower quantity: the row matches its transaction, and
+    its result still says what is wrong."""
+    tables = export(hub, "GHA")
+    books = hub.database.read_now(lambda c: aef.ledger(c, PARTIES, "GHA", YEAR))
+    path = tmp_path / "GHA.xlsx"
+    write_workbook(path, tables)
+    outcome = check_consistency(path, replace(books, caps={**books.caps, "GHA-P0": 35}))
+    assert kinds(outcome) == [("Table 3", 5, "beyond_authorized_quantity")]
+    assert outcome.results[4] == CONSISTENT
+    assert outcome.results[5] == ("Inconsistent: first transfers under GHA-P0 reach 40, "
+                                  "beyond the 35 authorized")  # fmt: skip
 
 
 def test_a_date_more_than_a_day_off_differs(hub: HubHarness, tmp_path: Path) -> None:
