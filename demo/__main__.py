@@ -37,7 +37,9 @@ from article6.codes import Code
 from article6.identifiers import format_account_id
 from article6.model import Status, TransactionType
 from article6.v1 import admin_pb2, mechanism_pb2
+from demo.mailbox import LocalSmtp
 from demo.network import HUB, INTERNATIONAL, MECHANISM, OPERATOR, Network
+from demo.portal import run_portal_scenario
 from mechanism_registry_adapter import feed
 from mechanism_registry_adapter.formats import write_json_lines
 
@@ -491,7 +493,9 @@ def main() -> int:
     print("each its own process on loopback (gRPC, mutual TLS, signed envelopes, SQLite).")
     print(f"Files: {folder}")
     agree = False
+    smtp = LocalSmtp(network.folder / "mail", network.smtp_port)
     try:
+        smtp.__enter__()
         network.start_all()
         accounts = run_scenario(network)
         run_international_scenario(network, accounts)
@@ -500,11 +504,13 @@ def main() -> int:
         print_transactions(network)
         print_aef(network)
         print_party_aef(network)
+        run_portal_scenario(network, smtp)
         agree = print_holdings(network)
         print_metrics(network)
         agree = print_audit(network) and agree
     finally:
         exits = network.stop_all()
+        smtp.__exit__(None, None, None)
     clean = all(code == 0 for code in exits.values())
     stopped = "cleanly (exit code 0)" if clean else f"with exit codes {exits}"
     print(f"\nAll processes stopped {stopped}. Logs: {folder}/logs")

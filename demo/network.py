@@ -14,6 +14,7 @@ import json
 import os
 import random
 import re
+import secrets
 import signal
 import socket
 import subprocess
@@ -41,6 +42,7 @@ INTERNATIONAL = "UNIR"  # the international registry (with its ARS): many Partie
 MECHANISM = "A64MR"  # the Article 6.4 mechanism registry, through its adapter
 FEED = "A64FEED"  # the mechanism registry's own system, calling the adapter's intake
 MECHANISM_APPROACH = "CA6400"  # the cooperative approach ITMOs from A6.4ERs are recorded under
+SECRETARIAT = "officer@unfccc.example"  # the portal's secretariat officer in the demo
 MODULES = {INTERNATIONAL: "international_registry", MECHANISM: "mechanism_registry_adapter"}
 KINDS = {INTERNATIONAL: "international", MECHANISM: "mechanism"}
 
@@ -130,6 +132,7 @@ class Network:
         hub_port, admin_port = free_port(), free_port()
         self.ir_admin_endpoint = f"127.0.0.1:{free_port()}"
         self.intake_endpoint = f"127.0.0.1:{free_port()}"
+        self.portal_url, self.smtp_port = f"http://127.0.0.1:{free_port()}", free_port()
         ports = {registry: free_port() for registry in self.registries}
         self.metrics = {name: f"127.0.0.1:{free_port()}" for name in (HUB, *self.registries)}
         self._write_hub(hub_port, admin_port, ports)
@@ -145,6 +148,9 @@ class Network:
             r: c["registry"]["metrics_listen"] for r, c in configs.items()
         }
         ports = {r: _port(c["registry"]["listen"]) for r, c in configs.items()}
+        if "portal" in configs.get(INTERNATIONAL, {}):
+            portal = configs[INTERNATIONAL]["portal"]
+            self.portal_url, self.smtp_port = portal["public_url"], portal["smtp_port"]
         self._components(_port(hub["listen"]), _port(hub["admin_listen"]), ports)
 
     def _components(self, hub_port: int, admin_port: int, ports: dict[str, int]) -> None:
@@ -231,9 +237,16 @@ class Network:
         """The international registry's table (the secretariat's admin port), or the
         mechanism adapter's (its intake port, and where it reads the IR's intake)."""
         if registry == INTERNATIONAL:
+            (self.folder / "portal.key").write_text(secrets.token_urlsafe(48))
             return (
                 f'\n[international]\nadmin_listen = "{self.ir_admin_endpoint}"\n'
                 f'admin_identities = ["{OPERATOR}"]\nintake_readers = ["{MECHANISM}"]\n'
+                f'\n[portal]\nlisten = "{self.portal_url.removeprefix("http://")}"\n'
+                f'public_url = "{self.portal_url}"\nsecret_key_file = "portal.key"\n'
+                f'documents_folder = "portal-documents"\nsecretariat = ["{SECRETARIAT}"]\n'
+                f'smtp_host = "127.0.0.1"\nsmtp_port = {self.smtp_port}\n'
+                'mail_from = "international-registry@unfccc.example"\n'
+                "cookie_secure = false  # plain HTTP on loopback: the demo only\n"
             )
         if registry == MECHANISM:
             return (

@@ -16,6 +16,10 @@ transfer, use, cancel, holdings, transactions, wait, serve):
                                                                 # AEF prefill: the workbook
     article6-ir aef --config ir.toml --party SGP --format csv|json [--table actions]
                                                                 # one of its five tables
+    article6-ir focal-point --config ir.toml --party SGP --email nfp@example.org \
+        --name "NAME" [--kind national|additional]              # the portal's directory
+    article6-ir focal-points --config ir.toml [--party SGP]
+    article6-ir remove-focal-point --config ir.toml nfp@example.org
 
 The config file's ``[international]`` table sets what a provisional section may do,
 ``provisional_may = ["acquire", "issue"]`` (the default; the other actions are "transfer",
@@ -31,14 +35,16 @@ from collections.abc import Callable
 
 from sqlalchemy import Connection
 
+from article6.identifiers import check_party_code
 from article6.model import AccountType
 from article6.node import cli
 from article6.node.aef import add_aef_arguments, print_aef
 from article6.node.config import RegistryConfig
 from article6.node.engine import RegistryEngine
 from international_registry import aef, sections
+from international_registry.portal import store as portal_store
 from international_registry.rules import from_config
-from international_registry.server import serve
+from international_registry.server import TABLES, serve
 
 ACCOUNT_TYPES = {
     name.lower().replace("_", "-"): kind for name, kind in AccountType.__members__.items()
@@ -109,6 +115,35 @@ def _aef(args: argparse.Namespace, config: RegistryConfig) -> int:
     )))  # fmt: skip
 
 
+def _focal_point(args: argparse.Namespace, config: RegistryConfig) -> int:
+    entry = portal_store.FocalPointEntry(
+        args.email, check_party_code(args.party), args.name,
+        portal_store.FocalPointKind(args.kind),
+    )  # fmt: skip
+    cli.run_in_books(args, config, lambda r, c: portal_store.put_focal_point(c, entry))
+    print(f"{portal_store.normal_email(args.email)}: {args.kind} focal point of {args.party}")
+    return 0
+
+
+def _focal_points(args: argparse.Namespace, config: RegistryConfig) -> int:
+    listed = cli.run_in_books(
+        args, config, lambda r, c: portal_store.list_focal_points(c, args.party or "")
+    )
+    for entry in listed:
+        print(f"{entry.party}  {entry.kind.value:<10}  {entry.email}  {entry.name}")
+    return 0
+
+
+def _remove_focal_point(args: argparse.Namespace, config: RegistryConfig) -> int:
+    if not cli.run_in_books(
+        args, config, lambda r, c: portal_store.remove_focal_point(c, args.email)
+    ):
+        print(f"no focal point {args.email}", file=sys.stderr)
+        return 1
+    print(f"{args.email} removed")
+    return 0
+
+
 def add_commands(command: Callable[..., argparse.ArgumentParser]) -> None:
     request = command("request-section", _request, "record a section opening request")
     request.add_argument("--party", required=True)
@@ -133,6 +168,14 @@ def add_commands(command: Callable[..., argparse.ArgumentParser]) -> None:
     )
     account.add_argument("--holder", help="the entity holding it (default: the Party)")
     account.add_argument("--ca", action="append", help="linked cooperative approach (repeat)")
+    focal = command("focal-point", _focal_point, "add or change a focal point (the portal's)")
+    focal.add_argument("--party", required=True, help="ISO 3166-1 alpha-3")
+    focal.add_argument("--email", required=True)
+    focal.add_argument("--name", required=True)
+    focal.add_argument("--kind", choices=[k.value for k in portal_store.FocalPointKind],
+                       default="national")  # fmt: skip
+    command("focal-points", _focal_points, "the focal-point directory").add_argument("--party")
+    command("remove-focal-point", _remove_focal_point, "remove a focal point").add_argument("email")
     export = command("aef", _aef, "AEF prefill: a Party's workbook, or one of its tables")
     export.add_argument("--party", required=True)
     add_aef_arguments(export)
@@ -141,7 +184,7 @@ def add_commands(command: Callable[..., argparse.ArgumentParser]) -> None:
 KIND = cli.RegistryKind(
     prog="article6-ir",
     rules=from_config,
-    tables=(sections.metadata,),
+    tables=TABLES,
     add_commands=add_commands,
     serve=serve,
 )

@@ -139,7 +139,8 @@ def submit_request(
     return request_id
 
 
-def _request(connection: Connection, request_id: str) -> tuple[str, RequestStatus]:
+def request_party_and_status(connection: Connection, request_id: str) -> tuple[str, RequestStatus]:
+    """The Party of an opening request and its status; SectionError if there is none."""
     row = connection.execute(
         select(opening_requests.c.party, opening_requests.c.status).where(
             opening_requests.c.request_id == request_id
@@ -150,9 +151,47 @@ def _request(connection: Connection, request_id: str) -> tuple[str, RequestStatu
     return row.party, RequestStatus(row.status)
 
 
+@dataclass(frozen=True)
+class OpeningRequest:
+    request_id: str
+    party: str
+    submitted_by: str
+    focal_point: str
+    administrators: list[str]
+    documents: list[str]
+    status: RequestStatus
+    reason: str
+    received_at: datetime
+
+
+def list_requests(
+    connection: Connection, request_id: str = "", status: RequestStatus | None = None
+) -> list[OpeningRequest]:
+    """Opening requests, oldest first (one, by id; or those with a status)."""
+    query = select(opening_requests).order_by(opening_requests.c.received_at)
+    if request_id:
+        query = query.where(opening_requests.c.request_id == request_id)
+    if status is not None:
+        query = query.where(opening_requests.c.status == status.value)
+    return [
+        OpeningRequest(
+            row.request_id,
+            row.party,
+            row.submitted_by,
+            row.focal_point,
+            json.loads(row.administrators),
+            json.loads(row.documents),
+            RequestStatus(row.status),
+            row.reason,
+            row.received_at,
+        )
+        for row in connection.execute(query)
+    ]
+
+
 def decide_request(connection: Connection, request_id: str, valid: bool, reason: str = "") -> None:
     """The secretariat validates a received request, or rejects it with a reason."""
-    _, status = _request(connection, request_id)
+    _, status = request_party_and_status(connection, request_id)
     if status is not RequestStatus.RECEIVED:
         raise SectionError(f"{request_id} is already {status.value}")
     if not valid and not reason:
@@ -167,7 +206,7 @@ def decide_request(connection: Connection, request_id: str, valid: bool, reason:
 
 def open_section(connection: Connection, request_id: str) -> str:
     """Open the Party's section provisionally, on a validated request; returns the Party."""
-    party, status = _request(connection, request_id)
+    party, status = request_party_and_status(connection, request_id)
     if status is not RequestStatus.VALIDATED:
         raise SectionError(f"{request_id} is {status.value}, not validated")
     if section_status(connection, party) is not None:

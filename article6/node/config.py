@@ -62,6 +62,7 @@ class RegistryConfig:
     delivery: SenderConfig = field(default_factory=SenderConfig)
     # The whole file, for a registry's own sections (e.g. [international]).
     document: dict[str, Any] = field(default_factory=dict, compare=False)
+    base: Path = Path()  # the config file's folder: relative paths in it are relative to this
 
 
 def load_config(path: Path) -> RegistryConfig:
@@ -87,4 +88,5 @@ def load_config(path: Path) -> RegistryConfig:
         metrics_listen=section.get("metrics_listen"),
         delivery=SenderConfig(**document.get("delivery", {})),
         document=document,
+        base=base,
     )

@@ -1,0 +1,32 @@
+"""The Party-section portal served by the international registry's own process, walked over
+real HTTP by the demo's people, its e-mails through a real local SMTP server."""
+
+from __future__ import annotations
+
+import urllib.request
+from pathlib import Path
+
+from demo.mailbox import LocalSmtp
+from demo.network import INTERNATIONAL, Network
+from demo.portal import ADMINISTRATORS, Browser, run_portal_scenario, sign_in
+
+
+def test_the_portal_walks_the_opening_procedure_in_the_registry_process(tmp_path: Path) -> None:
+    network = Network(tmp_path, registries=(INTERNATIONAL,))
+    with network.running(), LocalSmtp(tmp_path / "mail", network.smtp_port) as smtp:
+        request_id = run_portal_scenario(network, smtp)
+        admin = Browser(network.portal_url)
+        sign_in(admin, smtp, ADMINISTRATORS[1][1])
+        page = admin.get(f"/requests/{request_id}")
+        assert page.status == 200
+        assert "nomination.pdf" in page.text
+        assert "Still needed" not in page.text
+        with urllib.request.urlopen(network.portal_url + "/sign-in", timeout=10) as reply:  # noqa: S310
+            headers = reply.headers
+        assert headers["X-Frame-Options"] == "DENY"
+        assert headers["Referrer-Policy"] == "no-referrer"
+        cookie = headers["Set-Cookie"].lower()
+        assert "httponly" in cookie
+        assert "samesite=strict" in cookie
+        stored = list((tmp_path / "portal-documents" / "KEN" / request_id).iterdir())
+        assert len(stored) == 2
