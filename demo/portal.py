@@ -59,6 +59,12 @@ class Browser:
     def get(self, path: str) -> Page:
         return self.open(path)
 
+    def download(self, path: str) -> bytes:
+        request = urllib.request.Request(self.base + path)  # noqa: S310 (our portal)
+        with self.opener.open(request, timeout=30) as reply:
+            data: bytes = reply.read()
+            return data
+
     def post(self, path: str, fields: dict[str, str]) -> Page:
         return self.open(path, urllib.parse.urlencode(fields).encode(),
                          "application/x-www-form-urlencoded")  # fmt: skip
@@ -140,6 +146,15 @@ def run_portal_scenario(network: Network, smtp: LocalSmtp) -> str:
                          {"csrf": form.csrf(), "kind": "other"},
                          ("notes.exe", "application/pdf", b"MZ\x90\x00"))  # fmt: skip
     print(f"  A file that is not what it claims to be is refused ({wrong.status}).")
+    page = officer.get(f"/requests/{request_id}")
+    officer.post(f"/secretariat/requests/{request_id}/open", {"csrf": page.csrf()})
+    print("- The secretariat opens the section provisionally and issues the Letter of "
+          "Acknowledgement:")  # fmt: skip
+    show(smtp.wait_for(FOCAL[1], "is open (provisionally)"))
+    letter = network.folder / f"KEN-{request_id}-Letter-of-Acknowledgement.pdf"
+    letter.write_bytes(admin.download(f"/requests/{request_id}/letter.pdf"))
+    size = letter.stat().st_size
+    print(f"  The letter, as the administrator downloads it: {letter} ({size:,} bytes)")
     stranger = Browser(url)
     refused = stranger.post("/sign-in", {"csrf": stranger.get("/sign-in").csrf(),
                                          "email": "someone@elsewhere.example"})  # fmt: skip

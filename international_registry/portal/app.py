@@ -25,7 +25,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import FileResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
@@ -244,8 +244,11 @@ def _request_page(connection: Connection, person: Who, request_id: str) -> dict[
         .order_by(store.documents.c.id)
     ).all()  # fmt: skip
     return {"item": listed[0], "people": store.people_of(connection, request_id),
-            "documents": uploaded, "missing": procedure.missing_documents(connection, request_id),
-            "kinds": procedure.catalogue().kinds}  # fmt: skip
+            "documents": [d for d in uploaded if d.kind != procedure.LETTER],
+            "missing": procedure.missing_documents(connection, request_id),
+            "kinds": procedure.catalogue().kinds,
+            "letter": procedure.letter_of(connection, request_id) is not None,
+            "section": sections.section_status(connection, listed[0].party)}  # fmt: skip
 
 
 async def secretariat(request: Request) -> Response:
@@ -278,6 +281,47 @@ async def decide(request: Request) -> Response:
     said = "validated: each administrator was sent a private upload link" if valid else \
         "rejected: each administrator was told why"  # fmt: skip
     return page(request, "message.html", message=f"{request_id} {said}.", warning=warning)
+
+
+async def open_section(request: Request) -> Response:
+    person = await me(request)
+    if person is None:
+        return to_sign_in(request)
+    await posted(request, max_fields=2)
+    request_id = request.path_params["request_id"]
+    portal = portal_of(request)
+    settings = portal.settings
+    try:
+        done = await portal.run(lambda c: procedure.open_provisionally(
+            c, portal.mailer, person, request_id, settings.documents_folder,
+            settings.public_url))  # fmt: skip
+    except Refused as error:
+        return refused(request, "message.html", error)
+    warning = await mailed(request, done)
+    return page(request, "message.html", message=(
+        f"The section of {done.result} is open, provisionally; the Letter of Acknowledgement "
+        "was issued and the administrators and focal points told."), warning=warning)  # fmt: skip
+
+
+async def letter(request: Request) -> Response:
+    person = await me(request)
+    if person is None:
+        return to_sign_in(request)
+    request_id = request.path_params["request_id"]
+    found = await portal_of(request).run(lambda c: _letter_path(c, person, request_id))
+    if found is None:
+        return refused(request, "message.html", Forbidden(
+            f"there is no letter for {request_id} that you may see"))  # fmt: skip
+    path = portal_of(request).settings.documents_folder / found
+    return FileResponse(path, media_type="application/pdf",
+                        filename=f"Letter-of-Acknowledgement-{request_id}.pdf")  # fmt: skip
+
+
+def _letter_path(connection: Connection, person: Who, request_id: str) -> Path | None:
+    listed = sections.list_requests(connection, request_id=request_id)
+    if not listed or not person.may_see(request_id, listed[0].party):
+        return None
+    return procedure.letter_of(connection, request_id)
 
 
 async def upload_link(request: Request) -> Response:
@@ -392,6 +436,8 @@ def build_app(portal: Portal) -> Starlette:
         Route("/requests/{request_id}/documents", documents, methods=["GET", "POST"]),
         Route("/secretariat", secretariat),
         Route("/secretariat/requests/{request_id}/decision", decide, methods=["POST"]),
+        Route("/secretariat/requests/{request_id}/open", open_section, methods=["POST"]),
+        Route("/requests/{request_id}/letter.pdf", letter),
         Route("/upload/{token}", upload_link),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]

@@ -19,6 +19,7 @@ from sqlalchemy import Connection, delete, select
 
 from international_registry import sections
 from international_registry.portal import store
+from international_registry.portal.letter import letter_pdf
 from international_registry.portal.mail import Mail, Mailer
 
 DOCUMENTS = Path(__file__).resolve().parent / "documents.toml"
@@ -270,15 +271,9 @@ def add_document(connection: Connection, by: Who, request_id: str, upload: Uploa
             f"request {request_id} is {status.value}: documents come once it is validated"
         )
     check_upload(upload)
-    sha256 = store.digest_bytes(upload.data)
     suffix = catalogue().types[upload.content_type]
+    sha256 = _keep(folder, party, request_id, upload.data, suffix)
     relative = Path(party) / request_id / f"{sha256}{suffix}"
-    target = folder / relative
-    target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    if not target.exists():  # content-addressed: the same bytes are stored once
-        partial = target.with_suffix(".part")
-        partial.write_bytes(upload.data)
-        partial.replace(target)
     connection.execute(store.documents.insert().values(
         request_id=request_id, party=party, kind=upload.kind, filename=upload.filename[:200],
         size_bytes=len(upload.data), sha256=sha256, stored_as=str(relative),
@@ -302,3 +297,61 @@ def missing_documents(connection: Connection, request_id: str) -> list[str]:
     have = {row.kind for row in connection.execute(query)}
     listed = catalogue()
     return [listed.kinds[key] for key in sorted(listed.required - have)]
+
+
+# --- step 7: the provisional opening and its Letter of Acknowledgement -----------------------
+
+LETTER = "letter"
+
+
+def open_provisionally(
+    connection: Connection, mailer: Mailer, by: Who, request_id: str, folder: Path,
+    portal_url: str,
+) -> Done:  # fmt: skip
+    """The secretariat opens the section provisionally once the required documents are in,
+    and issues the Letter of Acknowledgement (kept in the Party's folder)."""
+    if not by.secretariat:
+        raise Forbidden("only the secretariat opens sections")
+    missing = missing_documents(connection, request_id)
+    if missing:
+        raise Refused(f"{request_id} still needs: {'; '.join(missing)}")
+    try:
+        party = sections.open_section(connection, request_id)
+    except sections.SectionError as error:
+        raise Refused(str(error)) from error
+    named = [p for p in store.people_of(connection, request_id) if p.role == ADMINISTRATOR]
+    pdf = letter_pdf(request_id, party, named, store.now())
+    sha256 = _keep(folder, party, request_id, pdf, ".pdf")
+    connection.execute(store.documents.insert().values(
+        request_id=request_id, party=party, kind=LETTER,
+        filename=f"Letter-of-Acknowledgement-{request_id}.pdf", size_bytes=len(pdf),
+        sha256=sha256, stored_as=str(Path(party) / request_id / f"{sha256}.pdf"),
+        uploaded_by=by.email, uploaded_at=store.now(),
+    ))  # fmt: skip
+    store.record(connection, by.email, "section.opened", request_id, party=party,
+                 letter_sha256=sha256)  # fmt: skip
+    to = [p.email for p in named] + [f.email for f in store.list_focal_points(connection, party)]
+    mail = mailer.render("opened", to, request_id=request_id, party=party,
+                         link=f"{portal_url}/requests/{request_id}/letter.pdf")  # fmt: skip
+    return Done([mail], party)
+
+
+def _keep(folder: Path, party: str, request_id: str, data: bytes, suffix: str) -> str:
+    """Store ``data`` in the Party's folder under its SHA-256; return the digest."""
+    sha256 = store.digest_bytes(data)
+    target = folder / party / request_id / f"{sha256}{suffix}"
+    target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if not target.exists():  # content-addressed: the same bytes are stored once
+        partial = target.with_suffix(".part")
+        partial.write_bytes(data)
+        partial.replace(target)
+    return sha256
+
+
+def letter_of(connection: Connection, request_id: str) -> Path | None:
+    """Where the request's letter is kept (relative to the documents folder), if issued."""
+    row = connection.execute(
+        select(store.documents.c.stored_as).where(store.documents.c.request_id == request_id)
+        .where(store.documents.c.kind == LETTER)
+    ).first()  # fmt: skip
+    return None if row is None else Path(row.stored_as)

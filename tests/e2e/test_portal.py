@@ -29,4 +29,7 @@ def test_the_portal_walks_the_opening_procedure_in_the_registry_process(tmp_path
         assert "httponly" in cookie
         assert "samesite=strict" in cookie
         stored = list((tmp_path / "portal-documents" / "KEN" / request_id).iterdir())
-        assert len(stored) == 2
+        assert len(stored) == 3  # two supporting documents, and the letter
+        letter = tmp_path / f"KEN-{request_id}-Letter-of-Acknowledgement.pdf"
+        assert letter.read_bytes().startswith(b"%PDF-")
+        assert "provisional" in page.text

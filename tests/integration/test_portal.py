@@ -262,3 +262,43 @@ def test_a_rejection_tells_each_administrator_why(world: World) -> None:
                              "reason": "the nomination letter is unsigned"})  # fmt: skip
     said = world.smtp.wait_for("nur@sgp.example", "not validated")
     assert "the nomination letter is unsigned" in said.body
+
+
+def upload_all(world: World, request_id: str) -> TestClient:
+    admin = sign_in(world, "lee@sgp.example")
+    page = f"/requests/{request_id}/documents"
+    for kind, content, kind_of in (("nomination", PDF, "application/pdf"),
+                                   ("identity", PNG, "image/png")):  # fmt: skip
+        admin.post(page, data={"csrf": csrf(admin.get(page).text), "kind": kind},
+                   files={"file": (f"{kind}.bin", content, kind_of)})  # fmt: skip
+    return admin
+
+
+def test_the_section_opens_provisionally_with_its_letter(world: World) -> None:
+    request_id = validated_request(world)
+    officer = sign_in(world, OFFICER)
+    opening = f"/secretariat/requests/{request_id}/open"
+    early = officer.post(opening, data={"csrf": csrf(officer.get("/").text)})
+    assert early.status_code == 400
+    assert "still needs: Identity document" in early.text
+    assert world.read(lambda c: sections.section_status(c, "SGP")) is None
+    admin = upload_all(world, request_id)
+    opened = officer.post(opening, data={"csrf": csrf(officer.get("/").text)})
+    assert opened.status_code == 200, opened.text
+    assert (
+        world.read(lambda c: sections.section_status(c, "SGP"))
+        is sections.SectionStatus.PROVISIONAL
+    )
+    told = world.smtp.wait_for(FOCAL, "is open (provisionally)")
+    assert f"/requests/{request_id}/letter.pdf" in told.body
+    assert "lee@sgp.example" in told.to
+    pdf = admin.get(f"/requests/{request_id}/letter.pdf")
+    assert pdf.status_code == 200
+    assert pdf.headers["content-type"] == "application/pdf"
+    assert pdf.content.startswith(b"%PDF-")
+    assert "provisional" in admin.get(f"/requests/{request_id}").text
+    other = sign_in(world, "focal@gha.example")
+    assert other.get(f"/requests/{request_id}/letter.pdf").status_code == 403
+    again = officer.post(opening, data={"csrf": csrf(officer.get("/").text)})
+    assert again.status_code == 400
+    assert "already open" in again.text
