@@ -1,7 +1,9 @@
 """The international registry's rules: what its sections' accounts accept and may propose.
 
 **Provisional status.** A section opened provisionally (identity not yet verified), and every
-account in it, may do only what the registry's policy lists. The default lets a provisional
+account in it, may do only what the registry's policy lists; so may an account that is
+provisional on its own, its authorized representatives not yet verified, once its section is
+verified. The default lets a provisional
 section **hold and acquire** units (so that nothing sent to it is lost) and be issued into,
 but not move units out, use, cancel, authorize or first transfer them until verified: the
 actions that dispose of units wait for identity. Refused locally with 5009, before anything
@@ -36,7 +38,13 @@ from article6.identifiers import PARTY_REGISTRY_ID
 from article6.model import FirstTransferTrigger, Purpose, TransactionSpec, TransactionType, UnitKind
 from article6.node.config import RegistryConfig
 from article6.node.engine import Proposal, check_account_accepts
-from international_registry.sections import Account, SectionStatus, get_account, section_status
+from international_registry.sections import (
+    Account,
+    SectionStatus,
+    account_provisional,
+    get_account,
+    section_status,
+)
 
 ACTIONS = {
     TransactionType.ISSUANCE: "issue",
@@ -85,21 +93,31 @@ class SectionRules:
             raise Refusal(Code.ACQUIRING_ACCOUNT_NOT_FOUND, account_id)
         return self.section_space(account.party)
 
-    def _allow(self, connection: Connection, party: str, action: str) -> None:
+    def _allow(self, connection: Connection, party: str, action: str, account: str = "") -> None:
+        """The policy for provisional sections applies to a provisional section, and to an
+        account that is provisional on its own (its representatives not yet verified)."""
         status = section_status(connection, party)
         if status is None:
             raise Refusal(Code.ACCOUNT_CLOSED, f"{party} has no open section")
-        if status is SectionStatus.PROVISIONAL and action not in self.provisional_may:
+        if action in self.provisional_may:
+            return
+        if status is SectionStatus.PROVISIONAL:
             raise Refusal(
                 Code.SECTION_PROVISIONAL,
                 f"the section of {party} is provisional: it may not {action} until verified",
+            )
+        if account and account_provisional(connection, account):
+            raise Refusal(
+                Code.SECTION_PROVISIONAL,
+                f"account {account} is provisional: it may not {action} until its "
+                "representatives' identity is verified",
             )
 
     def check_acquisition(self, connection: Connection, spec: TransactionSpec) -> None:
         account = get_account(connection, spec.acquiring_account)
         check_account_accepts(self.registry_id, spec, account)
         assert account is not None
-        self._allow(connection, account.party, "acquire")
+        self._allow(connection, account.party, "acquire", account.account_id)
         if account.ars:
             raise Refusal(
                 Code.ACCOUNT_TYPE_NOT_ALLOWED, f"{account.account_id} is in the ARS: not for ITMOs"
@@ -115,7 +133,7 @@ class SectionRules:
         account = get_account(connection, own)
         if account is None:
             raise Refusal(Code.TRANSFERRING_ACCOUNT_NOT_FOUND, own)
-        self._allow(connection, account.party, ACTIONS[proposal.type])
+        self._allow(connection, account.party, ACTIONS[proposal.type], account.account_id)
         _check_parties(proposal, account.party)
         if not issuance:
             check_source(proposal.type, account.account_id, account.account_type)

@@ -27,6 +27,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    delete,
     insert,
     select,
     update,
@@ -73,6 +74,18 @@ accounts = Table(
     Column("holder", Text, nullable=False),  # the Party or an entity it authorized
     Column("cooperative_approaches", Text, nullable=False),  # comma-separated; empty: any
     Column("open", Boolean, nullable=False),
+)
+
+
+# An account's own provisional status, apart from its section's: an account whose authorized
+# representatives are not yet verified stays provisional after its section is verified. An
+# account with no row here follows its section alone.
+account_status = Table(
+    "account_status",
+    metadata,
+    Column("account_id", String(40), primary_key=True),
+    Column("provisional", Boolean, nullable=False),
+    Column("verified_at", UtcDateTime(), nullable=True),
 )
 
 
@@ -231,6 +244,12 @@ def verify_section(connection: Connection, party: str) -> None:
     )
 
 
+def section_request(connection: Connection, party: str) -> str | None:
+    """The opening request a Party's open section came from."""
+    row = connection.execute(select(sections.c.request_id).where(sections.c.party == party)).first()
+    return None if row is None else str(row.request_id)
+
+
 def section_status(connection: Connection, party: str) -> SectionStatus | None:
     row = connection.execute(select(sections.c.status).where(sections.c.party == party)).first()
     return None if row is None else SectionStatus(row.status)
@@ -258,6 +277,23 @@ def open_account(
         )
     )  # fmt: skip
     return account_id
+
+
+def set_account_provisional(connection: Connection, account_id: str, provisional: bool) -> None:
+    """Record the account's own status (its representatives' identity verified, or not)."""
+    connection.execute(delete(account_status).where(account_status.c.account_id == account_id))
+    connection.execute(insert(account_status).values(
+        account_id=account_id, provisional=provisional,
+        verified_at=None if provisional else _now(),
+    ))  # fmt: skip
+
+
+def account_provisional(connection: Connection, account_id: str) -> bool:
+    """Whether the account is provisional on its own account (its section aside)."""
+    row = connection.execute(
+        select(account_status.c.provisional).where(account_status.c.account_id == account_id)
+    ).first()
+    return bool(row and row.provisional)
 
 
 def get_account(connection: Connection, account_id: str) -> Account | None:

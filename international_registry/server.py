@@ -28,7 +28,7 @@ async def serve(config: RegistryConfig) -> None:
     portal = None
     if "portal" in config.document:
         try:
-            portal = portal_settings(config.document["portal"], config.base)
+            portal = portal_settings(config.document["portal"], config.base, config.registry_id)
         except PortalConfigError as error:
             raise StartupError(str(error)) from None
     node = RegistryNode(config, rules, TABLES)

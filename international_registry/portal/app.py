@@ -65,6 +65,7 @@ class PortalSettings:
     passcode_attempts: int = 5
     upload_link_hours: int = 72
     session_hours: int = 8
+    registry_id: str = "UNIR"  # the international registry's: its accounts' ids start with it
 
 
 class Portal:
@@ -116,10 +117,12 @@ async def me(request: Request) -> Who | None:
     return found
 
 
-def page(request: Request, name: str, status: int = 200, **context: Any) -> Response:
+def page(request: Request, template: str, status: int = 200, **context: Any) -> Response:
     context = {"me_email": request.session.get("email", ""), "csrf": csrf_token(request),
                **context}  # fmt: skip
-    return portal_of(request).templates.TemplateResponse(request, name, context, status_code=status)
+    return portal_of(request).templates.TemplateResponse(
+        request, template, context, status_code=status
+    )
 
 
 def to_sign_in(request: Request) -> Response:
@@ -127,9 +130,9 @@ def to_sign_in(request: Request) -> Response:
     return RedirectResponse("/sign-in", status_code=303)
 
 
-def refused(request: Request, name: str, error: Refused, **context: Any) -> Response:
+def refused(request: Request, template: str, error: Refused, **context: Any) -> Response:
     status = 403 if isinstance(error, Forbidden) else 400
-    return page(request, name, status, error=str(error), **context)
+    return page(request, template, status, error=str(error), **context)
 
 
 async def mailed(request: Request, done: Done) -> str:
@@ -148,9 +151,16 @@ async def mailed(request: Request, done: Done) -> str:
 async def home(request: Request) -> Response:
     person = await me(request)
     requests: list[sections.OpeningRequest] = []
+    access: list[Any] = []
     if person is not None:
         requests = await portal_of(request).run(lambda c: _visible_requests(c, person))
-    return page(request, "home.html", person=person, requests=requests)
+        access = await portal_of(request).run(lambda c: _access_to_decide(c, person))
+    return page(request, "home.html", person=person, requests=requests, access=access)
+
+
+def _access_to_decide(connection: Connection, person: Who) -> list[Any]:
+    parties = {p.party for p in person.roles if p.role == procedure.ADMINISTRATOR}
+    return [row for party in sorted(parties) for row in procedure.pending_access(connection, party)]
 
 
 def _visible_requests(connection: Connection, person: Who) -> list[sections.OpeningRequest]:
@@ -257,8 +267,108 @@ async def secretariat(request: Request) -> Response:
         return to_sign_in(request)
     if not person.secretariat:
         return refused(request, "message.html", Forbidden("this page is the secretariat's"))
-    listed = await portal_of(request).run(sections.list_requests)
-    return page(request, "secretariat.html", requests=listed)
+    return page(request, "secretariat.html", **await portal_of(request).run(_queue))
+
+
+def _queue(connection: Connection) -> dict[str, Any]:
+    waiting = select(store.account_requests).where(store.account_requests.c.status == "requested")
+    return {"requests": sections.list_requests(connection),
+            "accounts": connection.execute(waiting).all(),
+            "people": store.unverified_people(connection)}  # fmt: skip
+
+
+async def _secretariat_step(request: Request, step: Callable[[Connection, Who], Done],
+                            said: Callable[[Done], str]) -> Response:  # fmt: skip
+    """A secretariat form: signed in, CSRF checked, the step, its e-mails, what was done."""
+    person = await me(request)
+    if person is None:
+        return to_sign_in(request)
+    await posted(request, max_fields=5)
+    try:
+        done = await portal_of(request).run(lambda c: step(c, person))
+    except Refused as error:
+        return refused(request, "message.html", error)
+    warning = await mailed(request, done)
+    return page(request, "message.html", message=said(done), warning=warning)
+
+
+async def verify_person(request: Request) -> Response:
+    mailer = portal_of(request).mailer
+    person_id = int(request.path_params["person_id"])
+    return await _secretariat_step(
+        request, lambda c, by: procedure.verify_identity(c, mailer, by, person_id),
+        lambda done: "Identity verified; " + ", ".join(m.subject for m in done.mails[1:])
+        if len(done.mails) > 1 else "Identity verified.",
+    )  # fmt: skip
+
+
+async def decide_account(request: Request) -> Response:
+    form = await request.form(max_fields=5)
+    approve, reason = form.get("decision") == "approve", str(form.get("reason", ""))
+    portal = portal_of(request)
+    request_id = request.path_params["request_id"]
+    return await _secretariat_step(
+        request, lambda c, by: procedure.decide_account(
+            c, portal.mailer, by, request_id, approve, reason, portal.settings.registry_id),
+        lambda done: f"Account {done.result} opened." if approve else f"{request_id} rejected.",
+    )  # fmt: skip
+
+
+async def new_account(request: Request) -> Response:
+    person = await me(request)
+    if person is None:
+        return to_sign_in(request)
+    if request.method == "GET":
+        return page(request, "account_new.html", kinds=sorted(procedure.ACCOUNT_KINDS))
+    form = await posted(request, max_fields=10)
+    wanted = procedure.AccountWanted(
+        str(form.get("account_type", "")), form.get("ars") == "yes", str(form.get("holder", "")),
+        (str(form.get("representative_name", "")), str(form.get("representative_email", ""))),
+    )  # fmt: skip
+    portal = portal_of(request)
+    try:
+        done = await portal.run(lambda c: procedure.request_account(
+            c, portal.mailer, person, wanted, portal.settings.secretariat))  # fmt: skip
+    except Refused as error:
+        return refused(request, "account_new.html", error, kinds=sorted(procedure.ACCOUNT_KINDS))
+    warning = await mailed(request, done)
+    return page(request, "message.html", warning=warning, message=(
+        f"Account request {done.result} sent to the secretariat."))  # fmt: skip
+
+
+async def access(request: Request) -> Response:
+    """Anyone may ask for access to a Party's open section; its administrators decide."""
+    if request.method == "GET":
+        return page(request, "access.html")
+    form = await posted(request, max_fields=5)
+    fields = {key: str(form.get(key, "")) for key in ("name", "email", "party")}
+    portal = portal_of(request)
+    try:
+        done = await portal.run(lambda c: procedure.request_access(
+            c, portal.mailer, fields["name"], fields["email"], fields["party"],
+            portal.settings.public_url))  # fmt: skip
+    except Refused as error:
+        return refused(request, "access.html", error, **fields)
+    warning = await mailed(request, done)
+    return page(request, "message.html", warning=warning, message=(
+        f"Access request {done.result} sent to the section's administrators."))  # fmt: skip
+
+
+async def decide_access(request: Request) -> Response:
+    person = await me(request)
+    if person is None:
+        return to_sign_in(request)
+    form = await posted(request, max_fields=3)
+    request_id, approve = request.path_params["request_id"], form.get("decision") == "approve"
+    portal = portal_of(request)
+    try:
+        done = await portal.run(lambda c: procedure.decide_access(
+            c, portal.mailer, person, request_id, approve, portal.settings.public_url))  # fmt: skip
+    except Refused as error:
+        return refused(request, "message.html", error)
+    warning = await mailed(request, done)
+    said = "approved" if approve else "rejected"
+    return page(request, "message.html", message=f"{request_id} {said}.", warning=warning)
 
 
 async def decide(request: Request) -> Response:
@@ -437,6 +547,11 @@ def build_app(portal: Portal) -> Starlette:
         Route("/secretariat", secretariat),
         Route("/secretariat/requests/{request_id}/decision", decide, methods=["POST"]),
         Route("/secretariat/requests/{request_id}/open", open_section, methods=["POST"]),
+        Route("/secretariat/people/{person_id:int}/verify", verify_person, methods=["POST"]),
+        Route("/secretariat/accounts/{request_id}/decision", decide_account, methods=["POST"]),
+        Route("/accounts/new", new_account, methods=["GET", "POST"]),
+        Route("/access", access, methods=["GET", "POST"]),
+        Route("/access/{request_id}/decision", decide_access, methods=["POST"]),
         Route("/requests/{request_id}/letter.pdf", letter),
         Route("/upload/{token}", upload_link),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),

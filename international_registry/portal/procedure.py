@@ -17,12 +17,15 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, select
 
+from article6.model import AccountType
+from article6.node import store as node_store
 from international_registry import sections
 from international_registry.portal import store
 from international_registry.portal.letter import letter_pdf
 from international_registry.portal.mail import Mail, Mailer
 
 DOCUMENTS = Path(__file__).resolve().parent / "documents.toml"
+ACCOUNT_KINDS = {kind.name.lower().replace("_", "-"): kind for kind in AccountType}
 ADMINISTRATOR = "administrator"
 
 
@@ -355,3 +358,195 @@ def letter_of(connection: Connection, request_id: str) -> Path | None:
         .where(store.documents.c.kind == LETTER)
     ).first()  # fmt: skip
     return None if row is None else Path(row.stored_as)
+
+
+# --- step 7, continued: identity verification, per person and per account -----------------
+
+REPRESENTATIVE, USER = "representative", "user"
+
+
+def verify_identity(connection: Connection, mailer: Mailer, by: Who, person_id: int) -> Done:
+    """The secretariat records a person's identity as verified. When every administrator of
+    a section is, the section loses its provisional status; when every representative of an
+    account is too, so does that account."""
+    if not by.secretariat:
+        raise Forbidden("only the secretariat verifies identities")
+    person = store.verify_person(connection, person_id)
+    if person is None:
+        raise Refused(f"no person {person_id}")
+    store.record(connection, by.email, "identity.verified", person.request_id,
+                 email=person.email, role=person.role)  # fmt: skip
+    mails = [mailer.render("verified", [person.email], person=person)]
+    mails += _lift(connection, mailer, by, person.party)
+    return Done(mails)
+
+
+def _lift(connection: Connection, mailer: Mailer, by: Who, party: str) -> list[Mail]:
+    everyone = store.people_of_party(connection, party)
+    administrators = [p for p in everyone if p.role == ADMINISTRATOR]
+    mails = []
+    status = sections.section_status(connection, party)
+    if status is sections.SectionStatus.PROVISIONAL and all(
+        p.identity_verified for p in administrators
+    ):
+        sections.verify_section(connection, party)
+        store.record(connection, by.email, "section.verified", party, party=party)
+        status = sections.SectionStatus.VERIFIED
+        mails.append(mailer.render("section_verified", [p.email for p in administrators],
+                                   party=party))  # fmt: skip
+    if status is not sections.SectionStatus.VERIFIED:
+        return mails
+    for account_id in sorted({p.account_id for p in everyone if p.account_id}):
+        representatives = [p for p in everyone if p.account_id == account_id]
+        if sections.account_provisional(connection, account_id) and all(
+            p.identity_verified for p in representatives
+        ):
+            sections.set_account_provisional(connection, account_id, False)
+            store.record(connection, by.email, "account.verified", account_id, party=party)
+            mails.append(mailer.render("account_verified", [p.email for p in representatives],
+                                       account_id=account_id, party=party))  # fmt: skip
+    return mails
+
+
+# --- step 8: account requests (approved by the secretariat) --------------------------------
+
+
+@dataclass(frozen=True)
+class AccountWanted:
+    account_type: str
+    ars: bool
+    holder: str  # "" for the Party itself
+    representative: tuple[str, str]  # (name, e-mail) of the holder's representative, or ("", "")
+
+
+def section_administered(connection: Connection, by: Who) -> str:
+    """The Party whose open section ``by`` administers; Forbidden otherwise."""
+    for person in by.roles:
+        if person.role == ADMINISTRATOR and sections.section_status(connection, person.party):
+            return person.party
+    raise Forbidden("only an administrator of an open section requests accounts")
+
+
+def request_account(
+    connection: Connection, mailer: Mailer, by: Who, wanted: AccountWanted,
+    secretariat: frozenset[str],
+) -> Done:  # fmt: skip
+    party = section_administered(connection, by)
+    name, email = wanted.representative[0].strip(), store.normal_email(wanted.representative[1])
+    if wanted.account_type not in ACCOUNT_KINDS:
+        raise Refused("choose the type of account")
+    if wanted.holder.strip() and not (name and email):
+        raise Refused("an account held by an entity names its authorized representative")
+    if email:
+        _check_people([(name, email)])
+    request_id = f"ACR-{node_store.next_number(connection, 'account-request'):04d}"
+    connection.execute(store.account_requests.insert().values(
+        request_id=request_id, party=party, account_type=wanted.account_type, ars=wanted.ars,
+        holder=wanted.holder.strip(), representative_name=name, representative_email=email,
+        requested_by=by.email, status="requested", reason="", account_id="",
+        requested_at=store.now(),
+    ))  # fmt: skip
+    store.record(connection, by.email, "account.requested", request_id, party=party,
+                 account_type=wanted.account_type, holder=wanted.holder.strip())  # fmt: skip
+    mail = mailer.render("account_requested", [by.email, *sorted(secretariat)],
+                         request_id=request_id, party=party, wanted=wanted)  # fmt: skip
+    return Done([mail], request_id)
+
+
+def decide_account(
+    connection: Connection, mailer: Mailer, by: Who, request_id: str, approve: bool,
+    reason: str, registry_id: str,
+) -> Done:  # fmt: skip
+    """The secretariat opens the requested account (provisional until its representative's
+    identity is verified), or rejects the request with the reason."""
+    if not by.secretariat:
+        raise Forbidden("only the secretariat approves accounts")
+    row = connection.execute(select(store.account_requests).where(
+        store.account_requests.c.request_id == request_id)).first()  # fmt: skip
+    if row is None or row.status != "requested":
+        raise Refused(f"no account request {request_id} waiting for a decision")
+    if not approve and not reason.strip():
+        raise Refused("a rejection says why")
+    told = [row.requested_by, *filter(None, [row.representative_email])]
+    account_id = ""
+    if approve:
+        account_id = sections.open_account(
+            connection, registry_id, row.party, ACCOUNT_KINDS[row.account_type], ars=row.ars,
+            holder=row.holder,
+        )  # fmt: skip
+        if row.representative_email:
+            opening = sections.section_request(connection, row.party)
+            assert opening is not None, row.party  # open_account needs the open section
+            store.add_people(connection, opening, row.party, REPRESENTATIVE,
+                             [(row.representative_name, row.representative_email)],
+                             account_id=account_id)  # fmt: skip
+            sections.set_account_provisional(connection, account_id, True)
+    status = "approved" if approve else "rejected"
+    connection.execute(store.account_requests.update().where(
+        store.account_requests.c.request_id == request_id).values(
+        status=status, reason=reason.strip(), account_id=account_id))  # fmt: skip
+    store.record(connection, by.email, f"account.{status}", request_id, account_id=account_id,
+                 reason=reason.strip())  # fmt: skip
+    mail = mailer.render("account_decided", told, request_id=request_id, approve=approve,
+                         account_id=account_id, reason=reason.strip(), row=row)  # fmt: skip
+    return Done([mail], account_id)
+
+
+# --- step 8: access for additional users (approved by the section's administrators) --------
+
+
+def request_access(connection: Connection, mailer: Mailer, name: str, email: str,
+                   party: str, portal_url: str) -> Done:  # fmt: skip
+    """Anyone may ask; access is given to the address, so only its holder can use it."""
+    name, email, party = name.strip(), store.normal_email(email), party.strip().upper()
+    _check_people([(name, email)])
+    if sections.section_status(connection, party) is None:
+        raise Refused(f"{party or 'that Party'} has no open section to request access to")
+    known = [p for p in store.roles_of(connection, email) if p.party == party]
+    pending = connection.execute(select(store.access_requests).where(
+        store.access_requests.c.email == email, store.access_requests.c.party == party,
+        store.access_requests.c.status == "requested")).first()  # fmt: skip
+    if known or pending is not None:
+        raise Refused(f"{email} already has, or has asked for, access to the section of {party}")
+    request_id = f"ACC-{node_store.next_number(connection, 'access-request'):04d}"
+    connection.execute(store.access_requests.insert().values(
+        request_id=request_id, party=party, name=name, email=email, status="requested",
+        decided_by="", requested_at=store.now(),
+    ))  # fmt: skip
+    store.record(connection, email, "access.requested", request_id, party=party)
+    administrators = [p.email for p in store.people_of_party(connection, party)
+                      if p.role == ADMINISTRATOR]  # fmt: skip
+    return Done([
+        mailer.render("access_received", [email], request_id=request_id, party=party),
+        mailer.render("access_requested", administrators, request_id=request_id, party=party,
+                      name=name, email=email, portal_url=portal_url),
+    ], request_id)  # fmt: skip
+
+
+def pending_access(connection: Connection, party: str) -> list[Any]:
+    return list(connection.execute(select(store.access_requests).where(
+        store.access_requests.c.party == party,
+        store.access_requests.c.status == "requested")))  # fmt: skip
+
+
+def decide_access(connection: Connection, mailer: Mailer, by: Who, request_id: str,
+                  approve: bool, portal_url: str) -> Done:  # fmt: skip
+    """An administrator of the Party's section gives an additional user access, or not."""
+    row = connection.execute(select(store.access_requests).where(
+        store.access_requests.c.request_id == request_id)).first()  # fmt: skip
+    if row is None or row.status != "requested":
+        raise Refused(f"no access request {request_id} waiting for a decision")
+    if not any(p.role == ADMINISTRATOR and p.party == row.party for p in by.roles):
+        raise Forbidden(f"only an administrator of the section of {row.party} decides")
+    if approve:
+        opening = next(p.request_id for p in by.roles
+                       if p.role == ADMINISTRATOR and p.party == row.party)  # fmt: skip
+        store.add_people(connection, opening, row.party, USER, [(row.name, row.email)])
+    status = "approved" if approve else "rejected"
+    connection.execute(store.access_requests.update().where(
+        store.access_requests.c.request_id == request_id).values(
+        status=status, decided_by=by.email))  # fmt: skip
+    store.record(connection, by.email, f"access.{status}", request_id, email=row.email)
+    mail = mailer.render("access_decided", [row.email], request_id=request_id, party=row.party,
+                         approve=approve, portal_url=portal_url)  # fmt: skip
+    return Done([mail])

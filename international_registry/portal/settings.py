@@ -44,7 +44,7 @@ def _secret(path: Path, key: str) -> str:
         raise PortalConfigError(f"[portal] {key}: cannot read {path}: {error.strerror}") from None
 
 
-def portal_settings(raw: dict[str, Any], base: Path) -> PortalSettings:
+def portal_settings(raw: dict[str, Any], base: Path, registry_id: str) -> PortalSettings:
     """Settings from the table; relative paths are relative to the config file's folder."""
     unknown = sorted(set(raw) - KNOWN)
     if unknown:
@@ -73,4 +73,5 @@ def portal_settings(raw: dict[str, Any], base: Path) -> PortalSettings:
         passcode_attempts=_number(raw, "passcode_attempts", 5),
         upload_link_hours=_number(raw, "upload_link_hours", 72),
         session_hours=_number(raw, "session_hours", 8),
+        registry_id=registry_id,
     )  # fmt: skip

@@ -54,11 +54,43 @@ people = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("request_id", String(16), nullable=False, index=True),
     Column("party", String(3), nullable=False),
-    Column("role", String(24), nullable=False),  # administrator
+    Column("role", String(24), nullable=False),  # administrator, representative or user
     Column("name", Text, nullable=False),
     Column("email", String(254), nullable=False, index=True),
     Column("identity_verified", Boolean, nullable=False),
-    UniqueConstraint("request_id", "email", "role"),
+    Column("account_id", String(40), nullable=False),  # a representative's account; else ""
+    UniqueConstraint("request_id", "email", "role", "account_id"),
+)
+
+# Requests made once a section is open: an account (approved by the secretariat) and access
+# for an additional user (approved by the section's administrators).
+account_requests = Table(
+    "portal_account_requests",
+    metadata,
+    Column("request_id", String(16), primary_key=True),  # ACR-0001
+    Column("party", String(3), nullable=False),
+    Column("account_type", String(32), nullable=False),
+    Column("ars", Boolean, nullable=False),
+    Column("holder", Text, nullable=False),
+    Column("representative_name", Text, nullable=False),
+    Column("representative_email", String(254), nullable=False),
+    Column("requested_by", String(254), nullable=False),
+    Column("status", String(12), nullable=False),  # requested, approved, rejected
+    Column("reason", Text, nullable=False),
+    Column("account_id", String(40), nullable=False),
+    Column("requested_at", UtcDateTime(), nullable=False),
+)
+
+access_requests = Table(
+    "portal_access_requests",
+    metadata,
+    Column("request_id", String(16), primary_key=True),  # ACC-0001
+    Column("party", String(3), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("email", String(254), nullable=False),
+    Column("status", String(12), nullable=False),  # requested, approved, rejected
+    Column("decided_by", String(254), nullable=False),
+    Column("requested_at", UtcDateTime(), nullable=False),
 )
 
 passcodes = Table(
@@ -122,12 +154,14 @@ class FocalPointEntry:
 
 @dataclass(frozen=True)
 class Person:
+    id: int
     request_id: str
     party: str
     role: str
     name: str
     email: str
     identity_verified: bool
+    account_id: str = ""
 
 
 def now() -> datetime:
@@ -183,14 +217,33 @@ def list_focal_points(connection: Connection, party: str = "") -> list[FocalPoin
 
 def add_people(
     connection: Connection, request_id: str, party: str, role: str,
-    named: Sequence[tuple[str, str]],
+    named: Sequence[tuple[str, str]], account_id: str = "",
 ) -> None:  # fmt: skip
     """Record the people a request names (name, e-mail) in ``role``."""
     for name, email in named:
         connection.execute(insert(people).values(
             request_id=request_id, party=party, role=role, name=name,
-            email=normal_email(email), identity_verified=False,
+            email=normal_email(email), identity_verified=False, account_id=account_id,
         ))  # fmt: skip
+
+
+def people_of_party(connection: Connection, party: str) -> list[Person]:
+    rows = connection.execute(select(people).where(people.c.party == party).order_by(people.c.id))
+    return [_person(row) for row in rows]
+
+
+def unverified_people(connection: Connection) -> list[Person]:
+    query = select(people).where(people.c.identity_verified.is_(False)).order_by(people.c.id)
+    return [_person(row) for row in connection.execute(query)]
+
+
+def verify_person(connection: Connection, person_id: int) -> Person | None:
+    row = connection.execute(select(people).where(people.c.id == person_id)).first()
+    if row is None:
+        return None
+    connection.execute(update(people).where(people.c.id == person_id)
+                       .values(identity_verified=True))  # fmt: skip
+    return _person(row)
 
 
 def people_of(connection: Connection, request_id: str) -> list[Person]:
@@ -206,8 +259,8 @@ def roles_of(connection: Connection, email: str) -> list[Person]:
 
 
 def _person(row: Any) -> Person:
-    return Person(row.request_id, row.party, row.role, row.name, row.email,
-                  row.identity_verified)  # fmt: skip
+    return Person(row.id, row.request_id, row.party, row.role, row.name, row.email,
+                  row.identity_verified, row.account_id)  # fmt: skip
 
 
 # --- one-time passcodes --------------------------------------------------------------------

@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import Connection, Engine
 from starlette.testclient import TestClient
 
+from article6.codes import Code, Refusal
 from article6.node import store as node_store
 from demo.mailbox import LocalSmtp, link_in, passcode_in
 from demo.network import free_port
@@ -23,6 +24,7 @@ from international_registry import sections
 from international_registry.portal import store
 from international_registry.portal.app import Portal, PortalSettings, build_app
 from international_registry.portal.mail import SmtpSettings
+from international_registry.rules import SectionRules
 
 T = TypeVar("T")
 OFFICER = "officer@unfccc.example"
@@ -302,3 +304,100 @@ def test_the_section_opens_provisionally_with_its_letter(world: World) -> None:
     again = officer.post(opening, data={"csrf": csrf(officer.get("/").text)})
     assert again.status_code == 400
     assert "already open" in again.text
+
+
+def opened_section(world: World) -> tuple[str, TestClient, TestClient]:
+    """SGP's section open (provisionally): its Request ID, an administrator, the officer."""
+    request_id = validated_request(world)
+    admin = upload_all(world, request_id)
+    officer = sign_in(world, OFFICER)
+    officer.post(f"/secretariat/requests/{request_id}/open",
+                 data={"csrf": csrf(officer.get("/").text)})  # fmt: skip
+    return request_id, admin, officer
+
+
+def ask_account(admin: TestClient, **fields: str) -> str:
+    reply = admin.post("/accounts/new", data={"csrf": csrf(admin.get("/accounts/new").text),
+                                              "account_type": "holding", **fields})  # fmt: skip
+    found = re.search(r"(ACR-\d{4})", reply.text)
+    assert found, reply.text
+    return found.group(1)
+
+
+def person_id(world: World, email: str) -> int:
+    found = world.read(lambda c: [p.id for p in store.unverified_people(c) if p.email == email])
+    assert found, email
+    return found[0]
+
+
+def test_identity_verification_lifts_the_section_then_each_account(world: World) -> None:
+    _, admin, officer = opened_section(world)
+    entity = ask_account(admin, holder="Acme Carbon Ltd", representative_name="Sam Tan",
+                         representative_email="sam@acme.example")  # fmt: skip
+    assert OFFICER in world.smtp.wait_for(OFFICER, entity).to
+    party_own = ask_account(admin)
+    accounts = []
+    for asked in (entity, party_own):
+        token = csrf(officer.get("/secretariat").text)
+        reply = officer.post(f"/secretariat/accounts/{asked}/decision",
+                             data={"csrf": token, "decision": "approve"})  # fmt: skip
+        found = re.search(r"Account (UNIR-\d+-\d{2}) opened", reply.text)
+        assert found, reply.text
+        accounts.append(found.group(1))
+    assert "provisional until the identity" in world.smtp.wait_for("sam@acme.example",
+                                                                   "approved").body  # fmt: skip
+    rules = SectionRules("UNIR")
+
+    def allowed(account: str) -> bool:
+        """Whether the account may transfer; a refusal must be the provisional one."""
+        code = None
+        try:
+            world.read(lambda c: rules._allow(c, "SGP", "transfer", account))
+        except Refusal as refusal:
+            code = refusal.code
+        assert code in (None, Code.SECTION_PROVISIONAL)
+        return code is None
+
+    assert (allowed(accounts[0]), allowed(accounts[1])) == (False, False)
+    for email in ("lee@sgp.example", "nur@sgp.example"):
+        token = csrf(officer.get("/secretariat").text)
+        officer.post(f"/secretariat/people/{person_id(world, email)}/verify",
+                     data={"csrf": token})  # fmt: skip
+    world.smtp.wait_for("lee@sgp.example", "is verified")
+    status = world.read(lambda c: sections.section_status(c, "SGP"))
+    assert status is sections.SectionStatus.VERIFIED
+    # The Party's own account is verified with its section; the entity's waits for Sam.
+    assert (allowed(accounts[0]), allowed(accounts[1])) == (False, True)
+    token = csrf(officer.get("/secretariat").text)
+    officer.post(f"/secretariat/people/{person_id(world, 'sam@acme.example')}/verify",
+                 data={"csrf": token})  # fmt: skip
+    world.smtp.wait_for("sam@acme.example", f"Account {accounts[0]} is verified")
+    assert allowed(accounts[0])
+
+
+def test_an_additional_user_asks_for_access_and_an_administrator_gives_it(world: World) -> None:
+    request_id, admin, _ = opened_section(world)
+    visitor = world.client()
+    fields = {"name": "Ong Bee", "email": "ong@sgp.example", "party": "SGP"}
+    reply = visitor.post("/access", data={"csrf": csrf(visitor.get("/access").text), **fields})
+    assert reply.status_code == 200, reply.text
+    asked = re.search(r"(ACC-\d{4})", reply.text)
+    assert asked
+    world.smtp.wait_for("ong@sgp.example", "received")
+    assert "Ong Bee" in world.smtp.wait_for("lee@sgp.example", "requests access").subject
+    again = visitor.post("/access", data={"csrf": csrf(visitor.get("/access").text), **fields})
+    assert again.status_code == 400
+    nowhere = visitor.post("/access", data={"csrf": csrf(visitor.get("/access").text),
+                                            **fields, "party": "FRA"})  # fmt: skip
+    assert nowhere.status_code == 400
+    assert "no open section" in nowhere.text
+    home = admin.get("/")
+    assert asked.group(1) in home.text
+    admin.post(f"/access/{asked.group(1)}/decision",
+               data={"csrf": csrf(home.text), "decision": "approve"})  # fmt: skip
+    assert "Sign in" in world.smtp.wait_for("ong@sgp.example", "approved").body
+    user = sign_in(world, "ong@sgp.example")
+    assert user.get(f"/requests/{request_id}").status_code == 200
+    assert user.post(f"/access/{asked.group(1)}/decision",
+                     data={"csrf": csrf(user.get("/").text), "decision": "reject"}
+                     ).status_code == 400  # fmt: skip
