@@ -283,13 +283,30 @@ async def _secretariat_step(request: Request, step: Callable[[Connection, Who], 
     person = await me(request)
     if person is None:
         return to_sign_in(request)
-    await posted(request, max_fields=5)
+    await posted(request, max_fields=16)
     try:
         done = await portal_of(request).run(lambda c: step(c, person))
     except Refused as error:
         return refused(request, "message.html", error)
     warning = await mailed(request, done)
     return page(request, "message.html", message=said(done), warning=warning)
+
+
+async def paper_request(request: Request) -> Response:
+    form = await request.form(max_fields=16)
+    paper = procedure.PaperForm(
+        str(form.get("party", "")),
+        (str(form.get("submitter_name", "")), str(form.get("submitter_email", ""))),
+        store.FocalPointKind(str(form.get("kind") or "national")),
+        [(str(form.get(f"name{i}", "")), str(form.get(f"email{i}", ""))) for i in range(3)],
+    )  # fmt: skip
+    portal = portal_of(request)
+    return await _secretariat_step(
+        request, lambda c, by: procedure.enter_paper_request(
+            c, portal.mailer, by, paper, portal.settings.public_url),
+        lambda done: f"Paper request entered as {done.result}; the submitter was sent the "
+        "confirmation with its Request ID.",
+    )  # fmt: skip
 
 
 async def verify_person(request: Request) -> Response:
@@ -548,6 +565,7 @@ def build_app(portal: Portal) -> Starlette:
         Route("/secretariat/requests/{request_id}/decision", decide, methods=["POST"]),
         Route("/secretariat/requests/{request_id}/open", open_section, methods=["POST"]),
         Route("/secretariat/people/{person_id:int}/verify", verify_person, methods=["POST"]),
+        Route("/secretariat/paper", paper_request, methods=["POST"]),
         Route("/secretariat/accounts/{request_id}/decision", decide_account, methods=["POST"]),
         Route("/accounts/new", new_account, methods=["GET", "POST"]),
         Route("/access", access, methods=["GET", "POST"]),

@@ -17,6 +17,8 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, select
 
+from article6.codes import Refusal
+from article6.identifiers import check_party_code
 from article6.model import AccountType
 from article6.node import store as node_store
 from international_registry import sections
@@ -152,6 +154,52 @@ def submit_request(
         "acknowledgement", [email for _, email in named], request_id=request_id,
         party=point.party, focal_point=point, administrators=named, portal_url=portal_url,
     )  # fmt: skip
+    return Done([mail], request_id)
+
+
+@dataclass(frozen=True)
+class PaperForm:
+    """A Party Section Opening Request on paper (Word or PDF), signed by the focal point and
+    e-mailed to the secretariat, which enters it."""
+
+    party: str
+    submitter: tuple[str, str]  # the focal point's name and e-mail address
+    kind: store.FocalPointKind
+    administrators: list[tuple[str, str]]
+
+
+def enter_paper_request(
+    connection: Connection, mailer: Mailer, by: Who, form: PaperForm, portal_url: str
+) -> Done:
+    """The secretariat enters a paper form; the confirmation with the Request ID goes to the
+    submitter."""
+    if not by.secretariat:
+        raise Forbidden("only the secretariat enters paper forms")
+    party = form.party.strip().upper()
+    submitter = (form.submitter[0].strip(), store.normal_email(form.submitter[1]))
+    _check_people([submitter])
+    named = [(name.strip(), store.normal_email(email)) for name, email in form.administrators
+             if name.strip() or email.strip()]  # fmt: skip
+    _check_people(named)
+    try:
+        check_party_code(party)
+    except Refusal as refusal:
+        raise Refused(f"{party or 'the Party'} is not an ISO 3166-1 alpha-3 code") from refusal
+    if sections.section_status(connection, party) is not None:
+        raise Refused(f"the section of {party} is already open")
+    kinds = catalogue().kinds
+    request_id = sections.submit_request(
+        connection, party, f"{submitter[0]} <{submitter[1]}> (paper form)",
+        sections.FocalPoint(form.kind.value), [name for name, _ in named],
+        [kinds[key] for key in sorted(catalogue().required)],
+    )  # fmt: skip
+    store.add_people(connection, request_id, party, ADMINISTRATOR, named)
+    store.record(connection, by.email, "request.entered", request_id, party=party,
+                 submitter=submitter[1])  # fmt: skip
+    point = store.FocalPointEntry(submitter[1], party, submitter[0], form.kind)
+    mail = mailer.render("paper_confirmation", [submitter[1]], request_id=request_id,
+                         party=party, focal_point=point, administrators=named,
+                         portal_url=portal_url)  # fmt: skip
     return Done([mail], request_id)
 
 

@@ -401,3 +401,25 @@ def test_an_additional_user_asks_for_access_and_an_administrator_gives_it(world:
     assert user.post(f"/access/{asked.group(1)}/decision",
                      data={"csrf": csrf(user.get("/").text), "decision": "reject"}
                      ).status_code == 400  # fmt: skip
+
+
+def test_the_secretariat_enters_a_paper_form_and_the_submitter_is_confirmed(world: World) -> None:
+    officer = sign_in(world, OFFICER)
+    fields = {"party": "BRB", "submitter_name": "Kemar Clarke",
+              "submitter_email": "kemar@brb.example", "kind": "national",
+              "name0": "Dana Best", "email0": "dana@brb.example"}  # fmt: skip
+    token = csrf(officer.get("/secretariat").text)
+    reply = officer.post("/secretariat/paper", data={"csrf": token, **fields})
+    found = re.search(r"entered as (REQ-\d{4})", reply.text)
+    assert found, reply.text
+    confirmation = world.smtp.wait_for("kemar@brb.example", found.group(1))
+    assert "paper form" in confirmation.subject
+    assert [m.to for m in world.smtp.messages() if found.group(1) in m.subject] == [
+        "kemar@brb.example"
+    ]
+    bad = officer.post("/secretariat/paper", data={
+        "csrf": csrf(officer.get("/secretariat").text), **fields, "party": "B1"})  # fmt: skip
+    assert bad.status_code == 400
+    focal = sign_in(world, FOCAL)
+    assert focal.post("/secretariat/paper", data={"csrf": csrf(focal.get("/").text),
+                                                  **fields}).status_code == 403  # fmt: skip
