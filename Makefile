@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PROTOS := $(wildcard protos/article6/v1/*.proto)
 GENERATED := article6/v1/.generated
 
-.PHONY: all install protos lint test demo docs bench campaign multihub fuzz clean
+.PHONY: all install protos lint test demo docs bench campaign multihub fuzz clean portal-screenshots
 
 all: test
 
@@ -47,6 +47,10 @@ docs: install
 
 demo: install
 	$(PY) -m demo
+
+# Screenshots of the portal for docs/PORTAL.md, taken by its browser test (needs chromium).
+portal-screenshots: install
+	A6_SCREENSHOTS=docs/portal $(BIN)/pytest -q tests/e2e/test_portal_browser.py
 
 # Benchmarks print a table and write bench/RESULTS.md (machine, command, figures).
 bench: install
