@@ -155,8 +155,45 @@ def run_portal_scenario(network: Network, smtp: LocalSmtp) -> str:
     letter.write_bytes(admin.download(f"/requests/{request_id}/letter.pdf"))
     size = letter.stat().st_size
     print(f"  The letter, as the administrator downloads it: {letter} ({size:,} bytes)")
+    run_accounts_and_verification(network, smtp, admin, officer, request_id)
     stranger = Browser(url)
     refused = stranger.post("/sign-in", {"csrf": stranger.get("/sign-in").csrf(),
                                          "email": "someone@elsewhere.example"})  # fmt: skip
     print(f"  An address the portal does not know cannot sign in ({refused.status}).")
     return request_id
+
+
+def run_accounts_and_verification(
+    network: Network, smtp: LocalSmtp, admin: Browser, officer: Browser, request_id: str
+) -> None:
+    """An account for an authorized entity, then identity verification: the section, then
+    the account, lose their provisional status."""
+    form = admin.get("/accounts/new")
+    page = admin.post("/accounts/new", {
+        "csrf": form.csrf(), "account_type": "holding", "ars": "no",
+        "holder": "Nairobi Clean Cookstoves Ltd", "representative_name": "Halima Yusuf",
+        "representative_email": "halima@cookstoves.example",
+    })  # fmt: skip
+    asked = re.search(r"(ACR-\d{4})", page.text)
+    assert asked, page.text
+    queue = officer.get("/secretariat")
+    page = officer.post(f"/secretariat/accounts/{asked.group(1)}/decision",
+                        {"csrf": queue.csrf(), "decision": "approve"})  # fmt: skip
+    account = re.search(r"Account (\S+) opened", page.text)
+    assert account, page.text
+    print(f"- {ADMINISTRATORS[0][0]} requests an account for an entity Kenya authorized "
+          f"({asked.group(1)}); the secretariat opens it, {account.group(1)}, provisional "
+          "until its representative is verified:")  # fmt: skip
+    show(smtp.wait_for("halima@cookstoves.example", "approved"))
+    for name, _ in (*ADMINISTRATORS, ("Halima Yusuf", "halima@cookstoves.example")):
+        queue = officer.get("/secretariat")
+        person = re.search(rf'action="(/secretariat/people/\d+/verify)"[^<]*<input[^>]*>\s*'
+                           rf"<span>{re.escape(name)}", queue.text)  # fmt: skip
+        assert person, queue.text
+        officer.post(person.group(1), {"csrf": queue.csrf()})
+    print("- The secretariat verifies each person's identity: the section, then the account, "
+          "are no longer provisional:")  # fmt: skip
+    show(smtp.wait_for(ADMINISTRATORS[0][1], "is verified"))
+    show(smtp.wait_for("halima@cookstoves.example", f"Account {account.group(1)} is verified"))
+    status = admin.get(f"/requests/{request_id}")
+    assert "verified" in status.text, status.text

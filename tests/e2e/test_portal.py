@@ -32,4 +32,4 @@ def test_the_portal_walks_the_opening_procedure_in_the_registry_process(tmp_path
         assert len(stored) == 3  # two supporting documents, and the letter
         letter = tmp_path / f"KEN-{request_id}-Letter-of-Acknowledgement.pdf"
         assert letter.read_bytes().startswith(b"%PDF-")
-        assert "provisional" in page.text
+        assert ">verified<" in page.text  # the section, once every identity is verified
