@@ -34,3 +34,10 @@ def hub_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator
     """The hub's database, once on SQLite and once on a fresh PostgreSQL database."""
     with database_url(request.param, tmp_path) as url:
         yield url
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def registry_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A registry's database, once on SQLite and once on a fresh PostgreSQL database."""
+    with database_url(request.param, tmp_path) as url:
+        yield url

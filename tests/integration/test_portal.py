@@ -1,5 +1,6 @@
 """The Party-section portal over HTTP (Starlette's test client against the real app), its
-e-mails through a real SMTP server (aiosmtpd) read back as received, on a SQLite database:
+e-mails through a real SMTP server (aiosmtpd) read back as received, on SQLite and on
+PostgreSQL:
 the opening procedure from the electronic form to the uploaded documents, and each refusal
 changing nothing."""
 
@@ -49,9 +50,10 @@ class World:
 
 
 @pytest.fixture
-def world(tmp_path: Path) -> Iterator[World]:
-    engine = node_store.open_database(f"sqlite:///{tmp_path / 'ir.db'}", sections.metadata,
-                                      store.metadata)  # fmt: skip
+def world(tmp_path: Path, registry_database_url: str) -> Iterator[World]:
+    """The portal on the registry's database (SQLite, and PostgreSQL), mailing a real local
+    SMTP server."""
+    engine = node_store.open_database(registry_database_url, sections.metadata, store.metadata)
     with engine.begin() as connection:
         store.put_focal_point(connection, store.FocalPointEntry(
             FOCAL, "SGP", "Tan Wei", store.FocalPointKind.NATIONAL))  # fmt: skip
