@@ -12,14 +12,13 @@ from article6.process import StartupError, listen
 from article6.service import server_options
 from article6.tls import server_credentials
 from article6.v1 import international_registry_pb2_grpc as ir_grpc
-from international_registry import sections
 from international_registry.admin import SecretariatService
-from international_registry.portal import store as portal_store
 from international_registry.portal.server import start_portal
 from international_registry.portal.settings import PortalConfigError, portal_settings
 from international_registry.rules import from_config
+from international_registry.schema import migrate
 
-TABLES = (sections.metadata, portal_store.metadata)
+TABLES = (migrate,)  # the registry's own tables, by their migrations
 
 
 async def serve(config: RegistryConfig) -> None:

@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, MetaData
+from sqlalchemy import Connection
 
 from article6.blocks import Block, serial_range
 from article6.codes import Code, Refusal
@@ -89,7 +89,7 @@ class RegistryKind:
 
     prog: str
     rules: Callable[[RegistryConfig], Rules]
-    tables: Sequence[MetaData]
+    tables: Sequence[store.Schema]
     add_commands: Callable[[Callable[..., argparse.ArgumentParser]], None]
     # How to serve, when a registry serves more than the shared node (an admin port...).
     serve: Callable[[RegistryConfig], Coroutine[Any, Any, None]] | None = None

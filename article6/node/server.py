@@ -14,7 +14,6 @@ from grpc_health.v1 import _async as health_aio  # what `health.aio` re-exports
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import CollectorRegistry
-from sqlalchemy import MetaData
 
 from article6.keys import SigningKey, read_key_file
 from article6.metrics import serve_metrics
@@ -23,7 +22,7 @@ from article6.node.engine import RegistryEngine, Rules
 from article6.node.metrics import RegistryMetrics
 from article6.node.sender import Sender
 from article6.node.service import RegistryService, Writer
-from article6.node.store import open_database
+from article6.node.store import Schema, open_database
 from article6.process import DatabaseLock, listen, lock_database, raise_fd_limit
 from article6.service import client_options, server_options
 from article6.tls import TlsMaterial, secure_channel, server_credentials
@@ -43,9 +42,7 @@ class RegistryNode:
     ``tables`` are the registry's own tables beside the shared books (its accounts...).
     """
 
-    def __init__(
-        self, config: RegistryConfig, rules: Rules, tables: Sequence[MetaData] = ()
-    ) -> None:
+    def __init__(self, config: RegistryConfig, rules: Rules, tables: Sequence[Schema] = ()) -> None:
         self.config = config
         self.registry = build_engine(config, rules)
         self.key = self.registry.key
@@ -119,7 +116,7 @@ async def until_signalled() -> None:
     await stop.wait()
 
 
-async def serve(config: RegistryConfig, rules: Rules, tables: Sequence[MetaData] = ()) -> None:
+async def serve(config: RegistryConfig, rules: Rules, tables: Sequence[Schema] = ()) -> None:
     node = RegistryNode(config, rules, tables)
     await node.start()
     await until_signalled()

@@ -9,7 +9,7 @@ first use; a registry built on this one would manage it with migrations like the
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache, partial
@@ -103,11 +103,19 @@ counters = Table(
 )
 
 
-def open_database(url: str, *extra: MetaData) -> Engine:
+Schema = MetaData | Callable[[Engine], None]
+"""A registry's own tables: created if missing (MetaData), or brought up to date by its
+migrations (a function of the engine)."""
+
+
+def open_database(url: str, *extra: Schema) -> Engine:
     """The engine, with the schema (these tables and a registry's ``extra`` ones) created if
-    missing; the server and the command line share it."""
+    missing or migrated; the server and the command line share it."""
     engine = make_engine(url)
     for tables in (metadata, *extra):
+        if not isinstance(tables, MetaData):
+            tables(engine)
+            continue
         tables.create_all(engine)
         for table in tables.tables.values():  # indexes added since a table was created
             for index in table.indexes:

@@ -17,10 +17,12 @@ from pathlib import Path
 
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support.wait import WebDriverWait
 
 from demo.mailbox import LocalSmtp, link_in, passcode_in
 from demo.network import INTERNATIONAL, SECRETARIAT, Network
@@ -85,6 +87,17 @@ class Walk:
             self.shots.mkdir(parents=True, exist_ok=True)
             self.driver.save_screenshot(str(self.shots / f"{name}.png"))
 
+    def wait_for_text(self, text: str) -> None:
+        """The next page has loaded, showing ``text`` (a click submits, then navigates)."""
+
+        def shown(driver: WebDriver) -> bool:
+            try:
+                return text in driver.find_element(By.TAG_NAME, "main").text
+            except StaleElementReferenceException:  # the page changed while it was read
+                return False
+
+        WebDriverWait(self.driver, 10).until(shown)
+
     def check_form_page(self) -> None:
         """A label for every field, one h1, the page's language."""
         driver = self.driver
@@ -124,6 +137,7 @@ def test_a_focal_point_an_administrator_and_the_secretariat_in_chromium(
         walk = Walk(chromium, network.portal_url, smtp)
         walk.sign_in(FOCAL[1], shot="1-focal-point")
         chromium.find_element(By.LINK_TEXT, "Submit a Party Section Opening Request").click()
+        chromium.find_element(By.ID, "name0")  # waits for the form
         walk.check_form_page()
         chromium.find_element(By.ID, "name0").send_keys(ADMIN[0])
         chromium.find_element(By.ID, "email0").send_keys(ADMIN[1])
@@ -142,11 +156,12 @@ def test_a_focal_point_an_administrator_and_the_secretariat_in_chromium(
             By.XPATH,
             f"//form[contains(@action, '{request_id}/decision')]//button[@value='validate']",
         ).click()
-        assert "validated" in chromium.find_element(By.TAG_NAME, "main").text
+        walk.wait_for_text("each administrator was sent a private upload link")
 
         chromium.delete_all_cookies()
         chromium.get(link_in(smtp.wait_for(ADMIN[1], "validated")))
         walk.enter_passcode(ADMIN[1], shot="5-administrator")
+        chromium.find_element(By.ID, "file")  # waits for the upload page
         assert chromium.current_url.endswith(f"/requests/{request_id}/documents")
         walk.check_form_page()
         nomination = tmp_path / "nomination.pdf"
@@ -154,7 +169,8 @@ def test_a_focal_point_an_administrator_and_the_secretariat_in_chromium(
         chromium.find_element(By.ID, "file").send_keys(str(nomination))
         walk.shot("6-upload")
         chromium.find_element(By.XPATH, "//button[text()='Upload']").click()
-        assert "nomination.pdf" in chromium.find_element(By.TAG_NAME, "main").text
+        walk.wait_for_text("nomination.pdf")
+        assert chromium.current_url.endswith(f"/requests/{request_id}")
         walk.shot("7-request-with-documents")
 
         # Keyboard: from the e-mail field, Tab reaches the button, and a visible focus ring.

@@ -26,6 +26,7 @@ from international_registry.portal import store
 from international_registry.portal.app import Portal, PortalSettings, build_app
 from international_registry.portal.mail import SmtpSettings
 from international_registry.rules import SectionRules
+from international_registry.schema import migrate
 
 T = TypeVar("T")
 OFFICER = "officer@unfccc.example"
@@ -53,7 +54,7 @@ class World:
 def world(tmp_path: Path, registry_database_url: str) -> Iterator[World]:
     """The portal on the registry's database (SQLite, and PostgreSQL), mailing a real local
     SMTP server."""
-    engine = node_store.open_database(registry_database_url, sections.metadata, store.metadata)
+    engine = node_store.open_database(registry_database_url, migrate)
     with engine.begin() as connection:
         store.put_focal_point(connection, store.FocalPointEntry(
             FOCAL, "SGP", "Tan Wei", store.FocalPointKind.NATIONAL))  # fmt: skip
