@@ -20,6 +20,9 @@ transfer, use, cancel, holdings, transactions, wait, serve):
         --name "NAME" [--kind national|additional]              # the portal's directory
     article6-ir focal-points --config ir.toml [--party SGP]
     article6-ir remove-focal-point --config ir.toml nfp@example.org
+    article6-ir verify-identity --config ir.toml otieno@ken.example [--party KEN]
+    article6-ir account-requests --config ir.toml
+    article6-ir decide-account --config ir.toml ACR-0001 --approve | --reject --reason "..."
 
 The config file's ``[international]`` table sets what a provisional section may do,
 ``provisional_may = ["acquire", "issue"]`` (the default; the other actions are "transfer",
@@ -30,6 +33,8 @@ listens: ``admin_listen = "127.0.0.1:7021"``, ``admin_identities = ["OPERATOR"]`
 from __future__ import annotations
 
 import argparse
+import asyncio
+import getpass
 import sys
 from collections.abc import Callable
 
@@ -42,7 +47,11 @@ from article6.node.aef import add_aef_arguments, print_aef
 from article6.node.config import RegistryConfig
 from article6.node.engine import RegistryEngine
 from international_registry import aef, sections
+from international_registry.portal import procedure
 from international_registry.portal import store as portal_store
+from international_registry.portal.app import templates
+from international_registry.portal.mail import Mailer
+from international_registry.portal.settings import portal_settings
 from international_registry.rules import from_config
 from international_registry.server import TABLES, serve
 
@@ -134,6 +143,70 @@ def _focal_points(args: argparse.Namespace, config: RegistryConfig) -> int:
     return 0
 
 
+def _portal_step(
+    args: argparse.Namespace, config: RegistryConfig,
+    step: Callable[[Connection, Mailer, procedure.Who], procedure.Done],
+) -> procedure.Done | None:  # fmt: skip
+    """A secretariat step of the portal from the command line: the same rules, audit trail
+    and e-mails (through the config's ``[portal]`` SMTP server) as on its pages."""
+    raw = config.document.get("portal")
+    if raw is None:
+        print("this registry's config has no [portal] table", file=sys.stderr)
+        return None
+    settings = portal_settings(raw, config.base, config.registry_id)
+    mailer = Mailer(settings.smtp, templates())
+    officer = procedure.Who(f"{getpass.getuser()} (article6-ir)", secretariat=True)
+    try:
+        done: procedure.Done = cli.run_in_books(args, config, lambda r, c: step(c, mailer, officer))
+    except procedure.Refused as error:
+        print(f"refused: {error}", file=sys.stderr)
+        return None
+    for mail in done.mails:
+        asyncio.run(mailer.send(mail))
+    return done
+
+
+def _verify_identity(args: argparse.Namespace, config: RegistryConfig) -> int:
+    def step(c: Connection, mailer: Mailer, officer: procedure.Who) -> procedure.Done:
+        party = args.party or ""
+        found = [p for p in portal_store.roles_of(c, args.email)
+                 if not p.identity_verified and p.party == (party or p.party)]  # fmt: skip
+        if not found:
+            raise procedure.Refused(f"no one to verify at {args.email}")
+        done = procedure.Done()
+        for person in found:
+            done.mails += procedure.verify_identity(c, mailer, officer, person.id).mails
+        return done
+
+    done = _portal_step(args, config, step)
+    if done is None:
+        return 1
+    print("\n".join(mail.subject for mail in done.mails))
+    return 0
+
+
+def _account_requests(args: argparse.Namespace, config: RegistryConfig) -> int:
+    rows = cli.run_in_books(args, config, lambda r, c: c.execute(
+        portal_store.account_requests.select().order_by(
+            portal_store.account_requests.c.requested_at)).all())  # fmt: skip
+    for row in rows:
+        ars = " (ARS)" if row.ars else ""
+        print(f"{row.request_id}  {row.party}  {row.status:<9}  {row.account_type}{ars}  "
+              f"{row.holder or row.party}  {row.account_id}")  # fmt: skip
+    return 0
+
+
+def _decide_account(args: argparse.Namespace, config: RegistryConfig) -> int:
+    done = _portal_step(args, config, lambda c, mailer, officer: procedure.decide_account(
+        c, mailer, officer, args.request_id, args.approve, args.reason or "",
+        config.registry_id))  # fmt: skip
+    if done is None:
+        return 1
+    print(f"{args.request_id}: account {done.result} opened" if args.approve
+          else f"{args.request_id}: rejected")  # fmt: skip
+    return 0
+
+
 def _remove_focal_point(args: argparse.Namespace, config: RegistryConfig) -> int:
     if not cli.run_in_books(
         args, config, lambda r, c: portal_store.remove_focal_point(c, args.email)
@@ -176,6 +249,16 @@ def add_commands(command: Callable[..., argparse.ArgumentParser]) -> None:
                        default="national")  # fmt: skip
     command("focal-points", _focal_points, "the focal-point directory").add_argument("--party")
     command("remove-focal-point", _remove_focal_point, "remove a focal point").add_argument("email")
+    verify = command("verify-identity", _verify_identity, "record a person's identity verified")
+    verify.add_argument("email")
+    verify.add_argument("--party", help="only their role for this Party")
+    command("account-requests", _account_requests, "the portal's account requests")
+    decide = command("decide-account", _decide_account, "approve or reject an account request")
+    decide.add_argument("request_id")
+    choice = decide.add_mutually_exclusive_group(required=True)
+    choice.add_argument("--approve", action="store_true")
+    choice.add_argument("--reject", dest="approve", action="store_false")
+    decide.add_argument("--reason", help="required with --reject")
     export = command("aef", _aef, "AEF prefill: a Party's workbook, or one of its tables")
     export.add_argument("--party", required=True)
     add_aef_arguments(export)

@@ -68,6 +68,13 @@ class PortalSettings:
     registry_id: str = "UNIR"  # the international registry's: its accounts' ids start with it
 
 
+def templates() -> jinja2.Environment:
+    """The pages' and the e-mails' templates (HTML escaped, text as written)."""
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=jinja2.select_autoescape()
+    )
+
+
 class Portal:
     """What every page shares: the settings, the database (``run`` applies one transaction
     on the registry's writer), the mailer and the templates."""
@@ -75,11 +82,8 @@ class Portal:
     def __init__(self, settings: PortalSettings, run: Run[Any]) -> None:
         self.settings = settings
         self.run = run
-        environment = jinja2.Environment(
-            loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=jinja2.select_autoescape()
-        )
-        self.templates = Jinja2Templates(env=environment)
-        self.mailer = Mailer(settings.smtp, environment)
+        self.templates = Jinja2Templates(env=templates())
+        self.mailer = Mailer(settings.smtp, templates())
 
     async def send(self, done: Done) -> None:
         for mail in done.mails:

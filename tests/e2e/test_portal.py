@@ -4,6 +4,7 @@ real HTTP by the demo's people, its e-mails through a real local SMTP server."""
 from __future__ import annotations
 
 import urllib.request
+from functools import partial
 from pathlib import Path
 
 from demo.mailbox import LocalSmtp
@@ -30,6 +31,23 @@ def test_the_portal_walks_the_opening_procedure_in_the_registry_process(tmp_path
         assert "samesite=strict" in cookie
         stored = list((tmp_path / "portal-documents" / "KEN" / request_id).iterdir())
         assert len(stored) == 3  # two supporting documents, and the letter
+        # The secretariat's steps from the command line: the same rules and e-mails.
+        form = admin.get("/accounts/new")
+        admin.post("/accounts/new", {
+            "csrf": form.csrf(), "account_type": "holding", "holder": "Rift Geothermal Ltd",
+            "representative_name": "Juma Ali", "representative_email": "juma@rift.example",
+        })  # fmt: skip
+        ir = partial(network.registry_cli, INTERNATIONAL)
+        assert "ACR-0002  KEN  requested" in ir("account-requests")
+        opened = ir("decide-account", "ACR-0002", "--approve")
+        assert opened.startswith("ACR-0002: account UNIR-")
+        assert "Account request ACR-0002 approved" in smtp.wait_for("juma@rift.example",
+                                                                    "ACR-0002").subject  # fmt: skip
+        said = ir("verify-identity", "juma@rift.example")
+        assert "is verified" in said
+        refused = network.registry_cli(INTERNATIONAL, "verify-identity", "juma@rift.example",
+                                       check=False)  # fmt: skip
+        assert refused == ""
         letter = tmp_path / f"KEN-{request_id}-Letter-of-Acknowledgement.pdf"
         assert letter.read_bytes().startswith(b"%PDF-")
         assert ">verified<" in page.text  # the section, once every identity is verified

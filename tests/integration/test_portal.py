@@ -10,6 +10,7 @@ import asyncio
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -426,3 +427,21 @@ def test_the_secretariat_enters_a_paper_form_and_the_submitter_is_confirmed(worl
     focal = sign_in(world, FOCAL)
     assert focal.post("/secretariat/paper", data={"csrf": csrf(focal.get("/").text),
                                                   **fields}).status_code == 403  # fmt: skip
+
+
+def test_an_expired_passcode_or_upload_link_is_refused(world: World) -> None:
+    validated_request(world)
+    link = link_in(world.smtp.wait_for("lee@sgp.example", "validated"))
+    past = store.now() - timedelta(seconds=1)
+    world.read(lambda c: c.execute(store.upload_links.update().values(expires_at=past)))
+    expired = world.client().get(link.removeprefix("http://portal.test"))
+    assert expired.status_code == 410
+    assert "has expired" in expired.text
+    client = world.client()
+    reply = client.post("/sign-in", data={"csrf": csrf(client.get("/sign-in").text),
+                                          "email": "nur@sgp.example"})  # fmt: skip
+    code = passcode_in(world.smtp.wait_for("nur@sgp.example", "passcode"))
+    world.read(lambda c: c.execute(store.passcodes.update().values(expires_at=past)))
+    reply = client.post("/sign-in/passcode", data={"csrf": csrf(reply.text), "code": code})
+    assert reply.status_code == 400
+    assert "expired" in reply.text
