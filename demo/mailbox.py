@@ -62,7 +62,9 @@ class LocalSmtp:
 def _received(message: Message) -> Received:
     payload = message.get_payload(decode=True)
     body = payload.decode() if isinstance(payload, bytes) else str(message.get_payload())
-    return Received(str(message["To"]), str(message["Subject"]), body)
+    # Long headers arrive folded over lines (RFC 5322): read them as one line, as mail programs do.
+    to, subject = (re.sub(r"\s*\n\s*", " ", str(message[key])) for key in ("To", "Subject"))
+    return Received(to, subject, body)
 
 
 def passcode_in(message: Received) -> str:
