@@ -134,6 +134,20 @@ def to_sign_in(request: Request) -> Response:
     return RedirectResponse("/sign-in", status_code=303)
 
 
+def signed_in(
+    handler: Callable[[Request, Who], Awaitable[Response]],
+) -> Callable[[Request], Awaitable[Response]]:
+    """A page for signed-in people only: anyone else is sent to sign in, and back after."""
+
+    async def for_person(request: Request) -> Response:
+        person = await me(request)
+        if person is None:
+            return to_sign_in(request)
+        return await handler(request, person)
+
+    return for_person
+
+
 def refused(request: Request, template: str, error: Refused, **context: Any) -> Response:
     status = 403 if isinstance(error, Forbidden) else 400
     return page(request, template, status, error=str(error), **context)
@@ -213,10 +227,8 @@ async def sign_out(request: Request) -> Response:
     return RedirectResponse("/", status_code=303)
 
 
-async def new_request(request: Request) -> Response:
-    person = await me(request)
-    if person is None:
-        return to_sign_in(request)
+@signed_in
+async def new_request(request: Request, person: Who) -> Response:
     if request.method == "GET":
         if person.focal_point is None:
             return refused(request, "message.html", Forbidden(
@@ -237,10 +249,8 @@ async def new_request(request: Request) -> Response:
                 administrators=[email for _, email in named if email])  # fmt: skip
 
 
-async def show_request(request: Request) -> Response:
-    person = await me(request)
-    if person is None:
-        return to_sign_in(request)
+@signed_in
+async def show_request(request: Request, person: Who) -> Response:
     request_id = request.path_params["request_id"]
     found = await portal_of(request).run(lambda c: _request_page(c, person, request_id))
     if found is None:
@@ -265,10 +275,8 @@ def _request_page(connection: Connection, person: Who, request_id: str) -> dict[
             "section": sections.section_status(connection, listed[0].party)}  # fmt: skip
 
 
-async def secretariat(request: Request) -> Response:
-    person = await me(request)
-    if person is None:
-        return to_sign_in(request)
+@signed_in
+async def secretariat(request: Request, person: Who) -> Response:
     if not person.secretariat:
         return refused(request, "message.html", Forbidden("this page is the secretariat's"))
     return page(request, "secretariat.html", **await portal_of(request).run(_queue))
@@ -335,10 +343,8 @@ async def decide_account(request: Request) -> Response:
     )  # fmt: skip
 
 
-async def new_account(request: Request) -> Response:
-    person = await me(request)
-    if person is None:
-        return to_sign_in(request)
+@signed_in
+async def new_account(request: Request, person: Who) -> Response:
     if request.method == "GET":
         return page(request, "account_new.html", kinds=sorted(procedure.ACCOUNT_KINDS))
     form = await posted(request, max_fields=10)
@@ -375,10 +381,8 @@ async def access(request: Request) -> Response:
         f"Access request {done.result} sent to the section's administrators."))  # fmt: skip
 
 
-async def decide_access(request: Request) -> Response:
-    person = await me(request)
-    if person is None:
-        return to_sign_in(request)
+@signed_in
+async def decide_access(request: Request, person: Who) -> Response:
     form = await posted(request, max_fields=3)
     request_id, approve = request.path_params["request_id"], form.get("decision") == "approve"
     portal = portal_of(request)
@@ -392,10 +396,8 @@ async def decide_access(request: Request) -> Response:
     return page(request, "message.html", message=f"{request_id} {said}.", warning=warning)
 
 
-async def decide(request: Request) -> Response:
-    person = await me(request)
-    if person is None:
-        return to_sign_in(request)
+@signed_in
+async def decide(request: Request, person: Who) -> Response:
     form = await posted(request, max_fields=5)
     request_id = request.path_params["request_id"]
     valid, reason = form.get("decision") == "validate", str(form.get("reason", ""))
@@ -414,10 +416,8 @@ async def decide(request: Request) -> Response:
     return page(request, "message.html", message=f"{request_id} {said}.", warning=warning)
 
 
-async def open_section(request: Request) -> Response:
-    person = await me(request)
-    if person is None:
-        return to_sign_in(request)
+@signed_in
+async def open_section(request: Request, person: Who) -> Response:
     await posted(request, max_fields=2)
     request_id = request.path_params["request_id"]
     portal = portal_of(request)
@@ -434,10 +434,8 @@ async def open_section(request: Request) -> Response:
         "was issued and the administrators and focal points told."), warning=warning)  # fmt: skip
 
 
-async def letter(request: Request) -> Response:
-    person = await me(request)
-    if person is None:
-        return to_sign_in(request)
+@signed_in
+async def letter(request: Request, person: Who) -> Response:
     request_id = request.path_params["request_id"]
     found = await portal_of(request).run(lambda c: _letter_path(c, person, request_id))
     if found is None:
@@ -473,10 +471,8 @@ async def upload_link(request: Request) -> Response:
     return page(request, "passcode.html", email=email, warning=warning)
 
 
-async def documents(request: Request) -> Response:
-    person = await me(request)
-    if person is None:
-        return to_sign_in(request)
+@signed_in
+async def documents(request: Request, person: Who) -> Response:
     request_id = request.path_params["request_id"]
     if not (person.administers(request_id) or person.secretariat):
         return refused(request, "message.html", Forbidden(
