@@ -128,7 +128,8 @@ def run_portal_scenario(network: Network, smtp: LocalSmtp) -> str:
     mail = smtp.wait_for(ADMINISTRATORS[0][1], "validated")
     show(mail)
     admin = Browser(url)
-    page = admin.get(link_in(mail).removeprefix(url))
+    link = link_in(mail).removeprefix(url)
+    page = admin.post(link, {"csrf": admin.get(link).csrf()})
     code = passcode_in(smtp.wait_for(ADMINISTRATORS[0][1], "passcode"))
     page = admin.post("/sign-in/passcode", {"csrf": page.csrf(), "code": code})
     print(f"- {ADMINISTRATORS[0][0]} follows it, confirms the passcode sent to "

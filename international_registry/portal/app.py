@@ -455,13 +455,19 @@ def _letter_path(connection: Connection, person: Who, request_id: str) -> Path |
 
 async def upload_link(request: Request) -> Response:
     """A private link from the validation e-mail: used once, it leads to the passcode that
-    proves its reader holds the administrator's address, then to the upload page."""
+    proves its reader holds the administrator's address, then to the upload page. Opening it
+    changes nothing (mail scanners open links): the button on it uses it up."""
     token = request.path_params["token"]
     portal = portal_of(request)
+    use = request.method == "POST"
+    if use:
+        await posted(request, max_fields=2)
     try:
-        request_id, email = await portal.run(lambda c: procedure.follow_upload_link(c, token))
+        request_id, email = await portal.run(lambda c: procedure.upload_link(c, token, use))
     except Refused as error:
         return page(request, "message.html", 410, error=str(error))
+    if not use:
+        return page(request, "upload_link.html", email=email, request_id=request_id)
     lifetime = timedelta(minutes=portal.settings.passcode_minutes)
     done = await portal.run(lambda c: procedure.ask_passcode(
         c, portal.mailer, email, portal.settings.secretariat, lifetime))  # fmt: skip
@@ -571,7 +577,7 @@ def build_app(portal: Portal) -> Starlette:
         Route("/access", access, methods=["GET", "POST"]),
         Route("/access/{request_id}/decision", decide_access, methods=["POST"]),
         Route("/requests/{request_id}/letter.pdf", letter),
-        Route("/upload/{token}", upload_link),
+        Route("/upload/{token}", upload_link, methods=["GET", "POST"]),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
     middleware = [

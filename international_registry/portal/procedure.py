@@ -262,17 +262,18 @@ def new_upload_link(
     return token
 
 
-def follow_upload_link(connection: Connection, token: str) -> tuple[str, str]:
-    """Use a link once: (request id, the administrator's e-mail), or Refused when it was
-    used already, has expired or never existed."""
+def upload_link(connection: Connection, token: str, use: bool) -> tuple[str, str]:
+    """(request id, the administrator's e-mail) of a link, using it up when ``use``; Refused
+    when it was used already, has expired or never existed."""
     key = store.digest(token)
     row = connection.execute(
         select(store.upload_links).where(store.upload_links.c.digest == key)
     ).first()
-    connection.execute(delete(store.upload_links).where(store.upload_links.c.digest == key))
     if row is None or row.expires_at.replace(tzinfo=store.now().tzinfo) < store.now():
         raise Refused("this link was used already or has expired: sign in with your e-mail "
                       "address, or ask the secretariat for a new link")  # fmt: skip
+    if use:
+        connection.execute(delete(store.upload_links).where(store.upload_links.c.digest == key))
     return row.request_id, row.email
 
 

@@ -160,6 +160,7 @@ def test_a_focal_point_an_administrator_and_the_secretariat_in_chromium(
 
         chromium.delete_all_cookies()
         chromium.get(link_in(smtp.wait_for(ADMIN[1], "validated")))
+        chromium.find_element(By.XPATH, "//button[text()='Send me a passcode']").click()
         walk.enter_passcode(ADMIN[1], shot="5-administrator")
         chromium.find_element(By.ID, "file")  # waits for the upload page
         assert chromium.current_url.endswith(f"/requests/{request_id}/documents")
