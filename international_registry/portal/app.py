@@ -552,6 +552,29 @@ class SecurityHeaders:
         await self.app(scope, receive, with_headers)
 
 
+class BodyLimit:
+    """A request body is refused before it is read when it is larger than the largest
+    upload allows (413), or when its length is not declared (411): browsers declare it, and
+    a body of unknown length could fill the disk the form parser spools to."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] in {"GET", "HEAD"}:
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        status = 411 if declared is None else 413 if int(declared) > self.max_bytes else 0
+        if not status:
+            await self.app(scope, receive, send)
+            return
+        text = b"Length Required" if status == 411 else b"Request Entity Too Large"
+        headers = [(b"content-type", b"text/plain"), (b"connection", b"close")]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": text})
+
+
 async def http_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, HTTPException)
     return page(request, "message.html", error.status_code, error=error.detail)
@@ -580,8 +603,11 @@ def build_app(portal: Portal) -> Starlette:
         Route("/upload/{token}", upload_link, methods=["GET", "POST"]),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
+    # Twice the largest upload: a file a little too large still gets the upload page's answer.
+    largest = 2 * procedure.catalogue().max_bytes
     middleware = [
         Middleware(SecurityHeaders),
+        Middleware(BodyLimit, max_bytes=largest),
         Middleware(
             SessionMiddleware,
             secret_key=settings.secret_key,

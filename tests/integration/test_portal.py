@@ -453,3 +453,14 @@ def test_an_expired_passcode_or_upload_link_is_refused(world: World) -> None:
     reply = client.post("/sign-in/passcode", data={"csrf": csrf(reply.text), "code": code})
     assert reply.status_code == 400
     assert "expired" in reply.text
+
+
+def test_bodies_of_unknown_or_excessive_length_are_refused_unread(world: World) -> None:
+    client = world.client()
+
+    def chunks() -> Iterator[bytes]:
+        yield b"csrf=x&email=a%40b.example"
+
+    assert client.post("/sign-in", content=chunks()).status_code == 411
+    huge = client.post("/sign-in", content=b"x", headers={"content-length": str(2**40)})
+    assert huge.status_code == 413
