@@ -167,18 +167,8 @@ def _portal_step(
 
 
 def _verify_identity(args: argparse.Namespace, config: RegistryConfig) -> int:
-    def step(c: Connection, mailer: Mailer, officer: procedure.Who) -> procedure.Done:
-        party = args.party or ""
-        found = [p for p in portal_store.roles_of(c, args.email)
-                 if not p.identity_verified and p.party == (party or p.party)]  # fmt: skip
-        if not found:
-            raise procedure.Refused(f"no one to verify at {args.email}")
-        done = procedure.Done()
-        for person in found:
-            done.mails += procedure.verify_identity(c, mailer, officer, person.id).mails
-        return done
-
-    done = _portal_step(args, config, step)
+    done = _portal_step(args, config, lambda c, mailer, officer: procedure.verify_identities(
+        c, mailer, officer, args.email, args.party or ""))  # fmt: skip
     if done is None:
         return 1
     print("\n".join(mail.subject for mail in done.mails))
@@ -186,9 +176,7 @@ def _verify_identity(args: argparse.Namespace, config: RegistryConfig) -> int:
 
 
 def _account_requests(args: argparse.Namespace, config: RegistryConfig) -> int:
-    rows = cli.run_in_books(args, config, lambda r, c: c.execute(
-        portal_store.account_requests.select().order_by(
-            portal_store.account_requests.c.requested_at)).all())  # fmt: skip
+    rows = cli.run_in_books(args, config, lambda r, c: portal_store.list_account_requests(c))
     for row in rows:
         ars = " (ARS)" if row.ars else ""
         print(f"{row.request_id}  {row.party}  {row.status:<9}  {row.account_type}{ars}  "

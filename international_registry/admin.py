@@ -8,6 +8,7 @@ the call with FAILED_PRECONDITION; a refused proposal ends it with its numbered 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -19,6 +20,7 @@ from sqlalchemy import Connection
 from article6.aef.workbook import export_problem, exported
 from article6.blocks import Block, serial_range
 from article6.codes import Refusal
+from article6.identifiers import check_party_code
 from article6.model import AccountType, TransactionType
 from article6.node.engine import Proposal, RegistryEngine
 from article6.node.service import Writer
@@ -29,8 +31,12 @@ from article6.v1 import international_registry_pb2_grpc as ir_grpc
 from article6.wire import unit_block, unit_block_message
 from international_registry import aef, sections
 from international_registry.intake import intake
+from international_registry.portal import procedure
+from international_registry.portal import store as portal_store
+from international_registry.portal.mail import Mailer, MailError
 
 Context = grpc.aio.ServicerContext[Any, Any]
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
@@ -54,10 +60,12 @@ class SecretariatService(ir_grpc.InternationalRegistryAdminServiceServicer):
         operators: frozenset[str],
         section_space: Callable[[str], str],
         intake_readers: frozenset[str] = frozenset(),
+        mailer: Mailer | None = None,
     ) -> None:
         self.engine = engine
         self.writer = writer
         self.operators = operators
+        self.mailer = mailer  # the portal's, when the registry serves one
         self.intake_readers = intake_readers  # may call ListIntake only
         self.section_space = section_space  # a Party section's registry id (rules.py)
 
@@ -72,7 +80,7 @@ class SecretariatService(ir_grpc.InternationalRegistryAdminServiceServicer):
             await context.abort(grpc.StatusCode.PERMISSION_DENIED, "not an operator identity")
         try:
             return await self.writer.run(work)
-        except sections.SectionError as error:
+        except (sections.SectionError, procedure.Refused) as error:
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(error))
         except Refusal as refusal:
             await abort(context, refusal)
@@ -183,3 +191,82 @@ class SecretariatService(ir_grpc.InternationalRegistryAdminServiceServicer):
                 registry=here, account_id=block.attributes.holder.account_id,
             )  # fmt: skip
         return response
+
+    # --- the portal's secretariat steps ---------------------------------------------------
+
+    async def PutFocalPoint(
+        self, request: ir_pb2.PutFocalPointRequest, context: Context
+    ) -> ir_pb2.PutFocalPointResponse:
+        point = request.focal_point
+        kinds = {kind.value for kind in portal_store.FocalPointKind}
+        if (point.kind or "national") not in kinds or "@" not in point.email or not point.name:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                "a focal point has a name, an e-mail address, and kind "
+                                "national or additional")  # fmt: skip
+        entry = portal_store.FocalPointEntry(
+            point.email, check_party_code(point.party), point.name,
+            portal_store.FocalPointKind(point.kind or "national"),
+        )  # fmt: skip
+        await self._run(context, lambda c: portal_store.put_focal_point(c, entry))
+        return ir_pb2.PutFocalPointResponse()
+
+    async def ListFocalPoints(
+        self, request: ir_pb2.ListFocalPointsRequest, context: Context
+    ) -> ir_pb2.ListFocalPointsResponse:
+        listed = await self._run(
+            context, lambda c: portal_store.list_focal_points(c, request.party)
+        )
+        return ir_pb2.ListFocalPointsResponse(focal_points=[
+            ir_pb2.FocalPoint(party=e.party, email=e.email, name=e.name, kind=e.kind.value)
+            for e in listed
+        ])  # fmt: skip
+
+    async def _portal_step(
+        self, context: Context, step: Callable[[Connection, Mailer, procedure.Who], procedure.Done]
+    ) -> procedure.Done:
+        """A portal step as the calling operator, its e-mails sent once it has committed."""
+        mailer = self.mailer
+        if mailer is None:
+            await context.abort(
+                grpc.StatusCode.FAILED_PRECONDITION, "this registry serves no portal"
+            )
+        assert mailer is not None
+        officer = procedure.Who(f"{peer_identity(context)} (admin service)", secretariat=True)
+        done = await self._run(context, lambda c: step(c, mailer, officer))
+        for mail in done.mails:
+            try:
+                await mailer.send(mail)
+            except MailError as error:
+                log.error("portal e-mail not sent: %s", error)
+        return done
+
+    async def VerifyIdentity(
+        self, request: ir_pb2.VerifyIdentityRequest, context: Context
+    ) -> ir_pb2.VerifyIdentityResponse:
+        email, party = request.email, request.party
+        done = await self._portal_step(context, lambda c, mailer, officer: (
+            procedure.verify_identities(c, mailer, officer, email, party)))  # fmt: skip
+        return ir_pb2.VerifyIdentityResponse(notices=[mail.subject for mail in done.mails])
+
+    async def ListAccountRequests(
+        self, request: ir_pb2.ListAccountRequestsRequest, context: Context
+    ) -> ir_pb2.ListAccountRequestsResponse:
+        rows = await self._run(context, lambda c: portal_store.list_account_requests(
+            c, request.status))  # fmt: skip
+        return ir_pb2.ListAccountRequestsResponse(account_requests=[
+            ir_pb2.AccountRequest(
+                request_id=r.request_id, party=r.party, account_type=r.account_type, ars=r.ars,
+                holder=r.holder, representative_name=r.representative_name,
+                representative_email=r.representative_email, requested_by=r.requested_by,
+                status=r.status, reason=r.reason, account_id=r.account_id,
+            ) for r in rows
+        ])  # fmt: skip
+
+    async def DecideAccountRequest(
+        self, request: ir_pb2.DecideAccountRequestRequest, context: Context
+    ) -> ir_pb2.DecideAccountRequestResponse:
+        here = self.engine.registry_id
+        done = await self._portal_step(context, lambda c, mailer, officer: (
+            procedure.decide_account(c, mailer, officer, request.request_id, request.approve,
+                                     request.reason, here)))  # fmt: skip
+        return ir_pb2.DecideAccountRequestResponse(account_id=str(done.result or ""))

@@ -13,6 +13,8 @@ from article6.service import server_options
 from article6.tls import server_credentials
 from article6.v1 import international_registry_pb2_grpc as ir_grpc
 from international_registry.admin import SecretariatService
+from international_registry.portal.app import templates
+from international_registry.portal.mail import Mailer
 from international_registry.portal.server import start_portal
 from international_registry.portal.settings import PortalConfigError, portal_settings
 from international_registry.rules import from_config
@@ -44,8 +46,9 @@ async def serve(config: RegistryConfig) -> None:
         )
         operators = frozenset(settings.get("admin_identities", ["OPERATOR"]))
         readers = frozenset(settings.get("intake_readers", []))
+        mailer = Mailer(portal.smtp, templates()) if portal is not None else None
         service = SecretariatService(
-            node.registry, node.writer, operators, rules.section_space, readers
+            node.registry, node.writer, operators, rules.section_space, readers, mailer
         )
         ir_grpc.add_InternationalRegistryAdminServiceServicer_to_server(service, admin)
         listen(admin, settings["admin_listen"], server_credentials(node.tls))

@@ -430,6 +430,20 @@ def verify_identity(connection: Connection, mailer: Mailer, by: Who, person_id: 
     return Done(mails)
 
 
+def verify_identities(
+    connection: Connection, mailer: Mailer, by: Who, email: str, party: str = ""
+) -> Done:
+    """Verify every role ``email`` has not yet had verified (for ``party``, or any)."""
+    found = [p for p in store.roles_of(connection, email)
+             if not p.identity_verified and p.party == (party or p.party)]  # fmt: skip
+    if not found:
+        raise Refused(f"no one to verify at {email}")
+    done = Done()
+    for person in found:
+        done.mails += verify_identity(connection, mailer, by, person.id).mails
+    return done
+
+
 def _lift(connection: Connection, mailer: Mailer, by: Who, party: str) -> list[Mail]:
     everyone = store.people_of_party(connection, party)
     administrators = [p for p in everyone if p.role == ADMINISTRATOR]

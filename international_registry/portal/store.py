@@ -323,6 +323,13 @@ def audit_entries(connection: Connection, subject: str = "") -> list[dict[str, A
             for r in connection.execute(query)]  # fmt: skip
 
 
+def list_account_requests(connection: Connection, status: str = "") -> list[Any]:
+    query = select(account_requests).order_by(account_requests.c.requested_at)
+    if status:
+        query = query.where(account_requests.c.status == status)
+    return list(connection.execute(query))
+
+
 def count(connection: Connection, table: Table) -> int:
     return int(connection.execute(select(func.count()).select_from(table)).scalar_one())
 

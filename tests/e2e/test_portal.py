@@ -7,9 +7,14 @@ import urllib.request
 from functools import partial
 from pathlib import Path
 
+import grpc
+import pytest
+
+from article6.v1 import international_registry_pb2 as ir_pb2
 from demo.mailbox import LocalSmtp
-from demo.network import INTERNATIONAL, Network
+from demo.network import INTERNATIONAL, OPERATOR, Network
 from demo.portal import ADMINISTRATORS, Browser, run_portal_scenario, sign_in
+from tests.e2e.test_international_registry import admin as ir_admin
 
 
 def test_the_portal_walks_the_opening_procedure_in_the_registry_process(tmp_path: Path) -> None:
@@ -48,6 +53,26 @@ def test_the_portal_walks_the_opening_procedure_in_the_registry_process(tmp_path
         refused = network.registry_cli(INTERNATIONAL, "verify-identity", "juma@rift.example",
                                        check=False)  # fmt: skip
         assert refused == ""
+        # And from the secretariat's admin service.
+        with ir_admin(network, OPERATOR) as stub:
+            stub.PutFocalPoint(ir_pb2.PutFocalPointRequest(focal_point=ir_pb2.FocalPoint(
+                party="TZA", email="nfp@tza.example", name="Neema Mushi")), timeout=10)  # fmt: skip
+            listed = stub.ListFocalPoints(ir_pb2.ListFocalPointsRequest(party="TZA"), timeout=10)
+            assert [(p.email, p.kind) for p in listed.focal_points] == [
+                ("nfp@tza.example", "national")
+            ]
+            asked = stub.ListAccountRequests(ir_pb2.ListAccountRequestsRequest(), timeout=10)
+            assert [(r.request_id, r.status) for r in asked.account_requests] == [
+                ("ACR-0001", "approved"), ("ACR-0002", "approved")
+            ]  # fmt: skip
+            with pytest.raises(grpc.RpcError) as nobody:
+                stub.VerifyIdentity(ir_pb2.VerifyIdentityRequest(email="juma@rift.example"),
+                                    timeout=10)  # fmt: skip
+            assert nobody.value.code() is grpc.StatusCode.FAILED_PRECONDITION
+            with pytest.raises(grpc.RpcError) as bad:
+                stub.PutFocalPoint(ir_pb2.PutFocalPointRequest(focal_point=ir_pb2.FocalPoint(
+                    party="TZA", email="not an address", name="x")), timeout=10)  # fmt: skip
+            assert bad.value.code() is grpc.StatusCode.INVALID_ARGUMENT
         letter = tmp_path / f"KEN-{request_id}-Letter-of-Acknowledgement.pdf"
         assert letter.read_bytes().startswith(b"%PDF-")
         assert ">verified<" in page.text  # the section, once every identity is verified
