@@ -24,6 +24,7 @@ from article6.aef.workbook import NOT_A_WORKBOOK
 from article6.codes import CATALOGUE, Code, Refusal
 from article6.conformance import HubKit, HubUnderTest, RegistryKit, RegistryUnderTest
 from article6.pki import init_pki, rotate_signing_key
+from article6.version import add_version
 
 
 def _pki_init(args: argparse.Namespace) -> int:
@@ -96,7 +97,10 @@ def _conformance(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="article6", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="article6", description="Tools shared by every part of the network."
+    )
+    add_version(parser)
     commands = parser.add_subparsers(dest="command", required=True)
     pki = commands.add_parser("pki", help="development PKI")
     pki_commands = pki.add_subparsers(dest="pki_command", required=True)

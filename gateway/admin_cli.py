@@ -52,6 +52,7 @@ from article6.pki import RegistryFiles
 from article6.service import grpc_message_options
 from article6.tls import TlsMaterial, channel_credentials, channel_options
 from article6.v1 import admin_pb2, admin_pb2_grpc
+from article6.version import add_version
 from gateway.admin import ADMIN_MAX_MESSAGE_BYTES
 from gateway.audit import Entry, Head, Verdict, entry_line, verdict_lines
 
@@ -329,7 +330,11 @@ def _aef_check(stub: Stub, args: argparse.Namespace) -> tuple[Message | list[str
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="article6-admin", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="article6-admin",
+        description="The operators' command line over the hub's admin service.",
+    )
+    add_version(parser)
     parser.add_argument("--endpoint", required=True, help="the hub's admin_listen address")
     parser.add_argument("--pki", required=True, type=Path, help="folder written by pki init")
     parser.add_argument("--identity", default="OPERATOR", help="client identity in the PKI")

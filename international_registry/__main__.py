@@ -258,6 +258,8 @@ KIND = cli.RegistryKind(
     tables=TABLES,
     add_commands=add_commands,
     serve=serve,
+    description="Run and operate the international registry (with its additional registry "
+    "services and its Party-section portal), as the secretariat.",
 )
 
 

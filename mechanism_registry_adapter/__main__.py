@@ -297,6 +297,7 @@ KIND = cli.RegistryKind(
     tables=(book.metadata,),
     add_commands=add_commands,
     serve=serve,
+    description="Run and operate the Article 6.4 mechanism registry's adapter to the hub.",
 )
 
 

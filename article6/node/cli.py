@@ -50,6 +50,7 @@ from article6.node.engine import Proposal, RegistryEngine, Rules
 from article6.node.server import build_engine, serve
 from article6.process import StartupError
 from article6.v1 import transaction_pb2, units_pb2
+from article6.version import add_version
 
 ACCOUNT_TYPES = {
     name.lower().replace("_", "-"): kind for name, kind in AccountType.__members__.items()
@@ -93,6 +94,7 @@ class RegistryKind:
     add_commands: Callable[[Callable[..., argparse.ArgumentParser]], None]
     # How to serve, when a registry serves more than the shared node (an admin port...).
     serve: Callable[[RegistryConfig], Coroutine[Any, Any, None]] | None = None
+    description: str = "Run and operate a Party registry."
 
 
 def run_in_books(
@@ -373,7 +375,8 @@ def _article6_commands(command: Callable[..., argparse.ArgumentParser]) -> None:
 
 
 def build_parser(kind: RegistryKind) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=kind.prog, description="Run and operate a registry.")
+    parser = argparse.ArgumentParser(prog=kind.prog, description=kind.description)
+    add_version(parser)
     commands = parser.add_subparsers(dest="command", required=True)
 
     def command(name: str, handler: Callable[..., int], help_text: str) -> argparse.ArgumentParser:
