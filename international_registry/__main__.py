@@ -44,7 +44,7 @@ from article6.identifiers import check_party_code
 from article6.model import AccountType
 from article6.node import cli
 from article6.node.aef import add_aef_arguments, print_aef
-from article6.node.config import RegistryConfig
+from article6.node.config import ConfigError, RegistryConfig, check_table
 from article6.node.engine import RegistryEngine
 from international_registry import aef, sections
 from international_registry.portal import procedure
@@ -205,6 +205,21 @@ def _remove_focal_point(args: argparse.Namespace, config: RegistryConfig) -> int
     return 0
 
 
+INTERNATIONAL_KEYS = frozenset({"provisional_may", "section_registry_id", "admin_listen",
+                                "admin_identities", "intake_readers"})  # fmt: skip
+
+
+def check_config(config: RegistryConfig) -> None:
+    """The [international] and [portal] tables, as the registry will read them."""
+    check_table(config, "international", INTERNATIONAL_KEYS)
+    try:
+        from_config(config)
+        if "portal" in config.document:
+            portal_settings(config.document["portal"], config.base, config.registry_id)
+    except (ValueError, TypeError) as error:
+        raise ConfigError(str(error)) from None
+
+
 def add_commands(command: Callable[..., argparse.ArgumentParser]) -> None:
     request = command("request-section", _request, "record a section opening request")
     request.add_argument("--party", required=True)
@@ -260,6 +275,8 @@ KIND = cli.RegistryKind(
     serve=serve,
     description="Run and operate the international registry (with its additional registry "
     "services and its Party-section portal), as the secretariat.",
+    own_tables=frozenset({"international", "portal"}),
+    check=check_config,
 )
 
 

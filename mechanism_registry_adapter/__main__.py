@@ -49,7 +49,7 @@ from sqlalchemy import Connection
 from article6.codes import Code, Refusal
 from article6.model import Status, TransactionType
 from article6.node import cli, store
-from article6.node.config import RegistryConfig
+from article6.node.config import ConfigError, RegistryConfig, check_table
 from article6.node.engine import RegistryEngine
 from article6.tls import TlsMaterial, channel_credentials, channel_options
 from article6.v1 import international_registry_pb2 as ir_pb2
@@ -289,6 +289,21 @@ def add_commands(command: Callable[..., argparse.ArgumentParser]) -> None:
     reconcile.add_argument("--json", action="store_true")
 
 
+MECHANISM_KEYS = frozenset({
+    "intake_listen", "intake_identities", "pending_account", "cooperative_approach",
+    "deduction_rounding", "default_acquiring_registry", "ir_admin_endpoint", "ir_registry_id",
+})  # fmt: skip
+
+
+def check_config(config: RegistryConfig) -> None:
+    """The [mechanism] table, as the adapter will read it."""
+    check_table(config, "mechanism", MECHANISM_KEYS)
+    try:
+        Settings.from_config(config)
+    except ValueError as error:
+        raise ConfigError(f"[mechanism] {error}") from None
+
+
 KIND = cli.RegistryKind(
     prog="article6-mechanism",
     rules=lambda config: MechanismRules(
@@ -298,6 +313,8 @@ KIND = cli.RegistryKind(
     add_commands=add_commands,
     serve=serve,
     description="Run and operate the Article 6.4 mechanism registry's adapter to the hub.",
+    own_tables=frozenset({"mechanism"}),
+    check=check_config,
 )
 
 

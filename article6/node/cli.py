@@ -45,7 +45,7 @@ from article6.model import (
     UnitState,
 )
 from article6.node import store
-from article6.node.config import RegistryConfig, load_config
+from article6.node.config import ConfigError, RegistryConfig, load_config
 from article6.node.engine import Proposal, RegistryEngine, Rules
 from article6.node.server import build_engine, serve
 from article6.process import StartupError
@@ -95,6 +95,9 @@ class RegistryKind:
     # How to serve, when a registry serves more than the shared node (an admin port...).
     serve: Callable[[RegistryConfig], Coroutine[Any, Any, None]] | None = None
     description: str = "Run and operate a Party registry."
+    own_tables: frozenset[str] = frozenset()  # the config's tables of this kind's own
+    # What else a config must satisfy (its own tables' keys and values): raises ConfigError.
+    check: Callable[[RegistryConfig], None] | None = None
 
 
 def run_in_books(
@@ -386,6 +389,7 @@ def build_parser(kind: RegistryKind) -> argparse.ArgumentParser:
         return sub
 
     serve_command = command("serve", lambda a, c: 0, "serve the hub and send the outbox")
+    command("check-config", lambda a, c: 0, "check the config file whole, then exit")
     serve_command.add_argument("--log-level", default="INFO")
     kind.add_commands(command)
     issue = command("issue", _issue, "propose an issuance")
@@ -435,7 +439,18 @@ def main(kind: RegistryKind, argv: list[str] | None = None) -> int:
     parser = build_parser(kind)
     parser.set_defaults(registry_kind=kind)
     args = parser.parse_args(argv)
-    config = load_config(args.config)
+    try:
+        config = load_config(args.config, kind.own_tables)
+        if kind.check is not None:
+            kind.check(config)
+    except ConfigError as error:
+        said = str(error) if str(args.config) in str(error) else f"{args.config}: {error}"
+        print(f"{parser.prog}: {said}", file=sys.stderr)
+        return 2
+    if args.command == "check-config":
+        print(f"{args.config}: valid ({config.registry_id}, listening on {config.listen}, "
+              f"database {config.database})")  # fmt: skip
+        return 0
     if args.command == "serve":
         configure_logging(config.registry_id, args.log_level)
         try:

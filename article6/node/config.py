@@ -30,6 +30,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cryptography import x509
+from cryptography.x509.oid import NameOID
+
+from article6.codes import Refusal
 from article6.identifiers import check_party_code, check_registry_id
 
 
@@ -65,11 +69,117 @@ class RegistryConfig:
     base: Path = Path()  # the config file's folder: relative paths in it are relative to this
 
 
-def load_config(path: Path) -> RegistryConfig:
-    with path.open("rb") as handle:
-        document = tomllib.load(handle)
+class ConfigError(ValueError):
+    """The config file cannot be used as it is: the message names the file and the key."""
+
+
+_REGISTRY_KEYS = {
+    "registry_id": True,
+    "party": False,
+    "listen": True,
+    "database": True,
+    "hub_id": True,
+    "hub_endpoint": True,
+    "ca_certificate": True,
+    "tls_certificate": True,
+    "tls_key": True,
+    "signing_key": True,
+    "keys": True,
+    "metrics_listen": False,
+}  # fmt: skip  key: required
+_FILES = ("ca_certificate", "tls_certificate", "tls_key", "signing_key", "keys")
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except OSError as error:
+        raise ConfigError(f"{path}: {error.strerror}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path}: not valid TOML: {error}") from None
+
+
+def _registry_table(path: Path, document: dict[str, Any]) -> dict[str, str]:
+    section = document.get("registry")
+    if not isinstance(section, dict):
+        raise ConfigError(f"{path}: no [registry] table")
+    unknown = sorted(set(section) - set(_REGISTRY_KEYS))
+    if unknown:
+        raise ConfigError(f"{path}: [registry] unknown keys: {', '.join(unknown)}")
+    for key, required in _REGISTRY_KEYS.items():
+        if required and key not in section:
+            raise ConfigError(f"{path}: [registry] {key} is missing")
+        if key in section and not isinstance(section[key], str):
+            raise ConfigError(f"{path}: [registry] {key} must be a string")
+        if required and not section[key]:
+            raise ConfigError(f"{path}: [registry] {key} must not be empty")
+    return section
+
+
+def _delivery(path: Path, raw: Any) -> SenderConfig:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: [delivery] must be a table")
+    known = {name: str(kind) for name, kind in SenderConfig.__annotations__.items()}
+    for key, value in raw.items():
+        if key not in known:
+            raise ConfigError(f"{path}: [delivery] unknown key {key}")
+        whole = isinstance(value, int) and not isinstance(value, bool)
+        if not (whole or (known[key] == "float" and isinstance(value, float))) or value < 0:
+            kind = "a whole number" if known[key] == "int" else "a number"
+            raise ConfigError(f"{path}: [delivery] {key} must be {kind} >= 0, not {value!r}")
+    return SenderConfig(**raw)
+
+
+def load_config(path: Path, own_tables: frozenset[str] = frozenset()) -> RegistryConfig:
+    """The config, checked whole: every table and key known (``own_tables``: a registry's
+    own, such as [international]), every value of its type, every file there."""
+    document = _read(path)
+    unknown = sorted(set(document) - {"registry", "delivery"} - own_tables)
+    if unknown:
+        raise ConfigError(f"{path}: unknown tables: {', '.join(unknown)}")
     base = path.resolve().parent
-    section = document["registry"]
+    section = _registry_table(path, document)
+    for key in _FILES:
+        if not (base / section[key]).is_file():
+            raise ConfigError(f"{path}: [registry] {key}: no such file {base / section[key]}")
+    try:
+        config = _config(path, document, section, base)
+    except Refusal as refusal:  # an id or Party code the identifiers refuse
+        raise ConfigError(f"{path}: [registry] {refusal.detail}") from None
+    named = certificate_name(config.tls_certificate)
+    if named != config.registry_id:
+        raise ConfigError(f"{path}: [registry] registry_id {config.registry_id} but "
+                          f"tls_certificate {config.tls_certificate} is {named}'s")  # fmt: skip
+    return config
+
+
+def check_table(config: RegistryConfig, name: str, known: frozenset[str]) -> dict[str, Any]:
+    """A registry's own table: a table, with only the keys it knows."""
+    table = config.document.get(name, {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"[{name}] must be a table")
+    unknown = sorted(set(table) - known)
+    if unknown:
+        raise ConfigError(f"[{name}] unknown keys: {', '.join(unknown)}")
+    return table
+
+
+def certificate_name(path: Path) -> str:
+    """The identity a TLS certificate carries (its common name), as peers will see it."""
+    try:
+        certificate = x509.load_pem_x509_certificate(path.read_bytes())
+    except ValueError:
+        raise ConfigError(f"{path}: not a PEM certificate") from None
+    names = certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    return str(names[0].value) if names else ""
+
+
+def _config(
+    path: Path, document: dict[str, Any], section: dict[str, str], base: Path
+) -> RegistryConfig:
     database = section["database"]
     if "://" not in database:
         database = f"sqlite:///{(base / database).resolve()}"
@@ -86,7 +196,7 @@ def load_config(path: Path) -> RegistryConfig:
         signing_key=base / section["signing_key"],
         keys=base / section["keys"],
         metrics_listen=section.get("metrics_listen"),
-        delivery=SenderConfig(**document.get("delivery", {})),
+        delivery=_delivery(path, document.get("delivery", {})),
         document=document,
         base=base,
     )
