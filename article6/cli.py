@@ -24,6 +24,7 @@ from article6.aef.workbook import NOT_A_WORKBOOK
 from article6.codes import CATALOGUE, Code, Refusal
 from article6.conformance import HubKit, HubUnderTest, RegistryKit, RegistryUnderTest
 from article6.pki import init_pki, rotate_signing_key
+from article6.process import command_line
 from article6.version import add_version
 
 
@@ -153,6 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@command_line
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:

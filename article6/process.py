@@ -20,15 +20,19 @@ A ``StartupError`` is meant to be printed as one line and to end the process (ex
 from __future__ import annotations
 
 import fcntl
+import functools
 import logging
 import os
 import resource
+import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, ParamSpec
 
 from sqlalchemy.engine import make_url
 
 log = logging.getLogger("article6.process")
+P = ParamSpec("P")
 FD_LIMIT_CAP = 1 << 20  # a hard limit of "unlimited" is raised to this much, no further
 
 
@@ -96,3 +100,24 @@ def raise_fd_limit() -> tuple[int, int]:
     log.info("open files: soft limit %d (was %d), hard limit %d", target, soft,
              hard if hard != resource.RLIM_INFINITY else -1)  # fmt: skip
     return soft, target
+
+
+def command_line(main: Callable[P, int]) -> Callable[P, int]:
+    """A console script's main: Ctrl-C ends it with one line and status 130, and a reader
+    that stops reading (``--json | head``) ends it quietly, without a traceback."""
+
+    @functools.wraps(main)
+    def run(*args: P.args, **kwargs: P.kwargs) -> int:
+        try:
+            return main(*args, **kwargs)
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            return 130
+        except BrokenPipeError:
+            # Python flushes stdout once more at exit: point it at /dev/null (Python docs,
+            # "Note on SIGPIPE").
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            return 1
+
+    return run

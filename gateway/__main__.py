@@ -18,7 +18,7 @@ from pathlib import Path
 
 from article6.keys import read_key_file
 from article6.logs import configure_logging
-from article6.process import StartupError
+from article6.process import StartupError, command_line
 from article6.version import add_version
 from gateway.audit import entry_line, verdict_lines
 from gateway.config import HubConfig, load_config
@@ -60,12 +60,14 @@ def _audit_list(config: HubConfig, args: argparse.Namespace) -> int:
     return 0
 
 
+@command_line
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="article6-hub", description="The Article 6 hub.")
     add_version(parser)
     commands = parser.add_subparsers(dest="command", required=True)
     serve_command = commands.add_parser("serve", help="serve registries and operators")
-    serve_command.add_argument("--log-level", default="INFO")
+    serve_command.add_argument("--log-level", default="INFO", type=str.upper,
+                               choices=["DEBUG", "INFO", "WARNING", "ERROR"])  # fmt: skip
     check = commands.add_parser("audit-verify", help="check the audit trail's hash chain")
     check.add_argument("--json", action="store_true")
     listing = commands.add_parser("audit", help="show the newest audit entries")

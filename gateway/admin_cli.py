@@ -49,6 +49,7 @@ from article6.aef.workbook import FORMATS
 from article6.codes import Code
 from article6.model import Purpose, Status, TransactionType
 from article6.pki import RegistryFiles
+from article6.process import command_line
 from article6.service import grpc_message_options
 from article6.tls import TlsMaterial, channel_credentials, channel_options
 from article6.v1 import admin_pb2, admin_pb2_grpc
@@ -412,6 +413,7 @@ def _aef_commands(command: Callable[..., argparse.ArgumentParser]) -> None:
     check.add_argument("--out", help="the workbook with results (default FILE-checked.xlsx)")
 
 
+@command_line
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     tls = TlsMaterial.load(RegistryFiles(args.pki, args.identity))

@@ -34,6 +34,7 @@ from sqlalchemy import Connection
 
 from article6.blocks import Block, serial_range
 from article6.codes import Code, Refusal
+from article6.identifiers import SERIAL_MAX
 from article6.logs import configure_logging
 from article6.model import (
     AccountType,
@@ -48,7 +49,7 @@ from article6.node import store
 from article6.node.config import ConfigError, RegistryConfig, load_config
 from article6.node.engine import Proposal, RegistryEngine, Rules
 from article6.node.server import build_engine, serve
-from article6.process import StartupError
+from article6.process import StartupError, command_line
 from article6.v1 import transaction_pb2, units_pb2
 from article6.version import add_version
 
@@ -77,10 +78,17 @@ DEFINITIONS = {
 def serials(text: str) -> Block[str] | Block[None]:
     """``1-100``, or ``GHA01:1-100`` naming the serials' originating registry."""
     space, _, numbers = text.rpartition(":")
-    first, _, last = numbers.partition("-")
+    first_text, _, last_text = numbers.partition("-")
+    if not first_text.isdigit() or not (last_text or first_text).isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r}: serials are FIRST-LAST, e.g. 1-100")
+    first, last = int(first_text), int(last_text or first_text)
+    if not 1 <= first <= last <= SERIAL_MAX:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: the first serial must be at least 1 and at most the last"
+        )
     if space:
-        return Block(int(first), int(last or first), space)
-    return serial_range(int(first), int(last or first))
+        return Block(first, last, space)
+    return serial_range(first, last)
 
 
 @dataclass(frozen=True)
@@ -331,10 +339,15 @@ def _transactions(args: argparse.Namespace, config: RegistryConfig) -> int:
 
 def _wait(args: argparse.Namespace, config: RegistryConfig) -> int:
     deadline = time.monotonic() + args.timeout
+    own = args.transaction_id.startswith(f"{config.registry_id}-")
     while time.monotonic() < deadline:
         local = run_in_books(
             args, config, lambda r, c: store.get_transaction(c, args.transaction_id)
         )
+        if local is None and own:  # this registry's own proposals are recorded when made
+            print(f"{args.transaction_id}: no such transaction of {config.registry_id}",
+                  file=sys.stderr)  # fmt: skip
+            return 1
         if local is not None and local.status.final:
             codes = ",".join(str(code) for code, _ in local.results)
             print(f"{args.transaction_id} {local.status.name.lower()} {codes}".rstrip())
@@ -390,7 +403,8 @@ def build_parser(kind: RegistryKind) -> argparse.ArgumentParser:
 
     serve_command = command("serve", lambda a, c: 0, "serve the hub and send the outbox")
     command("check-config", lambda a, c: 0, "check the config file whole, then exit")
-    serve_command.add_argument("--log-level", default="INFO")
+    serve_command.add_argument("--log-level", default="INFO", type=str.upper,
+                               choices=["DEBUG", "INFO", "WARNING", "ERROR"])  # fmt: skip
     kind.add_commands(command)
     issue = command("issue", _issue, "propose an issuance")
     issue.add_argument("--account", required=True)
@@ -435,6 +449,7 @@ def build_parser(kind: RegistryKind) -> argparse.ArgumentParser:
     return parser
 
 
+@command_line
 def main(kind: RegistryKind, argv: list[str] | None = None) -> int:
     parser = build_parser(kind)
     parser.set_defaults(registry_kind=kind)

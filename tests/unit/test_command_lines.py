@@ -4,11 +4,14 @@ with a description of what it is, in plain text (no reST markup)."""
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from collections.abc import Callable
 
 import pytest
 
 from article6.cli import main as article6
+from article6.process import command_line
 from gateway.__main__ import main as hub
 from gateway.admin_cli import main as admin
 from international_registry.__main__ import main as international
@@ -43,3 +46,42 @@ def test_each_registry_says_what_it_is(capsys: pytest.CaptureFixture[str]) -> No
             SCRIPTS[prog](["--help"])
         said[prog] = capsys.readouterr().out.split("\n\n")[1]
     assert len(set(said.values())) == 3, said
+
+
+def test_serials_that_make_no_range_are_refused_in_one_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for wrong in ("10-5", "0-5", "x-9", "5-x"):
+        with pytest.raises(SystemExit) as done:
+            registry(["issue", "--config", "c.toml", "--account", "A", "--vintage", "2024",
+                      "--serials", wrong])  # fmt: skip
+        assert done.value.code == 2
+        said = capsys.readouterr().err.strip().splitlines()[-1]
+        assert said.startswith("article6-registry issue: error: argument --serials: ")
+        assert "Traceback" not in said
+
+
+def test_an_unknown_log_level_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as done:
+        hub(["serve", "--config", "hub.toml", "--log-level", "verbose"])
+    assert done.value.code == 2
+    assert "invalid choice: 'VERBOSE'" in capsys.readouterr().err
+
+
+def test_a_reader_that_stops_and_ctrl_c_end_a_command_quietly() -> None:
+    # A command printing far more than a pipe holds, read by ``head``, which stops early.
+    chatty = ("import sys; from article6.process import command_line\n"
+              "@command_line\ndef main() -> int:\n    for _ in range(10**6): print('row ' * 20)\n"
+              "    return 0\nsys.exit(main())")  # fmt: skip
+    piped = subprocess.run(  # noqa: S602 (a fixed pipeline of our own code)
+        f"{sys.executable} -c \"{chatty}\" | head -c 10", shell=True, capture_output=True,
+        text=True, check=False, timeout=60,
+    )  # fmt: skip
+    assert piped.stdout == "row row ro"
+    assert piped.stderr == ""
+
+    @command_line
+    def interrupted() -> int:
+        raise KeyboardInterrupt
+
+    assert interrupted() == 130
