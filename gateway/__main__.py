@@ -16,6 +16,7 @@ import json
 import sys
 from pathlib import Path
 
+from article6.config_check import ConfigError
 from article6.keys import read_key_file
 from article6.logs import configure_logging
 from article6.process import StartupError, command_line
@@ -74,10 +75,19 @@ def main(argv: list[str] | None = None) -> int:
     listing.add_argument("--subject", default="", help="a transaction, run or registry id")
     listing.add_argument("--limit", type=int, default=50)
     listing.add_argument("--json", action="store_true")
-    for command in (serve_command, check, listing):
+    checked = commands.add_parser("check-config", help="check the config file whole, then exit")
+    for command in (serve_command, check, listing, checked):
         command.add_argument("--config", required=True, type=Path)
     args = parser.parse_args(argv)
-    config = load_config(args.config)
+    try:
+        config = load_config(args.config)
+    except ConfigError as error:
+        print(f"article6-hub: {error}", file=sys.stderr)
+        return 2
+    if args.command == "check-config":
+        print(f"{args.config}: valid ({config.registry_id}, listening on {config.listen}, "
+              f"{len(config.registries)} registries, database {config.database})")  # fmt: skip
+        return 0
     if args.command == "audit-verify":
         return _audit_verify(config, args)
     if args.command == "audit":

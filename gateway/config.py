@@ -46,11 +46,20 @@ rate_limit_per_second = 500             # optional: this registry's own limit (a
 
 from __future__ import annotations
 
-import tomllib
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from article6.codes import Refusal
+from article6.config_check import (
+    ConfigError,
+    existing_files,
+    known_keys,
+    numbers_table,
+    read_toml,
+    same_identity,
+)
 from article6.identifiers import (
     A64_REGISTRY_SUFFIX,
     PARTY_REGISTRY_ID,
@@ -183,12 +192,45 @@ def _registry(entry: dict[str, Any]) -> RegistryEntry:
     )
 
 
+_HUB_REQUIRED = ("registry_id", "listen", "admin_listen", "database", "ca_certificate",
+                 "tls_certificate", "tls_key", "signing_key", "keys")  # fmt: skip
+_HUB_KEYS = {*_HUB_REQUIRED, "admin_identities", "metrics_listen", "acceptance_timeout_seconds",
+             "reconciliation_interval_seconds", "rate_limit_per_second", "rate_limit_burst",
+             "handshake_timeout_seconds", "max_connections"}  # fmt: skip
+_REGISTRY_ENTRY_KEYS = {"registry_id", "kind", "endpoint", "cooperative_approaches", "party",
+                        "suspended", "rate_limit_per_second", "rate_limit_burst"}  # fmt: skip
+
+
 def load_config(path: Path) -> HubConfig:
-    with path.open("rb") as handle:
-        document = tomllib.load(handle)
+    """The hub's config, checked whole: ConfigError names the file and the key of any
+    mistake (an unknown table or key, a missing one, a value the hub cannot use, a missing
+    file, an id its TLS certificate does not carry)."""
+    document = read_toml(path)
+    unknown = sorted(set(document) - {"hub", "registries", "delivery", "rules"})
+    if unknown:
+        raise ConfigError(f"{path}: unknown tables: {', '.join(unknown)}")
+    hub = known_keys(path, "hub", document.get("hub"), _HUB_KEYS)
+    for key in _HUB_REQUIRED:
+        if key not in hub:
+            raise ConfigError(f"{path}: [hub] {key} is missing")
+    existing_files(path, "hub", hub, ("ca_certificate", "tls_certificate", "tls_key",
+                                      "signing_key", "keys"))  # fmt: skip
+    for entry in document.get("registries", []):
+        known_keys(path, "registries", entry, _REGISTRY_ENTRY_KEYS)
+    try:
+        config = _hub_config(path, document, hub)
+    except Refusal as refusal:
+        raise ConfigError(f"{path}: {refusal.detail}") from None
+    except (ValueError, TypeError, KeyError) as error:
+        raise ConfigError(f"{path}: {error}") from None
+    same_identity(path, "hub", config.registry_id, config.tls_certificate)
+    return config
+
+
+def _hub_config(path: Path, document: dict[str, Any], hub: dict[str, Any]) -> HubConfig:
     base = path.resolve().parent
-    hub = document["hub"]
     registries = [_registry(entry) for entry in document.get("registries", [])]
+    delivery = numbers_table(path, "delivery", document.get("delivery", {}), DeliveryConfig)
     return HubConfig(
         registry_id=check_registry_id(hub["registry_id"]),
         listen=hub["listen"],
@@ -209,6 +251,13 @@ def load_config(path: Path) -> HubConfig:
             hub.get("handshake_timeout_seconds", HANDSHAKE_TIMEOUT_SECONDS)
         ),
         max_connections=int(hub.get("max_connections", MAX_CONNECTIONS)),
-        delivery=DeliveryConfig(**document.get("delivery", {})),
-        policy=Policy(**document.get("rules", {})),
+        delivery=DeliveryConfig(**delivery),
+        policy=Policy(
+            **known_keys(
+                path,
+                "rules",
+                document.get("rules", {}),
+                (f.name for f in dataclasses.fields(Policy)),
+            )
+        ),
     )

@@ -40,11 +40,12 @@ from collections.abc import Callable
 
 from sqlalchemy import Connection
 
+from article6.config_check import ConfigError
 from article6.identifiers import check_party_code
 from article6.model import AccountType
 from article6.node import cli
 from article6.node.aef import add_aef_arguments, print_aef
-from article6.node.config import ConfigError, RegistryConfig, check_table
+from article6.node.config import RegistryConfig, check_table
 from article6.node.engine import RegistryEngine
 from international_registry import aef, sections
 from international_registry.portal import procedure

@@ -47,9 +47,10 @@ import grpc
 from sqlalchemy import Connection
 
 from article6.codes import Code, Refusal
+from article6.config_check import ConfigError
 from article6.model import Status, TransactionType
 from article6.node import cli, store
-from article6.node.config import ConfigError, RegistryConfig, check_table
+from article6.node.config import RegistryConfig, check_table
 from article6.node.engine import RegistryEngine
 from article6.tls import TlsMaterial, channel_credentials, channel_options
 from article6.v1 import international_registry_pb2 as ir_pb2

@@ -34,6 +34,7 @@ from sqlalchemy import Connection
 
 from article6.blocks import Block, serial_range
 from article6.codes import Code, Refusal
+from article6.config_check import ConfigError
 from article6.identifiers import SERIAL_MAX
 from article6.logs import configure_logging
 from article6.model import (
@@ -46,7 +47,7 @@ from article6.model import (
     UnitState,
 )
 from article6.node import store
-from article6.node.config import ConfigError, RegistryConfig, load_config
+from article6.node.config import RegistryConfig, load_config
 from article6.node.engine import Proposal, RegistryEngine, Rules
 from article6.node.server import build_engine, serve
 from article6.process import StartupError, command_line

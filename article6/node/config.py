@@ -25,15 +25,19 @@ recovery_interval_seconds = 2           # how often pending transactions are loo
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cryptography import x509
-from cryptography.x509.oid import NameOID
-
 from article6.codes import Refusal
+from article6.config_check import (
+    ConfigError,
+    existing_files,
+    known_keys,
+    numbers_table,
+    read_toml,
+    same_identity,
+)
 from article6.identifiers import check_party_code, check_registry_id
 
 
@@ -67,10 +71,7 @@ class RegistryConfig:
     # The whole file, for a registry's own sections (e.g. [international]).
     document: dict[str, Any] = field(default_factory=dict, compare=False)
     base: Path = Path()  # the config file's folder: relative paths in it are relative to this
-
-
-class ConfigError(ValueError):
-    """The config file cannot be used as it is: the message names the file and the key."""
+    path: Path = Path()  # the config file
 
 
 _REGISTRY_KEYS = {
@@ -88,18 +89,6 @@ _REGISTRY_KEYS = {
     "metrics_listen": False,
 }  # fmt: skip  key: required
 _FILES = ("ca_certificate", "tls_certificate", "tls_key", "signing_key", "keys")
-
-
-def _read(path: Path) -> dict[str, Any]:
-    try:
-        with path.open("rb") as handle:
-            return tomllib.load(handle)
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such file") from None
-    except OSError as error:
-        raise ConfigError(f"{path}: {error.strerror}") from None
-    except tomllib.TOMLDecodeError as error:
-        raise ConfigError(f"{path}: not valid TOML: {error}") from None
 
 
 def _registry_table(path: Path, document: dict[str, Any]) -> dict[str, str]:
@@ -120,61 +109,30 @@ def _registry_table(path: Path, document: dict[str, Any]) -> dict[str, str]:
 
 
 def _delivery(path: Path, raw: Any) -> SenderConfig:
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: [delivery] must be a table")
-    known = {name: str(kind) for name, kind in SenderConfig.__annotations__.items()}
-    for key, value in raw.items():
-        if key not in known:
-            raise ConfigError(f"{path}: [delivery] unknown key {key}")
-        whole = isinstance(value, int) and not isinstance(value, bool)
-        if not (whole or (known[key] == "float" and isinstance(value, float))) or value < 0:
-            kind = "a whole number" if known[key] == "int" else "a number"
-            raise ConfigError(f"{path}: [delivery] {key} must be {kind} >= 0, not {value!r}")
-    return SenderConfig(**raw)
+    return SenderConfig(**numbers_table(path, "delivery", raw, SenderConfig))
 
 
 def load_config(path: Path, own_tables: frozenset[str] = frozenset()) -> RegistryConfig:
     """The config, checked whole: every table and key known (``own_tables``: a registry's
     own, such as [international]), every value of its type, every file there."""
-    document = _read(path)
+    document = read_toml(path)
     unknown = sorted(set(document) - {"registry", "delivery"} - own_tables)
     if unknown:
         raise ConfigError(f"{path}: unknown tables: {', '.join(unknown)}")
     base = path.resolve().parent
     section = _registry_table(path, document)
-    for key in _FILES:
-        if not (base / section[key]).is_file():
-            raise ConfigError(f"{path}: [registry] {key}: no such file {base / section[key]}")
+    existing_files(path, "registry", section, _FILES)
     try:
         config = _config(path, document, section, base)
     except Refusal as refusal:  # an id or Party code the identifiers refuse
         raise ConfigError(f"{path}: [registry] {refusal.detail}") from None
-    named = certificate_name(config.tls_certificate)
-    if named != config.registry_id:
-        raise ConfigError(f"{path}: [registry] registry_id {config.registry_id} but "
-                          f"tls_certificate {config.tls_certificate} is {named}'s")  # fmt: skip
+    same_identity(path, "registry", config.registry_id, config.tls_certificate)
     return config
 
 
 def check_table(config: RegistryConfig, name: str, known: frozenset[str]) -> dict[str, Any]:
     """A registry's own table: a table, with only the keys it knows."""
-    table = config.document.get(name, {})
-    if not isinstance(table, dict):
-        raise ConfigError(f"[{name}] must be a table")
-    unknown = sorted(set(table) - known)
-    if unknown:
-        raise ConfigError(f"[{name}] unknown keys: {', '.join(unknown)}")
-    return table
-
-
-def certificate_name(path: Path) -> str:
-    """The identity a TLS certificate carries (its common name), as peers will see it."""
-    try:
-        certificate = x509.load_pem_x509_certificate(path.read_bytes())
-    except ValueError:
-        raise ConfigError(f"{path}: not a PEM certificate") from None
-    names = certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-    return str(names[0].value) if names else ""
+    return known_keys(config.path, name, config.document.get(name, {}), known)
 
 
 def _config(
@@ -199,4 +157,5 @@ def _config(
         delivery=_delivery(path, document.get("delivery", {})),
         document=document,
         base=base,
+        path=path,
     )

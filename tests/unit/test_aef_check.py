@@ -14,7 +14,7 @@ from article6.aef.template import template
 from article6.aef.workbook import opened, render, stream, write_workbook
 from article6.cli import main
 from gateway.config import load_config
-from tests.unit.test_delivery_policy import MINIMAL_HUB
+from tests.unit.test_delivery_policy import MINIMAL_HUB, hub_config
 
 ACTION = {
     "date": "15/03/2026", "action_type": "First transfer",
@@ -175,9 +175,9 @@ def test_the_command_line_reports_each_finding_and_exits_by_outcome(
 def test_the_registry_ids_kept_for_a64er_itmo_ids_are_refused_in_the_directory(
     tmp_path: Path,
 ) -> None:
-    config = tmp_path / "hub.toml"
-    config.write_text(
-        MINIMAL_HUB + '\n[[registries]]\nregistry_id = "GHA64"\nendpoint = "127.0.0.1:1"\n'
+    config = hub_config(
+        tmp_path,
+        MINIMAL_HUB + '\n[[registries]]\nregistry_id = "GHA64"\nendpoint = "127.0.0.1:1"\n',
     )
     with pytest.raises(ValueError, match=r"the digits 64 are kept for the ITMO ids of A6\.4ERs"):
         load_config(config)

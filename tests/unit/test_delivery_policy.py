@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -13,10 +14,13 @@ from hypothesis import strategies as st
 from article6.batch import answered
 from article6.breaker import Breaker, BreakerSettings, BreakerState
 from article6.codes import Code, Refusal
+from article6.config_check import ConfigError
+from article6.pki import init_pki
 from article6.ratelimit import Limit
 from article6.retry import RetryPolicy
 from article6.status import Failure
 from article6.v1 import envelope_pb2
+from gateway.__main__ import main as hub_main
 from gateway.config import DeliveryConfig, load_config
 
 
@@ -170,9 +174,17 @@ keys = "pki/keys.toml"
 """
 
 
+def hub_config(folder: Path, text: str) -> Path:
+    """A hub config beside a PKI holding the files it names."""
+    if not (folder / "pki").exists():
+        init_pki(folder / "pki", ["HUB"])
+    path = folder / "hub.toml"
+    path.write_text(text)
+    return path
+
+
 def test_a_hub_config_without_limits_gets_the_defaults(tmp_path: Path) -> None:
-    path = tmp_path / "hub.toml"
-    path.write_text(MINIMAL_HUB)
+    path = hub_config(tmp_path, MINIMAL_HUB)
     config = load_config(path)
     assert config.rate_limit == Limit(1000, 2000)
     assert (config.handshake_timeout_seconds, config.max_connections) == (5.0, 4096)
@@ -193,3 +205,38 @@ def test_delivery_settings_that_cannot_work_are_refused_naming_the_key(
 ) -> None:
     with pytest.raises(ValueError, match=r"\[delivery\] "):
         DeliveryConfig(**settings)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("change", "said"), [
+    (lambda t: t.replace("admin_listen", "admin_lisen"), r"\[hub\] unknown keys: admin_lisen"),
+    (lambda t: t + "\n[delivry]\nlanes = 2\n", r"unknown tables: delivry"),
+    (lambda t: t + '\n[delivery]\nbackoff_max_seconds = "sixty"\n',
+     r"\[delivery\] backoff_max_seconds must be a number >= 0, not 'sixty'"),
+    (lambda t: t + "\n[delivery]\nlanes = 0\n", r"\[delivery\] lanes and breaker_failures"),
+    (lambda t: t.replace("HUB/tls.key", "HUB/tls.kee"), r"\[hub\] tls_key: no such file"),
+    (lambda t: t.replace('registry_id = "HUB"', 'registry_id = "HUB2"'),
+     r"registry_id HUB2 but tls_certificate .* is HUB's"),
+    (lambda t: t + "\n[[registries]]\nregistry_id = \"GHA01\"\nendpont = \"x\"\n",
+     r"\[registries\] unknown keys: endpont"),
+    (lambda t: t + "\n= broken\n", r"not valid TOML"),
+])  # fmt: skip
+def test_each_mistake_in_a_hub_config_names_the_file_and_the_key(
+    tmp_path: Path, change: Callable[[str], str], said: str
+) -> None:
+    path = hub_config(tmp_path, change(MINIMAL_HUB))
+    with pytest.raises(ConfigError, match=said) as refused:
+        load_config(path)
+    assert str(refused.value).startswith(f"{path}: ")
+
+
+def test_the_hub_checks_its_config_and_exits_2_with_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good = hub_config(tmp_path, MINIMAL_HUB)
+    assert hub_main(["check-config", "--config", str(good)]) == 0
+    assert "valid (HUB" in capsys.readouterr().out
+    bad = hub_config(tmp_path, MINIMAL_HUB.replace("listen =", "lissen =", 1))
+    assert hub_main(["check-config", "--config", str(bad)]) == 2
+    said = capsys.readouterr().err
+    assert said.count("\n") == 1
+    assert said.startswith("article6-hub: ")
