@@ -1,6 +1,7 @@
 """The ``article6`` command: tools shared by every part of the network.
 
 article6 pki init --out DIR --registry HUB --registry GHA01 ...
+article6 pki add --pki DIR --registry SGP01     credentials for one more registry
 article6 pki rotate --pki DIR --registry GHA01 [--overlap-hours 24]
                                     a new signing key; the old one expires after the overlap
 article6 codes                      the response-code catalogue
@@ -23,7 +24,7 @@ from article6.aef.check import check_workbook
 from article6.aef.workbook import NOT_A_WORKBOOK
 from article6.codes import CATALOGUE, Code, Refusal
 from article6.conformance import HubKit, HubUnderTest, RegistryKit, RegistryUnderTest
-from article6.pki import init_pki, rotate_signing_key
+from article6.pki import UnknownRegistry, add_registry, init_pki, rotate_signing_key
 from article6.process import command_line
 from article6.version import add_version
 
@@ -40,10 +41,32 @@ def _pki_init(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pki_add(args: argparse.Namespace) -> int:
+    folder = Path(args.pki)
+    if not (folder / "ca.key").exists():
+        print(f"article6: {folder} holds no PKI (no ca.key): make one with pki init",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    try:
+        key_id = add_registry(folder, args.registry)
+    except FileExistsError as error:
+        print(f"article6: {args.registry} is already in {folder} ({error.filename})",
+              file=sys.stderr)  # fmt: skip
+        return 1
+    print(f"{args.registry:<16} signing key {key_id}; its TLS credentials are in "
+          f"{folder / args.registry}. Publish keys.toml to every receiver (the hub reloads it "
+          "on SIGHUP).")  # fmt: skip
+    return 0
+
+
 def _pki_rotate(args: argparse.Namespace) -> int:
-    old, new = rotate_signing_key(
-        Path(args.pki), args.registry, timedelta(hours=args.overlap_hours)
-    )
+    try:
+        old, new = rotate_signing_key(
+            Path(args.pki), args.registry, timedelta(hours=args.overlap_hours)
+        )
+    except UnknownRegistry as error:
+        print(f"article6: {error}", file=sys.stderr)
+        return 2
     print(f"{args.registry}: new signing key {new}; key {old} stays valid for "
           f"{args.overlap_hours:g} h. Restart {args.registry} to sign with the new key, and "
           "publish keys.toml to every receiver (the hub reloads it on SIGHUP).")  # fmt: skip
@@ -111,6 +134,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--registry", action="append", required=True, help="registry id (repeat for each)"
     )
     init.set_defaults(handler=_pki_init)
+    add = pki_commands.add_parser("add", help="issue credentials for one more registry")
+    add.add_argument("--pki", required=True, help="the PKI folder (made by pki init)")
+    add.add_argument("--registry", required=True, help="its id (or a client identity)")
+    add.set_defaults(handler=_pki_add)
     rotate = pki_commands.add_parser("rotate", help="give a registry a new signing key")
     rotate.add_argument("--pki", required=True, help="the PKI folder")
     rotate.add_argument("--registry", required=True)

@@ -118,22 +118,56 @@ def init_pki(folder: Path, registries: Sequence[str], now: datetime | None = Non
     ca_cert = _certificate(CA_NAME, ca_key.public_key(), ca_name, ca_key, now=now, is_ca=True)
     _write_new(folder / "ca.key", _private_pem(ca_key), private=True)
     _write_new(folder / "ca.crt", ca_cert.public_bytes(serialization.Encoding.PEM), private=False)
-    signing_keys: list[tuple[str, SigningKey]] = []
-    for registry in registries:
-        files = RegistryFiles(folder, registry)
-        tls_key = ec.generate_private_key(ec.SECP256R1())
-        cert = _certificate(registry, tls_key.public_key(), ca_name, ca_key, now=now, is_ca=False)
-        _write_new(files.tls_key, _private_pem(tls_key), private=True)
-        _write_new(files.tls_certificate, cert.public_bytes(serialization.Encoding.PEM), False)
-        signing_key = SigningKey.generate()
-        _write_new(files.signing_key, signing_key.to_pem(), private=True)
-        signing_keys.append((registry, signing_key))
+    signing_keys = [(r, _credentials(folder, r, ca_name, ca_key, now)) for r in registries]
     not_before = now - timedelta(minutes=5)
     directory = [
         DirectoryKey(registry, key.public_raw, not_before) for registry, key in signing_keys
     ]
     _write_new(folder / "keys.toml", key_file_text(directory).encode(), private=False)
     return [key.key_id for _, key in signing_keys]
+
+
+def _credentials(
+    folder: Path, registry: str, ca_name: x509.Name, ca_key: ec.EllipticCurvePrivateKey,
+    now: datetime,
+) -> SigningKey:  # fmt: skip
+    """A registry's TLS key and certificate (issued by the CA) and its signing key."""
+    files = RegistryFiles(folder, registry)
+    tls_key = ec.generate_private_key(ec.SECP256R1())
+    cert = _certificate(registry, tls_key.public_key(), ca_name, ca_key, now=now, is_ca=False)
+    _write_new(files.tls_key, _private_pem(tls_key), private=True)
+    _write_new(files.tls_certificate, cert.public_bytes(serialization.Encoding.PEM), False)
+    signing_key = SigningKey.generate()
+    _write_new(files.signing_key, signing_key.to_pem(), private=True)
+    return signing_key
+
+
+class UnknownRegistry(LookupError):
+    """The PKI folder holds no credentials for that registry."""
+
+
+def add_registry(folder: Path, registry: str, now: datetime | None = None) -> str:
+    """Issue credentials for one more registry (or client identity) from the PKI's own CA,
+    and add its signing key to ``keys.toml``; return its key id. Refuses (FileExistsError)
+    a registry the folder already holds."""
+    check_registry_id(registry)
+    now = now or datetime.now(UTC)
+    ca_key = serialization.load_pem_private_key((folder / "ca.key").read_bytes(), None)
+    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+    ca_name = x509.load_pem_x509_certificate((folder / "ca.crt").read_bytes()).subject
+    signing_key = _credentials(folder, registry, ca_name, ca_key, now)
+    keys = [*read_key_file(folder / "keys.toml").all(),
+            DirectoryKey(registry, signing_key.public_raw, now - timedelta(minutes=5))]  # fmt: skip
+    _replace(folder / "keys.toml", key_file_text(keys).encode())
+    return signing_key.key_id
+
+
+def _replace(path: Path, data: bytes) -> None:
+    """Write a public file anew: readers see the old file or the new, never half."""
+    temporary = path.with_name(f"{path.name}.new")
+    temporary.unlink(missing_ok=True)
+    _write_new(temporary, data, private=False)
+    temporary.replace(path)
 
 
 def rotate_signing_key(
@@ -147,6 +181,8 @@ def rotate_signing_key(
     key ids. Receivers pick the new file up on reload (the hub on SIGHUP)."""
     now = now or datetime.now(UTC)
     files = RegistryFiles(folder, registry)
+    if not files.signing_key.exists():
+        raise UnknownRegistry(f"{folder} holds no signing key for {registry}")
     current = SigningKey.from_pem(files.signing_key.read_bytes())
     directory = read_key_file(folder / "keys.toml")
     expires = now + overlap
@@ -160,8 +196,5 @@ def rotate_signing_key(
     keys.append(DirectoryKey(registry, fresh.public_raw, now - timedelta(minutes=5)))
     files.signing_key.rename(files.signing_key.with_name(f"signing.key.{current.key_id}"))
     _write_new(files.signing_key, fresh.to_pem(), private=True)
-    temporary = folder / "keys.toml.new"
-    temporary.unlink(missing_ok=True)
-    _write_new(temporary, key_file_text(keys).encode(), private=False)
-    temporary.replace(folder / "keys.toml")  # readers see the old file or the new, never half
+    _replace(folder / "keys.toml", key_file_text(keys).encode())
     return current.key_id, fresh.key_id

@@ -10,6 +10,7 @@ import pytest
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
+from article6.cli import main as cli
 from article6.codes import Code, Refusal
 from article6.keys import DirectoryKey, KeyDirectory, SigningKey, key_file_text, read_key_file
 from article6.pki import RegistryFiles, init_pki
@@ -92,3 +93,25 @@ def test_pki_init_refuses_bad_or_repeated_registry_ids(tmp_path: Path) -> None:
         init_pki(tmp_path / "a", ["not-valid"])
     with pytest.raises(ValueError, match="distinct"):
         init_pki(tmp_path / "b", ["HUB", "HUB"])
+
+
+def test_pki_add_issues_one_more_registry_from_the_same_ca(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    init_pki(tmp_path, ["HUB", "GHA01"])
+    assert cli(["pki", "add", "--pki", str(tmp_path), "--registry", "SGP01"]) == 0
+    added = RegistryFiles(tmp_path, "SGP01")
+    key_id = SigningKey.from_pem(added.signing_key.read_bytes()).key_id
+    directory = read_key_file(tmp_path / "keys.toml")
+    assert directory.lookup(key_id).registry == "SGP01"
+    assert {key.registry for key in directory.all()} == {"HUB", "GHA01", "SGP01"}
+    ca = x509.load_pem_x509_certificate((tmp_path / "ca.crt").read_bytes())
+    cert = x509.load_pem_x509_certificate(added.tls_certificate.read_bytes())
+    cert.verify_directly_issued_by(ca)
+    assert stat.S_IMODE(added.tls_key.stat().st_mode) == 0o600
+    capsys.readouterr()
+    assert cli(["pki", "add", "--pki", str(tmp_path), "--registry", "SGP01"]) == 1
+    assert "already in" in capsys.readouterr().err
+    assert cli(["pki", "add", "--pki", str(tmp_path / "none"), "--registry", "X01"]) == 2
+    assert cli(["pki", "rotate", "--pki", str(tmp_path), "--registry", "CHE01"]) == 2
+    assert "no signing key for CHE01" in capsys.readouterr().err
