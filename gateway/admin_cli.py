@@ -34,8 +34,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,7 @@ from google.protobuf.message import Message
 from article6.aef.template import template
 from article6.aef.workbook import FORMATS
 from article6.codes import Code
+from article6.config_check import ConfigError, read_toml
 from article6.model import Purpose, Status, TransactionType
 from article6.pki import RegistryFiles
 from article6.process import command_line
@@ -231,10 +233,15 @@ def _discrepancy_line(item: admin_pb2.Discrepancy) -> str:
     )
 
 
-def _reconcile(stub: Stub, args: argparse.Namespace) -> Message | list[str]:
+INCONSISTENT = frozenset({3, 4, 7})  # totals or blocks inconsistent, start denied
+
+
+def _reconcile(stub: Stub, args: argparse.Namespace) -> tuple[Message | list[str], int]:
+    """Exit 1 when the run did not find the ledgers in agreement, as reconcile-leg does."""
     request = admin_pb2.RunReconciliationRequest(registry=args.registry)
     reply = stub.RunReconciliation(request, timeout=args.timeout)
-    return reply if args.json else [_run_line(reply.run)]
+    status = 1 if reply.run.status in INCONSISTENT else 0
+    return (reply if args.json else [_run_line(reply.run)]), status
 
 
 def _reconciliations(stub: Stub, args: argparse.Namespace) -> Message | list[str]:
@@ -330,16 +337,58 @@ def _aef_check(stub: Stub, args: argparse.Namespace) -> tuple[Message | list[str
     return [*lines, f"{path}: {verdict} with the hub's ledger; results written to {out}"], status
 
 
+ENVIRONMENT = {"endpoint": "ARTICLE6_ADMIN_ENDPOINT", "pki": "ARTICLE6_PKI",
+               "identity": "ARTICLE6_IDENTITY", "hub_id": "ARTICLE6_HUB_ID"}  # fmt: skip
+
+
+def _context(environment: Mapping[str, str]) -> dict[str, str]:
+    """Connection settings from a named context (ARTICLE6_CONTEXT, a table of
+    ``$XDG_CONFIG_HOME/article6/contexts.toml``), overridden by the environment's own
+    variables, themselves overridden by flags: as ``nats context`` and PGHOST do."""
+    settings: dict[str, str] = {}
+    name = environment.get("ARTICLE6_CONTEXT", "")
+    if name:
+        home = Path(environment.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+        path = home / "article6" / "contexts.toml"
+        contexts = read_toml(path)
+        if name not in contexts:
+            raise ConfigError(f"{path}: no context {name!r} (ARTICLE6_CONTEXT)")
+        settings |= {key: str(value) for key, value in contexts[name].items()
+                     if key in ENVIRONMENT}  # fmt: skip
+    return settings | {key: environment[var] for key, var in ENVIRONMENT.items()
+                       if environment.get(var)}  # fmt: skip
+
+
+def _connection_arguments(parser: argparse.ArgumentParser, context: dict[str, str]) -> None:
+    parser.add_argument(
+        "--endpoint",
+        default=context.get("endpoint"),
+        required="endpoint" not in context,
+        help="the hub's admin_listen address (or ARTICLE6_ADMIN_ENDPOINT)",
+    )
+    parser.add_argument(
+        "--pki",
+        type=Path,
+        default=context.get("pki"),
+        required="pki" not in context,
+        help="folder written by pki init (or ARTICLE6_PKI)",
+    )
+    parser.add_argument(
+        "--identity",
+        default=context.get("identity", "OPERATOR"),
+        help="client identity in the PKI (or ARTICLE6_IDENTITY; OPERATOR)",
+    )
+    parser.add_argument("--hub-id", default=context.get("hub_id", "HUB"),
+                        help="the hub's TLS identity (or ARTICLE6_HUB_ID; HUB)")  # fmt: skip
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="article6-admin",
         description="The operators' command line over the hub's admin service.",
     )
     add_version(parser)
-    parser.add_argument("--endpoint", required=True, help="the hub's admin_listen address")
-    parser.add_argument("--pki", required=True, type=Path, help="folder written by pki init")
-    parser.add_argument("--identity", default="OPERATOR", help="client identity in the PKI")
-    parser.add_argument("--hub-id", default="HUB", help="the hub's TLS identity")
+    _connection_arguments(parser, _context(os.environ))
     commands = parser.add_subparsers(dest="command", required=True)
 
     def command(name: str, handler: object, text: str) -> argparse.ArgumentParser:
@@ -415,7 +464,12 @@ def _aef_commands(command: Callable[..., argparse.ArgumentParser]) -> None:
 
 @command_line
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        parser = build_parser()
+    except ConfigError as error:
+        print(f"article6-admin: {error}", file=sys.stderr)
+        return 2
+    args = parser.parse_args(argv)
     tls = TlsMaterial.load(RegistryFiles(args.pki, args.identity))
     credentials = channel_credentials(tls)
     options = [*channel_options(args.hub_id), *grpc_message_options(ADMIN_MAX_MESSAGE_BYTES)]

@@ -3,16 +3,22 @@ with a description of what it is, in plain text (no reST markup)."""
 
 from __future__ import annotations
 
+import argparse
 import re
 import subprocess
 import sys
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from article6.cli import main as article6
+from article6.config_check import ConfigError
 from article6.process import command_line
+from article6.v1 import admin_pb2
 from gateway.__main__ import main as hub
+from gateway.admin_cli import _context, _reconcile
 from gateway.admin_cli import main as admin
 from international_registry.__main__ import main as international
 from mechanism_registry_adapter.__main__ import main as mechanism
@@ -85,3 +91,39 @@ def test_a_reader_that_stops_and_ctrl_c_end_a_command_quietly() -> None:
         raise KeyboardInterrupt
 
     assert interrupted() == 130
+
+
+def test_the_admin_connection_comes_from_a_context_then_the_environment_then_flags(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "article6"
+    folder.mkdir()
+    (folder / "contexts.toml").write_text(
+        '[staging]\nendpoint = "10.0.0.5:7001"\npki = "/etc/a6/pki"\nidentity = "ALICE"\n'
+    )
+    environment = {"XDG_CONFIG_HOME": str(tmp_path), "ARTICLE6_CONTEXT": "staging"}
+    assert _context(environment) == {"endpoint": "10.0.0.5:7001", "pki": "/etc/a6/pki",
+                                     "identity": "ALICE"}  # fmt: skip
+    environment["ARTICLE6_ADMIN_ENDPOINT"] = "127.0.0.1:7001"
+    assert _context(environment)["endpoint"] == "127.0.0.1:7001"
+    assert _context({"ARTICLE6_PKI": "run/pki"}) == {"pki": "run/pki"}
+    with pytest.raises(ConfigError, match="no context 'prod'"):
+        _context({**environment, "ARTICLE6_CONTEXT": "prod"})
+
+
+def test_reconcile_exits_1_when_the_ledgers_disagree() -> None:
+    class Stub:
+        def __init__(self, status: int) -> None:
+            self.status = status
+
+        def RunReconciliation(self, request: Any, timeout: float) -> Any:
+            run = admin_pb2.ReconciliationRun(run_id="RUN-1", registry="CHE01")
+            run.status = self.status  # type: ignore[assignment]
+            return admin_pb2.RunReconciliationResponse(run=run)
+
+    arguments = argparse.Namespace(registry="CHE01", timeout=5.0, json=False)
+    assert _reconcile(Stub(5), arguments)[1] == 0  # type: ignore[arg-type]
+    for disagreeing in (3, 4, 7):
+        lines, status = _reconcile(Stub(disagreeing), arguments)  # type: ignore[arg-type]
+        assert status == 1
+        assert "inconsistent" in str(lines) or "denied" in str(lines)
