@@ -40,6 +40,7 @@ from article6.v1 import admin_pb2, mechanism_pb2
 from demo.mailbox import LocalSmtp
 from demo.network import HUB, INTERNATIONAL, MECHANISM, OPERATOR, Network
 from demo.portal import run_portal_scenario
+from gateway.admin_cli import RUN_STATUSES
 from mechanism_registry_adapter import feed
 from mechanism_registry_adapter.formats import write_json_lines
 
@@ -253,10 +254,6 @@ def run_mechanism_scenario(network: Network) -> None:
     print(f"  {mechanism('reconcile-leg')}")
 
 
-RUN_STATUSES = {4: "blocks inconsistent", 5: "completed", 6: "completed, manual intervention",
-                7: "start denied"}  # fmt: skip
-
-
 def reconcile(network: Network, registry: str) -> admin_pb2.ReconciliationRun:
     """A run (tried again while completion notices to the registry are still on their way,
     which denies a start)."""
@@ -269,7 +266,7 @@ def reconcile(network: Network, registry: str) -> admin_pb2.ReconciliationRun:
         if run.status != 7 or time.monotonic() > deadline:
             break
         time.sleep(0.2)
-    print(f"  {registry:<6} {run.status} {RUN_STATUSES.get(run.status, run.status):<20} "
+    print(f"  {registry:<6} {RUN_STATUSES.get(run.status, str(run.status)):<20} "
           f"{run.hub_blocks:>3} blocks at the hub, {run.registry_blocks:>3} in the registry, "
           f"{run.round_trips} round trips, {run.bytes_exchanged:,} bytes")  # fmt: skip
     return run

@@ -54,7 +54,7 @@ from article6.pki import RegistryFiles
 from article6.process import command_line
 from article6.service import grpc_message_options
 from article6.tls import TlsMaterial, channel_credentials, channel_options
-from article6.v1 import admin_pb2, admin_pb2_grpc
+from article6.v1 import admin_pb2, admin_pb2_grpc, units_pb2
 from article6.version import add_version
 from gateway.admin import ADMIN_MAX_MESSAGE_BYTES
 from gateway.audit import Entry, Head, Verdict, entry_line, verdict_lines
@@ -194,13 +194,22 @@ def _retry(stub: Stub, args: argparse.Namespace) -> Message | list[str]:
     return reply if args.json else [f"back in delivery: {_outbox_line(reply.entry)}"]
 
 
+def _state(value: int) -> str:
+    """A unit state by name (held, used, cancelled), as the wire's enum names it."""
+    return units_pb2.UnitState.Name(value).removeprefix("UNIT_STATE_").lower()  # type: ignore[arg-type]
+
+
+def _kind(value: int) -> str:
+    return units_pb2.UnitKind.Name(value).removeprefix("UNIT_KIND_").lower().replace("_", " ")  # type: ignore[arg-type]
+
+
 def _holdings(stub: Stub, args: argparse.Namespace) -> Message | list[str]:
     reply = stub.ListHoldings(admin_pb2.ListHoldingsRequest(registry=args.registry or ""))
     return reply if args.json else [
         f"{h.registry:<8} {h.account_id:<16} {h.block.originating_registry}:"
         f"{h.block.serial_first}-{h.block.serial_last}  "
         f"{h.block.serial_last - h.block.serial_first + 1:>14,}  {h.block.cooperative_approach} "
-        f"{h.block.vintage} state {h.block.state}"
+        f"{h.block.vintage} {_state(h.block.state)}"
         for h in reply.blocks
     ]  # fmt: skip
 
@@ -215,7 +224,7 @@ def _run_line(run: admin_pb2.ReconciliationRun) -> str:
     status = RUN_STATUSES.get(run.status, str(run.status))
     state = "open" if run.open else status
     return (
-        f"{run.run_id:<22} {run.registry:<8} {run.status} {state:<30} "
+        f"{run.run_id:<22} {run.registry:<8} {state:<30} "
         f"{run.hub_blocks:>9,} / {run.registry_blocks:<9,} blocks  "
         f"{run.round_trips:>3} round trips {run.bytes_exchanged:>10,} bytes  {run.detail}"
     ).rstrip()
@@ -228,7 +237,8 @@ def _discrepancy_line(item: admin_pb2.Discrepancy) -> str:
     return (
         f"{item.discrepancy_id:>6} {item.registry:<8} {item.side:<8} {item.block.account_id:<16} "
         f"{block.originating_registry}:{block.serial_first}-{block.serial_last} "
-        f"{block.cooperative_approach} {block.vintage} kind {block.unit_kind} state {block.state} "
+        f"{block.cooperative_approach} {block.vintage} {_kind(block.unit_kind)} "
+        f"{_state(block.state)} "
         f"({where}) {state}"
     )
 

@@ -16,9 +16,9 @@ import pytest
 from article6.cli import main as article6
 from article6.config_check import ConfigError
 from article6.process import command_line
-from article6.v1 import admin_pb2
+from article6.v1 import admin_pb2, units_pb2
 from gateway.__main__ import main as hub
-from gateway.admin_cli import _context, _reconcile
+from gateway.admin_cli import _context, _discrepancy_line, _reconcile, _run_line
 from gateway.admin_cli import main as admin
 from international_registry.__main__ import main as international
 from mechanism_registry_adapter.__main__ import main as mechanism
@@ -127,3 +127,17 @@ def test_reconcile_exits_1_when_the_ledgers_disagree() -> None:
         lines, status = _reconcile(Stub(disagreeing), arguments)  # type: ignore[arg-type]
         assert status == 1
         assert "inconsistent" in str(lines) or "denied" in str(lines)
+
+
+def test_admin_lines_say_names_not_numbers() -> None:
+    block = units_pb2.UnitBlock(originating_registry="GHA01", serial_first=1, serial_last=9,
+                                unit_kind=units_pb2.UNIT_KIND_ITMO,
+                                state=units_pb2.UNIT_STATE_USED)  # fmt: skip
+    item = admin_pb2.Discrepancy(discrepancy_id=7, registry="CHE01", side="hub", open=True)
+    item.block.block.CopyFrom(block)
+    line = _discrepancy_line(item)
+    assert " itmo used " in line
+    assert "kind" not in line
+    run = admin_pb2.ReconciliationRun(run_id="RUN-1", registry="CHE01")
+    run.status = 4  # type: ignore[assignment]
+    assert "CHE01    blocks inconsistent" in _run_line(run)
