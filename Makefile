@@ -45,8 +45,9 @@ test: lint
 docs: install
 	$(PY) -m article6.docs --write
 
+# KEEP=1 leaves the network serving once the scenario is done (Ctrl-C stops it).
 demo: install
-	$(PY) -m demo
+	$(PY) -m demo $(if $(KEEP),--keep-running)
 
 # Screenshots of the portal for docs/PORTAL.md, taken by its browser test (needs chromium).
 portal-screenshots: install

@@ -17,6 +17,7 @@ and shuts everything down.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import sqlite3
@@ -481,7 +482,21 @@ def print_audit(network: Network) -> bool:
     return verdict.returncode == 0
 
 
-def main() -> int:
+def keep_running(network: Network) -> None:
+    """Leave everything serving until Ctrl-C: the portal, the metrics, the admin ports."""
+    print(f"\nEverything keeps running: the portal at {network.portal_url}, the hub's admin "
+          f"port at {network.admin_endpoint} (ARTICLE6_ADMIN_ENDPOINT={network.admin_endpoint} "
+          f"ARTICLE6_PKI={network.pki}), the metrics above. Ctrl-C stops it all.")  # fmt: skip
+    with contextlib.suppress(KeyboardInterrupt):
+        while True:
+            time.sleep(3600)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="make demo", description="The network's demo.")
+    after = "leave everything serving after the scenario, until Ctrl-C"
+    parser.add_argument("--keep-running", action="store_true", help=after)
+    args = parser.parse_args(argv)
     folder = Path("run") / datetime.now(UTC).strftime("demo-%Y%m%d-%H%M%S")
     network = Network(folder.resolve(), registries=REGISTRIES)
     network.write()
@@ -505,6 +520,10 @@ def main() -> int:
         agree = print_holdings(network)
         print_metrics(network)
         agree = print_audit(network) and agree
+        if args.keep_running:
+            keep_running(network)
+        else:
+            print("\n(The processes stop now; make demo KEEP=1 leaves them serving until Ctrl-C.)")
     finally:
         exits = network.stop_all()
         smtp.__exit__(None, None, None)
