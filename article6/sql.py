@@ -215,3 +215,8 @@ def unlock(connection: Connection, locks: Table, transaction_id: str) -> None:
 @cache
 def _unlock(locks: Table) -> Delete:
     return delete(locks).where(locks.c.transaction_id == bindparam("id"))
+
+
+def shown_url(url: str) -> str:
+    """A database URL as logs may show it: its password, if any, masked."""
+    return make_url(url).render_as_string(hide_password=True)

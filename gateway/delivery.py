@@ -417,9 +417,11 @@ async def expire_loop(
             )
         except Exception:  # the loop must outlive any one failure (a database outage)
             log.exception("time-out sweep failed; trying again shortly")
-            cancelled = 0
+            cancelled = []
+        for transaction_id, registry in cancelled:
+            log.warning("%s cancelled: %s did not answer before its acceptance time-out",
+                        transaction_id, registry, extra={"peer": registry})  # fmt: skip
         if cancelled:
-            log.info("cancelled %d transactions past their acceptance time-out", cancelled)
             wake()
         await pause(stopping, 0.5)
 

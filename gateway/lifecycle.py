@@ -313,15 +313,18 @@ class Lifecycle:
         whole acceptance time-out from then, however long the request waited to go."""
         extend_respond_by(connection, transaction_id, at + self.acceptance_timeout)
 
-    def cancel_expired(self, connection: Connection, now: datetime, limit: int = 100) -> int:
-        """Cancel external transfers whose acquiring registry did not answer in time."""
-        cancelled = 0
+    def cancel_expired(
+        self, connection: Connection, now: datetime, limit: int = 100
+    ) -> list[tuple[str, str]]:
+        """Cancel external transfers whose acquiring registry did not answer in time; return
+        each one's id and acquiring registry."""
+        cancelled = []
         for transaction_id in expired_transactions(connection, now, limit):
             record = get_transaction(connection, transaction_id)
             assert record is not None
             results = [(Code.TRANSACTION_TIMED_OUT, f"no answer by {record.respond_by}")]
             self._end(connection, record, Status.CANCELLED, results, now)
-            cancelled += 1
+            cancelled.append((transaction_id, record.acquiring_registry))
         return cancelled
 
 

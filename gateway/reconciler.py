@@ -55,6 +55,7 @@ from gateway.storage.database import Database
 
 log = logging.getLogger("gateway.reconciliation")
 FANOUT = 16
+DISAGREEING = frozenset({3, 4})  # totals or blocks inconsistent: an operator must look
 RPC_TIMEOUT_SECONDS = 300.0  # a registry builds its tree while it takes the request
 RECEIPT = {"article6.v1.Receipt": transaction_pb2.Receipt}
 
@@ -168,8 +169,11 @@ class Reconciler:
         assert run is not None
         if self.on_finished is not None:
             self.on_finished(run.status)
-        log.info("reconciliation %s with %s: status %d %s", run_id, registry, run.status,
-                 run.detail, extra={"peer": registry})  # fmt: skip
+        name = reconciliation_pb2.ReconciliationStatus.Name(run.status)  # type: ignore[arg-type]
+        said = name.removeprefix("RECONCILIATION_STATUS_").lower().replace("_", " ")
+        level = logging.WARNING if run.status in DISAGREEING else logging.INFO
+        log.log(level, "reconciliation %s with %s: %s; %s", run_id, registry, said, run.detail,
+                extra={"peer": registry})  # fmt: skip
         return run
 
     def _start(

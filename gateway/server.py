@@ -22,6 +22,7 @@ from article6.keys import SigningKey, read_key_file
 from article6.metrics import serve_metrics
 from article6.process import DatabaseLock, listen, lock_database, raise_fd_limit
 from article6.service import server_options
+from article6.sql import shown_url
 from article6.tls import TlsMaterial, server_credentials
 from article6.v1 import admin_pb2, admin_pb2_grpc, hub_pb2
 from gateway.admin import ADMIN_MAX_MESSAGE_BYTES, AdminService
@@ -168,8 +169,10 @@ class Hub:
             self._metrics_server = serve_metrics(self.config.metrics_listen, self.metrics_registry)
         for service in ("", HUB_SERVICE):
             await self.health.set(service, health_pb2.HealthCheckResponse.SERVING)
-        log.info("hub %s serving on %s, admin on %s", self.config.registry_id,
-                 self.config.listen, self.config.admin_listen)  # fmt: skip
+        config = self.config
+        log.info("hub %s serving on %s, admin on %s, metrics on %s, database %s",
+                 config.registry_id, config.listen, config.admin_listen,
+                 config.metrics_listen or "(none)", shown_url(config.database))  # fmt: skip
 
     async def _reconcile_every(self, interval: float) -> None:
         """Reconcile each registry in the directory in turn, one every ``interval`` seconds

@@ -25,6 +25,7 @@ from article6.node.service import RegistryService, Writer
 from article6.node.store import Schema, open_database
 from article6.process import DatabaseLock, listen, lock_database, raise_fd_limit
 from article6.service import client_options, server_options
+from article6.sql import shown_url
 from article6.tls import TlsMaterial, secure_channel, server_credentials
 
 log = logging.getLogger("registry.server")
@@ -89,7 +90,10 @@ class RegistryNode:
         ]
         for name in ("", REGISTRY_SERVICE):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
-        log.info("registry %s serving on %s", self.config.registry_id, self.config.listen)
+        log.info("registry %s serving on %s, metrics on %s, database %s, hub %s at %s",
+                 self.config.registry_id, self.config.listen,
+                 self.config.metrics_listen or "(none)", shown_url(self.config.database),
+                 self.config.hub_id, self.config.hub_endpoint)  # fmt: skip
 
     async def stop(self) -> None:
         """Graceful: stop taking calls, let calls in flight finish, stop the loops, close."""

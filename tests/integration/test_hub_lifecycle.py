@@ -84,7 +84,7 @@ def test_a_transfer_with_no_answer_is_cancelled_and_its_units_released(hub: HubH
     hub.propose(external("GHA01-2", 1, 250))
     later = hub.now + timedelta(seconds=61)
     cancelled = hub.database.write_now(lambda c: hub.lifecycle.cancel_expired(c, later))
-    assert cancelled == 1
+    assert cancelled == [("GHA01-2", "CHE01")]
     assert hub.status("GHA01-2") is Status.CANCELLED
     assert hub.state()["locks"] == []
     states = hub.database.read_now(

@@ -16,6 +16,7 @@ import pytest
 from article6.cli import main as article6
 from article6.config_check import ConfigError
 from article6.process import command_line
+from article6.sql import shown_url
 from article6.v1 import admin_pb2, units_pb2
 from gateway.__main__ import main as hub
 from gateway.admin_cli import _context, _discrepancy_line, _reconcile, _run_line
@@ -141,3 +142,9 @@ def test_admin_lines_say_names_not_numbers() -> None:
     run = admin_pb2.ReconciliationRun(run_id="RUN-1", registry="CHE01")
     run.status = 4  # type: ignore[assignment]
     assert "CHE01    blocks inconsistent" in _run_line(run)
+
+
+def test_a_database_url_in_a_log_line_hides_its_password() -> None:
+    shown = shown_url("postgresql+psycopg://hub:s3cret@db.example:5432/article6")
+    assert "s3cret" not in shown
+    assert shown.startswith("postgresql+psycopg://hub:***@db.example")
