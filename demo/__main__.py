@@ -55,10 +55,10 @@ def step(text: str) -> None:
 def outcome(network: Network, registry: str, transaction_id: str, acquirer: str = "") -> str:
     """The transaction's final status in ``registry``'s books; for a completed transfer, once
     the ``acquirer`` has applied it too (the next step may move the units on from there)."""
-    line = network.registry_cli(registry, "wait", transaction_id, "--timeout", "60")
+    line = network.wait_final(registry, transaction_id)
     _, status, *codes = line.split()
     if acquirer and status == "completed":
-        network.registry_cli(acquirer, "wait", transaction_id, "--timeout", "60")
+        network.wait_final(acquirer, transaction_id)
     named = [f"{code} {Code(int(code)).name}" for code in codes[0].split(",")] if codes else []
     return f"{transaction_id}: {status}" + (f" ({'; '.join(named)})" if named else "")
 

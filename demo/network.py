@@ -349,6 +349,15 @@ class Network:
             command, capture_output=True, text=True, cwd=self.folder, check=False, timeout=120
         )
 
+    def wait_final(self, registry: str, transaction_id: str, timeout: float = 60.0) -> str:
+        """``wait``'s line for a transaction's final status in ``registry``'s books (it exits
+        1 for any status but completed: the line is what is wanted here)."""
+        line = self.registry_cli(registry, "wait", transaction_id, "--timeout", str(timeout),
+                                 check=False)  # fmt: skip
+        if not line:
+            raise RuntimeError(f"{transaction_id}: no final status in {registry} in {timeout} s")
+        return line
+
     def scrape(self, name: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
         """One scrape of a component's /metrics: (sample name, sorted labels) -> value."""
         url = f"http://{self.metrics[name]}/metrics"
@@ -369,7 +378,7 @@ class Network:
                 registry, "authorize", "--authorization-id", authorization, "--ca", "CA0001",
                 "--purpose", "ndc-and-oimp", "--definition", "issuance", "--vintages", "2021-2030",
             )  # fmt: skip
-            line = self.registry_cli(registry, "wait", granted, "--timeout", "120")
+            line = self.wait_final(registry, granted, 120)
             if line.split()[1] != "completed":
                 raise RuntimeError(f"{authorization} not recorded: {line}")
             self.standing.add(registry)

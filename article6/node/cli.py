@@ -11,7 +11,7 @@ reference one); a registry adds its own commands through ``RegistryKind``.
     use --config C --from A --serials F-L [--party P] [--year Y] [--to A] [--first-transfer]
     cancel --config C --from A --serials F-L [--voluntary --purpose P] [--to A]
     holdings | transactions --config C [--json]
-    wait --config C TRANSACTION_ID [--timeout S]
+    wait --config C TRANSACTION_ID [--timeout S]   (exit 0 completed, 1 any other outcome)
 
 Operator commands write to the registry's own database; the serving process sends what they
 queue to the hub. ``wait`` follows a transaction until its final status.
@@ -41,6 +41,7 @@ from article6.model import (
     AccountType,
     FirstTransferTrigger,
     Purpose,
+    Status,
     TransactionType,
     UnitAttributes,
     UnitKind,
@@ -352,7 +353,7 @@ def _wait(args: argparse.Namespace, config: RegistryConfig) -> int:
         if local is not None and local.status.final:
             codes = ",".join(str(code) for code, _ in local.results)
             print(f"{args.transaction_id} {local.status.name.lower()} {codes}".rstrip())
-            return 0
+            return 0 if local.status is Status.COMPLETED else 1  # a bad outcome is non-zero
         time.sleep(0.1)
     print(f"{args.transaction_id}: no final status within {args.timeout} s", file=sys.stderr)
     return 1

@@ -67,7 +67,7 @@ def local_transaction(network: Network, registry: str, transaction_id: str) -> d
 
 
 def final(network: Network, registry: str, transaction_id: str) -> tuple[str, list[int]]:
-    line = network.registry_cli(registry, "wait", transaction_id, "--timeout", "60")
+    line = network.wait_final(registry, transaction_id)
     _, status, *codes = line.split()
     return status, [int(code) for code in codes[0].split(",")] if codes else []
 
