@@ -18,6 +18,8 @@ from article6.pki import RegistryFiles, init_pki
 from article6.tls import TlsMaterial
 from gateway.metrics import HubMetrics
 from gateway.storage.database import Database
+from mechanism_registry_adapter import book
+from mechanism_registry_adapter.metrics import InstructionCollector
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "ops" / "grafana" / "article6-gateway.json"
@@ -32,8 +34,9 @@ def exported_names(tmp_path: Path) -> set[str]:
     database = Database(f"sqlite:///{tmp_path / 'hub.db'}")
     database.migrate()
     HubMetrics(hub_registry, database)
-    engine = store.open_database(f"sqlite:///{tmp_path / 'registry.db'}")
+    engine = store.open_database(f"sqlite:///{tmp_path / 'registry.db'}", book.metadata)
     RegistryMetrics(registry_registry, engine, "HUB")
+    registry_registry.register(InstructionCollector(engine))  # the mechanism adapter's own
     for registry in (hub_registry, registry_registry):
         for family in registry.collect():
             names.update(family.name + suffix for suffix in SUFFIXES[family.type])
@@ -57,7 +60,7 @@ def test_every_dashboard_query_names_an_exported_metric(tmp_path: Path) -> None:
     assert used - exported == set()
     rows = [panel["title"] for panel in dashboard["panels"] if panel["type"] == "row"]
     assert rows == ["Processes", "RPCs (rate, errors, duration)", "Transactions", "Outbox",
-                    "Delivery", "Reconciliation", "Security"]  # fmt: skip
+                    "Delivery", "Reconciliation", "Security", "Article 6.4 mechanism"]  # fmt: skip
 
 
 def test_every_alert_names_an_exported_metric_and_has_a_runbook(tmp_path: Path) -> None:
