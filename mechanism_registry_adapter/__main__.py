@@ -12,6 +12,8 @@
 one SQL transaction; running it again after a crash takes only what is not yet taken (an
 instruction already received is a replay and changes nothing). It prints one line per
 refused or unreadable instruction and a summary; it exits 2 if some lines could not be read.
+Long commands say where they are on stderr: ``import`` after each chunk, ``wait-instructions``
+every 5 seconds, with the count in each state.
 ``wait-instructions`` exits 1 if any instruction failed (the hub or the acquiring registry
 refused a step, or the acquirer did not answer in time: the adapter logs a warning for each);
 ``retry-failed`` starts failed instructions again from their first step, under the same id.
@@ -67,6 +69,14 @@ from mechanism_registry_adapter.server import serve
 Read = mechanism_pb2.FirstTransferInstruction | Unreadable
 
 
+PROGRESS_EVERY_SECONDS = 5.0  # how often wait-instructions says where it is
+
+
+def progress(line: str) -> None:
+    """A progress line on stderr (stdout keeps the results, for scripts)."""
+    print(line, file=sys.stderr, flush=True)
+
+
 def _chunks(items: Iterator[Read], size: int) -> Iterator[list[Read]]:
     while chunk := list(islice(items, size)):
         yield chunk
@@ -77,6 +87,7 @@ def _import(args: argparse.Namespace, config: RegistryConfig) -> int:
     form = args.format or ("csv" if args.file.suffix.lower() == ".csv" else "jsonl")
     totals = {"taken": 0, "refused": 0, "replayed": 0, "unreadable": 0}
     today = datetime.now(UTC).date()
+    started = time.monotonic()
     with args.file.open(newline="", encoding="utf-8") as handle:
         read = read_csv(handle) if form == "csv" else read_json_lines(handle)
         for chunk in _chunks(read, args.chunk):
@@ -104,6 +115,9 @@ def _import(args: argparse.Namespace, config: RegistryConfig) -> int:
 
             for line in cli.run_in_books(args, config, take):
                 print(line)
+            progress(f"{sum(totals.values()):,} instructions read "
+                     f"({', '.join(f'{name} {count:,}' for name, count in totals.items())}) "
+                     f"in {time.monotonic() - started:.1f} s")  # fmt: skip
     print(" ".join(f"{name} {count}" for name, count in totals.items()))
     return 2 if totals["unreadable"] else 0
 
@@ -151,9 +165,13 @@ def _wait(args: argparse.Namespace, config: RegistryConfig) -> int:
     """Until every instruction is final; prints the count in each state, and exits 1 if some
     failed (or are not final in time)."""
     deadline = time.monotonic() + args.timeout
+    said_at = time.monotonic()
     while True:
         found = cli.run_in_books(args, config, lambda r, c: book.counts(c))
         summary = " ".join(f"{state.name.lower()} {n}" for state, n in sorted(found.items()))
+        if time.monotonic() - said_at >= PROGRESS_EVERY_SECONDS:
+            said_at = time.monotonic()
+            progress(f"waiting: {summary}")
         if all(state.final for state in found):
             print(summary or "no instructions")
             failed = found.get(InstructionState.FAILED, 0)

@@ -253,11 +253,13 @@ def test_a_bulk_import_survives_sigkill_of_the_importer_and_the_adapter(
     database = network.folder / f"{MECHANISM.lower()}.db"
     command = [sys.executable, "-m", "mechanism_registry_adapter", "import", str(bulk),
                "--config", str(network.config(MECHANISM)), "--chunk", "1"]  # fmt: skip
-    importer = subprocess.Popen(command, cwd=network.folder, stdout=subprocess.DEVNULL)
+    importer = subprocess.Popen(command, cwd=network.folder, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True)  # fmt: skip
     taken = "SELECT COUNT(*) FROM instructions"
     wait_for(lambda: _count(database, taken) >= 100, 60, "the import to start")
     importer.send_signal(signal.SIGKILL)
-    importer.wait(10)
+    _, progress = importer.communicate(timeout=10)
+    assert "instructions read (taken " in progress  # a line per chunk, on stderr
     assert _count(database, taken) < count, "the import ended before it could be killed"
 
     completed = "SELECT COUNT(*) FROM instructions WHERE state = 4"
