@@ -39,6 +39,12 @@ def known_keys(path: Path, name: str, table: Any, known: Iterable[str]) -> dict[
     return table
 
 
+def required_keys(path: Path, name: str, table: dict[str, Any], keys: Iterable[str]) -> None:
+    for key in keys:
+        if key not in table:
+            raise ConfigError(f"{path}: [{name}] {key} is missing")
+
+
 def numbers_table(path: Path, name: str, raw: Any, settings: type) -> dict[str, Any]:
     """A table of a dataclass's numeric fields (``int`` or ``float``): known keys, numbers
     of their kind, not negative."""

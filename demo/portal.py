@@ -33,9 +33,14 @@ class Page:
     text: str
 
     def csrf(self) -> str:
-        found = re.search(r'name="csrf" value="([^"]+)"', self.text)
-        assert found, self.text
-        return found.group(1)
+        return csrf_in(self.text)
+
+
+def csrf_in(page: str) -> str:
+    """The CSRF token a portal page's forms carry."""
+    found = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert found, page
+    return found.group(1)
 
 
 class Browser:

@@ -58,6 +58,7 @@ from article6.config_check import (
     known_keys,
     numbers_table,
     read_toml,
+    required_keys,
     same_identity,
 )
 from article6.identifiers import (
@@ -210,9 +211,7 @@ def load_config(path: Path) -> HubConfig:
     if unknown:
         raise ConfigError(f"{path}: unknown tables: {', '.join(unknown)}")
     hub = known_keys(path, "hub", document.get("hub"), _HUB_KEYS)
-    for key in _HUB_REQUIRED:
-        if key not in hub:
-            raise ConfigError(f"{path}: [hub] {key} is missing")
+    required_keys(path, "hub", hub, _HUB_REQUIRED)
     existing_files(path, "hub", hub, ("ca_certificate", "tls_certificate", "tls_key",
                                       "signing_key", "keys"))  # fmt: skip
     for entry in document.get("registries", []):

@@ -129,13 +129,6 @@ def read(path: Path, table: Table, layout: Template, outcome: Outcome) -> list[S
     return valid
 
 
-def cell(value: Any) -> str:
-    """A value of the books as the workbook shows it."""
-    if isinstance(value, datetime | date):
-        return value.strftime(DATE_FORMAT)
-    return text(value)
-
-
 # --- Table 3: actions ----------------------------------------------------------------------
 
 _NOT_COMPARED = {"first_id", "last_id", "consistency", "explanatory_information",
@@ -160,12 +153,12 @@ def _differences(
     for key, value in submitted.cells.items():
         if key in _NOT_COMPARED or key == "date" or (key in _QUANTITIES and not same_ids):
             continue  # different ids are reported once, not again as a quantity
-        wanted = cell(expected.get(key, ""))
+        wanted = text(expected.get(key, ""))
         if value != wanted and (wanted or key not in _KNOWN_ONLY_IF_GIVEN):
             said.append(f"{key.replace('_', ' ')} {value or '(empty)'} but the ledger has "
                         f"{wanted or '(empty)'}")  # fmt: skip
     if abs(submitted.day - expected["date"]) > tolerance:
-        said.append(f"date {submitted.cells['date']} but the ledger has {cell(expected['date'])}")
+        said.append(f"date {submitted.cells['date']} but the ledger has {text(expected['date'])}")
     return said
 
 
@@ -226,7 +219,7 @@ def check_actions(
         if row.number not in outcome.results:
             outcome.results[row.number] = CONSISTENT
     for left in (item for item in known.rows if not item.matched):
-        action, day = left.row["action_type"].lower(), cell(left.row["date"])
+        action, day = left.row["action_type"].lower(), text(left.row["date"])
         outcome.add(sheet, 0, "missing_from_submission",
                     f"the {action} of {left.span} on {day} is not reported")  # fmt: skip
 

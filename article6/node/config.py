@@ -36,6 +36,7 @@ from article6.config_check import (
     known_keys,
     numbers_table,
     read_toml,
+    required_keys,
     same_identity,
 )
 from article6.identifiers import check_party_code, check_registry_id
@@ -95,12 +96,9 @@ def _registry_table(path: Path, document: dict[str, Any]) -> dict[str, str]:
     section = document.get("registry")
     if not isinstance(section, dict):
         raise ConfigError(f"{path}: no [registry] table")
-    unknown = sorted(set(section) - set(_REGISTRY_KEYS))
-    if unknown:
-        raise ConfigError(f"{path}: [registry] unknown keys: {', '.join(unknown)}")
+    known_keys(path, "registry", section, _REGISTRY_KEYS)
+    required_keys(path, "registry", section, (k for k, needed in _REGISTRY_KEYS.items() if needed))
     for key, required in _REGISTRY_KEYS.items():
-        if required and key not in section:
-            raise ConfigError(f"{path}: [registry] {key} is missing")
         if key in section and not isinstance(section[key], str):
             raise ConfigError(f"{path}: [registry] {key} must be a string")
         if required and not section[key]:

@@ -289,13 +289,12 @@ def _queue(connection: Connection) -> dict[str, Any]:
             "people": store.unverified_people(connection)}  # fmt: skip
 
 
-async def _secretariat_step(request: Request, step: Callable[[Connection, Who], Done],
-                            said: Callable[[Done], str]) -> Response:  # fmt: skip
-    """A secretariat form: signed in, CSRF checked, the step, its e-mails, what was done."""
-    person = await me(request)
-    if person is None:
-        return to_sign_in(request)
-    await posted(request, max_fields=16)
+async def _form_step(request: Request, person: Who, step: Callable[[Connection, Who], Done],
+                     said: Callable[[Done], str], max_fields: int) -> Response:  # fmt: skip
+    """A form that takes one step of the procedure: CSRF checked, the step (a refusal shown
+    as it is), its e-mails, what was done. The form is read once: ``max_fields`` is the first
+    reader's limit."""
+    await posted(request, max_fields=max_fields)
     try:
         done = await portal_of(request).run(lambda c: step(c, person))
     except Refused as error:
@@ -304,7 +303,8 @@ async def _secretariat_step(request: Request, step: Callable[[Connection, Who], 
     return page(request, "message.html", message=said(done), warning=warning)
 
 
-async def paper_request(request: Request) -> Response:
+@signed_in
+async def paper_request(request: Request, person: Who) -> Response:
     form = await request.form(max_fields=16)
     paper = procedure.PaperForm(
         str(form.get("party", "")),
@@ -313,33 +313,38 @@ async def paper_request(request: Request) -> Response:
         [(str(form.get(f"name{i}", "")), str(form.get(f"email{i}", ""))) for i in range(3)],
     )  # fmt: skip
     portal = portal_of(request)
-    return await _secretariat_step(
-        request, lambda c, by: procedure.enter_paper_request(
+    return await _form_step(
+        request, person, lambda c, by: procedure.enter_paper_request(
             c, portal.mailer, by, paper, portal.settings.public_url),
         lambda done: f"Paper request entered as {done.result}; the submitter was sent the "
         "confirmation with its Request ID.",
+        max_fields=16,
     )  # fmt: skip
 
 
-async def verify_person(request: Request) -> Response:
+@signed_in
+async def verify_person(request: Request, person: Who) -> Response:
     mailer = portal_of(request).mailer
     person_id = int(request.path_params["person_id"])
-    return await _secretariat_step(
-        request, lambda c, by: procedure.verify_identity(c, mailer, by, person_id),
+    return await _form_step(
+        request, person, lambda c, by: procedure.verify_identity(c, mailer, by, person_id),
         lambda done: "Identity verified; " + ", ".join(m.subject for m in done.mails[1:])
         if len(done.mails) > 1 else "Identity verified.",
+        max_fields=16,
     )  # fmt: skip
 
 
-async def decide_account(request: Request) -> Response:
+@signed_in
+async def decide_account(request: Request, person: Who) -> Response:
     form = await request.form(max_fields=5)
     approve, reason = form.get("decision") == "approve", str(form.get("reason", ""))
     portal = portal_of(request)
     request_id = request.path_params["request_id"]
-    return await _secretariat_step(
-        request, lambda c, by: procedure.decide_account(
+    return await _form_step(
+        request, person, lambda c, by: procedure.decide_account(
             c, portal.mailer, by, request_id, approve, reason, portal.settings.registry_id),
         lambda done: f"Account {done.result} opened." if approve else f"{request_id} rejected.",
+        max_fields=5,
     )  # fmt: skip
 
 
@@ -383,17 +388,16 @@ async def access(request: Request) -> Response:
 
 @signed_in
 async def decide_access(request: Request, person: Who) -> Response:
-    form = await posted(request, max_fields=3)
+    form = await request.form(max_fields=3)
     request_id, approve = request.path_params["request_id"], form.get("decision") == "approve"
     portal = portal_of(request)
-    try:
-        done = await portal.run(lambda c: procedure.decide_access(
-            c, portal.mailer, person, request_id, approve, portal.settings.public_url))  # fmt: skip
-    except Refused as error:
-        return refused(request, "message.html", error)
-    warning = await mailed(request, done)
     said = "approved" if approve else "rejected"
-    return page(request, "message.html", message=f"{request_id} {said}.", warning=warning)
+    return await _form_step(
+        request, person, lambda c, by: procedure.decide_access(
+            c, portal.mailer, by, request_id, approve, portal.settings.public_url),
+        lambda done: f"{request_id} {said}.",
+        max_fields=3,
+    )  # fmt: skip
 
 
 @signed_in
@@ -418,20 +422,16 @@ async def decide(request: Request, person: Who) -> Response:
 
 @signed_in
 async def open_section(request: Request, person: Who) -> Response:
-    await posted(request, max_fields=2)
     request_id = request.path_params["request_id"]
     portal = portal_of(request)
     settings = portal.settings
-    try:
-        done = await portal.run(lambda c: procedure.open_provisionally(
-            c, portal.mailer, person, request_id, settings.documents_folder,
-            settings.public_url))  # fmt: skip
-    except Refused as error:
-        return refused(request, "message.html", error)
-    warning = await mailed(request, done)
-    return page(request, "message.html", message=(
-        f"The section of {done.result} is open, provisionally; the Letter of Acknowledgement "
-        "was issued and the administrators and focal points told."), warning=warning)  # fmt: skip
+    return await _form_step(
+        request, person, lambda c, by: procedure.open_provisionally(
+            c, portal.mailer, by, request_id, settings.documents_folder, settings.public_url),
+        lambda done: f"The section of {done.result} is open, provisionally; the Letter of "
+        "Acknowledgement was issued and the administrators and focal points told.",
+        max_fields=2,
+    )  # fmt: skip
 
 
 @signed_in

@@ -22,6 +22,7 @@ from article6.codes import Code, Refusal
 from article6.node import store as node_store
 from demo.mailbox import LocalSmtp, link_in, passcode_in
 from demo.network import free_port
+from demo.portal import csrf_in as csrf
 from international_registry import sections
 from international_registry.portal import store
 from international_registry.portal.app import Portal, PortalSettings, build_app
@@ -78,12 +79,6 @@ def world(tmp_path: Path, registry_database_url: str) -> Iterator[World]:
         )  # fmt: skip
         yield World(engine, smtp, build_app(Portal(settings, run)), tmp_path)
     engine.dispose()
-
-
-def csrf(page: str) -> str:
-    found = re.search(r'name="csrf" value="([^"]+)"', page)
-    assert found, page
-    return found.group(1)
 
 
 def sign_in(world: World, email: str, client: TestClient | None = None) -> TestClient:
