@@ -5,33 +5,46 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 PROTOS := $(wildcard protos/article6/v1/*.proto)
 GENERATED := article6/v1/.generated
+TYPED := article6/v1/.typed
 
-.PHONY: all install protos lint test demo docs bench campaign multihub fuzz clean portal-screenshots
+.PHONY: all install install-dev protos lint test demo docs bench campaign multihub fuzz clean portal-screenshots
 
 all: test
 
+# Running needs the runtime packages plus the proto compiler (build extra); linters, type
+# checkers and test tools come only with `make test` (dev extra), so `make demo` stays small.
 $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[build]'
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed
+	$(PY) -m pip install --quiet -e '.[build,dev]'
 	touch $@
 
 install: $(VENV)/.installed $(GENERATED)
 
-# Python messages, typed stubs and gRPC stubs for protos/, written beside article6/v1/__init__.py.
+install-dev: install $(VENV)/.installed-dev $(TYPED)
+
+# Python messages and gRPC stubs for protos/, written beside article6/v1/__init__.py.
 $(GENERATED): $(VENV)/.installed $(PROTOS) protos/buf.yaml
-	rm -f article6/v1/*_pb2*.py article6/v1/*_pb2*.pyi
+	rm -f article6/v1/*_pb2*.py article6/v1/*_pb2*.pyi $(TYPED)
+	$(PY) -m grpc_tools.protoc -I protos --python_out=. --grpc_python_out=. $(PROTOS)
+	touch $@
+
+# Their typed stubs, for mypy (mypy-protobuf comes with the dev extra).
+$(TYPED): $(VENV)/.installed-dev $(GENERATED)
 	$(PY) -m grpc_tools.protoc -I protos \
-		--python_out=. --grpc_python_out=. \
 		--plugin=protoc-gen-mypy=$(BIN)/protoc-gen-mypy --mypy_out=. \
 		--plugin=protoc-gen-mypy_grpc=$(BIN)/protoc-gen-mypy_grpc --mypy_grpc_out=. \
 		$(PROTOS)
 	touch $@
 
-protos: $(GENERATED)
+protos: $(GENERATED) $(if $(wildcard $(VENV)/.installed-dev),$(TYPED))
 
-lint: install
+lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
@@ -50,7 +63,7 @@ demo: install
 	$(PY) -m demo $(if $(KEEP),--keep-running)
 
 # Screenshots of the portal for docs/PORTAL.md, taken by its browser test (needs chromium).
-portal-screenshots: install
+portal-screenshots: install-dev
 	A6_SCREENSHOTS=docs/portal $(BIN)/pytest -q tests/e2e/test_portal_browser.py
 
 # Benchmarks print a table and write bench/RESULTS.md (machine, command, figures).
@@ -75,4 +88,4 @@ fuzz: install
 	$(PY) -m fuzz --inputs $(FUZZ_INPUTS) $(if $(SEED),--seed $(SEED))
 
 clean:
-	rm -rf $(VENV) article6/v1/*_pb2*.py article6/v1/*_pb2*.pyi $(GENERATED) run
+	rm -rf $(VENV) article6/v1/*_pb2*.py article6/v1/*_pb2*.pyi $(GENERATED) $(TYPED) run
