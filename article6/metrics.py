@@ -19,7 +19,7 @@ import grpc.aio
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
 from prometheus_client.core import GaugeMetricFamily
 
-from article6.codes import Code
+from article6.codes import Refusal
 from article6.process import StartupError
 
 LATENCY_BUCKETS_SECONDS = (
@@ -53,8 +53,9 @@ class RpcMetrics:
             registry=registry,
         )
 
-    def refused(self, code: Code) -> None:
-        self.refusals.labels(reason=code.name.lower()).inc()
+    def refused(self, refusal: Refusal, peer: str | None = None) -> None:
+        """Count one refusal by its code (the peer is in the log, not in a label: unbounded)."""
+        self.refusals.labels(reason=refusal.code.name.lower()).inc()
 
     def interceptor(self) -> grpc.aio.ServerInterceptor[Any, Any]:
         return _RedInterceptor(self)

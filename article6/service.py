@@ -24,6 +24,7 @@ import grpc.aio
 from article6.codes import Code, Refusal
 from article6.envelope import MAX_ENVELOPE_BYTES, read_envelope, read_message
 from article6.ratelimit import RateLimiter
+from article6.refusals import OnRefusal
 from article6.status import abort, fault_details, status_details
 from article6.tls import peer_identity
 from article6.v1 import envelope_pb2
@@ -91,7 +92,7 @@ async def _answer(
     method: EnvelopeMethod,
     envelope: envelope_pb2.Envelope,
     context: Context,
-    on_refusal: Callable[[Code], None] | None,
+    on_refusal: OnRefusal | None,
 ) -> envelope_pb2.Envelope | Refusal | None:
     """The method's reply, the refusal it raised, or None for a fault of ours.
 
@@ -102,7 +103,7 @@ async def _answer(
         return await method(envelope, context)
     except Refusal as refusal:
         if on_refusal is not None:
-            on_refusal(refusal.code)
+            on_refusal(refusal, peer_identity(context))
         return refusal
     except grpc.aio.AbortError:  # a method that ended the call itself
         raise
@@ -123,7 +124,7 @@ def _admit(limiter: RateLimiter | None, context: Context, take: bool = True) -> 
 def _handler(
     method: EnvelopeMethod,
     max_bytes: int,
-    on_refusal: Callable[[Code], None] | None,
+    on_refusal: OnRefusal | None,
     limiter: RateLimiter | None,
 ) -> Callable[[bytes, Context], Awaitable[bytes]]:
     async def handle(raw: bytes, context: Context) -> bytes:
@@ -132,7 +133,7 @@ def _handler(
             envelope = read_envelope(raw, max_bytes)
         except Refusal as refusal:
             if on_refusal is not None:
-                on_refusal(refusal.code)
+                on_refusal(refusal, peer_identity(context))
             await abort(context, refusal)
         answer = await _answer(method, envelope, context, on_refusal)
         if isinstance(answer, Refusal):
@@ -157,7 +158,7 @@ def read_batch(raw: bytes, max_bytes: int = MAX_ENVELOPE_BYTES) -> envelope_pb2.
 def _batch_handler(
     routes: Mapping[str, EnvelopeMethod],
     max_bytes: int,
-    on_refusal: Callable[[Code], None] | None,
+    on_refusal: OnRefusal | None,
     limiter: RateLimiter | None,
 ) -> Callable[[bytes, Context], Awaitable[bytes]]:
     """Each envelope of a batch goes to the method its payload_type names and is answered as
@@ -171,7 +172,7 @@ def _batch_handler(
                 raise Refusal(Code.PAYLOAD_TYPE_UNEXPECTED, "no RPC of this service takes it")
         except Refusal as refusal:
             if on_refusal is not None:
-                on_refusal(refusal.code)
+                on_refusal(refusal, peer_identity(context))
             return envelope_pb2.BatchAnswer(status=status_details(refusal))
         answer = await _answer(method, envelope, context, on_refusal)
         if isinstance(answer, Refusal):
@@ -186,7 +187,7 @@ def _batch_handler(
             batch = read_batch(raw, max_bytes)
         except Refusal as refusal:
             if on_refusal is not None:
-                on_refusal(refusal.code)
+                on_refusal(refusal, peer_identity(context))
             await abort(context, refusal)
         answers = await asyncio.gather(*(one(e, context) for e in batch.envelopes))
         return envelope_pb2.BatchReply(answers=answers).SerializeToString()
@@ -198,14 +199,15 @@ def envelope_service(
     service: str,
     methods: Mapping[str, EnvelopeMethod],
     max_bytes: int = MAX_ENVELOPE_BYTES,
-    on_refusal: Callable[[Code], None] | None = None,
+    on_refusal: OnRefusal | None = None,
     limiter: RateLimiter | None = None,
     batch: tuple[str, Mapping[str, EnvelopeMethod]] | None = None,
 ) -> grpc.GenericRpcHandler[bytes, bytes]:
     """A generic handler for ``service`` (e.g. "article6.v1.Hub") serving ``methods`` by name;
-    ``on_refusal`` hears the code of every refusal (for metrics). With a ``limiter``, a caller
-    (by TLS identity) over its rate is refused before anything else is read (1041). ``batch``
-    names the service's EnvelopeBatch RPC and routes its envelopes by payload_type."""
+    ``on_refusal`` hears every refusal with the caller's TLS identity (metrics, the log). With
+    a ``limiter``, a caller (by TLS identity) over its rate is refused before anything else is
+    read (1041). ``batch`` names the service's EnvelopeBatch RPC and routes its envelopes by
+    payload_type."""
     handlers = {
         name: grpc.unary_unary_rpc_method_handler(_handler(method, max_bytes, on_refusal, limiter))
         for name, method in methods.items()

@@ -51,6 +51,7 @@ from article6.codes import Code, Refusal
 from article6.envelope import open_envelope, reseal
 from article6.keys import KeyDirectory
 from article6.model import Status
+from article6.refusals import RefusalLog
 from article6.retry import RetryPolicy
 from article6.service import client_options
 from article6.status import Failure
@@ -152,6 +153,8 @@ class Deliverer:
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._clients: dict[str, BatchClient] = {}
         self._lanes: dict[str, Lane] = {}
+        self._refused_by = RefusalLog(log, inbound=False)
+        self._refused_receipts = RefusalLog(log, inbound=True)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wakeup = asyncio.Event()  # a lane may have something to send
         self._claim_now = True
@@ -303,6 +306,8 @@ class Deliverer:
             assert message.transaction_id, message
             self.lifecycle.offered(connection, message.transaction_id, attempt.started or now)
         if isinstance(result, Failure):
+            if result.refusal is not None:
+                self._refused_by(result.refusal, message.recipient)
             if result.refusal is not None and result.refusal.code is Code.CLOCK_SKEW:
                 outbox_failed(connection, message, str(result), now, self._restamp(message))
                 return
@@ -311,6 +316,7 @@ class Deliverer:
         try:
             self._delivered(connection, message, result)
         except Refusal as refusal:  # raised before anything is written for this message
+            self._refused_receipts(refusal, message.recipient)
             self._retry(connection, message, f"bad receipt: {refusal}")
 
     def _count(self, registry: str, result: envelope_pb2.Envelope | Failure) -> None:

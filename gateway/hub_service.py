@@ -24,6 +24,7 @@ from article6.headers import check_fresh
 from article6.keys import KeyDirectory
 from article6.model import Status
 from article6.ratelimit import RateLimiter
+from article6.refusals import OnRefusal
 from article6.service import Context, envelope_service
 from article6.sql import remember, replayed
 from article6.tls import peer_identity
@@ -54,7 +55,7 @@ class HubService:
         lifecycle: Lifecycle,
         mailer: Mailer,
         peers: Callable[[], Mapping[str, Peer]],
-        on_refusal: Callable[[Code], None] | None = None,
+        on_refusal: OnRefusal | None = None,
     ) -> None:
         self.hub_id = hub_id
         self.directory = directory

@@ -21,6 +21,7 @@ from prometheus_client import CollectorRegistry
 from article6.keys import SigningKey, read_key_file
 from article6.metrics import serve_metrics
 from article6.process import DatabaseLock, listen, lock_database, raise_fd_limit
+from article6.refusals import RefusalLog, heard_by
 from article6.service import server_options
 from article6.sql import shown_url
 from article6.tls import TlsMaterial, server_credentials
@@ -78,7 +79,7 @@ class Hub:
         )  # fmt: skip
         self.hub_service = HubService(
             config.registry_id, self.directory, self.database, self.lifecycle, self.mailer,
-            self.peers, self.metrics.rpc.refused,
+            self.peers, heard_by(self.metrics.rpc.refused, RefusalLog(log, inbound=True)),
         )  # fmt: skip
         self.health = health_aio.HealthServicer()
         self.stopping = asyncio.Event()

@@ -35,6 +35,7 @@ from article6.node.config import SenderConfig
 from article6.node.engine import RegistryEngine
 from article6.node.metrics import RegistryMetrics
 from article6.node.service import Writer
+from article6.refusals import RefusalLog
 from article6.retry import RetryPolicy
 from article6.status import Failure
 from article6.v1 import envelope_pb2, hub_pb2_grpc, reconciliation_pb2, transaction_pb2
@@ -75,6 +76,8 @@ class Sender:
         self.client = BatchClient(channel, "article6.v1.Hub", "SubmitBatch")
         self.metrics = metrics
         self.hub_watch = Breaker()  # only to say when the hub stops answering, and is back
+        self.refused_by_hub = RefusalLog(log, inbound=False)
+        self.refused_receipts = RefusalLog(log, inbound=True)
         self.retry = RetryPolicy(
             config.backoff_initial_seconds, config.backoff_max_seconds,
             config.give_up_after_seconds, config.max_attempts,
@@ -116,11 +119,14 @@ class Sender:
         for entry, result in attempts:
             self._count(result)
             if isinstance(result, Failure):
+                if result.refusal is not None:
+                    self.refused_by_hub(result.refusal, self.registry.hub_id)
                 self._failed(connection, entry, result)
                 continue
             try:
                 receipt = self._receipt(result, entry.message_id)
             except Refusal as refusal:
+                self.refused_receipts(refusal, self.registry.hub_id)
                 self._retry(connection, entry, f"bad receipt: {refusal}")
                 continue
             self._received(connection, entry, receipt)

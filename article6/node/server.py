@@ -24,12 +24,14 @@ from article6.node.sender import Sender
 from article6.node.service import RegistryService, Writer
 from article6.node.store import Schema, open_database
 from article6.process import DatabaseLock, listen, lock_database, raise_fd_limit
+from article6.refusals import RefusalLog, heard_by
 from article6.service import client_options, server_options
 from article6.sql import shown_url
 from article6.tls import TlsMaterial, secure_channel, server_credentials
 
 log = logging.getLogger("registry.server")
 REGISTRY_SERVICE = "article6.v1.Registry"
+HUB_SERVICE = "article6.v1.Hub"
 
 
 def build_engine(config: RegistryConfig, rules: Rules) -> RegistryEngine:
@@ -57,6 +59,7 @@ class RegistryNode:
         self.health = health_aio.HealthServicer()
         self.stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self._hub_check: asyncio.Task[None] | None = None
         self._metrics_server: Any = None
         self._lock = DatabaseLock(None)
 
@@ -66,8 +69,9 @@ class RegistryNode:
         self.server = grpc.aio.server(
             options=server_options(), interceptors=[self.metrics.rpc.interceptor()]
         )
+        on_refusal = heard_by(self.metrics.rpc.refused, RefusalLog(log, inbound=True))
         service = RegistryService(self.registry, self.directory, self.key, self.writer)
-        self.server.add_generic_rpc_handlers([service.handler(self.metrics.rpc.refused)])
+        self.server.add_generic_rpc_handlers([service.handler(on_refusal)])
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection(
             [REGISTRY_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME], self.server
@@ -88,6 +92,7 @@ class RegistryNode:
             asyncio.create_task(sender.run(self.stopping), name="sender"),
             asyncio.create_task(sender.recover(self.stopping), name="recovery"),
         ]
+        self._hub_check = asyncio.create_task(self._check_hub(), name="hub check")
         for name in ("", REGISTRY_SERVICE):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         log.info("registry %s serving on %s, metrics on %s, database %s, hub %s at %s",
@@ -95,11 +100,29 @@ class RegistryNode:
                  self.config.metrics_listen or "(none)", shown_url(self.config.database),
                  self.config.hub_id, self.config.hub_endpoint)  # fmt: skip
 
+    async def _check_hub(self) -> None:
+        """Say at start whether the hub answers, so that a wrong ``hub_endpoint`` or an
+        unreachable hub shows in the log before there is anything to send."""
+        config, stub = self.config, health_pb2_grpc.HealthStub(self.channel)
+        request = health_pb2.HealthCheckRequest(service=HUB_SERVICE)
+        try:
+            await stub.Check(request, timeout=config.delivery.rpc_timeout_seconds)
+        except grpc.aio.AioRpcError as error:
+            log.warning("the hub %s at %s does not answer (%s: %s); messages to it wait in "
+                        "the outbox", config.hub_id, config.hub_endpoint, error.code().name,
+                        error.details(), extra={"peer": config.hub_id})  # fmt: skip
+            return
+        log.info("the hub %s at %s answers", config.hub_id, config.hub_endpoint,
+                 extra={"peer": config.hub_id})  # fmt: skip
+
     async def stop(self) -> None:
         """Graceful: stop taking calls, let calls in flight finish, stop the loops, close."""
         await self.health.enter_graceful_shutdown()
         await self.server.stop(grace=5)
         self.stopping.set()
+        if self._hub_check is not None:
+            self._hub_check.cancel()
+            self._tasks.append(self._hub_check)
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task

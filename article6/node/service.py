@@ -25,6 +25,7 @@ from article6.model import Status
 from article6.node import store
 from article6.node.engine import RegistryEngine
 from article6.reconciliation import Tree, check_shape, totals
+from article6.refusals import OnRefusal
 from article6.service import Context, envelope_service
 from article6.sql import remember, replayed
 from article6.tls import peer_identity
@@ -80,9 +81,7 @@ class RegistryService:
         # registry's proposals while a run is open, so the books do not move under them.
         self.snapshots: dict[str, Tree] = {}
 
-    def handler(
-        self, on_refusal: Callable[[Code], None] | None = None
-    ) -> grpc.GenericRpcHandler[bytes, bytes]:
+    def handler(self, on_refusal: OnRefusal | None = None) -> grpc.GenericRpcHandler[bytes, bytes]:
         methods = {
             "Deliver": self.deliver,
             "GetSnapshotTotals": self.get_snapshot_totals,

@@ -89,6 +89,16 @@ def test_the_admin_command_line_shows_and_acts(network: Network) -> None:
     assert "CHE01 is now suspended" in admin_cli(network, "suspend", "CHE01", "--reason", "test")
     refused = transfer(network, gha, che, "1-10")
     assert final(network, "GHA01", refused) == ("terminated", [4015])
+    # A suspended registry's own messages are refused (1040), and both logs name peer and code.
+    network.registry_cli(
+        "CHE01", "authorize", "--authorization-id", "CHE-X", "--ca", "CA0001",
+        "--purpose", "ndc", "--definition", "authorization", "--vintages", "2021",
+    )  # fmt: skip
+    logs = network.logs
+    wait_for(lambda: "refused a message from CHE01: 1040 REGISTRY_SUSPENDED" in
+             (logs / "hub.log").read_text(), what="the hub's log line")  # fmt: skip
+    wait_for(lambda: "HUB refused a message of ours: 1040 REGISTRY_SUSPENDED" in
+             (logs / "che01.log").read_text(), what="CHE01's log line")  # fmt: skip
     assert "CHE01 is now active" in admin_cli(network, "resume", "CHE01", "--reason", "test")
     holdings = json.loads(admin_cli(network, "holdings", "--registry", "GHA01", "--json"))
     assert holdings["blocks"][0]["block"]["serial_last"] == "1000000"
@@ -101,6 +111,18 @@ def test_the_admin_command_line_shows_and_acts(network: Network) -> None:
     remote = admin_cli(network, "audit-verify")  # the hub's own check, over the admin port
     assert remote.split(";")[1] == verdict.split(";")[1], (remote, verdict)  # the same head
     assert "registry.resumed" in admin_cli(network, "audit", "--subject", "CHE01")
+
+
+def test_a_registry_pointed_at_the_wrong_hub_endpoint_says_so_at_start(network: Network) -> None:
+    network.stop("CHE01")
+    config = network.config("CHE01")
+    wrong = network.components["GHA01"].endpoint  # a registry, not the hub: TLS names differ
+    config.write_text(re.sub(r'^hub_endpoint = ".*"$', f'hub_endpoint = "{wrong}"',
+                             config.read_text(), flags=re.MULTILINE))  # fmt: skip
+    network.start("CHE01")
+    line = f"the hub HUB at {wrong} does not answer (UNAVAILABLE"
+    wait_for(lambda: line in (network.logs / "che01.log").read_text(), what="the warning")
+    assert "does not answer" not in (network.logs / "gha01.log").read_text()
 
 
 def hub_cli(network: Network, *args: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -180,8 +181,10 @@ def test_a_certificate_of_one_registry_cannot_send_for_another(pki: Path, tmp_pa
 
 
 def test_stale_bad_and_suspended_messages_are_refused_with_their_codes(
-    pki: Path, tmp_path: Path
+    pki: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.WARNING, "gateway.server")
+
     async def body() -> None:
         async with running_hub(pki, tmp_path, suspended=frozenset({"CHE01"})) as (_, registries):
             gha, che = registries["GHA01"], registries["CHE01"]
@@ -203,8 +206,18 @@ def test_stale_bad_and_suspended_messages_are_refused_with_their_codes(
                 Code.REGISTRY_SUSPENDED,
             )
             assert (await gha.propose(issuance("GHA01-1", 1, 10))).accepted
+            for _ in range(3):  # counted for the next line, not logged one by one
+                await refusal(che.hub.ProposeTransaction(from_suspended, timeout=10))
 
     run(body)
+    # The log names the peer and the code of each refusal: the first of each pair at once.
+    lines = [(r.getMessage(), getattr(r, "peer", None)) for r in caplog.records]
+    assert [peer for _, peer in lines] == ["GHA01", "GHA01", "CHE01"]
+    assert lines[0][0].startswith("refused a message from GHA01: 1036 CLOCK_SKEW")
+    assert lines[1][0].startswith("refused a message from GHA01: 1023 SIGNATURE_INVALID")
+    assert (
+        lines[2][0] == "refused a message from CHE01: 1040 REGISTRY_SUSPENDED: CHE01 is suspended"
+    )
 
 
 def test_status_queries_answer_only_the_registries_involved(pki: Path, tmp_path: Path) -> None:
