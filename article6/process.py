@@ -26,6 +26,7 @@ import os
 import resource
 import sys
 from collections.abc import Callable
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import IO, Any, ParamSpec
 
@@ -103,13 +104,19 @@ def raise_fd_limit() -> tuple[int, int]:
 
 
 def command_line(main: Callable[P, int]) -> Callable[P, int]:
-    """A console script's main: Ctrl-C ends it with one line and status 130, and a reader
-    that stops reading (``--json | head``) ends it quietly, without a traceback."""
+    """A console script's main: what a user can get wrong ends it with one line on stderr and
+    no traceback (which goes to the log, at debug level): a StartupError (status 1), a file
+    it names that cannot be read or written (status 2, naming the path); Ctrl-C ends it with
+    one line and status 130, and a reader that stops reading (``--json | head``) quietly."""
 
     @functools.wraps(main)
     def run(*args: P.args, **kwargs: P.kwargs) -> int:
         try:
             return main(*args, **kwargs)
+        except StartupError as error:
+            log.debug("stopped", exc_info=True)
+            print(f"{_prog()}: {error}", file=sys.stderr)
+            return 1
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)
             return 130
@@ -119,5 +126,22 @@ def command_line(main: Callable[P, int]) -> Callable[P, int]:
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, sys.stdout.fileno())
             return 1
+        except OSError as error:
+            if error.filename is None:
+                raise
+            log.debug("stopped", exc_info=True)
+            print(f"{_prog()}: {error.filename}: {error.strerror}", file=sys.stderr)
+            return 2
 
     return run
+
+
+def _prog() -> str:
+    """The command's name as its users know it: the console script (``python -m gateway`` is
+    article6-hub, the script whose entry point is that package's ``__main__``)."""
+    path = Path(sys.argv[0])
+    if path.name != "__main__.py":
+        return path.name
+    module = f"{path.parent.name}.__main__"
+    scripts = entry_points(group="console_scripts")
+    return next((s.name for s in scripts if s.module == module), path.parent.name)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any
@@ -39,11 +39,13 @@ from sqlalchemy import (
     make_url,
     select,
 )
+from sqlalchemy.exc import OperationalError
 
 from article6.block_table import rows_around, to_db
 from article6.blocks import Block
 from article6.codes import Code, Refusal
 from article6.direct import Direct
+from article6.process import StartupError
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -220,3 +222,18 @@ def _unlock(locks: Table) -> Delete:
 def shown_url(url: str) -> str:
     """A database URL as logs may show it: its password, if any, masked."""
     return make_url(url).render_as_string(hide_password=True)
+
+
+@contextlib.contextmanager
+def opening(url: str) -> Iterator[None]:
+    """Turn a failure to open, create or migrate the database at ``url`` (a path that cannot
+    be written, a read-only file, a PostgreSQL server that does not answer or has no such
+    database) into one StartupError line naming it, with the database's own first line. A
+    statement's programming error is a fault of ours and stays one."""
+    try:
+        yield
+    except OSError as error:
+        raise StartupError(f"cannot open database {shown_url(url)}: {error.strerror}") from error
+    except OperationalError as error:
+        reason = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
+        raise StartupError(f"cannot open database {shown_url(url)}: {reason}") from error

@@ -51,7 +51,7 @@ from article6.node import store
 from article6.node.config import RegistryConfig, load_config
 from article6.node.engine import Proposal, RegistryEngine, Rules
 from article6.node.server import build_engine, serve
-from article6.process import StartupError, command_line
+from article6.process import command_line
 from article6.v1 import transaction_pb2, units_pb2
 from article6.version import add_version
 
@@ -470,14 +470,11 @@ def main(kind: RegistryKind, argv: list[str] | None = None) -> int:
         return 0
     if args.command == "serve":
         configure_logging(config.registry_id, args.log_level)
-        try:
-            if kind.serve is not None:
-                asyncio.run(kind.serve(config))
-            else:
-                asyncio.run(serve(config, kind.rules(config), kind.tables))
-        except StartupError as error:
-            print(f"{parser.prog}: {error}", file=sys.stderr)
-            return 1
+        # A StartupError (port taken, database unreachable): one line, status 1 (command_line).
+        if kind.serve is not None:
+            asyncio.run(kind.serve(config))
+        else:
+            asyncio.run(serve(config, kind.rules(config), kind.tables))
         return 0
     try:
         result: int = args.handler(args, config)

@@ -46,7 +46,7 @@ from article6.blocks import Block
 from article6.codes import Code
 from article6.direct import Direct
 from article6.model import Held, Holder, LedgerBlock, Status
-from article6.sql import inbox_table, lock_table, make_engine
+from article6.sql import inbox_table, lock_table, make_engine, opening
 
 metadata = MetaData()
 
@@ -111,15 +111,16 @@ migrations (a function of the engine)."""
 def open_database(url: str, *extra: Schema) -> Engine:
     """The engine, with the schema (these tables and a registry's ``extra`` ones) created if
     missing or migrated; the server and the command line share it."""
-    engine = make_engine(url)
-    for tables in (metadata, *extra):
-        if not isinstance(tables, MetaData):
-            tables(engine)
-            continue
-        tables.create_all(engine)
-        for table in tables.tables.values():  # indexes added since a table was created
-            for index in table.indexes:
-                index.create(engine, checkfirst=True)
+    with opening(url):
+        engine = make_engine(url)
+        for tables in (metadata, *extra):
+            if not isinstance(tables, MetaData):
+                tables(engine)
+                continue
+            tables.create_all(engine)
+            for table in tables.tables.values():  # indexes added since a table was created
+                for index in table.indexes:
+                    index.create(engine, checkfirst=True)
     return engine
 
 

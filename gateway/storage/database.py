@@ -30,7 +30,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt
 
 from article6.group_commit import TAIL, GroupWriter, SpaceBusy
 from article6.keys import SigningKey
-from article6.sql import make_engine
+from article6.sql import make_engine, opening
 from gateway.storage import audit
 
 T = TypeVar("T")
@@ -85,10 +85,13 @@ class Database:
     def __init__(self, url: str, signer: SigningKey | None = None) -> None:
         self.url = url
         self.signer = signer  # signs the audit trail's head
-        self.engine = make_engine(url, immediate=True)
-        self.read_engine = (
-            make_engine(url, immediate=False) if url.startswith("sqlite") else (self.engine)
-        )
+        with opening(url):
+            self.engine = make_engine(url, immediate=True)
+            self.read_engine = (
+                make_engine(url, immediate=False) if url.startswith("sqlite") else (self.engine)
+            )
+            with self.engine.connect():  # a database that cannot be reached says so here, once
+                pass
         self._writer = GroupWriter(self)
         self._readers = ThreadPoolExecutor(2, thread_name_prefix="db-reader")
 
@@ -97,7 +100,8 @@ class Database:
         return self.engine.dialect.name
 
     def migrate(self) -> None:
-        migrate(self.engine)
+        with opening(self.url):
+            migrate(self.engine)
 
     def write_now(self, work: Callable[[Connection], T]) -> T:
         """Run ``work`` in one transaction on the calling thread (startup, tests, CLI), then

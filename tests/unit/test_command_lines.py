@@ -18,6 +18,7 @@ from article6.config_check import ConfigError
 from article6.process import command_line
 from article6.sql import shown_url
 from article6.v1 import admin_pb2, units_pb2
+from demo.network import MECHANISM, Network, free_port
 from gateway.__main__ import main as hub
 from gateway.admin_cli import _context, _discrepancy_line, _reconcile, _run_line
 from gateway.admin_cli import main as admin
@@ -148,3 +149,44 @@ def test_a_database_url_in_a_log_line_hides_its_password() -> None:
     shown = shown_url("postgresql+psycopg://hub:s3cret@db.example:5432/article6")
     assert "s3cret" not in shown
     assert shown.startswith("postgresql+psycopg://hub:***@db.example")
+
+
+def test_what_a_user_gets_wrong_is_one_line_naming_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    network = Network(tmp_path, registries=("GHA01", MECHANISM))
+    network.write()
+    names = {main: prog for prog, main in SCRIPTS.items()}
+
+    def said(main: Callable[[list[str]], int], *argv: str, status: int) -> str:
+        monkeypatch.setattr(sys, "argv", [f"/venv/bin/{names[main]}", *argv])
+        assert main(list(argv)) == status
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert len(lines) == 1, lines
+        return lines[0]
+
+    def database(config: Path, url: str) -> Path:
+        text = re.sub(r'^database = ".*"$', f'database = "{url}"', config.read_text(),
+                      flags=re.MULTILINE)  # fmt: skip
+        config.write_text(text)
+        return config
+
+    gha01 = network.config("GHA01")
+    unwritable = database(gha01, str(tmp_path / "missing" / "gha01.db"))
+    assert said(registry, "holdings", "--config", str(unwritable), status=1) == (
+        f"article6-registry: cannot open database sqlite:///{tmp_path}/missing/gha01.db: "
+        "No such file or directory"
+    )
+    nowhere = database(
+        tmp_path / "hub.toml", f"postgresql+psycopg://a6:pw@127.0.0.1:{free_port()}/hub"
+    )
+    line = said(hub, "audit", "--config", str(nowhere), status=1)
+    assert line.startswith("article6-hub: cannot open database postgresql+psycopg://a6:***@")
+    assert "pw" not in line
+    adapter = network.config(MECHANISM)
+    missing = tmp_path / "instructions.jsonl"
+    assert said(mechanism, "import", str(missing), "--config", str(adapter), status=2) == (
+        f"article6-mechanism: {missing}: No such file or directory"
+    )
+    assert said(article6, "pki", "rotate", "--pki", str(network.pki), "--registry", "NOPE",
+                status=2) == f"article6: {network.pki} holds no signing key for NOPE"  # fmt: skip
