@@ -24,6 +24,7 @@ from article6.aef.check import check_workbook
 from article6.aef.workbook import NOT_A_WORKBOOK
 from article6.codes import CATALOGUE, Code, Refusal
 from article6.conformance import HubKit, HubUnderTest, RegistryKit, RegistryUnderTest
+from article6.help import finish
 from article6.pki import UnknownRegistry, add_registry, init_pki, rotate_signing_key
 from article6.process import command_line
 from article6.version import add_version
@@ -168,7 +169,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--listen", help="serve the Hub here for the status-recovery check (the registry's "
         "hub endpoint must point here); without it that check is skipped",
     )  # fmt: skip
-    registry.add_argument("--recovery-timeout", type=float, default=120.0)
+    registry.add_argument(
+        "--recovery-timeout", type=float, default=120.0,
+        help="seconds the registry has to find out a lost outcome by itself",
+    )  # fmt: skip
     registry.set_defaults(handler=_conformance)
     hub = kits.add_parser("hub", help="play a registry against the hub")
     hub.add_argument("--endpoint", required=True, help="the hub's Hub service")
@@ -183,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 @command_line
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = finish(build_parser()).parse_args(argv)
     try:
         result: int = args.handler(args)
     except (ValueError, Refusal) as error:  # bad registry ids and the like: a message, no traceback

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from article6.config_check import ConfigError
+from article6.help import finish
 from article6.keys import read_key_file
 from article6.logs import configure_logging
 from article6.process import command_line
@@ -78,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     checked = commands.add_parser("check-config", help="check the config file whole, then exit")
     for command in (serve_command, check, listing, checked):
         command.add_argument("--config", required=True, type=Path)
-    args = parser.parse_args(argv)
+    args = finish(parser).parse_args(argv)
     try:
         config = load_config(args.config)
     except ConfigError as error:

@@ -49,6 +49,7 @@ from article6.aef.template import template
 from article6.aef.workbook import FORMATS
 from article6.codes import Code
 from article6.config_check import ConfigError, read_toml
+from article6.help import finish
 from article6.model import Purpose, Status, TransactionType
 from article6.pki import RegistryFiles
 from article6.process import command_line
@@ -479,7 +480,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as error:
         print(f"article6-admin: {error}", file=sys.stderr)
         return 2
-    args = parser.parse_args(argv)
+    args = finish(parser).parse_args(argv)
     tls = TlsMaterial.load(RegistryFiles(args.pki, args.identity))
     credentials = channel_credentials(tls)
     options = [*channel_options(args.hub_id), *grpc_message_options(ADMIN_MAX_MESSAGE_BYTES)]

@@ -224,11 +224,16 @@ def check_config(config: RegistryConfig) -> None:
 def add_commands(command: Callable[..., argparse.ArgumentParser]) -> None:
     request = command("request-section", _request, "record a section opening request")
     request.add_argument("--party", required=True)
-    request.add_argument("--submitted-by", required=True)
-    request.add_argument("--focal-point", choices=[f.value for f in sections.FocalPoint],
-                         default="national")  # fmt: skip
-    request.add_argument("--administrator", action="append", required=True)
-    request.add_argument("--document", action="append")
+    request.add_argument("--submitted-by", required=True, help="who submitted it (a name)")
+    request.add_argument(
+        "--focal-point",
+        choices=[f.value for f in sections.FocalPoint],
+        default="national",
+        help="the kind of focal point who submitted it",
+    )
+    request.add_argument("--administrator", action="append", required=True,
+                         help="a section administrator's name or e-mail (repeat)")  # fmt: skip
+    request.add_argument("--document", action="append", help="a supporting document (repeat)")
     command("validate-request", _validate, "validate a request").add_argument("request_id")
     reject = command("reject-request", _reject, "reject a request, with the reason")
     reject.add_argument("request_id")
@@ -247,10 +252,14 @@ def add_commands(command: Callable[..., argparse.ArgumentParser]) -> None:
     account.add_argument("--ca", action="append", help="linked cooperative approach (repeat)")
     focal = command("focal-point", _focal_point, "add or change a focal point (the portal's)")
     focal.add_argument("--party", required=True, help="ISO 3166-1 alpha-3")
-    focal.add_argument("--email", required=True)
-    focal.add_argument("--name", required=True)
-    focal.add_argument("--kind", choices=[k.value for k in portal_store.FocalPointKind],
-                       default="national")  # fmt: skip
+    focal.add_argument("--email", required=True, help="their e-mail address (their sign-in)")
+    focal.add_argument("--name", required=True, help="their name, as the portal shows it")
+    focal.add_argument(
+        "--kind",
+        choices=[k.value for k in portal_store.FocalPointKind],
+        default="national",
+        help="national focal point, or an additional one",
+    )
     command("focal-points", _focal_points, "the focal-point directory").add_argument("--party")
     command("remove-focal-point", _remove_focal_point, "remove a focal point").add_argument("email")
     verify = command("verify-identity", _verify_identity, "record a person's identity verified")
@@ -260,8 +269,8 @@ def add_commands(command: Callable[..., argparse.ArgumentParser]) -> None:
     decide = command("decide-account", _decide_account, "approve or reject an account request")
     decide.add_argument("request_id")
     choice = decide.add_mutually_exclusive_group(required=True)
-    choice.add_argument("--approve", action="store_true")
-    choice.add_argument("--reject", dest="approve", action="store_false")
+    choice.add_argument("--approve", action="store_true", help="open the account")
+    choice.add_argument("--reject", dest="approve", action="store_false", help="refuse it")
     decide.add_argument("--reason", help="required with --reject")
     export = command("aef", _aef, "AEF prefill: a Party's workbook, or one of its tables")
     export.add_argument("--party", required=True)

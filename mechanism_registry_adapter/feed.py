@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from article6.help import finish
 from article6.v1 import mechanism_pb2, units_pb2
 from mechanism_registry_adapter.formats import KINDS, PURPOSES, write_csv, write_json_lines
 from mechanism_registry_adapter.instructions import AuthorizationKind, Rounding, deductions
@@ -119,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--to-registry", default="", help="default: the international registry")
     parser.add_argument("--prefix", default="I-")
     parser.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
-    args = parser.parse_args(argv)
+    args = finish(parser).parse_args(argv)
     record = issuance(args.issuance_id, args.first_serial, args.gross)
     shared = template(
         activity_id=args.activity, host_party=args.host, vintage=args.vintage,

@@ -35,6 +35,7 @@ from sqlalchemy import Connection
 from article6.blocks import Block, serial_range
 from article6.codes import Code, Refusal
 from article6.config_check import ConfigError
+from article6.help import finish
 from article6.identifiers import SERIAL_MAX
 from article6.logs import configure_logging
 from article6.model import (
@@ -436,7 +437,7 @@ def build_parser(kind: RegistryKind) -> argparse.ArgumentParser:
                 help="outcomes whose authorization defines this as their first transfer",
             )  # fmt: skip
         if name == "use":
-            sub.add_argument("--year", type=int)
+            sub.add_argument("--year", type=int, help="the year of use (default: none given)")
             sub.add_argument("--purpose", choices=sorted(PURPOSES), default="ndc")
         if name == "cancel":
             sub.add_argument("--voluntary", action="store_true")
@@ -455,7 +456,7 @@ def build_parser(kind: RegistryKind) -> argparse.ArgumentParser:
 def main(kind: RegistryKind, argv: list[str] | None = None) -> int:
     parser = build_parser(kind)
     parser.set_defaults(registry_kind=kind)
-    args = parser.parse_args(argv)
+    args = finish(parser).parse_args(argv)
     try:
         config = load_config(args.config, kind.own_tables)
         if kind.check is not None:

@@ -15,6 +15,7 @@ import pytest
 
 from article6.cli import main as article6
 from article6.config_check import ConfigError
+from article6.help import undescribed
 from article6.process import command_line
 from article6.sql import shown_url
 from article6.v1 import admin_pb2, units_pb2
@@ -190,3 +191,29 @@ def test_what_a_user_gets_wrong_is_one_line_naming_it(
     )
     assert said(article6, "pki", "rotate", "--pki", str(network.pki), "--registry", "NOPE",
                 status=2) == f"article6: {network.pki} holds no signing key for NOPE"  # fmt: skip
+
+
+@pytest.mark.parametrize("prog", sorted(SCRIPTS))
+def test_every_option_is_described_with_its_default(
+    prog: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    built: list[argparse.ArgumentParser] = []
+
+    def keep(parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> Any:
+        built.append(parser)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_args", keep)
+    with pytest.raises(SystemExit):
+        SCRIPTS[prog]([])
+    (parser,) = built
+    assert undescribed(parser) == []
+    shown = parser.format_help()
+    assert shown.count("\n  ") > 2
+    if prog == "article6-admin":  # an option with a default says it
+        (transactions,) = [
+            action.choices["transactions"]
+            for action in parser._actions
+            if isinstance(action, argparse._SubParsersAction)
+        ]
+        assert "(default: 50)" in transactions.format_help()
