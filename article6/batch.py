@@ -3,8 +3,11 @@
 The hub's deliveries (``Registry.DeliverBatch``) and a registry's messages to the hub
 (``Hub.SubmitBatch``) go out in batches: one RPC, one TLS record stream and one event-loop
 turn carry up to ``MAX_BATCH_ENVELOPES`` envelopes, each still signed, recorded and answered
-on its own (docs/PROTOCOL.md, "Batches"). A peer that answers UNIMPLEMENTED is sent unary
-calls, and asked again after ``RETRY_BATCH_AFTER_SECONDS`` in case it was upgraded.
+on its own (docs/PROTOCOL.md, "Batches"). Whatever is due goes in a batch, even one envelope
+(so a peer serving the batch RPC gets every message through it, as the spec says), except an
+envelope over ``ALONE_BYTES``, which goes alone through its unary RPC. A peer that answers
+UNIMPLEMENTED is sent unary calls, and asked again after ``RETRY_BATCH_AFTER_SECONDS`` in case
+it was upgraded.
 """
 
 from __future__ import annotations
@@ -68,7 +71,7 @@ class BatchClient:
     async def _chunk(
         self, chunk: list[tuple[str, envelope_pb2.Envelope]], timeout: float
     ) -> list[Result]:
-        alone = len(chunk) == 1 or any(e.ByteSize() > ALONE_BYTES for _, e in chunk)
+        alone = any(e.ByteSize() > ALONE_BYTES for _, e in chunk)
         if alone or time.monotonic() < self._unary_until:
             return list(await asyncio.gather(*(self._unary(n, e, timeout) for n, e in chunk)))
         batch = envelope_pb2.EnvelopeBatch(envelopes=[envelope for _, envelope in chunk])
@@ -86,7 +89,7 @@ class BatchClient:
 
     async def _unary(self, rpc: str, envelope: envelope_pb2.Envelope, timeout: float) -> Result:
         call = self._unary_calls.get(rpc)
-        if call is None:  # made once per RPC: a lone message goes this way every time
+        if call is None:  # made once per RPC (to a peer without batches, every message)
             call = self.channel.unary_unary(
                 f"/{self.service}/{rpc}",
                 envelope_pb2.Envelope.SerializeToString,

@@ -114,3 +114,24 @@ def test_the_batch_client_falls_back_to_unary_calls_where_batches_are_not_served
             assert replies[6] == replies[3]
 
     run(body)
+
+
+def test_a_lone_message_goes_as_a_batch_of_one_to_a_peer_that_serves_batches(
+    pki: Path, tmp_path: Path
+) -> None:
+    async def body() -> None:
+        async with running_hub(pki, tmp_path) as (hub, registries):
+            gha = registries["GHA01"]
+            client = BatchClient(gha.channel, "article6.v1.Hub", "SubmitBatch")
+            proposal = gha.seal(T.TransactionProposal(transaction=issuance("GHA01-1", 1, 10)))
+            (reply,) = await client.send([("ProposeTransaction", proposal)], timeout=10)
+            assert isinstance(reply, E.Envelope)
+
+            def calls(method: str) -> float:
+                labels = {"service": "article6.v1.Hub", "method": method, "code": "OK"}
+                value = hub.metrics_registry.get_sample_value("a6_rpc_requests_total", labels)
+                return value or 0.0
+
+            assert (calls("SubmitBatch"), calls("ProposeTransaction")) == (1, 0)
+
+    run(body)
