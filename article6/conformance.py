@@ -39,6 +39,7 @@ from article6.headers import new_header
 from article6.identifiers import format_account_id
 from article6.keys import KeyDirectory, SigningKey, read_key_file
 from article6.pki import RegistryFiles
+from article6.reconciliation import Tree
 from article6.status import Failure, refusal_from_error
 from article6.tls import TlsMaterial, channel_credentials, channel_options, server_credentials
 from article6.v1 import (
@@ -49,6 +50,7 @@ from article6.v1 import (
     transaction_pb2,
     units_pb2,
 )
+from article6.wire import held_block
 
 T = transaction_pb2
 R = reconciliation_pb2
@@ -205,7 +207,14 @@ class RegistryKit(_Kit):
                           self._batch_replay)  # fmt: skip
             battery.check("a message id reused with other bytes is refused (3001)", self._reuse)
             battery.check("a duplicate completion is applied once", self._complete_once)
-        battery.check("reconciliation: snapshot, totals, tree and blocks", self._reconcile)
+            battery.check("a receipt to a status notice names its transaction and status "
+                          "(section 10.5)", self._notice_receipt)  # fmt: skip
+        if battery.check("reconciliation: snapshot, totals, tree and blocks", self._reconcile):
+            battery.check(
+                "reconciliation: the root recomputed from the listed blocks is the registry's "
+                "(keys, digests, order: section 10.9)",
+                self._recompute,
+            )
         battery.check("reconciliation: an unknown run is refused (7003)", self._unknown_run)
         if self.target.listen is not None:
             battery.check("a lost completion is recovered by a status query", self._recovery)
@@ -347,11 +356,32 @@ class RegistryKit(_Kit):
             transaction=self._transaction(self.target.account),
         )  # fmt: skip
         for _ in range(2):  # a new message id each time
-            receipt = self._deliver(completed)
+            receipt = self.notice_receipt = self._deliver(completed)
             if not receipt.accepted:
                 return f"a completion notice was not taken: {[r.code for r in receipt.results]}"
         added = self._units() - before
         return None if added == 100 else f"the 100 units were added as {added}"
+
+    def _notice_receipt(self) -> str | None:
+        receipt = self.notice_receipt
+        said = (receipt.accepted, receipt.transaction_id, receipt.status, len(receipt.results))
+        wanted = (True, self.transaction_id, T.TRANSACTION_STATUS_COMPLETED, 0)
+        return None if said == wanted else f"(accepted, transaction_id, status, results) {said}"
+
+    def _recompute(self) -> str | None:
+        """Build the tree from the listed blocks as section 10.9 says; it must be the one the
+        registry answered with, root and children alike."""
+        listed = [held_block(message) for message in self.listing.blocks]
+        order = [(b.attributes.unit.originating_registry, b.serial_first) for b in listed]
+        if order != sorted(order):
+            return "the blocks are not listed by (originating registry, serial_first)"
+        tree = Tree.build(listed, fanout=4, depth=2)
+        if tree.root.digest != self.totals.root.digest:
+            return "the root's digest differs from one recomputed from the listed blocks"
+        theirs = [(n.digest, n.block_count) for n in self.children.nodes]
+        if theirs != [(n.digest, n.block_count) for n in tree.children(0, 0)]:
+            return "the root's children differ from those recomputed from the listed blocks"
+        return None
 
     def _reconcile(self) -> str | None:
         run_id = f"KIT-{uuid.uuid4().hex[:12]}"
@@ -378,6 +408,7 @@ class RegistryKit(_Kit):
         self._deliver(
             R.ReconciliationResult(run_id=run_id, status=R.RECONCILIATION_STATUS_CONFIRMED)
         )
+        self.totals, self.children, self.listing = totals, nodes, blocks
         counted = sum(row.block_count for row in totals.rows)
         if len(blocks.blocks) != counted or counted != totals.root.block_count:
             return f"{len(blocks.blocks)} blocks listed, {counted} in the totals"
@@ -474,13 +505,16 @@ class HubKit(_Kit):
             battery.check("a batch is answered envelope by envelope", self._batch)
             battery.check("a message id reused with other bytes is refused (3001)", self._reuse)
             battery.check("the status of the issuance is answered", self._status_known)
-            battery.check("a leg confirmation of the issuance matches the ledger", self._confirm)
+            battery.check("a leg confirmation of the issuance matches the ledger, its "
+                          "account_type not compared (section 10.9)", self._confirm)  # fmt: skip
         battery.check("an unknown transaction is not found", self._status_unknown)
         battery.check(
             "a malformed proposal is answered 3 with its code (2004), then terminated (5)",
             self._malformed,
         )
         battery.check("ITMOs minted by issuance are refused (5022)", self._minted)
+        battery.check("mitigation outcomes issued with an approach are refused (5013)",
+                      self._bound)  # fmt: skip
         self.channel.close()
         return battery
 
@@ -490,6 +524,17 @@ class HubKit(_Kit):
         codes = [r.code for r in receipt.results]
         if receipt.status != T.TRANSACTION_STATUS_CHECKED_DISCREPANCY or codes != [
             Code.ITMO_ISSUANCE_NOT_FIRST_TRANSFER
+        ]:
+            return f"status {receipt.status}, codes {codes}"
+        return None
+
+    def _bound(self) -> str | None:
+        issued = self._issuance(4)
+        issued.blocks[0].cooperative_approach = self.target.approach
+        _, receipt = self._propose(self._seal(T.TransactionProposal(transaction=issued)))
+        codes = [r.code for r in receipt.results]
+        if receipt.status != T.TRANSACTION_STATUS_CHECKED_DISCREPANCY or codes != [
+            Code.UNITS_ALREADY_AUTHORIZED
         ]:
             return f"status {receipt.status}, codes {codes}"
         return None
@@ -545,9 +590,10 @@ class HubKit(_Kit):
     def _confirm(self) -> str | None:
         issued = self._issuance(0)
         confirmation = R.LegConfirmation(transaction_id=issued.transaction_id)
-        confirmation.blocks.add(
-            block=issued.blocks[0], registry=self.target.registry_id, account_id=self.account
-        )
+        confirmation.blocks.add(  # account_type is not compared (section 10.9): any will do
+            block=issued.blocks[0], registry=self.target.registry_id, account_id=self.account,
+            account_type=units_pb2.ACCOUNT_TYPE_HOLDING,
+        )  # fmt: skip
         reply = self.stub.SubmitReconciliation(self._seal(confirmation), timeout=10)
         receipt = self._open(reply, T.Receipt)
         assert isinstance(receipt, T.Receipt)

@@ -285,16 +285,23 @@ def _check_a64er(spec: TransactionSpec, block: UnitBlock, issuer: Peer) -> None:
 
 
 def _check_unauthorized(block: UnitBlock) -> None:
+    """Mitigation outcomes carry nothing an authorization or a first transfer gives."""
     unit = block.attributes
-    if (
-        unit.cooperative_approach
-        or unit.authorization_id
-        or unit.purpose is not Purpose.UNSPECIFIED
-    ):
+    bound = [
+        f"{name} {value}"
+        for name, value in (
+            ("cooperative approach", unit.cooperative_approach),
+            ("authorization", unit.authorization_id),
+            ("purpose", unit.purpose.name if unit.purpose is not Purpose.UNSPECIFIED else ""),
+            ("first-transferring Party", unit.first_transferring_party),
+        )
+        if value
+    ]
+    if bound:
         raise Refusal(
             Code.UNITS_ALREADY_AUTHORIZED,
-            f"serials {block.serial_first}-{block.serial_last} are bound to "
-            f"{unit.cooperative_approach or unit.authorization_id or unit.purpose.name}",
+            f"serials {block.serial_first}-{block.serial_last}: mitigation outcomes are issued "
+            f"unauthorized, without {', '.join(bound)}",
         )
 
 

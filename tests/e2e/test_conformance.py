@@ -51,11 +51,11 @@ def test_the_kit_passes_our_registries_and_the_hub(three: Network) -> None:
         done = kit("registry", "--endpoint", endpoint, "--registry", registry,
                    "--account", account, "--pki", str(network.pki))  # fmt: skip
         assert done.returncode == 0, done.stdout + done.stderr
-        assert "15 passed, 0 failed" in done.stdout
+        assert "17 passed, 0 failed" in done.stdout
     done = kit("hub", "--endpoint", network.components[HUB].endpoint, "--registry", "GHA01",
                "--pki", str(network.pki))  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "16 passed, 0 failed" in done.stdout
+    assert "17 passed, 0 failed" in done.stdout
 
 
 def test_a_registry_that_applies_a_duplicate_completion_twice_fails_that_check(
@@ -117,6 +117,6 @@ def test_status_recovery_is_checked_with_the_registry_pointed_at_the_kit(tmp_pat
                    "--listen", kit_address, "--recovery-timeout", "60")  # fmt: skip
         assert done.returncode == 0, done.stdout + done.stderr
         assert "a lost completion is recovered by a status query" in done.stdout
-        assert "16 passed, 0 failed" in done.stdout
+        assert "18 passed, 0 failed" in done.stdout
     finally:
         network.stop_all()
