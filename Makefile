@@ -28,18 +28,19 @@ install: $(VENV)/.installed $(GENERATED)
 
 install-dev: install $(VENV)/.installed-dev $(TYPED)
 
-# Python messages and gRPC stubs for protos/, written beside article6/v1/__init__.py.
+# Python messages and gRPC stubs for protos/, written beside article6/v1/__init__.py; their
+# typed stubs too where mypy-protobuf is installed (the dev extra), else by $(TYPED) later.
+STUBS = --plugin=protoc-gen-mypy=$(BIN)/protoc-gen-mypy --mypy_out=. \
+	--plugin=protoc-gen-mypy_grpc=$(BIN)/protoc-gen-mypy_grpc --mypy_grpc_out=.
 $(GENERATED): $(VENV)/.installed $(PROTOS) protos/buf.yaml
 	rm -f article6/v1/*_pb2*.py article6/v1/*_pb2*.pyi $(TYPED)
-	$(PY) -m grpc_tools.protoc -I protos --python_out=. --grpc_python_out=. $(PROTOS)
+	$(PY) -m grpc_tools.protoc -I protos --python_out=. --grpc_python_out=. \
+		$(if $(wildcard $(BIN)/protoc-gen-mypy),$(STUBS)) $(PROTOS)
+	$(if $(wildcard $(BIN)/protoc-gen-mypy),touch $(TYPED))
 	touch $@
 
-# Their typed stubs, for mypy (mypy-protobuf comes with the dev extra).
 $(TYPED): $(VENV)/.installed-dev $(GENERATED)
-	$(PY) -m grpc_tools.protoc -I protos \
-		--plugin=protoc-gen-mypy=$(BIN)/protoc-gen-mypy --mypy_out=. \
-		--plugin=protoc-gen-mypy_grpc=$(BIN)/protoc-gen-mypy_grpc --mypy_grpc_out=. \
-		$(PROTOS)
+	$(PY) -m grpc_tools.protoc -I protos $(STUBS) $(PROTOS)
 	touch $@
 
 protos: $(GENERATED) $(if $(wildcard $(VENV)/.installed-dev),$(TYPED))

@@ -17,13 +17,15 @@ import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from article6.codes import CATALOGUE, Code, Family
-from article6.vectors import vectors, vectors_as_json_objects
+from article6.vectors import more_vectors, vectors, vectors_as_json_objects
 
 ROOT = Path(__file__).resolve().parent.parent
 PROTOCOL = ROOT / "docs" / "PROTOCOL.md"
 VECTORS_JSON = ROOT / "docs" / "test-vectors.json"
+MORE_VECTORS_JSON = ROOT / "docs" / "test-vectors-more.json"
 
 
 def render_codes() -> str:
@@ -77,9 +79,48 @@ def render_vectors_json() -> str:
     return json.dumps(vectors_as_json_objects(), indent=2) + "\n"
 
 
+def render_more_vectors_json() -> str:
+    return json.dumps(more_vectors(), indent=2) + "\n"
+
+
+def render_more_vectors() -> str:
+    """The hash-tree, account-id and status-details vectors, as PROTOCOL.md shows them."""
+    found: Any = more_vectors()
+    tree = found["hash_tree"]
+    lines = [f"Hash tree, fanout {tree['fanout']}, depth {tree['depth']}:", "", "```text"]
+    for row in tree["blocks"]:
+        block = row["block"]["block"]
+        lines += [
+            f"block {block['originating_registry']} {block['serial_first']}-"
+            f"{block['serial_last']} ({row['block']['account_id']})",
+            f"  key input    {row['key_input_hex']}",
+            f"  key          {row['key_hex']} = {row['key_decimal']}, leaf {row['leaf_index']}",
+            "  digest input",
+            *(f"    {line}" for line in _wrap_hex(row["digest_input_hex"]).splitlines()),
+            f"  digest       {row['digest_hex']}",
+        ]
+    for leaf in tree["leaves"]:
+        lines.append(f"leaf ({tree['depth']}, {leaf['index']}) {leaf['digest_hex']} "
+                     f"({leaf['block_count']} blocks)")  # fmt: skip
+    for child in tree["root_children"]:
+        lines.append(f"node (1, {child['index']}) {child['digest_hex']} "
+                     f"({child['block_count']} blocks)")  # fmt: skip
+    root = tree["root"]
+    lines += [f"root (0, 0) {root['digest_hex']} ({root['block_count']} blocks)", "```", ""]
+    lines += ["Account ids (section 11):", "", "```text"]
+    lines += [f"{a['registry']} {a['number']:>12}  check digits {a['check_digits']}  "
+              f"{a['account_id']}" for a in found["account_ids"]]  # fmt: skip
+    status = found["status_details"]
+    lines += ["```", "", f"A refusal's `google.rpc.Status` (section 8): code {status['code']}, "
+              f"gRPC {status['grpc_status']}, detail \"{status['detail']}\":", "", "```text",
+              _wrap_hex(status["status_hex"]), "```", ""]  # fmt: skip
+    return "\n".join(lines)
+
+
 SECTIONS: dict[str, Callable[[], str]] = {
     "response-codes": render_codes,
     "test-vectors": render_vectors,
+    "more-vectors": render_more_vectors,
 }
 
 
@@ -107,8 +148,10 @@ def stale_files() -> list[Path]:
     stale = []
     if PROTOCOL.read_text() != render_document(PROTOCOL.read_text()):
         stale.append(PROTOCOL)
-    if not VECTORS_JSON.exists() or VECTORS_JSON.read_text() != render_vectors_json():
-        stale.append(VECTORS_JSON)
+    for path, render in ((VECTORS_JSON, render_vectors_json),
+                         (MORE_VECTORS_JSON, render_more_vectors_json)):  # fmt: skip
+        if not path.exists() or path.read_text() != render():
+            stale.append(path)
     return stale
 
 
@@ -125,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1 if stale else 0
     PROTOCOL.write_text(render_document(PROTOCOL.read_text()))
     VECTORS_JSON.write_text(render_vectors_json())
+    MORE_VECTORS_JSON.write_text(render_more_vectors_json())
     return 0
 
 
