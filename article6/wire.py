@@ -168,3 +168,11 @@ def node_message(node: Node) -> reconciliation_pb2.HashTreeNode:
 
 def node(message: reconciliation_pb2.HashTreeNode) -> Node:
     return Node(message.depth, message.index, message.digest, message.block_count)
+
+
+def run_status_words(status: int) -> str:
+    """A reconciliation run's status as logs and command lines say it ("blocks inconsistent")."""
+    if status not in reconciliation_pb2.ReconciliationStatus.values():
+        return f"status {status}"
+    name = reconciliation_pb2.ReconciliationStatus.Name(status)  # type: ignore[arg-type]
+    return name.removeprefix("RECONCILIATION_STATUS_").lower().replace("_", " ")

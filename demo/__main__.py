@@ -38,10 +38,10 @@ from article6.codes import Code
 from article6.identifiers import format_account_id
 from article6.model import Status, TransactionType
 from article6.v1 import admin_pb2, mechanism_pb2
+from article6.wire import run_status_words
 from demo.mailbox import LocalSmtp
 from demo.network import HUB, INTERNATIONAL, MECHANISM, OPERATOR, Network
 from demo.portal import run_portal_scenario
-from gateway.admin_cli import RUN_STATUSES
 from mechanism_registry_adapter import feed
 from mechanism_registry_adapter.formats import write_json_lines
 
@@ -267,7 +267,7 @@ def reconcile(network: Network, registry: str) -> admin_pb2.ReconciliationRun:
         if run.status != 7 or time.monotonic() > deadline:
             break
         time.sleep(0.2)
-    print(f"  {registry:<6} {RUN_STATUSES.get(run.status, str(run.status)):<20} "
+    print(f"  {registry:<6} {run_status_words(run.status):<20} "
           f"{run.hub_blocks:>3} blocks at the hub, {run.registry_blocks:>3} in the registry, "
           f"{run.round_trips} round trips, {run.bytes_exchanged:,} bytes")  # fmt: skip
     return run

@@ -57,6 +57,7 @@ from article6.service import grpc_message_options
 from article6.tls import TlsMaterial, channel_credentials, channel_options
 from article6.v1 import admin_pb2, admin_pb2_grpc, units_pb2
 from article6.version import add_version
+from article6.wire import run_status_words
 from gateway.admin import ADMIN_MAX_MESSAGE_BYTES
 from gateway.audit import Entry, Head, Verdict, entry_line, verdict_lines
 
@@ -215,14 +216,8 @@ def _holdings(stub: Stub, args: argparse.Namespace) -> Message | list[str]:
     ]  # fmt: skip
 
 
-RUN_STATUSES = {
-    1: "initiated", 2: "validated", 3: "totals inconsistent", 4: "blocks inconsistent",
-    5: "completed", 6: "completed, manual intervention", 7: "start denied", 8: "confirmed",
-}  # fmt: skip
-
-
 def _run_line(run: admin_pb2.ReconciliationRun) -> str:
-    status = RUN_STATUSES.get(run.status, str(run.status))
+    status = run_status_words(run.status)
     state = "open" if run.open else status
     return (
         f"{run.run_id:<22} {run.registry:<8} {state:<30} "

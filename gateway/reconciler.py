@@ -47,7 +47,7 @@ from article6.reconciliation import (
 )
 from article6.status import refusal_from_error
 from article6.v1 import envelope_pb2, reconciliation_pb2, registry_pb2_grpc, transaction_pb2
-from article6.wire import held_block, held_block_message, node
+from article6.wire import held_block, held_block_message, node, run_status_words
 from gateway.mailer import Mailer
 from gateway.storage import ledger
 from gateway.storage import reconciliations as runs
@@ -169,8 +169,7 @@ class Reconciler:
         assert run is not None
         if self.on_finished is not None:
             self.on_finished(run.status)
-        name = reconciliation_pb2.ReconciliationStatus.Name(run.status)  # type: ignore[arg-type]
-        said = name.removeprefix("RECONCILIATION_STATUS_").lower().replace("_", " ")
+        said = run_status_words(run.status)
         level = logging.WARNING if run.status in DISAGREEING else logging.INFO
         log.log(level, "reconciliation %s with %s: %s; %s", run_id, registry, said, run.detail,
                 extra={"peer": registry})  # fmt: skip

@@ -30,7 +30,7 @@ from article6.service import Context, envelope_service
 from article6.sql import remember, replayed
 from article6.tls import peer_identity
 from article6.v1 import envelope_pb2, reconciliation_pb2, transaction_pb2, units_pb2
-from article6.wire import held_block_message, node_message
+from article6.wire import held_block_message, node_message, run_status_words
 
 T = TypeVar("T")
 log = logging.getLogger("registry")
@@ -139,8 +139,8 @@ class RegistryService:
         if isinstance(payload, reconciliation_pb2.ReconciliationResult):
             self.snapshots.pop(payload.run_id, None)
             level = logging.INFO if payload.status == COMPLETED else logging.WARNING
-            log.log(level, "reconciliation %s ended with status %d: %d blocks differ",
-                    payload.run_id, payload.status,
+            log.log(level, "reconciliation %s ended: %s, %d blocks differ", payload.run_id,
+                    run_status_words(payload.status),
                     len(payload.hub_blocks) + len(payload.registry_blocks))  # fmt: skip
             return transaction_pb2.Receipt(accepted=True)
         confirmation = None
