@@ -118,6 +118,13 @@ def _conformance(args: argparse.Namespace) -> int:
     print(battery.table())
     failed = sum(not check.passed for check in battery.checks)
     print(f"\n{len(battery.checks) - failed} passed, {failed} failed")
+    if args.kit == "registry":
+        print(
+            f"\nThe registry's books now hold the kit's units (serial space {args.space}), "
+            "which the hub's ledger has not: take them out before it reconciles with a real "
+            "hub (an article6.node registry: article6-registry remove-space --config "
+            f"<config> --space {args.space} --reason 'conformance kit'; docs/CONFORMANCE.md)"
+        )
     return 0 if battery.passed else 1
 
 

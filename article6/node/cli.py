@@ -12,6 +12,7 @@ reference one); a registry adds its own commands through ``RegistryKind``.
     cancel --config C --from A --serials F-L [--voluntary --purpose P] [--to A]
     holdings | transactions --config C [--json]
     wait --config C TRANSACTION_ID [--timeout S]   (exit 0 completed, 1 any other outcome)
+    remove-space --config C --space KIT01 --reason R   (a test's units out of the books)
 
 Operator commands write to the registry's own database; the serving process sends what they
 queue to the hub. ``wait`` follows a transaction until its final status.
@@ -340,6 +341,31 @@ def _transactions(args: argparse.Namespace, config: RegistryConfig) -> int:
     return 0
 
 
+def _remove_space(args: argparse.Namespace, config: RegistryConfig) -> int:
+    """Take a test's serial space (the conformance kit's KIT01) out of the books, so that
+    reconciliations with the real hub agree again; its waiting transactions are cancelled."""
+    if args.space == config.registry_id:
+        print(f"{args.space} is this registry's own serial space; it is never removed",
+              file=sys.stderr)  # fmt: skip
+        return 2
+
+    def remove(registry: RegistryEngine, connection: Connection) -> store.Removed:
+        removed = store.remove_space(connection, config.registry_id, args.space)
+        for transaction_id in removed.waiting:
+            local = store.get_transaction(connection, transaction_id)
+            assert local is not None, transaction_id
+            message = transaction_pb2.Transaction.FromString(local.body)
+            registry.settle(connection, message, Status.CANCELLED)
+        return removed
+
+    removed = run_in_books(args, config, remove)
+    print(f"removed {removed.blocks} block(s), {removed.units:,} units, of serial space "
+          f"{args.space} from {config.registry_id}'s books; cancelled "
+          f"{len(removed.waiting)} waiting transaction(s), dropped {removed.messages} "
+          f"outbox message(s) ({args.reason})")  # fmt: skip
+    return 0
+
+
 def _wait(args: argparse.Namespace, config: RegistryConfig) -> int:
     deadline = time.monotonic() + args.timeout
     own = args.transaction_id.startswith(f"{config.registry_id}-")
@@ -446,6 +472,12 @@ def build_parser(kind: RegistryKind) -> argparse.ArgumentParser:
         command(name, handler, f"show this registry's {name}").add_argument(
             "--json", action="store_true"
         )
+    remove = command(
+        "remove-space", _remove_space,
+        "take a test's serial space (the conformance kit's) out of the books",
+    )  # fmt: skip
+    remove.add_argument("--space", required=True, help="the serial space, e.g. KIT01")
+    remove.add_argument("--reason", required=True, help="why, in words (printed)")
     wait = command("wait", _wait, "wait for a transaction's final status")
     wait.add_argument("transaction_id")
     wait.add_argument("--timeout", type=float, default=30.0)

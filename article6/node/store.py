@@ -30,6 +30,7 @@ from sqlalchemy import (
     Text,
     Update,
     bindparam,
+    delete,
     insert,
     select,
     update,
@@ -176,6 +177,42 @@ def account_holdings(connection: Connection, registry: str, account_id: str) -> 
         .order_by(holdings.c.space, holdings.c.serial_first)
     )
     return [_held(row, registry) for row in rows]
+
+
+@dataclass(frozen=True)
+class Removed:
+    """What ``remove_space`` took out of the books."""
+
+    blocks: int
+    units: int
+    waiting: list[str]  # the space's transactions that were waiting for an outcome
+    messages: int  # messages about the space's transactions dropped from the outbox
+
+
+def remove_space(connection: Connection, registry: str, space: str) -> Removed:
+    """Take every block of serial space ``space`` out of the books, with its locks and the
+    messages about its transactions still waiting in the outbox (a test's units, such as the
+    conformance kit's, whose transaction ids begin with the space). The space's transactions
+    still waiting for an outcome are listed for the caller to close."""
+    assert space != registry, "a registry's own serial space is never removed"
+    rows = connection.execute(select(holdings).where(holdings.c.space == space)).all()
+    units = sum(_held(row, registry).unit_count for row in rows)
+    connection.execute(delete(holdings).where(holdings.c.space == space))
+    connection.execute(delete(local_locks).where(local_locks.c.space == space))
+    ours = transactions.c.transaction_id.startswith(f"{space}-", autoescape=True)
+    waiting = [Status.CHECKED.value, Status.ACCEPTED.value, Status.PROPOSED.value]
+    open_ids = list(
+        connection.execute(
+            select(transactions.c.transaction_id).where(ours, transactions.c.status.in_(waiting))
+        ).scalars()
+    )
+    dropped = connection.execute(
+        delete(outbox).where(
+            outbox.c.state == "pending",
+            outbox.c.transaction_id.startswith(f"{space}-", autoescape=True),
+        )
+    )
+    return Removed(len(rows), units, open_ids, dropped.rowcount)
 
 
 def locked(connection: Connection, space: str, ranges: Sequence[Block[Any]]) -> bool:

@@ -52,10 +52,23 @@ def test_the_kit_passes_our_registries_and_the_hub(three: Network) -> None:
                    "--account", account, "--pki", str(network.pki))  # fmt: skip
         assert done.returncode == 0, done.stdout + done.stderr
         assert "17 passed, 0 failed" in done.stdout
+        assert "remove-space --config <config> --space KIT01" in done.stdout
     done = kit("hub", "--endpoint", network.components[HUB].endpoint, "--registry", "GHA01",
                "--pki", str(network.pki))  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     assert "17 passed, 0 failed" in done.stdout
+
+    # The kit's units (serial space KIT01) are in CHE01's books but not in the hub's ledger,
+    # so a reconciliation disagrees until they are removed, and agrees after.
+    reconcile = partial(network.admin_cli, "reconcile", "CHE01")
+    assert reconcile().returncode == 1
+    said = network.registry_cli("CHE01", "remove-space", "--space", "KIT01",
+                                "--reason", "conformance kit run")  # fmt: skip
+    assert said.startswith("removed 1 block(s), 100 units, of serial space KIT01"), said
+    assert not [h for h in network.registry_json("CHE01", "holdings") if h["space"] == "KIT01"]
+    agreed = reconcile()
+    assert agreed.returncode == 0, agreed.stdout + agreed.stderr
+    assert " completed " in agreed.stdout
 
 
 def test_a_registry_that_applies_a_duplicate_completion_twice_fails_that_check(

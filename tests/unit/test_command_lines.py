@@ -173,6 +173,10 @@ def test_what_a_user_gets_wrong_is_one_line_naming_it(
         return config
 
     gha01 = network.config("GHA01")
+    assert said(registry, "remove-space", "--config", str(gha01), "--space", "GHA01",
+                "--reason", "x", status=2) == (
+        "GHA01 is this registry's own serial space; it is never removed"
+    )  # fmt: skip
     unwritable = database(gha01, str(tmp_path / "missing" / "gha01.db"))
     assert said(registry, "holdings", "--config", str(unwritable), status=1) == (
         f"article6-registry: cannot open database sqlite:///{tmp_path}/missing/gha01.db: "
