@@ -219,18 +219,27 @@ async def compare(
     tree: Tree,
     remote: Remote,
     on_totals: Callable[[bool], Awaitable[None]] | None = None,
+    on_progress: Callable[[str], Awaitable[None]] | None = None,
 ) -> Comparison:
     """Descend only into subtrees whose digests differ, one request per level (batched), down
     to the leaves, and list the blocks each side has that the other has not. ``on_totals``
-    hears whether the totals agree before the descent (the run's intermediate status)."""
+    hears whether the totals agree before the descent (the run's intermediate status), and
+    ``on_progress`` where the run is, in words, at each step."""
+
+    async def progress(step: str) -> None:
+        if on_progress is not None:
+            await on_progress(step)
+
     their_totals, their_root = await remote.totals()
     mine = totals(block for blocks in tree.leaves.values() for block in blocks)
     if on_totals is not None:
         await on_totals(mine == their_totals)
     frontier = [] if their_root.digest == tree.root.digest else [(0, 0)]
-    for _ in range(tree.depth):
+    for depth in range(tree.depth):
         if not frontier:
             break
+        await progress(f"descending the tree: depth {depth + 1} of {tree.depth}, "
+                       f"children of {len(frontier):,} differing nodes")  # fmt: skip
         theirs: list[Node] = []
         for chunk in _chunks(frontier, PARENTS_PER_REQUEST):
             answer = await remote.children(chunk)
@@ -240,6 +249,8 @@ async def compare(
         mine_children = [child for d, i in frontier for child in tree.children(d, i)]
         frontier = [(node.depth, node.index) for node in differing(mine_children, theirs)]
     leaves = [index for _, index in frontier]
+    if leaves:
+        await progress(f"listing the blocks under {len(leaves):,} differing leaves")
     wanted = set(leaves)
     bits = tree.fanout.bit_length() - 1
     shift = 64 - tree.depth * bits

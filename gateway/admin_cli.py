@@ -36,6 +36,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -242,12 +243,35 @@ def _discrepancy_line(item: admin_pb2.Discrepancy) -> str:
 INCONSISTENT = frozenset({3, 4, 7})  # totals or blocks inconsistent, start denied
 
 
+PROGRESS_SECONDS = 5.0  # a long run says where it is this often, on stderr
+
+
 def _reconcile(stub: Stub, args: argparse.Namespace) -> tuple[Message | list[str], int]:
-    """Exit 1 when the run did not find the ledgers in agreement, as reconcile-leg does."""
+    """Exit 1 when the run did not find the ledgers in agreement, as reconcile-leg does.
+    While it runs, say where it is every PROGRESS_SECONDS on stderr (stdout keeps the result)."""
     request = admin_pb2.RunReconciliationRequest(registry=args.registry)
-    reply = stub.RunReconciliation(request, timeout=args.timeout)
+    call = stub.RunReconciliation.future(request, timeout=args.timeout)
+    started = time.monotonic()
+    while True:
+        try:
+            reply = call.result(timeout=PROGRESS_SECONDS)
+            break
+        except grpc.FutureTimeoutError:
+            _run_progress(stub, args.registry, time.monotonic() - started)
     status = 1 if reply.run.status in INCONSISTENT else 0
     return (reply if args.json else [_run_line(reply.run)]), status
+
+
+def _run_progress(stub: Stub, registry: str, elapsed: float) -> None:
+    """One line on where the registry's open run is (from the hub's record of it)."""
+    try:
+        request = admin_pb2.ListReconciliationRunsRequest(registry=registry)
+        listed = stub.ListReconciliationRuns(request, timeout=PROGRESS_SECONDS)
+    except grpc.RpcError:
+        listed = admin_pb2.ListReconciliationRunsResponse()
+    running = [run for run in listed.runs if run.open]
+    where = f"{running[0].run_id}: {running[0].detail}" if running else "starting"
+    print(f"reconciling {registry}, {elapsed:.0f} s: {where}", file=sys.stderr, flush=True)
 
 
 def _reconciliations(stub: Stub, args: argparse.Namespace) -> Message | list[str]:

@@ -197,9 +197,18 @@ class Reconciler:
 
         await self.database.write(deny)
 
+    async def _progress(self, run_id: str, step: str) -> None:
+        """Where an open run is, in its ``detail`` (``article6-admin reconcile`` shows it while
+        it waits; the final detail replaces it)."""
+        await self.database.write(lambda c: runs.update_run(c, run_id, detail=step[:500]))
+
     async def _compare(self, registry: str, run_id: str) -> None:
         count = await self.database.read(lambda c: ledger.count_of_registry(c, registry))
         depth = choose_depth(count, self.fanout)
+        log.info("reconciliation %s with %s started: %s blocks in the ledger, fanout %d, "
+                 "depth %d", run_id, registry, f"{count:,}", self.fanout, depth,
+                 extra={"peer": registry})  # fmt: skip
+        await self._progress(run_id, f"building both trees over {count:,} ledger blocks")
         traffic = Traffic()
         stub = registry_pb2_grpc.RegistryStub(self.channel(registry))
         remote = RegistrySnapshot(
@@ -225,9 +234,13 @@ class Reconciler:
 
         async def validated(agree: bool) -> None:
             status = runs.VALIDATED if agree else runs.TOTALS_INCONSISTENT
-            await self.database.write(lambda c: runs.update_run(c, run_id, status=status))
+            said = "agree" if agree else "differ"
+            await self.database.write(lambda c: runs.update_run(
+                c, run_id, status=status, detail=f"totals {said}; comparing the roots"
+            ))  # fmt: skip
 
-        comparison = await compare(tree, remote, validated)
+        progress = partial(self._progress, run_id)
+        comparison = await compare(tree, remote, validated, progress)
         status = _status(comparison)
         await self.database.write(
             partial(self._finish, registry, run_id, comparison, status, traffic)

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import grpc
 import pytest
 
 from article6.cli import main as article6
@@ -114,22 +115,52 @@ def test_the_admin_connection_comes_from_a_context_then_the_environment_then_fla
         _context({**environment, "ARTICLE6_CONTEXT": "prod"})
 
 
+class ReconcilingStub:
+    """The admin service as ``article6-admin reconcile`` sees it: a run that takes
+    ``waits`` progress intervals, then ends with ``status``."""
+
+    def __init__(self, status: int, waits: int = 0) -> None:
+        self.status, self.waits = status, waits
+        self.RunReconciliation = self  # the stub's method, called as .future(...)
+
+    def future(self, request: Any, timeout: float) -> Any:
+        return self
+
+    def result(self, timeout: float) -> Any:
+        if self.waits:
+            self.waits -= 1
+            raise grpc.FutureTimeoutError
+        run = admin_pb2.ReconciliationRun(run_id="RUN-1", registry="CHE01")
+        run.status = self.status  # type: ignore[assignment]
+        return admin_pb2.RunReconciliationResponse(run=run)
+
+    def ListReconciliationRuns(self, request: Any, timeout: float) -> Any:
+        run = admin_pb2.ReconciliationRun(run_id="RUN-1", registry="CHE01", open=True,
+                                          detail="descending the tree: depth 2 of 5")  # fmt: skip
+        return admin_pb2.ListReconciliationRunsResponse(runs=[run])
+
+
 def test_reconcile_exits_1_when_the_ledgers_disagree() -> None:
-    class Stub:
-        def __init__(self, status: int) -> None:
-            self.status = status
-
-        def RunReconciliation(self, request: Any, timeout: float) -> Any:
-            run = admin_pb2.ReconciliationRun(run_id="RUN-1", registry="CHE01")
-            run.status = self.status  # type: ignore[assignment]
-            return admin_pb2.RunReconciliationResponse(run=run)
-
     arguments = argparse.Namespace(registry="CHE01", timeout=5.0, json=False)
-    assert _reconcile(Stub(5), arguments)[1] == 0  # type: ignore[arg-type]
+    assert _reconcile(ReconcilingStub(5), arguments)[1] == 0  # type: ignore[arg-type]
     for disagreeing in (3, 4, 7):
-        lines, status = _reconcile(Stub(disagreeing), arguments)  # type: ignore[arg-type]
+        lines, status = _reconcile(ReconcilingStub(disagreeing), arguments)  # type: ignore[arg-type]
         assert status == 1
         assert "inconsistent" in str(lines) or "denied" in str(lines)
+
+
+def test_a_long_reconciliation_says_where_it_is_on_stderr(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    arguments = argparse.Namespace(registry="CHE01", timeout=60.0, json=False)
+    _, status = _reconcile(ReconcilingStub(5, waits=2), arguments)  # type: ignore[arg-type]
+    assert status == 0
+    said = capsys.readouterr()
+    assert said.out == ""
+    progress = said.err.splitlines()
+    assert len(progress) == 2
+    assert re.fullmatch(r"reconciling CHE01, \d+ s: RUN-1: descending the tree: depth 2 of 5",
+                        progress[0])  # fmt: skip
 
 
 def test_admin_lines_say_names_not_numbers() -> None:

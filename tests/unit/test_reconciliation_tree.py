@@ -115,3 +115,25 @@ def test_a_node_outside_the_tree_is_refused() -> None:
         tree.children(2, 0)
     with pytest.raises(Refusal):
         Tree.build([], 3, 2)
+
+
+def test_a_comparison_says_where_it_is_at_each_step() -> None:
+    hub = ledger(5000)
+    registry = hub[:1234] + hub[1235:]
+    depth = choose_depth(len(hub), 16)
+    steps: list[str] = []
+
+    async def heard(step: str) -> None:
+        steps.append(step)
+
+    remote = InProcess(Tree.build(registry, 16, depth))
+    asyncio.run(compare(Tree.build(hub, 16, depth), remote, on_progress=heard))
+    assert steps == [
+        *(f"descending the tree: depth {d} of {depth}, children of 1 differing nodes"
+          for d in range(1, depth + 1)),
+        "listing the blocks under 1 differing leaves",
+    ]  # fmt: skip
+    steps.clear()
+    asyncio.run(compare(Tree.build(hub, 16, depth), InProcess(Tree.build(hub, 16, depth)),
+                        on_progress=heard))  # fmt: skip
+    assert steps == []  # equal roots: nothing to descend
