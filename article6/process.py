@@ -136,6 +136,11 @@ def command_line(main: Callable[P, int]) -> Callable[P, int]:
     return run
 
 
+def progress(line: str) -> None:
+    """A progress line of a long command, on stderr: stdout keeps the results, for scripts."""
+    print(line, file=sys.stderr, flush=True)
+
+
 def _prog() -> str:
     """The command's name as its users know it: the console script (``python -m gateway`` is
     article6-hub, the script whose entry point is that package's ``__main__``)."""

@@ -39,6 +39,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -250,16 +251,30 @@ def _reconcile(stub: Stub, args: argparse.Namespace) -> tuple[Message | list[str
     """Exit 1 when the run did not find the ledgers in agreement, as reconcile-leg does.
     While it runs, say where it is every PROGRESS_SECONDS on stderr (stdout keeps the result)."""
     request = admin_pb2.RunReconciliationRequest(registry=args.registry)
-    call = stub.RunReconciliation.future(request, timeout=args.timeout)
-    started = time.monotonic()
-    while True:
-        try:
-            reply = call.result(timeout=PROGRESS_SECONDS)
-            break
-        except grpc.FutureTimeoutError:
-            _run_progress(stub, args.registry, time.monotonic() - started)
+    waiting = partial(_run_progress, stub, args.registry)
+    reply = _awaited(stub.RunReconciliation, request, args.timeout, waiting)
     status = 1 if reply.run.status in INCONSISTENT else 0
     return (reply if args.json else [_run_line(reply.run)]), status
+
+
+def _awaited(
+    method: Any, request: Message, timeout: float | None, waiting: Callable[[float], None]
+) -> Any:
+    """Call a unary RPC and wait for its reply, telling ``waiting`` the seconds spent every
+    PROGRESS_SECONDS until it comes (a failed call raises its error, as a plain call does)."""
+    call, started = method.future(request, timeout=timeout), time.monotonic()
+    while True:
+        try:
+            return call.result(timeout=PROGRESS_SECONDS)
+        except grpc.FutureTimeoutError:
+            waiting(time.monotonic() - started)
+
+
+def _waiting_for(what: str) -> Callable[[float], None]:
+    def say(elapsed: float) -> None:
+        print(f"waiting for {what}, {elapsed:.0f} s", file=sys.stderr, flush=True)
+
+    return say
 
 
 def _run_progress(stub: Stub, registry: str, elapsed: float) -> None:
@@ -330,9 +345,11 @@ class Failed(Exception):
 
 
 def _aef_export(stub: Stub, args: argparse.Namespace) -> Message | list[str]:
-    reply = stub.ExportPartyAef(admin_pb2.ExportPartyAefRequest(
+    request = admin_pb2.ExportPartyAefRequest(
         party=args.party, year=args.year, format=args.format, table=args.table,
-    ))  # fmt: skip
+    )  # fmt: skip
+    waiting = _waiting_for(f"the hub's AEF export for {args.party} {args.year}")
+    reply = _awaited(stub.ExportPartyAef, request, None, waiting)
     if args.format != "xlsx":
         return [reply.content.rstrip("\n")]
     out = Path(args.out or f"{args.party}-{args.year}-AEF.xlsx")
@@ -347,9 +364,11 @@ def _aef_check(stub: Stub, args: argparse.Namespace) -> tuple[Message | list[str
     except OSError as error:
         raise Failed(f"cannot read {path}: {error.strerror}", 2) from None
     try:
-        reply = stub.CheckPartyAef(admin_pb2.CheckPartyAefRequest(
+        request = admin_pb2.CheckPartyAefRequest(
             party=args.party, year=args.year, workbook=submitted,
-        ))  # fmt: skip
+        )  # fmt: skip
+        waiting = _waiting_for(f"the hub's check of {path} against its ledger")
+        reply = _awaited(stub.CheckPartyAef, request, None, waiting)
     except grpc.RpcError as error:
         if error.code() is not grpc.StatusCode.INVALID_ARGUMENT:
             raise

@@ -47,6 +47,7 @@ from article6.node import cli
 from article6.node.aef import add_aef_arguments, print_aef
 from article6.node.config import RegistryConfig, check_table
 from article6.node.engine import RegistryEngine
+from article6.process import progress
 from international_registry import aef, sections
 from international_registry.portal import procedure
 from international_registry.portal import store as portal_store
@@ -121,7 +122,8 @@ def _aef(args: argparse.Namespace, config: RegistryConfig) -> int:
     """The Party's AEF: the whole workbook (xlsx), or one table as CSV or JSON."""
     section = from_config(config).section_space(args.party)
     return int(cli.run_in_books(args, config, lambda r, c: print_aef(
-        args, args.party, aef.workbook(c, config.registry_id, args.party, args.year, section)
+        args, args.party,
+        aef.workbook(c, config.registry_id, args.party, args.year, section, progress),
     )))  # fmt: skip
 
 

@@ -7,12 +7,15 @@ from sqlalchemy import Connection
 
 from article6.aef.prefill import Tables, registry_party
 from article6.aef.prefill import workbook as prefill
-from article6.node.aef import books
+from article6.node.aef import Say, books
 from international_registry.sections import get_account
 
 
-def workbook(connection: Connection, here: str, party: str, year: int, section: str) -> Tables:
-    """Every table's rows for the Party and year, keyed as ``article6/aef/template.toml``."""
+def workbook(
+    connection: Connection, here: str, party: str, year: int, section: str, say: Say | None = None
+) -> Tables:
+    """Every table's rows for the Party and year, keyed as ``article6/aef/template.toml``
+    (with ``say``, each pass over the books reports its progress)."""
 
     def party_of(registry: str, account_id: str) -> str:
         if registry != here:
@@ -20,5 +23,5 @@ def workbook(connection: Connection, here: str, party: str, year: int, section: 
         account = get_account(connection, account_id) if account_id else None
         return account.party if account else ""
 
-    own = books(connection, party_of, f"{here} (international registry)")
+    own = books(connection, party_of, f"{here} (international registry)", say)
     return prefill(own, party, year, section)

@@ -54,6 +54,7 @@ from article6.model import Status, TransactionType
 from article6.node import cli, store
 from article6.node.config import RegistryConfig, check_table
 from article6.node.engine import RegistryEngine
+from article6.process import progress
 from article6.tls import TlsMaterial, channel_credentials, channel_options
 from article6.v1 import international_registry_pb2 as ir_pb2
 from article6.v1 import international_registry_pb2_grpc as ir_grpc
@@ -70,11 +71,6 @@ Read = mechanism_pb2.FirstTransferInstruction | Unreadable
 
 
 PROGRESS_EVERY_SECONDS = 5.0  # how often wait-instructions says where it is
-
-
-def progress(line: str) -> None:
-    """A progress line on stderr (stdout keeps the results, for scripts)."""
-    print(line, file=sys.stderr, flush=True)
 
 
 def _chunks(items: Iterator[Read], size: int) -> Iterator[list[Read]]:

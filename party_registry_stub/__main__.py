@@ -20,6 +20,7 @@ from article6.model import AccountType
 from article6.node import cli
 from article6.node.aef import add_aef_arguments, party_registry_books, print_aef
 from article6.node.config import RegistryConfig
+from article6.process import progress
 from party_registry_stub import accounts
 
 ACCOUNT_TYPES = {
@@ -50,7 +51,7 @@ def _aef(args: argparse.Namespace, config: RegistryConfig) -> int:
     here = config.registry_id
     party = registry_party(here)
     return int(cli.run_in_books(args, config, lambda r, c: print_aef(
-        args, party, workbook(party_registry_books(c, here), party, args.year, here)
+        args, party, workbook(party_registry_books(c, here, progress), party, args.year, here)
     )))  # fmt: skip
 
 

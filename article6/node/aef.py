@@ -5,8 +5,10 @@ JSON), shared by every registry built on ``article6.node``."""
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Callable, Generator, Iterable, Iterator
 from datetime import UTC, datetime
+from itertools import count
 from pathlib import Path
 
 from sqlalchemy import Connection
@@ -18,6 +20,9 @@ from article6.node import store
 from article6.v1 import transaction_pb2
 from article6.wire import transaction_spec
 
+PROGRESS_EVERY = 20_000  # transactions read between two progress lines of an export
+Say = Callable[[str], None]
+
 
 def completed(rows: Iterable[tuple[bytes, datetime]]) -> Iterator[Completed]:
     """Completed transactions from their stored bodies and completion times (UTC)."""
@@ -26,17 +31,44 @@ def completed(rows: Iterable[tuple[bytes, datetime]]) -> Iterator[Completed]:
         yield Completed(transaction_spec(message), at.replace(tzinfo=UTC), message)
 
 
-def party_registry_books(connection: Connection, here: str) -> Books:
+def party_registry_books(connection: Connection, here: str, say: Say | None = None) -> Books:
     """A Party registry's books: every account of its own belongs to its Party."""
 
     def party_of(registry: str, account_id: str) -> str:
         return registry_party(here) if registry == here else registry_party(registry)
 
-    return books(connection, party_of, f"{here} (Party registry)")
+    return books(connection, party_of, f"{here} (Party registry)", say)
 
 
-def books(connection: Connection, party_of: PartyOf, prepared_by: str) -> Books:
-    return Books(party_of, lambda: completed(store.completed_transactions(connection)), prepared_by)
+def books(
+    connection: Connection, party_of: PartyOf, prepared_by: str, say: Say | None = None
+) -> Books:
+    """The registry's completed transactions as the prefill reads them; with ``say``, each
+    pass over them reports its progress (a command line's stderr)."""
+    passes = count(1)
+
+    def read() -> Iterator[Completed]:
+        transactions = completed(store.completed_transactions(connection))
+        return transactions if say is None else _reported(transactions, next(passes), say)
+
+    return Books(party_of, read, prepared_by)
+
+
+def _reported(
+    items: Iterator[Completed], number: int, say: Say
+) -> Generator[Completed, None, None]:
+    """``items``, saying every PROGRESS_EVERY how many were read, and at the end (or when the
+    reader stops early: a year's pass ends at its last transaction) how many in all."""
+    started, read = time.monotonic(), 0
+    try:
+        for read, item in enumerate(items, 1):
+            if read % PROGRESS_EVERY == 0:
+                say(f"AEF: pass {number} over the books, {read:,} transactions read "
+                    f"({time.monotonic() - started:.1f} s)")  # fmt: skip
+            yield item
+    finally:
+        say(f"AEF: pass {number} over the books done, {read:,} transactions read in "
+            f"{time.monotonic() - started:.1f} s")  # fmt: skip
 
 
 def add_aef_arguments(export: argparse.ArgumentParser) -> None:

@@ -13,6 +13,7 @@ from article6.aef.check import check_workbook
 from article6.aef.template import template
 from article6.aef.workbook import opened, render, stream, write_workbook
 from article6.cli import main
+from article6.node.aef import _reported
 from gateway.config import load_config
 from tests.unit.test_delivery_policy import MINIMAL_HUB, hub_config
 
@@ -181,3 +182,19 @@ def test_the_registry_ids_kept_for_a64er_itmo_ids_are_refused_in_the_directory(
     )
     with pytest.raises(ValueError, match=r"the digits 64 are kept for the ITMO ids of A6\.4ERs"):
         load_config(config)
+
+
+def test_an_export_says_how_far_each_pass_over_the_books_has_read() -> None:
+    said: list[str] = []
+    items = iter(range(45_000))
+    reading = _reported(items, 1, said.append)  # type: ignore[arg-type]
+    for n, _ in enumerate(reading):
+        if n == 41_000:  # a year's pass stops at its year's end
+            break
+    reading.close()
+    assert [line.split(" (")[0] for line in said[:2]] == [
+        "AEF: pass 1 over the books, 20,000 transactions read",
+        "AEF: pass 1 over the books, 40,000 transactions read",
+    ]
+    assert said[2].startswith("AEF: pass 1 over the books done, 41,001 transactions read in ")
+    assert len(said) == 3
