@@ -115,6 +115,9 @@ class Hub:
     async def start(self) -> None:
         self._lock = lock_database(self.config.database, f"hub {self.config.registry_id}")
         raise_fd_limit()
+        # The metrics port first: one that is taken stops the hub before anything is changed.
+        if self.config.metrics_listen:
+            self._metrics_server = serve_metrics(self.config.metrics_listen, self.metrics_registry)
         self.database.migrate()
         self.reload_status()
         now = datetime.now(UTC)
@@ -166,8 +169,6 @@ class Hub:
             self._tasks.append(
                 asyncio.create_task(self._reconcile_every(interval), name="reconciliation")
             )
-        if self.config.metrics_listen:
-            self._metrics_server = serve_metrics(self.config.metrics_listen, self.metrics_registry)
         for service in ("", HUB_SERVICE):
             await self.health.set(service, health_pb2.HealthCheckResponse.SERVING)
         config = self.config

@@ -66,6 +66,9 @@ class RegistryNode:
     async def start(self) -> None:
         self._lock = lock_database(self.config.database, f"registry {self.config.registry_id}")
         raise_fd_limit()
+        # The metrics port first: one that is taken stops the registry before it serves.
+        if self.config.metrics_listen:
+            self._metrics_server = serve_metrics(self.config.metrics_listen, self.metrics_registry)
         self.server = grpc.aio.server(
             options=server_options(), interceptors=[self.metrics.rpc.interceptor()]
         )
@@ -86,8 +89,6 @@ class RegistryNode:
             self.channel, self.metrics,
         )  # fmt: skip
         await self.server.start()
-        if self.config.metrics_listen:
-            self._metrics_server = serve_metrics(self.config.metrics_listen, self.metrics_registry)
         self._tasks = [
             asyncio.create_task(sender.run(self.stopping), name="sender"),
             asyncio.create_task(sender.recover(self.stopping), name="recovery"),

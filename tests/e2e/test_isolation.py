@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import subprocess
 import sys
 import time
@@ -15,7 +16,7 @@ import pytest
 
 from bench.isolation import SILENT, flood, pending_to, silent_listener
 from bench.network import bench_for
-from demo.network import HUB, Network
+from demo.network import HUB, Network, free_port
 from tests.e2e.helpers import (
     accounts,
     assert_ledgers_agree,
@@ -134,11 +135,22 @@ def test_a_second_process_on_a_taken_database_or_port_stops_with_one_line(
 
     elsewhere = network.folder / "hub-2.toml"
     text = hub_toml.read_text().replace('database = "hub.db"', 'database = "hub2.db"')
+    text = re.sub(r'^metrics_listen = ".*"$', f'metrics_listen = "127.0.0.1:{free_port()}"',
+                  text, flags=re.MULTILINE)  # fmt: skip
     elsewhere.write_text(text)
     listen = network.components[HUB].endpoint
     assert serve(network, elsewhere) == (
         f"article6-hub: cannot listen on {listen}: in use, or not an address of this host"
     )
+    metrics = network.metrics[HUB]  # taken by the running hub
+    text = hub_toml.read_text().replace('database = "hub.db"', 'database = "hub3.db"')
+    for key in ("listen", "admin_listen"):
+        text = re.sub(rf'^{key} = ".*"$', f'{key} = "127.0.0.1:{free_port()}"', text,
+                      flags=re.MULTILINE)  # fmt: skip
+    third = network.folder / "hub-3.toml"
+    third.write_text(text)
+    line = serve(network, third)
+    assert line.startswith(f"article6-hub: cannot serve metrics on {metrics}: "), line
     line = serve(network, network.config("GHA01"), "party_registry_stub")
     assert "gha01.db is in use by registry GHA01 (pid " in line
     # The first ones never noticed.
