@@ -5,7 +5,7 @@ The hub's deliveries (``Registry.DeliverBatch``) and a registry's messages to th
 turn carry up to ``MAX_BATCH_ENVELOPES`` envelopes, each still signed, recorded and answered
 on its own (docs/PROTOCOL.md, "Batches"). Whatever is due goes in a batch, even one envelope
 (so a peer serving the batch RPC gets every message through it, as the spec says), except an
-envelope over ``ALONE_BYTES``, which goes alone through its unary RPC. A peer that answers
+envelope over ``ALONE_ENVELOPE_BYTES``, which goes alone through its unary RPC. A peer that answers
 UNIMPLEMENTED is sent unary calls, and asked again after ``RETRY_BATCH_AFTER_SECONDS`` in case
 it was upgraded.
 """
@@ -21,16 +21,16 @@ import grpc
 import grpc.aio
 from google.protobuf.message import DecodeError
 
-from article6.envelope import MAX_ENVELOPE_BYTES
-from article6.service import MAX_BATCH_ENVELOPES
+from article6.limits import (
+    ALONE_ENVELOPE_BYTES,
+    MAX_BATCH_BYTES,
+    MAX_BATCH_ENVELOPES,
+    RETRY_BATCH_AFTER_SECONDS,
+)
 from article6.status import Failure
 from article6.v1 import envelope_pb2
 
 Result = envelope_pb2.Envelope | Failure
-RETRY_BATCH_AFTER_SECONDS = 300.0
-# A batch is held to one envelope's size limit; an envelope over this share of it goes alone.
-BATCH_BYTES = MAX_ENVELOPE_BYTES // 2
-ALONE_BYTES = BATCH_BYTES // 4
 
 
 class BatchClient:
@@ -59,7 +59,7 @@ class BatchClient:
             if (
                 not chunks
                 or len(chunks[-1]) >= MAX_BATCH_ENVELOPES
-                or size + item_size > BATCH_BYTES
+                or size + item_size > MAX_BATCH_BYTES
             ):
                 chunks.append([])
                 size = 0
@@ -71,7 +71,7 @@ class BatchClient:
     async def _chunk(
         self, chunk: list[tuple[str, envelope_pb2.Envelope]], timeout: float
     ) -> list[Result]:
-        alone = any(e.ByteSize() > ALONE_BYTES for _, e in chunk)
+        alone = any(e.ByteSize() > ALONE_ENVELOPE_BYTES for _, e in chunk)
         if alone or time.monotonic() < self._unary_until:
             return list(await asyncio.gather(*(self._unary(n, e, timeout) for n, e in chunk)))
         batch = envelope_pb2.EnvelopeBatch(envelopes=[envelope for _, envelope in chunk])

@@ -17,6 +17,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from article6.limits import STILL_FAILING_LOG_SECONDS
+
 
 class BreakerState(enum.IntEnum):
     """Exported as a gauge: 0 closed, 1 half open, 2 open."""
@@ -24,9 +26,6 @@ class BreakerState(enum.IntEnum):
     CLOSED = 0
     HALF_OPEN = 1
     OPEN = 2
-
-
-STILL_FAILING_LOG_SECONDS = 600.0  # a warning per failing peer at most this often
 
 
 @dataclass(frozen=True)

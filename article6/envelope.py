@@ -34,10 +34,9 @@ from google.protobuf.message import DecodeError, Message
 from article6.codes import Code, Refusal
 from article6.headers import check_header
 from article6.keys import KEY_ID, SIGNATURE_BYTES, KeyDirectory, SigningKey
+from article6.limits import MAX_ENVELOPE_BYTES, MAX_SIGNATURES
 from article6.v1 import envelope_pb2, header_pb2
 
-MAX_ENVELOPE_BYTES = 4 * 1024 * 1024
-MAX_SIGNATURES = 4
 M = TypeVar("M", bound=Message)
 
 

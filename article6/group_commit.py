@@ -15,7 +15,13 @@ Each change still behaves as if it were alone:
 - its caller is answered only after the group's commit succeeded, so no receipt leaves
   before its effects are durable;
 - if the commit itself fails, nothing of the group was written, and each change is run again
-  in a transaction of its own, as it would have been without grouping.
+  in a transaction of its own, as it would have been without grouping;
+- a change that loses a unique-key race to another hub (``IntegrityError``) is run again, up
+  to ``WRITE_CONFLICT_ATTEMPTS`` times, whether it runs alone or in a group: one rule for
+  write conflicts, at the hub and at every registry.
+
+At most ``MAX_WAITING_CHANGES`` changes wait for the writer; beyond, ``apply`` waits for room,
+so a flood holds back its senders (their RPCs wait) instead of growing a queue.
 
 On PostgreSQL, changes take advisory locks on serial spaces (``lock_spaces``). Only the first
 change of a group may wait for one: the others try, and a change that finds its space busy is
@@ -25,6 +31,7 @@ locks, and two hubs' groups cannot deadlock.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import queue
 import threading
@@ -37,9 +44,9 @@ from typing import Any, Protocol
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
+from article6.limits import MAX_CHANGES_PER_COMMIT, MAX_WAITING_CHANGES, WRITE_CONFLICT_ATTEMPTS
+
 log = logging.getLogger("article6.group_commit")
-MAX_GROUP = 128  # changes in one commit at most: bounds the work a failed commit redoes
-UNIQUE_RACE_ATTEMPTS = 3
 
 Work = Callable[[Connection], Any]
 
@@ -110,14 +117,22 @@ class WithoutNotes:
 
 
 class GroupWriter:
-    """One thread that applies changes in groups; ``submit`` from any thread."""
+    """One thread that applies changes in groups: ``apply`` from the event loop (at most
+    MAX_WAITING_CHANGES wait for the writer; beyond, callers wait for room, so that a flood
+    holds back its senders instead of growing a queue), ``submit`` from any thread."""
 
     def __init__(self, unit: UnitOfWork) -> None:
         self._unit = unit
         self._changes: queue.SimpleQueue[Change | None] = queue.SimpleQueue()
+        self._room = asyncio.Semaphore(MAX_WAITING_CHANGES)
         self._deferred: list[Change] = []
         self._thread = threading.Thread(target=self._loop, name="db-writer", daemon=True)
         self._thread.start()
+
+    async def apply(self, work: Work) -> Any:
+        """Apply ``work``; returns once its commit is durable."""
+        async with self._room:
+            return await asyncio.wrap_future(self.submit(work))
 
     def submit(self, work: Work) -> Future[Any]:
         change = Change(work)
@@ -154,7 +169,7 @@ class GroupWriter:
                 return None
             if first.future.set_running_or_notify_cancel():
                 group.append(first)
-        while len(group) < MAX_GROUP:
+        while len(group) < MAX_CHANGES_PER_COMMIT:
             try:
                 change = self._changes.get_nowait()
             except queue.Empty:
@@ -168,13 +183,13 @@ class GroupWriter:
 
     def _apply(self, group: list[Change]) -> None:
         if len(group) == 1:
-            _settle(group[0], partial(self._unit.write_now, group[0].work))
+            _settle(group[0], partial(self._alone, group[0].work))
             return
         try:
             outcomes = self._commit(group)
         except Exception:  # nothing was written: each change again, alone
             for change in group:
-                _settle(change, partial(self._unit.write_now, change.work))
+                _settle(change, partial(self._alone, change.work))
             return
         for change, outcome in zip(group, outcomes, strict=True):
             if outcome is None:
@@ -198,10 +213,21 @@ class GroupWriter:
             self._unit.seal(connection)
         return outcomes
 
+    def _alone(self, work: Work) -> Any:
+        """A change in a transaction of its own, run again if it lost a unique-key race to
+        another hub, as in a group (``_one``): one rule for write conflicts everywhere."""
+        for attempt in range(1, WRITE_CONFLICT_ATTEMPTS + 1):
+            try:
+                return self._unit.write_now(work)
+            except IntegrityError:
+                if attempt == WRITE_CONFLICT_ATTEMPTS:
+                    raise
+        raise AssertionError("unreachable")
+
     def _one(self, connection: Connection, work: Work) -> _Done | BaseException | None:
         """A change in its savepoint: done, its exception, or None (deferred: space busy)."""
         failure: BaseException | None = None
-        for _ in range(UNIQUE_RACE_ATTEMPTS):
+        for _ in range(WRITE_CONFLICT_ATTEMPTS):
             mark = self._unit.mark_notes(connection)
             try:
                 with connection.begin_nested():

@@ -32,9 +32,10 @@ from typing import IO, Any, ParamSpec
 
 from sqlalchemy.engine import make_url
 
+from article6.limits import MAX_OPEN_FILES
+
 log = logging.getLogger("article6.process")
 P = ParamSpec("P")
-FD_LIMIT_CAP = 1 << 20  # a hard limit of "unlimited" is raised to this much, no further
 
 
 class StartupError(Exception):
@@ -91,7 +92,7 @@ def listen(server: Any, address: str, credentials: Any) -> int:
 def raise_fd_limit() -> tuple[int, int]:
     """Raise the soft limit on open files to the hard limit; (before, after)."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    target = FD_LIMIT_CAP if hard == resource.RLIM_INFINITY else hard
+    target = MAX_OPEN_FILES if hard == resource.RLIM_INFINITY else hard
     target = max(soft, target)
     if target > soft:
         try:

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
 from article6.codes import Code, Refusal
+from article6.limits import LEAVES_PER_REQUEST, PARENTS_PER_REQUEST
 from article6.model import LedgerBlock
 
 US = "\x1f"
@@ -196,10 +197,6 @@ class Comparison:
     registry_only: list[LedgerBlock]
     registry_blocks: int
     differing_leaves: int
-
-
-PARENTS_PER_REQUEST = 256  # 4,096 nodes of fanout 16: about 200 kB a reply
-LEAVES_PER_REQUEST = 1_024
 
 
 def _chunks(items: Sequence[T], size: int) -> list[Sequence[T]]:

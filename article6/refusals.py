@@ -17,10 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from article6.codes import Refusal
-
-REFUSAL_LOG_SECONDS = 60.0  # at most one line per peer and code this often
-REFUSAL_LOG_PAIRS = 1024  # (peer, code) pairs remembered; beyond it the oldest is forgotten
-DETAIL_CHARS = 200  # a peer's detail is quoted up to this many characters
+from article6.limits import REFUSAL_DETAIL_CHARS, REFUSAL_LOG_PAIRS, REFUSAL_LOG_SECONDS
 
 OnRefusal = Callable[[Refusal, "str | None"], None]
 
@@ -60,13 +57,13 @@ class RefusalLog:
         )
 
     def _line(self, peer: str, refusal: Refusal) -> str:
-        what = str(refusal)[:DETAIL_CHARS]
+        what = str(refusal)[:REFUSAL_DETAIL_CHARS]
         if self.inbound:
             return f"refused a message from {peer}: {what}"
         return f"{peer} refused a message of ours: {what}"
 
     def _summary(self, peer: str, refusal: Refusal, seen: _Seen, now: float) -> str:
-        count, what = seen.since + 1, str(refusal)[:DETAIL_CHARS]
+        count, what = seen.since + 1, str(refusal)[:REFUSAL_DETAIL_CHARS]
         window = f"in the last {now - seen.logged_at:.0f} s"
         if self.inbound:
             return f"refused {count} messages from {peer} {window}, the last: {what}"

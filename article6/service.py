@@ -22,7 +22,15 @@ import grpc
 import grpc.aio
 
 from article6.codes import Code, Refusal
-from article6.envelope import MAX_ENVELOPE_BYTES, read_envelope, read_message
+from article6.envelope import read_envelope, read_message
+from article6.limits import (
+    GRPC_LIMIT_MARGIN_BYTES,
+    HANDSHAKE_TIMEOUT_SECONDS,
+    IDLE_CONNECTION_SECONDS,
+    MAX_BATCH_ENVELOPES,
+    MAX_CONNECTIONS,
+    MAX_ENVELOPE_BYTES,
+)
 from article6.ratelimit import RateLimiter
 from article6.refusals import OnRefusal
 from article6.status import abort, fault_details, status_details
@@ -33,8 +41,6 @@ log = logging.getLogger("article6.service")
 Context = grpc.aio.ServicerContext[bytes, bytes]
 EnvelopeMethod = Callable[[envelope_pb2.Envelope, Context], Awaitable[envelope_pb2.Envelope]]
 
-GRPC_LIMIT_MARGIN_BYTES = 64 * 1024
-
 
 def grpc_message_options(max_bytes: int = MAX_ENVELOPE_BYTES) -> list[tuple[str, int]]:
     """Server or channel options: gRPC receives up to four times ``max_bytes``, so that what
@@ -43,11 +49,6 @@ def grpc_message_options(max_bytes: int = MAX_ENVELOPE_BYTES) -> list[tuple[str,
     receive = max(4 * max_bytes, max_bytes + GRPC_LIMIT_MARGIN_BYTES)
     send = max_bytes + GRPC_LIMIT_MARGIN_BYTES
     return [("grpc.max_receive_message_length", receive), ("grpc.max_send_message_length", send)]
-
-
-HANDSHAKE_TIMEOUT_SECONDS = 5.0  # a connection that has not finished TLS by then is closed
-IDLE_CONNECTION_SECONDS = 600.0  # a connection with no call for this long is closed (GOAWAY)
-MAX_CONNECTIONS = 4096  # connections at once, counted from accept (before TLS)
 
 
 def server_options(
@@ -83,9 +84,6 @@ def client_options(
 
 
 INTERNAL_DETAIL = "internal error: nothing was recorded; retry with back-off"
-# Envelopes per EnvelopeBatch: enough for one group commit's worth, few enough that a batch's
-# answer is not held back long by its slowest envelope.
-MAX_BATCH_ENVELOPES = 256
 
 
 async def _answer(

@@ -19,8 +19,9 @@ from pathlib import Path
 from article6.envelope import seal
 from article6.headers import new_header
 from article6.keys import SigningKey
+from article6.limits import MAX_BATCH_ENVELOPES
 from article6.pki import RegistryFiles
-from article6.service import MAX_BATCH_ENVELOPES, grpc_message_options
+from article6.service import grpc_message_options
 from article6.tls import TlsMaterial, secure_channel
 from article6.v1 import envelope_pb2, transaction_pb2, units_pb2
 

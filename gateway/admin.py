@@ -107,11 +107,6 @@ def outbox_entry(message: OutboxMessage) -> admin_pb2.OutboxEntry:
     return entry
 
 
-# Operators send and fetch whole AEF workbooks (a Party's year, ~60 bytes a row): the admin
-# port carries messages up to this size each way, the registries' port its envelopes only.
-ADMIN_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
-
-
 class AdminService(admin_pb2_grpc.AdminServiceServicer):
     def __init__(
         self,

@@ -52,6 +52,7 @@ from article6.aef.workbook import FORMATS
 from article6.codes import Code
 from article6.config_check import ConfigError, read_toml
 from article6.help import finish
+from article6.limits import ADMIN_MAX_MESSAGE_BYTES
 from article6.model import Purpose, Status, TransactionType
 from article6.pki import RegistryFiles
 from article6.process import command_line
@@ -60,7 +61,6 @@ from article6.tls import TlsMaterial, channel_credentials, channel_options
 from article6.v1 import admin_pb2, admin_pb2_grpc, units_pb2
 from article6.version import add_version
 from article6.wire import run_status_words
-from gateway.admin import ADMIN_MAX_MESSAGE_BYTES
 from gateway.audit import Entry, Head, Verdict, entry_line, verdict_lines
 
 Stub = admin_pb2_grpc.AdminServiceStub

@@ -31,6 +31,7 @@ from article6.identifiers import (
     check_transaction_id,
     check_year,
 )
+from article6.limits import MAX_BLOCKS_PER_TRANSACTION
 from article6.model import (
     AuthorizationSpec,
     FirstTransferTrigger,
@@ -41,8 +42,6 @@ from article6.model import (
     UnitKind,
     UnitState,
 )
-
-MAX_BLOCKS = 10_000
 
 # Types whose acquiring account must be named (the others may leave units where they are).
 NAMED_TARGET_TYPES = frozenset(
@@ -101,8 +100,10 @@ def _check_blocks(spec: TransactionSpec, policy: Policy) -> None:
         return  # an authorization, or a new version of one, that binds no outcomes
     if not spec.blocks:
         raise Refusal(Code.REQUIRED_FIELD_MISSING, "no blocks")
-    if len(spec.blocks) > MAX_BLOCKS:
-        raise Refusal(Code.TOO_MANY_BLOCKS, f"{len(spec.blocks)} blocks, limit {MAX_BLOCKS}")
+    if len(spec.blocks) > MAX_BLOCKS_PER_TRANSACTION:
+        raise Refusal(
+            Code.TOO_MANY_BLOCKS, f"{len(spec.blocks)} blocks, limit {MAX_BLOCKS_PER_TRANSACTION}"
+        )
     if spec.quantity <= 0:
         raise Refusal(Code.QUANTITY_NOT_POSITIVE, f"quantity {spec.quantity}")
     total = sum(block.unit_count for block in spec.blocks)

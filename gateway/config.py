@@ -68,11 +68,15 @@ from article6.identifiers import (
     check_party_code,
     check_registry_id,
 )
+from article6.limits import (
+    DEFAULT_RATE_LIMIT_PER_SECOND,
+    HANDSHAKE_TIMEOUT_SECONDS,
+    MAX_BATCH_ENVELOPES,
+    MAX_CONNECTIONS,
+)
 from article6.ratelimit import Limit, RateLimiter
-from article6.service import HANDSHAKE_TIMEOUT_SECONDS, MAX_BATCH_ENVELOPES, MAX_CONNECTIONS
 from gateway.checks import DEFAULT_POLICY, Policy
 
-DEFAULT_RATE_LIMIT_PER_SECOND = 1000.0  # per registry: well above any registry's real load
 DEFAULT_LIMIT = Limit(DEFAULT_RATE_LIMIT_PER_SECOND, 2 * DEFAULT_RATE_LIMIT_PER_SECOND)
 REGISTRY_KINDS = frozenset({"international", "ars", "mechanism", "party"})
 

@@ -50,6 +50,12 @@ from article6.breaker import Breaker, BreakerSettings, BreakerState
 from article6.codes import Code, Refusal
 from article6.envelope import open_envelope, reseal
 from article6.keys import KeyDirectory
+from article6.limits import (
+    IDLE_CLAIM_SECONDS,
+    LEASE_MARGIN_SECONDS,
+    LOOP_PAUSE_SECONDS,
+    QUEUED_BATCHES_PER_LANE,
+)
 from article6.model import Status
 from article6.refusals import RefusalLog
 from article6.retry import RetryPolicy
@@ -78,12 +84,6 @@ PAYLOADS: dict[str, type[Message]] = {
     "article6.v1.AcquisitionRequest": transaction_pb2.AcquisitionRequest,
     "article6.v1.StatusNotice": transaction_pb2.StatusNotice,
 }
-# A claim outlives its delivery attempt (at most one RPC time-out, all in a batch run at once)
-# by this margin; a crashed process's claims lapse after the same short while.
-LEASE_MARGIN_SECONDS = 2.0
-LOOP_PAUSE_SECONDS = 1.0
-IDLE_CLAIM_SECONDS = 1.0  # claims when nothing was due last time back off to this interval
-QUEUED_BATCHES = 8  # a lane holds at most this many batches' worth of claimed messages
 
 
 @dataclass(frozen=True)
@@ -187,7 +187,7 @@ class Deliverer:
         return lane
 
     def _offer(self, messages: Iterable[OutboxMessage]) -> None:
-        bound = QUEUED_BATCHES * self.config.batch_size
+        bound = QUEUED_BATCHES_PER_LANE * self.config.batch_size
         for message in messages:
             self.lane(message.recipient).offer(message, bound)
         self._wakeup.set()

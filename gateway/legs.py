@@ -24,6 +24,7 @@ from sqlalchemy import Connection, or_, select
 
 from article6.blocks import Block, find_overlaps, intersect, merge_adjacent, serial_range
 from article6.codes import Code, Refusal
+from article6.limits import MAX_CONFIRMED_BLOCKS
 from article6.model import LedgerBlock, Status, UnitBlock
 from article6.reconciliation import block_differences
 from article6.v1 import reconciliation_pb2, transaction_pb2
@@ -33,8 +34,6 @@ from gateway.storage import ledger
 from gateway.storage import reconciliations as runs
 from gateway.storage.records import TransactionRecord, get_transaction
 from gateway.storage.schema import transactions
-
-MAX_CONFIRMED_BLOCKS = 100_000
 
 
 def confirm(

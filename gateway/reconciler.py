@@ -35,6 +35,7 @@ from sqlalchemy import Connection
 from article6.codes import Code, Refusal
 from article6.envelope import open_envelope
 from article6.keys import KeyDirectory
+from article6.limits import RECONCILIATION_FANOUT, RECONCILIATION_RPC_TIMEOUT_SECONDS
 from article6.model import LedgerBlock
 from article6.reconciliation import (
     Comparison,
@@ -54,9 +55,7 @@ from gateway.storage import reconciliations as runs
 from gateway.storage.database import Database
 
 log = logging.getLogger("gateway.reconciliation")
-FANOUT = 16
 DISAGREEING = frozenset({3, 4})  # totals or blocks inconsistent: an operator must look
-RPC_TIMEOUT_SECONDS = 300.0  # a registry builds its tree while it takes the request
 RECEIPT = {"article6.v1.Receipt": transaction_pb2.Receipt}
 
 
@@ -90,7 +89,9 @@ class RegistrySnapshot:
     async def _call(self, method: str, request: Message, answer_type: type[Message]) -> Message:
         sealed = self.mailer.seal(request, self.registry, datetime.now(UTC))
         envelope = envelope_pb2.Envelope.FromString(sealed)
-        reply = await getattr(self.stub, method)(envelope, timeout=RPC_TIMEOUT_SECONDS)
+        reply = await getattr(self.stub, method)(
+            envelope, timeout=RECONCILIATION_RPC_TIMEOUT_SECONDS
+        )
         self.traffic.round_trips += 1
         self.traffic.bytes_exchanged += len(sealed) + reply.ByteSize()
         opened = open_envelope(
@@ -143,7 +144,7 @@ class Reconciler:
         directory: KeyDirectory,
         channel: Callable[[str], grpc.aio.Channel],
         on_finished: Callable[[int], None] | None = None,
-        fanout: int = FANOUT,
+        fanout: int = RECONCILIATION_FANOUT,
     ) -> None:
         self.database = database
         self.mailer = mailer

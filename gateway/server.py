@@ -19,6 +19,7 @@ from grpc_reflection.v1alpha import reflection
 from prometheus_client import CollectorRegistry
 
 from article6.keys import SigningKey, read_key_file
+from article6.limits import ADMIN_MAX_MESSAGE_BYTES, RUN_MAX_SECONDS, SHUTDOWN_GRACE_SECONDS
 from article6.metrics import serve_metrics
 from article6.process import DatabaseLock, listen, lock_database, raise_fd_limit
 from article6.refusals import RefusalLog, heard_by
@@ -26,7 +27,7 @@ from article6.service import server_options
 from article6.sql import shown_url
 from article6.tls import TlsMaterial, server_credentials
 from article6.v1 import admin_pb2, admin_pb2_grpc, hub_pb2
-from gateway.admin import ADMIN_MAX_MESSAGE_BYTES, AdminService
+from gateway.admin import AdminService
 from gateway.checks import Peer
 from gateway.config import HubConfig, RegistryEntry
 from gateway.delivery import Deliverer, expire_loop, pause
@@ -43,8 +44,6 @@ from gateway.storage.records import release_claims, suspended_overrides
 log = logging.getLogger("gateway.server")
 HUB_SERVICE = hub_pb2.DESCRIPTOR.services_by_name["Hub"].full_name
 ADMIN_SERVICE = admin_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name
-SHUTDOWN_GRACE_SECONDS = 5.0
-RUN_MAX_SECONDS = 600.0  # a run open longer was left by a hub process that stopped
 
 
 class Hub:

@@ -38,6 +38,7 @@ from article6.identifiers import (
     check_registry_id,
     check_year,
 )
+from article6.limits import MAX_BLOCKS_PER_INSTRUCTION
 from article6.model import (
     AuthorizationSpec,
     Purpose,
@@ -50,7 +51,6 @@ from article6.model import (
 SHARE_OF_PROCEEDS_PERCENT = 5
 OMGE_PERCENT = 2
 FIRST_VINTAGE = 2021  # the mechanism's first crediting year
-MAX_BLOCKS = 1_000
 INSTRUCTION_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 ACTIVITY_ID = re.compile(r"[A-Za-z0-9._/-]{1,64}")
 ISSUANCE_ID = INSTRUCTION_ID
@@ -166,8 +166,11 @@ def _check_form(instruction: Instruction) -> None:
     check_year(instruction.vintage)
     if not instruction.blocks:
         raise Refusal(Code.REQUIRED_FIELD_MISSING, "no serials to forward")
-    if len(instruction.blocks) > MAX_BLOCKS:
-        raise Refusal(Code.TOO_MANY_BLOCKS, f"{len(instruction.blocks)} ranges, limit {MAX_BLOCKS}")
+    if len(instruction.blocks) > MAX_BLOCKS_PER_INSTRUCTION:
+        raise Refusal(
+            Code.TOO_MANY_BLOCKS,
+            f"{len(instruction.blocks)} ranges, limit {MAX_BLOCKS_PER_INSTRUCTION}",
+        )
     check_registry_id(instruction.acquiring_registry)
     check_account_id(instruction.acquiring_account)
     if account_registry(instruction.acquiring_account) != instruction.acquiring_registry:

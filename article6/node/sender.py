@@ -29,6 +29,7 @@ from article6.codes import Code, Refusal
 from article6.envelope import open_envelope, reseal, seal
 from article6.headers import new_header
 from article6.keys import KeyDirectory, SigningKey
+from article6.limits import MAX_OUTBOX_MESSAGES_PER_SEND
 from article6.model import Status
 from article6.node import store
 from article6.node.config import SenderConfig
@@ -96,7 +97,7 @@ class Sender:
 
     async def _send_batch(self) -> bool:
         """Send the due messages in batches, then record every receipt in one commit."""
-        due = await self.writer.run(lambda c: store.due_outbox(c, 256))
+        due = await self.writer.run(lambda c: store.due_outbox(c, MAX_OUTBOX_MESSAGES_PER_SEND))
         if not due:
             return False
         items = [

@@ -6,7 +6,6 @@ transaction with its inbox record: a repeated delivery gets the stored receipt, 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -21,6 +20,7 @@ from article6.envelope import Opened, open_envelope, payload_sha256, seal
 from article6.group_commit import GroupWriter, WithoutNotes
 from article6.headers import check_fresh, new_header
 from article6.keys import KeyDirectory, SigningKey
+from article6.limits import KEPT_SNAPSHOTS, MAX_LEAVES_PER_QUERY, MAX_PARENTS_PER_QUERY
 from article6.model import Status
 from article6.node import store
 from article6.node.engine import RegistryEngine
@@ -44,8 +44,6 @@ DELIVERABLE: dict[str, type[Message]] = {
 TOTALS = {"article6.v1.SnapshotTotalsRequest": reconciliation_pb2.SnapshotTotalsRequest}
 NODES = {"article6.v1.HashTreeRequest": reconciliation_pb2.HashTreeRequest}
 LISTING = {"article6.v1.BlockListRequest": reconciliation_pb2.BlockListRequest}
-MAX_PARENTS, MAX_LEAVES = 1_024, 4_096
-KEPT_SNAPSHOTS = 2
 
 
 class Writer(WithoutNotes):
@@ -58,7 +56,7 @@ class Writer(WithoutNotes):
 
     async def run(self, work: Callable[[Connection], T]) -> T:
         """Apply ``work``; returns once its commit is durable."""
-        result: T = await asyncio.wrap_future(self._thread.submit(work))
+        result: T = await self._thread.apply(work)
         return result
 
     def close(self) -> None:
@@ -220,8 +218,8 @@ class RegistryService:
         tree = self._tree(opened)
         request = opened.payload
         assert isinstance(request, reconciliation_pb2.HashTreeRequest)
-        if len(request.parents) > MAX_PARENTS:
-            raise Refusal(Code.HASH_TREE_NODE_INVALID, f"more than {MAX_PARENTS} parents")
+        if len(request.parents) > MAX_PARENTS_PER_QUERY:
+            raise Refusal(Code.HASH_TREE_NODE_INVALID, f"more than {MAX_PARENTS_PER_QUERY} parents")
         answer = reconciliation_pb2.HashTreeNodes(run_id=request.run_id)
         for parent in request.parents:
             answer.nodes.extend(node_message(n) for n in tree.children(parent.depth, parent.index))
@@ -234,8 +232,8 @@ class RegistryService:
         tree = self._tree(opened)
         request = opened.payload
         assert isinstance(request, reconciliation_pb2.BlockListRequest)
-        if len(request.leaves) > MAX_LEAVES:
-            raise Refusal(Code.HASH_TREE_NODE_INVALID, f"more than {MAX_LEAVES} leaves")
+        if len(request.leaves) > MAX_LEAVES_PER_QUERY:
+            raise Refusal(Code.HASH_TREE_NODE_INVALID, f"more than {MAX_LEAVES_PER_QUERY} leaves")
         answer = reconciliation_pb2.BlockListing(run_id=request.run_id)
         for leaf in request.leaves:
             if leaf.depth != tree.depth:

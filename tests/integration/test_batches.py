@@ -9,7 +9,7 @@ import grpc
 
 from article6.batch import BatchClient
 from article6.codes import Code
-from article6.service import MAX_BATCH_ENVELOPES
+from article6.limits import MAX_BATCH_ENVELOPES
 from article6.status import Failure
 from article6.v1 import envelope_pb2, transaction_pb2
 from tests.builders import issuance

@@ -11,9 +11,10 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import Connection, event
+from sqlalchemy import Connection, event, exc
 
 from article6.codes import Code, Refusal
+from article6.limits import MAX_WAITING_CHANGES, WRITE_CONFLICT_ATTEMPTS
 from gateway.storage import audit
 from gateway.storage.database import Database, after_commit, lock_spaces
 from tests.databases import postgres_database
@@ -135,3 +136,44 @@ async def _busy_space(url: str) -> None:
     finally:
         outside.close()
         database.close()
+
+
+def test_a_change_that_lost_a_race_runs_again_alone_as_in_a_group(database: Database) -> None:
+    calls: list[int] = []
+
+    def lost_once(connection: Connection) -> str:
+        calls.append(1)
+        if len(calls) == 1:  # another hub inserted the same row first
+            raise exc.IntegrityError("INSERT ...", {}, Exception("UNIQUE constraint failed"))
+        return "recorded"
+
+    assert asyncio.run(database.write(lost_once)) == "recorded"
+    assert len(calls) == 2
+    calls.clear()
+
+    def always_lost(connection: Connection) -> None:
+        calls.append(1)
+        raise exc.IntegrityError("INSERT ...", {}, Exception("UNIQUE constraint failed"))
+
+    with pytest.raises(exc.IntegrityError):
+        asyncio.run(database.write(always_lost))
+    assert len(calls) == WRITE_CONFLICT_ATTEMPTS
+
+
+def test_the_writers_queue_is_bounded_and_a_flood_waits_for_room(database: Database) -> None:
+    async def flood() -> tuple[int, list[Any]]:
+        release = threading.Event()
+        holder = asyncio.ensure_future(database.write(lambda c: release.wait(10)))
+        await asyncio.sleep(0.1)  # the holder is on the writer thread
+        pending = [asyncio.ensure_future(database.write(_note(f"n{n}", [])))
+                   for n in range(MAX_WAITING_CHANGES + 50)]  # fmt: skip
+        await asyncio.sleep(0.2)
+        queued = database._writer._changes.qsize()
+        release.set()
+        await holder
+        return queued, await asyncio.gather(*pending)
+
+    queued, results = asyncio.run(flood())
+    assert queued <= MAX_WAITING_CHANGES
+    assert len(results) == MAX_WAITING_CHANGES + 50  # every one applied once there was room
+    assert len(_subjects(database)) == MAX_WAITING_CHANGES + 50

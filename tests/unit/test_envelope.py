@@ -11,7 +11,6 @@ from hypothesis import strategies as st
 
 from article6.codes import Code, Refusal
 from article6.envelope import (
-    MAX_SIGNATURES,
     Opened,
     open_envelope,
     pae,
@@ -21,6 +20,7 @@ from article6.envelope import (
 )
 from article6.headers import check_fresh, new_header
 from article6.keys import DirectoryKey, KeyDirectory, SigningKey
+from article6.limits import MAX_SIGNATURES
 from article6.v1 import envelope_pb2, header_pb2, transaction_pb2
 from article6.vectors import example_proposal
 

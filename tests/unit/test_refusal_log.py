@@ -7,7 +7,8 @@ import logging
 import pytest
 
 from article6.codes import Code, Refusal
-from article6.refusals import REFUSAL_LOG_PAIRS, RefusalLog
+from article6.limits import REFUSAL_LOG_PAIRS
+from article6.refusals import RefusalLog
 
 
 def test_the_first_refusal_of_a_peer_and_code_is_logged_and_the_rest_summed(
