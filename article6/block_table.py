@@ -12,6 +12,7 @@ starting inside it): O(log n + k), never a scan of the space.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Callable, Iterable, Sequence
 from functools import cache
 from typing import Any, Generic, TypeVar
@@ -24,10 +25,12 @@ from sqlalchemy import (
     Integer,
     String,
     Table,
+    TextClause,
     bindparam,
     delete,
     insert,
     select,
+    text,
 )
 
 from article6.blocks import Block
@@ -151,26 +154,73 @@ def rows_around(
     connection: Connection, table: Table, space: str, ranges: Iterable[Block[Any]], margin: int
 ) -> dict[int, Any]:
     """Rows overlapping any range widened by ``margin`` (1 to include touching neighbours),
-    by row id. The table needs an integer ``id`` column."""
+    by row id. The table needs an integer ``id`` column.
+
+    On PostgreSQL every range is looked up in one statement, so a transfer of a thousand
+    blocks costs one round trip, not two thousand; SQLite, in process, runs the two index
+    lookups per range, which cost microseconds each."""
+    widened = [
+        (max(wanted.serial_first - margin, 0), min(wanted.serial_last + margin, SERIAL_MAX))
+        for wanted in ranges
+    ]
+    if connection.dialect.name == "postgresql" and len(widened) > 1:
+        return _rows_around_at_once(connection, table, space, widened)
     found: dict[int, Any] = {}
-    for wanted in ranges:
-        first, last = wanted.serial_first - margin, wanted.serial_last + margin
+    for first, last in widened:
         for row in overlapping_rows(connection, table, space, first, last):
             found[row.id] = row
     return found
 
 
+def _rows_around_at_once(
+    connection: Connection, table: Table, space: str, widened: Sequence[tuple[int, int]]
+) -> dict[int, Any]:
+    values = {
+        "space": space,
+        "firsts": [to_db(first) for first, _ in widened],
+        "lasts": [to_db(last) for _, last in widened],
+    }
+    return {row.id: row for row in connection.execute(_lateral_query(table), values)}
+
+
+@cache
+def _lateral_query(table: Table) -> TextClause:
+    """For each range (two arrays), the row starting at or before it that reaches into it,
+    and the rows starting inside it: the same two index range scans as ``overlapping_rows``,
+    for every range at once (PostgreSQL's LATERAL)."""
+    name = table.name
+    return text(f"""
+        SELECT t.* FROM unnest(CAST(:firsts AS bigint[]), CAST(:lasts AS bigint[]))
+            AS r(first, last)
+        CROSS JOIN LATERAL (
+            (SELECT * FROM {name} WHERE space = :space AND serial_first <= r.first
+             ORDER BY serial_first DESC LIMIT 1)
+            UNION ALL
+            (SELECT * FROM {name} WHERE space = :space AND serial_first > r.first
+             AND serial_first <= r.last)
+        ) AS t
+        WHERE t.serial_last >= r.first
+    """)  # noqa: S608 (a table name of our own schema, never input)
+
+
 def overlapping_blocks(blocks: Iterable[Block[Any]], ranges: Iterable[Block[Any]]) -> list[Any]:
-    """Those of ``blocks`` that share a serial with any of ``ranges``."""
-    wanted = list(ranges)
-    return [
-        block
-        for block in blocks
-        if any(
-            block.serial_first <= r.serial_last and r.serial_first <= block.serial_last
-            for r in wanted
-        )
-    ]
+    """Those of ``blocks`` that share a serial with any of ``ranges``: O((n + m) log m), so a
+    transfer of a thousand blocks is not a million comparisons."""
+    merged: list[list[int]] = []  # the ranges' serials as disjoint sorted [first, last] spans
+    for r in sorted(ranges, key=lambda r: r.serial_first):
+        if merged and r.serial_first <= merged[-1][1] + 1:
+            merged[-1][1] = max(merged[-1][1], r.serial_last)
+        else:
+            merged.append([r.serial_first, r.serial_last])
+    firsts = [first for first, _ in merged]
+
+    def overlaps(block: Block[Any]) -> bool:
+        # The span starting last at or before the block's end reaches furthest of those
+        # that could overlap it (the spans are disjoint and sorted).
+        index = bisect_right(firsts, block.serial_last) - 1
+        return index >= 0 and merged[index][1] >= block.serial_first
+
+    return [block for block in blocks if overlaps(block)]
 
 
 class Neighbourhood(Generic[A]):

@@ -3,6 +3,7 @@ the same values back, the same transaction, the same errors (SQLite and PostgreS
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -21,7 +22,10 @@ from sqlalchemy import (
     update,
 )
 
+from article6.block_table import block_columns, block_row, from_db, rows_around
+from article6.blocks import Block
 from article6.direct import Direct
+from article6.model import Purpose, UnitAttributes, UnitKind, UnitState
 from article6.sql import UtcDateTime, make_engine
 
 metadata = MetaData()
@@ -77,5 +81,51 @@ def test_a_value_sqlalchemy_would_compute_must_be_given(hub_database_url: str) -
     try:
         with engine.connect() as connection, pytest.raises(AssertionError, match="no value"):
             ADD.run(connection, row)
+    finally:
+        engine.dispose()
+
+
+blocks_meta = MetaData()
+held_blocks = Table(
+    "held_blocks", blocks_meta,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    *block_columns(),
+)  # fmt: skip
+
+
+def test_blocks_around_many_ranges_are_found_in_one_statement_as_range_by_range(
+    hub_database_url: str,
+) -> None:
+    """The lookup of many ranges at once (PostgreSQL) finds exactly what the lookup range by
+    range finds: blocks before, inside, touching and across ranges, at both ends of 64 bits."""
+    engine = make_engine(hub_database_url)
+    blocks_meta.create_all(engine)
+    unit = UnitAttributes("GHA01", 2024, "", "", "", Purpose.UNSPECIFIED,
+                          UnitKind.MITIGATION_OUTCOME, UnitState.HELD)  # fmt: skip
+    stored = [(1, 5), (6, 10), (20, 29), (31, 31), (40, 100), (2**64 - 10, 2**64 - 1)]
+    ranges = [Block(3, 3, None), Block(11, 19, None), Block(30, 30, None), Block(45, 50, None),
+              Block(200, 300, None), Block(2**64 - 3, 2**64 - 2, None)]  # fmt: skip
+    try:
+        with engine.begin() as connection:
+            connection.execute(insert(held_blocks), [
+                block_row(Block(first, last, unit)) for first, last in stored
+            ])  # fmt: skip
+            connection.execute(
+                insert(held_blocks),
+                [block_row(Block(1, 9, replace(unit, originating_registry="CHE01")))],
+            )  # another space, never found
+            for margin in (0, 1):
+                at_once = rows_around(connection, held_blocks, "GHA01", ranges, margin)
+                one_by_one: dict[int, object] = {}
+                for wanted in ranges:
+                    one_by_one |= rows_around(connection, held_blocks, "GHA01", [wanted], margin)
+                assert sorted(at_once) == sorted(one_by_one)
+                found = sorted((from_db(r.serial_first), from_db(r.serial_last))
+                               for r in at_once.values())  # fmt: skip
+                if margin == 0:
+                    assert found == [(1, 5), (40, 100), (2**64 - 10, 2**64 - 1)]
+                else:  # touching neighbours too
+                    assert found == [(1, 5), (6, 10), (20, 29), (31, 31), (40, 100),
+                                     (2**64 - 10, 2**64 - 1)]  # fmt: skip
     finally:
         engine.dispose()

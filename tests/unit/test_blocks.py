@@ -11,10 +11,12 @@ from types import FrameType
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from article6 import block_table
 from article6 import blocks as blocks_module
+from article6.block_table import overlapping_blocks
 from article6.blocks import (
     Block,
     find_overlaps,
@@ -147,14 +149,15 @@ def scaled(blocks: list[Block[str]], factor: int) -> list[Block[str]]:
     ]
 
 
-def executed_lines(operation: Callable[[], object]) -> int:
-    """How many lines of ``article6/blocks.py`` ran during ``operation``: a deterministic
-    measure of work. Garbage collection is paused so no unrelated finalizer runs inside."""
+def executed_lines(operation: Callable[[], object], module: Any = blocks_module) -> int:
+    """How many lines of ``module`` (``article6/blocks.py``) ran during ``operation``: a
+    deterministic measure of work. Garbage collection is paused so no unrelated finalizer runs
+    inside."""
     count = 0
 
     def tracer(frame: FrameType, event: str, arg: object) -> Any:
         nonlocal count
-        if event == "line" and frame.f_code.co_filename == blocks_module.__file__:
+        if event == "line" and frame.f_code.co_filename == module.__file__:
             count += 1
         return tracer
 
@@ -201,3 +204,30 @@ def test_huge_blocks_are_counted_exactly() -> None:
     assert result.missing == [serial_range(1000 * SCALE, 1201 * SCALE - 1)]
     top = Block(2**64 - 10**12, 2**64 - 1, "a")
     assert take([top], [top]).taken == [top]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 200), st.integers(0, 20)), max_size=30),
+    st.lists(st.tuples(st.integers(0, 200), st.integers(0, 20)), max_size=30),
+)
+def test_overlapping_blocks_are_those_sharing_a_serial_with_any_range(
+    blocks: list[tuple[int, int]], ranges: list[tuple[int, int]]
+) -> None:
+    held = [Block(first, first + length, None) for first, length in blocks]
+    wanted = [Block(first, first + length, None) for first, length in ranges]  # may overlap
+    naive = [
+        b for b in held
+        if any(b.serial_first <= r.serial_last and r.serial_first <= b.serial_last
+               for r in wanted)
+    ]  # fmt: skip
+    assert overlapping_blocks(held, wanted) == naive
+
+
+def test_finding_the_blocks_a_transfer_touches_grows_with_blocks_not_their_product() -> None:
+    def cost(count: int) -> int:
+        held = [Block(10 * n, 10 * n + 4, None) for n in range(count)]
+        wanted = [Block(10 * n + 2, 10 * n + 2, None) for n in reversed(range(count))]
+        return executed_lines(lambda: overlapping_blocks(held, wanted), block_table)
+
+    assert cost(1000) < 12 * cost(100)  # ten times the blocks; a product would be a hundred
