@@ -13,7 +13,7 @@ starting inside it): O(log n + k), never a scan of the space.
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from functools import cache
 from typing import Any, Generic, TypeVar
 
@@ -37,6 +37,7 @@ from article6.blocks import Block
 from article6.direct import FEW_ROWS, Direct
 from article6.identifiers import SERIAL_MAX
 from article6.model import Purpose, UnitAttributes, UnitBlock, UnitKind, UnitState
+from article6.reconciliation import DigestRow
 
 SERIAL_SHIFT = 2**63
 A = TypeVar("A")
@@ -67,6 +68,28 @@ def block_columns() -> list[Column[Any]]:
         Column("host_party", String(3), nullable=False),
         Column("metric", String(16), nullable=False),
     ]
+
+
+def digest_rows(
+    connection: Connection, table: Table, where: Mapping[str, str] | None = None
+) -> Iterator[tuple[DigestRow, None]]:
+    """Every block row of ``table`` (whose ``column = value`` for each of ``where``), as the
+    reconciliation digest reads it, straight from the driver: a million rows cost a tuple
+    each, not a row object and a block (``article6.reconciliation.Tree.from_rows``)."""
+    shift = SERIAL_SHIFT
+    for row in _digest_query(table, tuple(sorted(where or {}))).tuples(connection, where or {}):
+        yield (row[0], row[1] + shift, row[2] + shift, *row[3:]), None
+
+
+@cache
+def _digest_query(table: Table, keys: tuple[str, ...]) -> Direct:
+    names = ("space", "serial_first", "serial_last", "account_id", "vintage",
+             "cooperative_approach", "first_transferring_party", "authorization_id", "purpose",
+             "unit_kind", "state", "activity_id", "host_party", "metric")  # fmt: skip
+    query = select(*(table.c[name] for name in names))
+    for key in keys:
+        query = query.where(table.c[key] == bindparam(key))
+    return Direct(query)
 
 
 def unit_block(row: Any) -> UnitBlock:

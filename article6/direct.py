@@ -67,6 +67,20 @@ class Direct:
             ]
         return [prepared.row._make(row) for row in fetched]  # type: ignore[attr-defined]
 
+    def tuples(
+        self, connection: Connection, params: Mapping[str, Any], chunk: int = 10_000
+    ) -> Iterator[tuple[Any, ...]]:
+        """The selected rows as the driver gives them, ``chunk`` at a time: plain tuples in the
+        selected columns' order, for reading many rows of columns that need no result
+        processing (integers, strings)."""
+        prepared = self._prepare(connection.dialect, params)
+        assert not any(prepared.results), "tuples() of columns that need processing"
+        cursor = _cursor(connection)
+        with _as_sqlalchemy_errors(connection.dialect, prepared.sql):
+            cursor.execute(prepared.sql, _bound(prepared, params))
+            while rows := cursor.fetchmany(chunk):
+                yield from rows
+
     def run(
         self, connection: Connection, params: Mapping[str, Any] | Sequence[Mapping[str, Any]]
     ) -> int:

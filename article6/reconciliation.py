@@ -23,11 +23,12 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
+from article6.blocks import Block
 from article6.codes import Code, Refusal
 from article6.limits import LEAVES_PER_REQUEST, PARENTS_PER_REQUEST
-from article6.model import LedgerBlock
+from article6.model import Held, Holder, LedgerBlock, Purpose, UnitAttributes, UnitKind, UnitState
 
 US = "\x1f"
 EMPTY = bytes(32)
@@ -48,15 +49,28 @@ def block_key(space: str, serial_first: int) -> int:
     return int.from_bytes(hashlib.sha256(text).digest()[:8], "big")
 
 
-def block_bytes(block: LedgerBlock) -> bytes:
+DigestRow = tuple[str, int, int, str, int, str, str, str, int, int, int, str, str, str]
+"""A block as its digest reads it: originating registry, serial_first, serial_last, account
+id, vintage, cooperative approach, first-transferring Party, authorization id, purpose, unit
+kind and state (enum numbers), activity id, host Party, metric."""
+
+
+def digest_row(block: LedgerBlock) -> DigestRow:
     unit = block.attributes.unit
-    fields = (
+    return (
         unit.originating_registry, block.serial_first, block.serial_last,
         block.attributes.holder.account_id, unit.vintage, unit.cooperative_approach,
         unit.first_transferring_party, unit.authorization_id, unit.purpose.value,
         unit.unit_kind.value, unit.state.value, unit.activity_id, unit.host_party, unit.metric,
     )  # fmt: skip
-    return ("A6B1" + "".join(f"{US}{value}" for value in fields)).encode()
+
+
+def _row_bytes(row: DigestRow) -> bytes:
+    return ("A6B1" + US + US.join(map(str, row))).encode()
+
+
+def block_bytes(block: LedgerBlock) -> bytes:
+    return _row_bytes(digest_row(block))
 
 
 def block_digest(block: LedgerBlock) -> bytes:
@@ -80,28 +94,74 @@ def choose_depth(blocks: int, fanout: int) -> int:
     return depth
 
 
+TotalsKey = tuple[int, int, str]  # unit kind, vintage, cooperative approach
+
+
+def _itself(row: DigestRow, block: Any) -> LedgerBlock:
+    assert isinstance(block, Block), block
+    found: LedgerBlock = block
+    return found
+
+
+def block_of_row(row: DigestRow, registry: str) -> LedgerBlock:
+    """The block a digest row describes, held in ``registry``."""
+    unit = UnitAttributes(
+        originating_registry=row[0], vintage=row[4], cooperative_approach=row[5],
+        first_transferring_party=row[6], authorization_id=row[7], purpose=Purpose(row[8]),
+        unit_kind=UnitKind(row[9]), state=UnitState(row[10]), activity_id=row[11],
+        host_party=row[12], metric=row[13],
+    )  # fmt: skip
+    return Block(row[1], row[2], Held(Holder(registry, row[3]), unit))
+
+
+ToBlock = Callable[[DigestRow, Any], LedgerBlock]
+
+
 @dataclass
 class Tree:
-    """One side's hash tree over its blocks."""
+    """One side's hash tree over its blocks, with their totals.
+
+    Each leaf keeps its blocks as ``(DigestRow, payload)``, which ``to_block`` turns into a
+    block when a leaf's blocks are listed (the payload is the block itself, or nothing when
+    the row was read from a database: ``block_of_row``), so that a million blocks read for a
+    run cost a tuple and two hashes each, not a block object each."""
 
     fanout: int
     depth: int
     levels: list[dict[int, tuple[bytes, int]]] = field(default_factory=list)
-    leaves: dict[int, list[LedgerBlock]] = field(default_factory=dict)
+    leaves: dict[int, list[tuple[DigestRow, Any]]] = field(default_factory=dict)
+    to_block: ToBlock = _itself
+    totals: dict[TotalsKey, tuple[int, int]] = field(default_factory=dict)
 
     @classmethod
     def build(cls, blocks: Iterable[LedgerBlock], fanout: int, depth: int) -> Tree:
+        return cls.from_rows(((digest_row(b), b) for b in blocks), fanout, depth, _itself)
+
+    @classmethod
+    def from_rows(
+        cls,
+        rows: Iterable[tuple[DigestRow, Any]],
+        fanout: int,
+        depth: int,
+        to_block: ToBlock,
+    ) -> Tree:
         bits = check_shape(fanout, depth)
         shift = 64 - depth * bits
-        leaves: dict[int, list[LedgerBlock]] = {}
-        for block in blocks:
-            leaf = block_key(block.attributes.unit.originating_registry, block.serial_first)
-            leaves.setdefault(leaf >> shift, []).append(block)
+        sha256 = hashlib.sha256
+        leaves: dict[int, list[tuple[DigestRow, Any]]] = {}
+        found: dict[TotalsKey, tuple[int, int]] = {}
+        for item in rows:
+            row = item[0]
+            key = sha256(f"A6K1{US}{row[0]}{US}{row[1]}".encode()).digest()[:8]
+            leaves.setdefault(int.from_bytes(key, "big") >> shift, []).append(item)
+            total = (row[9], row[4], row[5])
+            units, count = found.get(total, (0, 0))
+            found[total] = (units + row[2] - row[1] + 1, count + 1)
         level: dict[int, tuple[bytes, int]] = {}
         for index, held in leaves.items():
-            held.sort(key=lambda b: (b.attributes.unit.originating_registry, b.serial_first))
-            digests = b"".join(block_digest(block) for block in held)
-            level[index] = (hashlib.sha256(b"A6L1" + digests).digest(), len(held))
+            held.sort(key=_space_and_first)
+            digests = b"".join(sha256(_row_bytes(row)).digest() for row, _ in held)
+            level[index] = (sha256(b"A6L1" + digests).digest(), len(held))
         levels = [level]
         for _ in range(depth):
             parents: dict[int, list[int]] = {}
@@ -110,12 +170,12 @@ class Tree:
             above: dict[int, tuple[bytes, int]] = {}
             for parent in parents:
                 children = [level.get((parent << bits) + j, (EMPTY, 0)) for j in range(fanout)]
-                digest = hashlib.sha256(b"A6N1" + b"".join(d for d, _ in children)).digest()
+                digest = sha256(b"A6N1" + b"".join(d for d, _ in children)).digest()
                 above[parent] = (digest, sum(count for _, count in children))
             levels.append(above)
             level = above
         levels.reverse()  # levels[d] is depth d
-        return cls(fanout, depth, levels, leaves)
+        return cls(fanout, depth, levels, leaves, to_block, found)
 
     def node(self, depth: int, index: int) -> Node:
         if not 0 <= depth <= self.depth or not 0 <= index < self.fanout**depth:
@@ -136,10 +196,11 @@ class Tree:
 
     def blocks(self, leaf: int) -> list[LedgerBlock]:
         self.node(self.depth, leaf)
-        return list(self.leaves.get(leaf, ()))
+        return [self.to_block(row, payload) for row, payload in self.leaves.get(leaf, ())]
 
 
-TotalsKey = tuple[int, int, str]  # unit kind, vintage, cooperative approach
+def _space_and_first(item: tuple[DigestRow, Any]) -> tuple[str, int]:
+    return item[0][0], item[0][1]
 
 
 def totals(blocks: Iterable[LedgerBlock]) -> dict[TotalsKey, tuple[int, int]]:
@@ -228,7 +289,7 @@ async def compare(
             await on_progress(step)
 
     their_totals, their_root = await remote.totals()
-    mine = totals(block for blocks in tree.leaves.values() for block in blocks)
+    mine = tree.totals
     if on_totals is not None:
         await on_totals(mine == their_totals)
     frontier = [] if their_root.digest == tree.root.digest else [(0, 0)]

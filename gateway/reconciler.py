@@ -41,7 +41,6 @@ from article6.reconciliation import (
     Comparison,
     Node,
     TotalsKey,
-    Tree,
     choose_depth,
     compare,
     fold_totals,
@@ -222,9 +221,7 @@ class Reconciler:
         # Both sides build their trees at the same time: the registry while it takes the
         # request, the hub on a reader thread.
         tree, receipt = await asyncio.gather(
-            self.database.read(
-                lambda c: Tree.build(ledger.blocks_of_registry(c, registry), self.fanout, depth)
-            ),
+            self.database.read(lambda c: ledger.tree_of_registry(c, registry, self.fanout, depth)),
             remote.deliver(request),
         )
         if not receipt.accepted:

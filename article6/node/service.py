@@ -24,7 +24,7 @@ from article6.limits import KEPT_SNAPSHOTS, MAX_LEAVES_PER_QUERY, MAX_PARENTS_PE
 from article6.model import Status
 from article6.node import store
 from article6.node.engine import RegistryEngine
-from article6.reconciliation import Tree, check_shape, totals
+from article6.reconciliation import Tree, check_shape
 from article6.refusals import OnRefusal
 from article6.service import Context, envelope_service
 from article6.sql import remember, replayed
@@ -175,8 +175,9 @@ class RegistryService:
         self, connection: Connection, request: reconciliation_pb2.ReconciliationRequest
     ) -> None:
         check_shape(request.fanout, request.depth)
-        blocks = store.all_holdings(connection, self.registry.registry_id)
-        self.snapshots[request.run_id] = Tree.build(blocks, request.fanout, request.depth)
+        self.snapshots[request.run_id] = store.holdings_tree(
+            connection, self.registry.registry_id, request.fanout, request.depth
+        )
         while len(self.snapshots) > KEPT_SNAPSHOTS:
             del self.snapshots[next(iter(self.snapshots))]
 
@@ -203,8 +204,7 @@ class RegistryService:
         answer = reconciliation_pb2.SnapshotTotals(
             run_id=request.run_id, root=node_message(tree.root)
         )
-        everything = [block for blocks in tree.leaves.values() for block in blocks]
-        for (kind, vintage, approach), (units, count) in sorted(totals(everything).items()):
+        for (kind, vintage, approach), (units, count) in sorted(tree.totals.items()):
             answer.rows.add(
                 unit_kind=units_pb2.UnitKind.ValueType(kind), vintage=vintage,
                 cooperative_approach=approach, unit_count=units, block_count=count,

@@ -41,12 +41,14 @@ from article6.block_table import (
     Neighbourhood,
     block_columns,
     block_row,
+    digest_rows,
     unit_block,
 )
 from article6.blocks import Block
 from article6.codes import Code
 from article6.direct import Direct
 from article6.model import Held, Holder, LedgerBlock, Status
+from article6.reconciliation import Tree, block_of_row
 from article6.sql import inbox_table, lock_table, make_engine, opening
 
 metadata = MetaData()
@@ -168,6 +170,13 @@ def neighbourhood(
 def all_holdings(connection: Connection, registry: str) -> list[LedgerBlock]:
     rows = connection.execute(select(holdings).order_by(holdings.c.space, holdings.c.serial_first))
     return [_held(row, registry) for row in rows]
+
+
+def holdings_tree(connection: Connection, registry: str, fanout: int, depth: int) -> Tree:
+    """Every block of the books as a reconciliation tree, built from the rows as they are
+    read (a block is made of a row only when its leaf is listed)."""
+    return Tree.from_rows(digest_rows(connection, holdings), fanout, depth,
+                          lambda row, _: block_of_row(row, registry))  # fmt: skip
 
 
 def account_holdings(connection: Connection, registry: str, account_id: str) -> list[LedgerBlock]:

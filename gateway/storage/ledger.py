@@ -13,9 +13,10 @@ from typing import Any
 from sqlalchemy import Connection, Row, func, select
 
 from article6 import sql
-from article6.block_table import Neighbourhood, block_row, unit_block
+from article6.block_table import Neighbourhood, block_row, digest_rows, unit_block
 from article6.blocks import Block
 from article6.model import Held, Holder, LedgerBlock
+from article6.reconciliation import Tree, block_of_row
 from gateway.storage.schema import ledger_blocks, locks
 
 
@@ -53,6 +54,13 @@ def release_locks(connection: Connection, transaction_id: str) -> None:
 def count_of_registry(connection: Connection, registry: str) -> int:
     query = select(func.count()).where(ledger_blocks.c.registry == registry)
     return int(connection.execute(query).scalar_one())
+
+
+def tree_of_registry(connection: Connection, registry: str, fanout: int, depth: int) -> Tree:
+    """The registry's blocks in the ledger as a reconciliation tree, built from the rows as
+    they are read (a block is made of a row only when its leaf is listed)."""
+    rows = digest_rows(connection, ledger_blocks, {"registry": registry})
+    return Tree.from_rows(rows, fanout, depth, lambda row, _: block_of_row(row, registry))
 
 
 def blocks_of_registry(connection: Connection, registry: str | None = None) -> list[LedgerBlock]:

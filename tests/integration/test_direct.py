@@ -26,6 +26,8 @@ from article6.block_table import block_columns, block_row, from_db, rows_around
 from article6.blocks import Block
 from article6.direct import Direct
 from article6.model import Purpose, UnitAttributes, UnitKind, UnitState
+from article6.node import store
+from article6.reconciliation import Tree
 from article6.sql import UtcDateTime, make_engine
 
 metadata = MetaData()
@@ -127,5 +129,37 @@ def test_blocks_around_many_ranges_are_found_in_one_statement_as_range_by_range(
                 else:  # touching neighbours too
                     assert found == [(1, 5), (6, 10), (20, 29), (31, 31), (40, 100),
                                      (2**64 - 10, 2**64 - 1)]  # fmt: skip
+    finally:
+        engine.dispose()
+
+
+def test_a_tree_built_from_rows_as_read_is_the_tree_of_the_blocks(
+    registry_database_url: str,
+) -> None:
+    """A registry's snapshot tree, made from its rows as they are read, equals one made from
+    its blocks: every node, the totals, and each leaf's blocks."""
+    engine = store.open_database(registry_database_url)
+    unit = UnitAttributes("GHA01", 2024, "CA0001", "GHA", "GHA-1", Purpose.NDC, UnitKind.ITMO,
+                          UnitState.HELD, metric="tCO2e")  # fmt: skip
+    try:
+        with engine.begin() as connection:
+            spaces = ("GHA01", "CHE01", "A64MR")
+            rows = [
+                {"account_id": f"GHA01-{n % 7}", **block_row(Block(
+                    n * 100 + 1, n * 100 + 50 + n % 3,
+                    replace(unit, vintage=2021 + n % 4, originating_registry=spaces[n % 3]),
+                ))}
+                for n in range(300)
+            ]  # fmt: skip
+            rows.append({"account_id": "GHA01-9", **block_row(Block(2**64 - 5, 2**64 - 1, unit))})
+            connection.execute(insert(store.holdings), rows)
+            from_rows = store.holdings_tree(connection, "GHA01", 16, 2)
+            built = Tree.build(store.all_holdings(connection, "GHA01"), 16, 2)
+        assert from_rows.levels == built.levels
+        assert from_rows.totals == built.totals
+        for leaf in range(16**2):
+            assert sorted(from_rows.blocks(leaf), key=lambda b: b.serial_first) == sorted(
+                built.blocks(leaf), key=lambda b: b.serial_first
+            )
     finally:
         engine.dispose()

@@ -37,7 +37,7 @@ class InProcess:
 
     async def totals(self) -> tuple[dict[TotalsKey, tuple[int, int]], Node]:
         self.requests += 1
-        everything = [b for blocks in self.tree.leaves.values() for b in blocks]
+        everything = [b for leaf in self.tree.leaves for b in self.tree.blocks(leaf)]
         return totals(everything), self.tree.root
 
     async def children(self, parents: Sequence[tuple[int, int]]) -> list[Node]:
