@@ -220,7 +220,7 @@ def check_config(config: RegistryConfig) -> None:
         if "portal" in config.document:
             portal_settings(config.document["portal"], config.base, config.registry_id)
     except (ValueError, TypeError) as error:
-        raise ConfigError(str(error)) from None
+        raise ConfigError(f"{config.path}: {error}") from None
 
 
 def add_commands(command: Callable[..., argparse.ArgumentParser]) -> None:

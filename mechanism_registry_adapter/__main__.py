@@ -316,7 +316,7 @@ def check_config(config: RegistryConfig) -> None:
     try:
         Settings.from_config(config)
     except ValueError as error:
-        raise ConfigError(f"[mechanism] {error}") from None
+        raise ConfigError(f"{config.path}: [mechanism] {error}") from None
 
 
 KIND = cli.RegistryKind(

@@ -493,9 +493,8 @@ def main(kind: RegistryKind, argv: list[str] | None = None) -> int:
         config = load_config(args.config, kind.own_tables)
         if kind.check is not None:
             kind.check(config)
-    except ConfigError as error:
-        said = str(error) if str(args.config) in str(error) else f"{args.config}: {error}"
-        print(f"{parser.prog}: {said}", file=sys.stderr)
+    except ConfigError as error:  # each names the file, as the hub's do
+        print(f"{parser.prog}: {error}", file=sys.stderr)
         return 2
     if args.command == "check-config":
         print(f"{args.config}: valid ({config.registry_id}, listening on {config.listen}, "
