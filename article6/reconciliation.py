@@ -152,8 +152,7 @@ class Tree:
         found: dict[TotalsKey, tuple[int, int]] = {}
         for item in rows:
             row = item[0]
-            key = sha256(f"A6K1{US}{row[0]}{US}{row[1]}".encode()).digest()[:8]
-            leaves.setdefault(int.from_bytes(key, "big") >> shift, []).append(item)
+            leaves.setdefault(block_key(row[0], row[1]) >> shift, []).append(item)
             total = (row[9], row[4], row[5])
             units, count = found.get(total, (0, 0))
             found[total] = (units + row[2] - row[1] + 1, count + 1)
@@ -201,17 +200,6 @@ class Tree:
 
 def _space_and_first(item: tuple[DigestRow, Any]) -> tuple[str, int]:
     return item[0][0], item[0][1]
-
-
-def totals(blocks: Iterable[LedgerBlock]) -> dict[TotalsKey, tuple[int, int]]:
-    """Units and blocks by (unit kind, vintage, cooperative approach)."""
-    found: dict[TotalsKey, tuple[int, int]] = {}
-    for block in blocks:
-        unit = block.attributes.unit
-        key = (unit.unit_kind.value, unit.vintage, unit.cooperative_approach)
-        units, count = found.get(key, (0, 0))
-        found[key] = (units + block.unit_count, count + 1)
-    return found
 
 
 def differing(mine: Sequence[Node], theirs: Sequence[Node]) -> list[Node]:

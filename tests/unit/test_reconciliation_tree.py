@@ -4,7 +4,7 @@ are found whatever was changed, in one request per level."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 
 import pytest
@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from article6.blocks import Block
 from article6.codes import Refusal
 from article6.model import Held, Holder, LedgerBlock, Purpose, UnitAttributes, UnitKind, UnitState
-from article6.reconciliation import Node, TotalsKey, Tree, choose_depth, compare, totals
+from article6.reconciliation import Node, TotalsKey, Tree, choose_depth, compare
 
 UNIT = UnitAttributes("GHA01", 2024, "CA0001", "GHA", "", Purpose.NDC, UnitKind.ITMO,
                       UnitState.HELD)  # fmt: skip
@@ -28,6 +28,18 @@ def held(first: int, last: int, account: str = "GHA01-1001-57", **changes: objec
 def ledger(count: int) -> list[LedgerBlock]:
     """``count`` blocks of 10 units with a gap after each (so none would merge)."""
     return [held(20 * n + 1, 20 * n + 10) for n in range(count)]
+
+
+def totals(blocks: Iterable[LedgerBlock]) -> dict[TotalsKey, tuple[int, int]]:
+    """Units and blocks by (unit kind, vintage, cooperative approach), counted block by block:
+    the model a tree's own totals are compared with."""
+    found: dict[TotalsKey, tuple[int, int]] = {}
+    for block in blocks:
+        unit = block.attributes.unit
+        key = (unit.unit_kind.value, unit.vintage, unit.cooperative_approach)
+        units, count = found.get(key, (0, 0))
+        found[key] = (units + block.unit_count, count + 1)
+    return found
 
 
 class InProcess:
