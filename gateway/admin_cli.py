@@ -55,7 +55,7 @@ from article6.help import finish
 from article6.limits import ADMIN_MAX_MESSAGE_BYTES
 from article6.model import Purpose, Status, TransactionType
 from article6.pki import RegistryFiles
-from article6.process import command_line
+from article6.process import command_line, progress
 from article6.service import grpc_message_options
 from article6.tls import TlsMaterial, channel_credentials, channel_options
 from article6.v1 import admin_pb2, admin_pb2_grpc, units_pb2
@@ -272,7 +272,7 @@ def _awaited(
 
 def _waiting_for(what: str) -> Callable[[float], None]:
     def say(elapsed: float) -> None:
-        print(f"waiting for {what}, {elapsed:.0f} s", file=sys.stderr, flush=True)
+        progress(f"waiting for {what}, {elapsed:.0f} s")
 
     return say
 
@@ -286,7 +286,7 @@ def _run_progress(stub: Stub, registry: str, elapsed: float) -> None:
         listed = admin_pb2.ListReconciliationRunsResponse()
     running = [run for run in listed.runs if run.open]
     where = f"{running[0].run_id}: {running[0].detail}" if running else "starting"
-    print(f"reconciling {registry}, {elapsed:.0f} s: {where}", file=sys.stderr, flush=True)
+    progress(f"reconciling {registry}, {elapsed:.0f} s: {where}")
 
 
 def _reconciliations(stub: Stub, args: argparse.Namespace) -> Message | list[str]:
