@@ -111,6 +111,10 @@ Schema = MetaData | Callable[[Engine], None]
 migrations (a function of the engine)."""
 
 
+# A local transaction the hub has taken whose final status has not arrived yet.
+WAITING = (Status.CHECKED.value, Status.ACCEPTED.value, Status.PROPOSED.value)
+
+
 def open_database(url: str, *extra: Schema) -> Engine:
     """The engine, with the schema (these tables and a registry's ``extra`` ones) created if
     missing or migrated; the server and the command line share it."""
@@ -209,10 +213,9 @@ def remove_space(connection: Connection, registry: str, space: str) -> Removed:
     connection.execute(delete(holdings).where(holdings.c.space == space))
     connection.execute(delete(local_locks).where(local_locks.c.space == space))
     ours = transactions.c.transaction_id.startswith(f"{space}-", autoescape=True)
-    waiting = [Status.CHECKED.value, Status.ACCEPTED.value, Status.PROPOSED.value]
     open_ids = list(
         connection.execute(
-            select(transactions.c.transaction_id).where(ours, transactions.c.status.in_(waiting))
+            select(transactions.c.transaction_id).where(ours, transactions.c.status.in_(WAITING))
         ).scalars()
     )
     dropped = connection.execute(
@@ -331,10 +334,9 @@ def completed_transactions(connection: Connection) -> Iterator[tuple[bytes, date
 
 def unsettled(connection: Connection, older_than: datetime) -> list[LocalTransaction]:
     """Local transactions the hub has taken but whose final status has not arrived."""
-    waiting = [Status.CHECKED.value, Status.ACCEPTED.value, Status.PROPOSED.value]
     rows = connection.execute(
         select(transactions.c.transaction_id).where(
-            transactions.c.status.in_(waiting), transactions.c.updated_at < older_than
+            transactions.c.status.in_(WAITING), transactions.c.updated_at < older_than
         )
     )
     found = [get_transaction(connection, row.transaction_id) for row in rows]
