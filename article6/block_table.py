@@ -28,16 +28,20 @@ from sqlalchemy import (
     TextClause,
     bindparam,
     delete,
+    func,
     insert,
+    literal,
     select,
     text,
 )
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
 
 from article6.blocks import Block
 from article6.direct import FEW_ROWS, Direct
 from article6.identifiers import SERIAL_MAX
 from article6.model import Purpose, UnitAttributes, UnitBlock, UnitKind, UnitState
-from article6.reconciliation import DigestRow
+from article6.reconciliation import US
 
 SERIAL_SHIFT = 2**63
 A = TypeVar("A")
@@ -70,26 +74,130 @@ def block_columns() -> list[Column[Any]]:
     ]
 
 
-def digest_rows(
+DIGEST_COLUMNS = (
+    "space",
+    "serial_first",
+    "serial_last",
+    "account_id",
+    "vintage",
+    "cooperative_approach",
+    "first_transferring_party",
+    "authorization_id",
+    "purpose",
+    "unit_kind",
+    "state",
+    "activity_id",
+    "host_party",
+    "metric",
+)
+"""The columns of a block row in the order its digest reads them (reconciliation.DigestRow)."""
+
+
+def digest_texts(
     connection: Connection, table: Table, where: Mapping[str, str] | None = None
-) -> Iterator[tuple[DigestRow, None]]:
-    """Every block row of ``table`` (whose ``column = value`` for each of ``where``), as the
-    reconciliation digest reads it, straight from the driver: a million rows cost a tuple
-    each, not a row object and a block (``article6.reconciliation.Tree.from_rows``)."""
-    shift = SERIAL_SHIFT
-    for row in _digest_query(table, tuple(sorted(where or {}))).tuples(connection, where or {}):
-        yield (row[0], row[1] + shift, row[2] + shift, *row[3:]), None
+) -> Iterator[tuple[str, str]]:
+    """Every block row of ``table`` (whose ``column = value`` for each of ``where``), in
+    (space, serial_first) order, as its key's and its digest's input texts
+    (``article6.reconciliation``), which the database writes: a million rows cost two
+    strings each from the driver, not fourteen values, a tuple and two format calls in
+    Python (``Tree.from_texts``)."""
+    return _digest_query(table, tuple(sorted(where or {}))).tuples(connection, where or {})
+
+
+def digest_totals(
+    connection: Connection, table: Table, where: Mapping[str, str] | None = None
+) -> dict[tuple[int, int, str], tuple[int, int]]:
+    """Units and blocks of those rows by (unit kind, vintage, cooperative approach), summed
+    by the database."""
+    rows = _totals_query(table, tuple(sorted(where or {}))).tuples(connection, where or {})
+    return {(kind, vintage, approach): (int(units), count)
+            for kind, vintage, approach, units, count in rows}  # fmt: skip
+
+
+SERIALS = frozenset({"serial_first", "serial_last"})
+
+
+class _canonical_text(FunctionElement[str]):
+    """The text a reconciliation hashes (``article6.reconciliation``): a prefix (the first
+    argument, a literal), then each column's value in decimal or as is, each after the unit
+    separator; stored serials (``to_db``) as the serials themselves. One formatting call a
+    row, which costs the database half what a chain of concatenations does."""
+
+    type = String()
+    inherit_cache = True
+    name = "a6_canonical_text"
+
+
+@compiles(_canonical_text, "sqlite")
+def _canonical_text_sqlite(element: _canonical_text, compiler: Any, **kw: Any) -> str:
+    # %llu reads a stored serial as unsigned 64-bit; flipping its top bit first (XOR, as OR
+    # minus AND: SQLite has no XOR, and neither step can overflow) undoes to_db's shift.
+    prefix, *columns = element.clauses
+    top = "(-9223372036854775807 - 1)"
+    formats, values = [], []
+    for column in columns:
+        value = compiler.process(column, **kw)
+        if column.key in SERIALS:
+            formats.append("%llu")
+            values.append(f"({value} | {top}) - ({value} & {top})")
+        else:
+            formats.append("%s")
+            values.append(value)
+    template = literal(prefix.value + "".join(US + f for f in formats), String)
+    return f"printf({compiler.process(template, **kw)}, {', '.join(values)})"
+
+
+@compiles(_canonical_text, "postgresql")
+def _canonical_text_postgresql(element: _canonical_text, compiler: Any, **kw: Any) -> str:
+    prefix, *columns = element.clauses
+    values = []
+    for column in columns:
+        value = compiler.process(column, **kw)
+        values.append(f"CAST({value} AS NUMERIC) + {SERIAL_SHIFT}" if column.key in SERIALS
+                      else value)  # fmt: skip
+    template = literal(prefix.value + US.join(["", *("%s" for _ in columns)]), String)
+    return f"format({compiler.process(template, **kw)}, {', '.join(values)})"
 
 
 @cache
 def _digest_query(table: Table, keys: tuple[str, ...]) -> Direct:
-    names = ("space", "serial_first", "serial_last", "account_id", "vintage",
-             "cooperative_approach", "first_transferring_party", "authorization_id", "purpose",
-             "unit_kind", "state", "activity_id", "host_party", "metric")  # fmt: skip
-    query = select(*(table.c[name] for name in names))
-    for key in keys:
-        query = query.where(table.c[key] == bindparam(key))
+    columns = [table.c[name] for name in DIGEST_COLUMNS]
+    key = _canonical_text(literal("A6K1", String), *columns[:2])
+    row = _canonical_text(literal("A6B1", String), *columns)
+    query = select(key.label("key_text"), row.label("row_text"))
+    query = query.order_by(table.c.space, table.c.serial_first)
+    for name in keys:
+        query = query.where(table.c[name] == bindparam(name))
     return Direct(query)
+
+
+@cache
+def _totals_query(table: Table, keys: tuple[str, ...]) -> Direct:
+    grouped = (table.c.unit_kind, table.c.vintage, table.c.cooperative_approach)
+    units = func.sum(table.c.serial_last - table.c.serial_first + 1)
+    query = select(*grouped, units.label("units"), func.count().label("blocks"))
+    query = query.group_by(*grouped)
+    for name in keys:
+        query = query.where(table.c[name] == bindparam(name))
+    return Direct(query)
+
+
+def rows_at(connection: Connection, table: Table, places: Iterable[tuple[str, int]]) -> list[Any]:
+    """The rows of ``table`` starting at each (space, serial_first) of ``places`` (a
+    reconciliation lists a few leaves' blocks by place: an index lookup each)."""
+    found = []
+    for space, first in places:
+        found += _row_at(table).rows(connection, {"space": space, "first": to_db(first)})
+    return found
+
+
+@cache
+def _row_at(table: Table) -> Direct:
+    return Direct(
+        select(table).where(
+            table.c.space == bindparam("space"), table.c.serial_first == bindparam("first")
+        )
+    )
 
 
 def unit_block(row: Any) -> UnitBlock:

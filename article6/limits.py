@@ -61,9 +61,9 @@ SHUTDOWN_GRACE_SECONDS = 5.0  # calls in flight may finish for this long at a st
 RECONCILIATION_FANOUT = 16  # children per node of the hub's hash trees
 PARENTS_PER_REQUEST = 256  # the hub asks for this many parents' children at once (~200 kB)
 LEAVES_PER_REQUEST = 1_024  # ... and for the blocks under this many leaves at once
-RECONCILIATION_RPC_TIMEOUT_SECONDS = 300.0  # a registry builds its tree as it takes a request
+RECONCILIATION_RPC_TIMEOUT_SECONDS = 300.0  # a query waits while the registry builds its tree
 RUN_MAX_SECONDS = 600.0  # a run open longer was left by a hub process that stopped
-KEPT_SNAPSHOTS = 2  # a registry keeps the trees of this many runs
+KEPT_SNAPSHOTS = 2  # a registry keeps the snapshots (and trees) of this many runs
 
 # --- logs ------------------------------------------------------------------------------------
 

@@ -25,10 +25,9 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
-from article6.blocks import Block
 from article6.codes import Code, Refusal
 from article6.limits import LEAVES_PER_REQUEST, PARENTS_PER_REQUEST
-from article6.model import Held, Holder, LedgerBlock, Purpose, UnitAttributes, UnitKind, UnitState
+from article6.model import LedgerBlock
 
 US = "\x1f"
 EMPTY = bytes(32)
@@ -44,11 +43,25 @@ class Node:
     block_count: int
 
 
+KEY_TEXT = "A6K1" + US + "%s" + US + "%s"  # a block's key's input: space, serial_first
+ROW_TEXT = "A6B1" + (US + "%s") * 14  # a block's digest's input: a DigestRow, field by field
+
+
 def block_key(space: str, serial_first: int) -> int:
-    text = f"A6K1{US}{space}{US}{serial_first}".encode()
-    return int.from_bytes(hashlib.sha256(text).digest()[:8], "big")
+    return _key_of_text(KEY_TEXT % (space, serial_first))
 
 
+def _key_of_text(text: str) -> int:
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big")
+
+
+def place_of_key_text(text: str) -> Place:
+    """The (space, serial_first) a key's input names."""
+    cut = text.rindex(US)
+    return text[5:cut], int(text[cut + 1 :])
+
+
+Place = tuple[str, int]  # a block's space (originating registry) and serial_first
 DigestRow = tuple[str, int, int, str, int, str, str, str, int, int, int, str, str, str]
 """A block as its digest reads it: originating registry, serial_first, serial_last, account
 id, vintage, cooperative approach, first-transferring Party, authorization id, purpose, unit
@@ -66,7 +79,7 @@ def digest_row(block: LedgerBlock) -> DigestRow:
 
 
 def _row_bytes(row: DigestRow) -> bytes:
-    return ("A6B1" + US + US.join(map(str, row))).encode()
+    return (ROW_TEXT % row).encode()
 
 
 def block_bytes(block: LedgerBlock) -> bytes:
@@ -97,70 +110,73 @@ def choose_depth(blocks: int, fanout: int) -> int:
 TotalsKey = tuple[int, int, str]  # unit kind, vintage, cooperative approach
 
 
-def _itself(row: DigestRow, block: Any) -> LedgerBlock:
-    assert isinstance(block, Block), block
-    found: LedgerBlock = block
+def block_totals(blocks: Iterable[LedgerBlock]) -> dict[TotalsKey, tuple[int, int]]:
+    """Units and blocks by (unit kind, vintage, cooperative approach)."""
+    found: dict[TotalsKey, tuple[int, int]] = {}
+    for block in blocks:
+        unit = block.attributes.unit
+        key = (unit.unit_kind.value, unit.vintage, unit.cooperative_approach)
+        units, count = found.get(key, (0, 0))
+        found[key] = (units + block.unit_count, count + 1)
     return found
-
-
-def block_of_row(row: DigestRow, registry: str) -> LedgerBlock:
-    """The block a digest row describes, held in ``registry``."""
-    unit = UnitAttributes(
-        originating_registry=row[0], vintage=row[4], cooperative_approach=row[5],
-        first_transferring_party=row[6], authorization_id=row[7], purpose=Purpose(row[8]),
-        unit_kind=UnitKind(row[9]), state=UnitState(row[10]), activity_id=row[11],
-        host_party=row[12], metric=row[13],
-    )  # fmt: skip
-    return Block(row[1], row[2], Held(Holder(registry, row[3]), unit))
-
-
-ToBlock = Callable[[DigestRow, Any], LedgerBlock]
 
 
 @dataclass
 class Tree:
     """One side's hash tree over its blocks, with their totals.
 
-    Each leaf keeps its blocks as ``(DigestRow, payload)``, which ``to_block`` turns into a
-    block when a leaf's blocks are listed (the payload is the block itself, or nothing when
-    the row was read from a database: ``block_of_row``), so that a million blocks read for a
-    run cost a tuple and two hashes each, not a block object each."""
+    Each leaf keeps, for each of its blocks in order, its key's input text and its digest
+    (one flat list, alternating), so that the blocks under a leaf can be named (``places``)
+    and looked up where they are kept: in ``known`` for a tree built from blocks, in the
+    snapshot it was read from for a tree built from a database's rows. A million blocks cost
+    a string and a digest each, not a block object each."""
 
     fanout: int
     depth: int
     levels: list[dict[int, tuple[bytes, int]]] = field(default_factory=list)
-    leaves: dict[int, list[tuple[DigestRow, Any]]] = field(default_factory=dict)
-    to_block: ToBlock = _itself
+    leaves: dict[int, list[Any]] = field(default_factory=dict)
     totals: dict[TotalsKey, tuple[int, int]] = field(default_factory=dict)
+    known: dict[Place, LedgerBlock] = field(default_factory=dict)
 
     @classmethod
     def build(cls, blocks: Iterable[LedgerBlock], fanout: int, depth: int) -> Tree:
-        return cls.from_rows(((digest_row(b), b) for b in blocks), fanout, depth, _itself)
+        listed = list(blocks)
+        known = {(b.attributes.unit.originating_registry, b.serial_first): b for b in listed}
+        texts = sorted((place, KEY_TEXT % place, ROW_TEXT % digest_row(block))
+                       for place, block in known.items())  # fmt: skip
+        tree = cls.from_texts(((k, r) for _, k, r in texts), fanout, depth, block_totals(listed))
+        tree.known = known
+        return tree
 
     @classmethod
-    def from_rows(
+    def from_texts(
         cls,
-        rows: Iterable[tuple[DigestRow, Any]],
+        rows: Iterable[tuple[str, str]],
         fanout: int,
         depth: int,
-        to_block: ToBlock,
+        totals: dict[TotalsKey, tuple[int, int]],
     ) -> Tree:
+        """The tree of blocks given as (key input, digest input) texts, in (space,
+        serial_first) order, so that each leaf receives its blocks in the order its digest
+        takes them; ``totals`` are the same blocks' totals.
+
+        This loop is most of a run's cost: a million rows pass through it on each side, so
+        it does no more per row than the two hashes need (the texts come formatted)."""
         bits = check_shape(fanout, depth)
         shift = 64 - depth * bits
-        sha256 = hashlib.sha256
-        leaves: dict[int, list[tuple[DigestRow, Any]]] = {}
-        found: dict[TotalsKey, tuple[int, int]] = {}
-        for item in rows:
-            row = item[0]
-            leaves.setdefault(block_key(row[0], row[1]) >> shift, []).append(item)
-            total = (row[9], row[4], row[5])
-            units, count = found.get(total, (0, 0))
-            found[total] = (units + row[2] - row[1] + 1, count + 1)
-        level: dict[int, tuple[bytes, int]] = {}
-        for index, held in leaves.items():
-            held.sort(key=_space_and_first)
-            digests = b"".join(sha256(_row_bytes(row)).digest() for row, _ in held)
-            level[index] = (sha256(b"A6L1" + digests).digest(), len(held))
+        sha256, from_bytes = hashlib.sha256, int.from_bytes
+        leaves: dict[int, list[Any]] = {}
+        for key_text, row_text in rows:
+            leaf = from_bytes(sha256(key_text.encode()).digest()[:8]) >> shift
+            digest = sha256(row_text.encode()).digest()
+            if (held := leaves.get(leaf)) is None:
+                leaves[leaf] = [key_text, digest]
+            else:
+                held += (key_text, digest)
+        level = {
+            index: (sha256(b"A6L1" + b"".join(held[1::2])).digest(), len(held) // 2)
+            for index, held in leaves.items()
+        }
         levels = [level]
         for _ in range(depth):
             parents: dict[int, list[int]] = {}
@@ -174,7 +190,7 @@ class Tree:
             levels.append(above)
             level = above
         levels.reverse()  # levels[d] is depth d
-        return cls(fanout, depth, levels, leaves, to_block, found)
+        return cls(fanout, depth, levels, leaves, dict(totals))
 
     def node(self, depth: int, index: int) -> Node:
         if not 0 <= depth <= self.depth or not 0 <= index < self.fanout**depth:
@@ -193,13 +209,17 @@ class Tree:
         first = index * self.fanout
         return [self.node(depth + 1, first + j) for j in range(self.fanout)]
 
-    def blocks(self, leaf: int) -> list[LedgerBlock]:
-        self.node(self.depth, leaf)
-        return [self.to_block(row, payload) for row, payload in self.leaves.get(leaf, ())]
+    def places(self, leaves: Iterable[int]) -> list[Place]:
+        """The (space, serial_first) of every block under ``leaves``."""
+        found = []
+        for leaf in leaves:
+            self.node(self.depth, leaf)
+            found += [place_of_key_text(text) for text in self.leaves.get(leaf, [])[::2]]
+        return found
 
-
-def _space_and_first(item: tuple[DigestRow, Any]) -> tuple[str, int]:
-    return item[0][0], item[0][1]
+    def blocks(self, leaves: Iterable[int]) -> list[LedgerBlock]:
+        """The blocks under ``leaves``, for a tree built from blocks (``build``)."""
+        return [self.known[place] for place in self.places(leaves)]
 
 
 def differing(mine: Sequence[Node], theirs: Sequence[Node]) -> list[Node]:
@@ -261,16 +281,22 @@ def fold_totals(rows: Iterable[tuple[TotalsKey, int, int]]) -> dict[TotalsKey, t
     return found
 
 
+Lookup = Callable[[Sequence[Place]], Awaitable[list[LedgerBlock]]]
+"""Blocks by place, from the snapshot a tree was built from."""
+
+
 async def compare(
     tree: Tree,
     remote: Remote,
     on_totals: Callable[[bool], Awaitable[None]] | None = None,
     on_progress: Callable[[str], Awaitable[None]] | None = None,
+    lookup: Lookup | None = None,
 ) -> Comparison:
     """Descend only into subtrees whose digests differ, one request per level (batched), down
     to the leaves, and list the blocks each side has that the other has not. ``on_totals``
     hears whether the totals agree before the descent (the run's intermediate status), and
-    ``on_progress`` where the run is, in words, at each step."""
+    ``on_progress`` where the run is, in words, at each step; ``lookup`` finds this side's
+    blocks by place (the tree's own blocks when it was built from them)."""
 
     async def progress(step: str) -> None:
         if on_progress is not None:
@@ -306,7 +332,8 @@ async def compare(
             leaf = block_key(block.attributes.unit.originating_registry, block.serial_first)
             if leaf >> shift in wanted:  # anything else was not asked for
                 their_blocks.append(block)
-    my_blocks = [block for leaf in leaves for block in tree.blocks(leaf)]
+    places = tree.places(leaves)
+    my_blocks = tree.blocks(leaves) if lookup is None else await lookup(places)
     hub_only, registry_only = block_differences(my_blocks, their_blocks)
     registry_count = their_root.block_count
     return Comparison(mine == their_totals, hub_only, registry_only, registry_count, len(leaves))

@@ -46,6 +46,7 @@ from article6.blocks import Block
 from article6.codes import Code, Refusal
 from article6.direct import Direct
 from article6.process import StartupError
+from article6.snapshot import SNAPSHOT
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -96,7 +97,9 @@ def make_engine(url: str, immediate: bool = True) -> Engine:
 
     @event.listens_for(engine, "begin")
     def on_begin(connection: Connection) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        # A snapshot (article6.snapshot) only reads: it must not take the write lock.
+        writes = immediate and not connection.get_execution_options().get(SNAPSHOT, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if writes else "BEGIN")
 
     return engine
 

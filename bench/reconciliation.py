@@ -6,7 +6,8 @@ merge): the hub's ledger says GHA01 holds them, and GHA01's own holdings agree. 
 operator runs a reconciliation through the admin service, twice: on the clean books, and
 after one block's vintage was changed in GHA01's database. The figures are the hub's own
 record of each run (round trips are requests the hub made of the registry; bytes count both
-directions' envelopes), and the wall-clock time of the admin call.
+directions' envelopes; proposals held is from the run's start until it let GHA01's proposals
+through again, both snapshots pinned), and the wall-clock time of the admin call.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ INSERT_HOLDING = f"INSERT INTO holdings (account_id, {COLUMNS}) " + (
 class Run:
     what: str
     seconds: float
+    held_seconds: float  # proposals involving the registry waited (7002) this long
     round_trips: int
     bytes_exchanged: int
     differing: int
@@ -66,8 +68,9 @@ def _run(network: Network, what: str) -> Run:
             admin_pb2.GetReconciliationRunRequest(run_id=reply.run.run_id), timeout=60
         )
     run = reply.run
-    return Run(what, seconds, run.round_trips, run.bytes_exchanged, len(found.discrepancies),
-               run.status)  # fmt: skip
+    held = (run.released_at.ToDatetime() - run.started_at.ToDatetime()).total_seconds()
+    return Run(what, seconds, held, run.round_trips, run.bytes_exchanged,
+               len(found.discrepancies), run.status)  # fmt: skip
 
 
 def run(blocks: int) -> list[Run]:

@@ -70,11 +70,13 @@ def run_message(run: runs.Run) -> admin_pb2.ReconciliationRun:
         status=reconciliation_pb2.ReconciliationStatus.ValueType(run.status), open=run.open,
         fanout=run.fanout, depth=run.depth, hub_blocks=run.hub_blocks,
         registry_blocks=run.registry_blocks, round_trips=run.round_trips,
-        bytes_exchanged=run.bytes_exchanged, detail=run.detail,
+        bytes_exchanged=run.bytes_exchanged, detail=run.detail, holding=run.holding,
     )  # fmt: skip
     message.started_at.FromDatetime(run.started_at)
     if run.finished_at is not None:
         message.finished_at.FromDatetime(run.finished_at)
+    if run.released_at is not None:
+        message.released_at.FromDatetime(run.released_at)
     return message
 
 

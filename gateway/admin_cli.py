@@ -223,9 +223,17 @@ def _run_line(run: admin_pb2.ReconciliationRun) -> str:
     state = "open" if run.open else status
     return (
         f"{run.run_id:<22} {run.registry:<8} {state:<30} "
-        f"{run.hub_blocks:>9,} / {run.registry_blocks:<9,} blocks  "
+        f"{run.hub_blocks:>9,} / {run.registry_blocks:<9,} blocks  {_held(run):>12}  "
         f"{run.round_trips:>3} round trips {run.bytes_exchanged:>10,} bytes  {run.detail}"
     ).rstrip()
+
+
+def _held(run: admin_pb2.ReconciliationRun) -> str:
+    """How long the run held the registry's proposals (7002)."""
+    if not run.HasField("released_at"):
+        return "holding" if run.holding else ""
+    held = run.released_at.ToDatetime() - run.started_at.ToDatetime()
+    return f"held {held.total_seconds() * 1000:,.0f} ms"
 
 
 def _discrepancy_line(item: admin_pb2.Discrepancy) -> str:

@@ -4,17 +4,20 @@ A run, after the Kyoto ITL's three phases (docs/PROTOCOL.md, "Reconciliation"):
 
 1. **Start.** Only when nothing involving the registry is in flight: no transaction of it is
    unfinished and no message to it waits in the outbox (its books would lag the ledger).
-   Otherwise the run ends at once as *start denied*. From the start until the end, proposals
-   involving the registry are answered UNAVAILABLE with 7002 and are retried by their senders,
-   so neither side's blocks move: the snapshot is both sides' books at the start.
-2. **Snapshot.** The hub delivers a ``ReconciliationRequest`` (fanout, depth); the registry
-   builds its hash tree. The hub builds its own from the ledger's blocks held in the registry.
+   Otherwise the run ends at once as *start denied*. From the start, proposals involving the
+   registry are answered UNAVAILABLE with 7002 and are retried by their senders, so neither
+   side's blocks move until both have pinned their snapshots.
+2. **Snapshot.** The hub pins a read transaction on its ledger (``article6.snapshot``), then
+   delivers a ``ReconciliationRequest`` (fanout, depth); the registry pins one on its books
+   before it answers. Both snapshots are the same books, so the hub lets the registry's
+   proposals through again (the run is no longer *holding*: milliseconds after the start),
+   and each side builds its hash tree from its snapshot while transactions go on.
 3. **Totals** (``GetSnapshotTotals``), then **blocks**: the hub descends only into subtrees
    whose digests differ, one ``GetHashTreeNodes`` per level, and lists the blocks under the
    differing leaves (``ListSnapshotBlocks``). Each block one side has and the other has not,
    exactly so, is a discrepancy and its serials are frozen.
-4. **End.** The run is *completed* or *blocks inconsistent*; the registry is told with a
-   ``ReconciliationResult``, and its proposals flow again.
+4. **End.** The run is *completed* or *blocks inconsistent*, as of the snapshots; the
+   registry is told with a ``ReconciliationResult`` and lets its snapshot go.
 """
 
 from __future__ import annotations
@@ -40,11 +43,13 @@ from article6.model import LedgerBlock
 from article6.reconciliation import (
     Comparison,
     Node,
+    Place,
     TotalsKey,
     choose_depth,
     compare,
     fold_totals,
 )
+from article6.snapshot import Snapshot
 from article6.status import refusal_from_error
 from article6.v1 import envelope_pb2, reconciliation_pb2, registry_pb2_grpc, transaction_pb2
 from article6.wire import held_block, held_block_message, node, run_status_words
@@ -52,6 +57,7 @@ from gateway.mailer import Mailer
 from gateway.storage import ledger
 from gateway.storage import reconciliations as runs
 from gateway.storage.database import Database
+from gateway.storage.schema import ledger_blocks
 
 log = logging.getLogger("gateway.reconciliation")
 DISAGREEING = frozenset({3, 4})  # totals or blocks inconsistent: an operator must look
@@ -181,19 +187,17 @@ class Reconciler:
         denied = runs.start_denied_because(connection, registry)
         runs.insert_run(connection, run_id, registry, self.fanout, 0, now)
         if denied is not None:
-            runs.update_run(connection, run_id, status=runs.START_DENIED, open=False,
-                            finished_at=now, detail=denied)  # fmt: skip
+            runs.end_run(connection, run_id, runs.START_DENIED, now, detail=denied)
         return denied
 
     async def _deny(self, run_id: str, reason: str) -> None:
         """End a run that could not be carried out (a run already ended keeps its status)."""
-        values = {"status": runs.START_DENIED, "open": False,
-                  "finished_at": datetime.now(UTC), "detail": reason[:500]}  # fmt: skip
+        now = datetime.now(UTC)
 
         def deny(connection: Connection) -> None:
             run = runs.get_run(connection, run_id)
             if run is not None and run.open:
-                runs.update_run(connection, run_id, **values)
+                runs.end_run(connection, run_id, runs.START_DENIED, now, detail=reason[:500])
 
         await self.database.write(deny)
 
@@ -208,7 +212,6 @@ class Reconciler:
         log.info("reconciliation %s with %s started: %s blocks in the ledger, fanout %d, "
                  "depth %d", run_id, registry, f"{count:,}", self.fanout, depth,
                  extra={"peer": registry})  # fmt: skip
-        await self._progress(run_id, f"building both trees over {count:,} ledger blocks")
         traffic = Traffic()
         stub = registry_pb2_grpc.RegistryStub(self.channel(registry))
         remote = RegistrySnapshot(
@@ -218,14 +221,30 @@ class Reconciler:
             run_id=run_id, fanout=self.fanout, depth=depth
         )
         request.snapshot_at.FromDatetime(datetime.now(UTC))
-        # Both sides build their trees at the same time: the registry while it takes the
-        # request, the hub on a reader thread.
-        tree, receipt = await asyncio.gather(
-            self.database.read(lambda c: ledger.tree_of_registry(c, registry, self.fanout, depth)),
-            remote.deliver(request),
+        await self._progress(run_id, "pinning both snapshots")
+        snapshot = await asyncio.to_thread(Snapshot, self.database.read_engine, ledger_blocks)
+        try:
+            receipt = await remote.deliver(request)  # the registry pins before it answers
+            if not receipt.accepted:
+                raise Refusal(Code.RECONCILIATION_START_DENIED, f"{registry} did not take the run")
+            await self.database.write(partial(runs.release, run_id=run_id, now=datetime.now(UTC)))
+            await self._progress(run_id, f"building both trees over {count:,} ledger blocks")
+            await self._compare_snapshots(registry, run_id, depth, snapshot, remote, traffic)
+        finally:
+            snapshot.close()
+
+    async def _compare_snapshots(
+        self,
+        registry: str,
+        run_id: str,
+        depth: int,
+        snapshot: Snapshot,
+        remote: RegistrySnapshot,
+        traffic: Traffic,
+    ) -> None:
+        tree = await snapshot.read(
+            partial(ledger.tree_of_registry, registry=registry, fanout=self.fanout, depth=depth)
         )
-        if not receipt.accepted:
-            raise Refusal(Code.RECONCILIATION_START_DENIED, f"{registry} did not take the run")
         await self.database.write(
             lambda c: runs.update_run(c, run_id, depth=depth, hub_blocks=tree.root.block_count)
         )
@@ -238,7 +257,8 @@ class Reconciler:
             ))  # fmt: skip
 
         progress = partial(self._progress, run_id)
-        comparison = await compare(tree, remote, validated, progress)
+        lookup = partial(_blocks_at, snapshot, registry)
+        comparison = await compare(tree, remote, validated, progress, lookup)
         status = _status(comparison)
         await self.database.write(
             partial(self._finish, registry, run_id, comparison, status, traffic)
@@ -277,11 +297,17 @@ class Reconciler:
             f"{differing} blocks differ in {comparison.differing_leaves} leaves; totals "
             f"{'agree' if comparison.totals_agree else 'differ'}"
         )
-        runs.update_run(
-            connection, run_id, status=status, open=False, finished_at=now,
-            registry_blocks=comparison.registry_blocks, round_trips=traffic.round_trips,
-            bytes_exchanged=traffic.bytes_exchanged, detail=detail,
+        runs.end_run(
+            connection, run_id, status, now, registry_blocks=comparison.registry_blocks,
+            round_trips=traffic.round_trips, bytes_exchanged=traffic.bytes_exchanged,
+            detail=detail,
         )  # fmt: skip
+
+
+async def _blocks_at(
+    snapshot: Snapshot, registry: str, places: Sequence[Place]
+) -> list[LedgerBlock]:
+    return await snapshot.read(partial(ledger.blocks_at, registry=registry, places=places))
 
 
 def _status(comparison: Comparison) -> int:

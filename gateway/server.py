@@ -120,10 +120,12 @@ class Hub:
         self.database.migrate()
         self.reload_status()
         now = datetime.now(UTC)
-        self.database.write_now(
-            lambda c: runs.close_stale_runs(c, now - timedelta(seconds=RUN_MAX_SECONDS), now)
-        )
-        if self.database.dialect == "sqlite":  # one process per SQLite file: claims are ours
+        # One process per SQLite file: every run still open is a stopped process's, and its
+        # registry's proposals may be held. Other hubs on PostgreSQL may be running theirs.
+        sqlite = self.database.dialect == "sqlite"
+        stale = now if sqlite else now - timedelta(seconds=RUN_MAX_SECONDS)
+        self.database.write_now(lambda c: runs.close_stale_runs(c, stale, now))
+        if sqlite:  # and its claims are ours
             self.database.write_now(release_claims)
         credentials = server_credentials(self.tls)
         interceptors = [self.metrics.rpc.interceptor()]

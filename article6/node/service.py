@@ -6,9 +6,14 @@ transaction with its inbox record: a repeated delivery gets the stored receipt, 
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import TypeVar
 
 import grpc
@@ -20,13 +25,19 @@ from article6.envelope import Opened, open_envelope, payload_sha256, seal
 from article6.group_commit import GroupWriter, WithoutNotes
 from article6.headers import check_fresh, new_header
 from article6.keys import KeyDirectory, SigningKey
-from article6.limits import KEPT_SNAPSHOTS, MAX_LEAVES_PER_QUERY, MAX_PARENTS_PER_QUERY
+from article6.limits import (
+    KEPT_SNAPSHOTS,
+    MAX_LEAVES_PER_QUERY,
+    MAX_PARENTS_PER_QUERY,
+    RUN_MAX_SECONDS,
+)
 from article6.model import Status
 from article6.node import store
 from article6.node.engine import RegistryEngine
 from article6.reconciliation import Tree, check_shape
 from article6.refusals import OnRefusal
 from article6.service import Context, envelope_service
+from article6.snapshot import Snapshot
 from article6.sql import remember, replayed
 from article6.tls import peer_identity
 from article6.v1 import envelope_pb2, reconciliation_pb2, transaction_pb2, units_pb2
@@ -75,9 +86,10 @@ class RegistryService:
         self.directory = directory
         self.key = key
         self.writer = writer
-        # The snapshots of the last runs the hub opened, by run id: the hub holds this
-        # registry's proposals while a run is open, so the books do not move under them.
-        self.snapshots: dict[str, Tree] = {}
+        # The snapshots of the last runs the hub opened, by run id: the books as they were
+        # when the run's request was taken (the hub held this registry's proposals until
+        # then), and the tree being built from them.
+        self.snapshots: dict[str, RunSnapshot] = {}
 
     def handler(self, on_refusal: OnRefusal | None = None) -> grpc.GenericRpcHandler[bytes, bytes]:
         methods = {
@@ -112,6 +124,10 @@ class RegistryService:
     ) -> envelope_pb2.Envelope:
         opened = self._from_hub(envelope, context, DELIVERABLE)
         response = await self.writer.run(lambda c: self._once(c, opened))
+        if isinstance(opened.payload, reconciliation_pb2.ReconciliationRequest):
+            # Pinned after the request's commit and before its receipt leaves: the hub lets
+            # this registry's proposals flow again once it has the receipt.
+            await asyncio.to_thread(self._snapshot, opened.payload)
         return envelope_pb2.Envelope.FromString(response)
 
     def _once(self, connection: Connection, opened: Opened) -> bytes:
@@ -132,10 +148,10 @@ class RegistryService:
 
     def _apply(self, connection: Connection, payload: Message) -> transaction_pb2.Receipt:
         if isinstance(payload, reconciliation_pb2.ReconciliationRequest):
-            self._snapshot(connection, payload)
+            check_shape(payload.fanout, payload.depth)
             return transaction_pb2.Receipt(accepted=True)
         if isinstance(payload, reconciliation_pb2.ReconciliationResult):
-            self.snapshots.pop(payload.run_id, None)
+            self._drop(payload.run_id)
             level = logging.INFO if payload.status == COMPLETED else logging.WARNING
             log.log(level, "reconciliation %s ended: %s, %d blocks differ", payload.run_id,
                     run_status_words(payload.status),
@@ -171,23 +187,32 @@ class RegistryService:
 
     # --- reconciliation ------------------------------------------------------------------
 
-    def _snapshot(
-        self, connection: Connection, request: reconciliation_pb2.ReconciliationRequest
-    ) -> None:
-        check_shape(request.fanout, request.depth)
-        self.snapshots[request.run_id] = store.holdings_tree(
-            connection, self.registry.registry_id, request.fanout, request.depth
-        )
-        while len(self.snapshots) > KEPT_SNAPSHOTS:
-            del self.snapshots[next(iter(self.snapshots))]
+    def _snapshot(self, request: reconciliation_pb2.ReconciliationRequest) -> None:
+        """Pin the books and start building the run's tree from them; drop the snapshots
+        beyond the last few and those older than a run may last."""
+        snapshot = Snapshot(self.writer.engine, store.holdings)
+        tree = snapshot.submit(partial(store.holdings_tree, fanout=request.fanout,
+                                       depth=request.depth))  # fmt: skip
+        self._drop(request.run_id)
+        self.snapshots[request.run_id] = RunSnapshot(snapshot, tree, time.monotonic())
+        expired = time.monotonic() - RUN_MAX_SECONDS
+        for run_id, kept in list(self.snapshots.items()):
+            if len(self.snapshots) > KEPT_SNAPSHOTS or kept.taken < expired:
+                self._drop(run_id)
 
-    def _tree(self, opened: Opened) -> Tree:
+    def _drop(self, run_id: str) -> None:
+        kept = self.snapshots.pop(run_id, None)
+        if kept is not None:
+            kept.snapshot.close()
+
+    async def _run(self, opened: Opened) -> tuple[RunSnapshot, Tree]:
+        """The run a query is about, and its tree once built."""
         check_fresh(opened.header, datetime.now(UTC))
         run_id = getattr(opened.payload, "run_id")  # noqa: B009 (field of each query)
-        tree = self.snapshots.get(run_id)
-        if tree is None:
+        kept = self.snapshots.get(run_id)
+        if kept is None or kept.snapshot.closed:
             raise Refusal(Code.RECONCILIATION_RUN_UNKNOWN, run_id[:64])
-        return tree
+        return kept, await asyncio.wrap_future(kept.tree)
 
     def _answer(self, opened: Opened, answer: Message) -> envelope_pb2.Envelope:
         header = new_header(self.registry.registry_id, opened.signer, datetime.now(UTC))
@@ -198,7 +223,7 @@ class RegistryService:
         self, envelope: envelope_pb2.Envelope, context: Context
     ) -> envelope_pb2.Envelope:
         opened = self._from_hub(envelope, context, TOTALS)
-        tree = self._tree(opened)
+        _, tree = await self._run(opened)
         request = opened.payload
         assert isinstance(request, reconciliation_pb2.SnapshotTotalsRequest)
         answer = reconciliation_pb2.SnapshotTotals(
@@ -215,7 +240,7 @@ class RegistryService:
         self, envelope: envelope_pb2.Envelope, context: Context
     ) -> envelope_pb2.Envelope:
         opened = self._from_hub(envelope, context, NODES)
-        tree = self._tree(opened)
+        _, tree = await self._run(opened)
         request = opened.payload
         assert isinstance(request, reconciliation_pb2.HashTreeRequest)
         if len(request.parents) > MAX_PARENTS_PER_QUERY:
@@ -229,18 +254,31 @@ class RegistryService:
         self, envelope: envelope_pb2.Envelope, context: Context
     ) -> envelope_pb2.Envelope:
         opened = self._from_hub(envelope, context, LISTING)
-        tree = self._tree(opened)
+        kept, tree = await self._run(opened)
         request = opened.payload
         assert isinstance(request, reconciliation_pb2.BlockListRequest)
         if len(request.leaves) > MAX_LEAVES_PER_QUERY:
             raise Refusal(Code.HASH_TREE_NODE_INVALID, f"more than {MAX_LEAVES_PER_QUERY} leaves")
-        answer = reconciliation_pb2.BlockListing(run_id=request.run_id)
         for leaf in request.leaves:
             if leaf.depth != tree.depth:
                 detail = f"({leaf.depth}, {leaf.index}) is not a leaf"
                 raise Refusal(Code.HASH_TREE_NODE_INVALID, detail)
-            answer.blocks.extend(held_block_message(b) for b in tree.blocks(leaf.index))
+        places = tree.places(leaf.index for leaf in request.leaves)
+        registry = self.registry.registry_id
+        blocks = await kept.snapshot.read(partial(store.holdings_at, registry=registry,
+                                                  places=places))  # fmt: skip
+        answer = reconciliation_pb2.BlockListing(run_id=request.run_id)
+        answer.blocks.extend(held_block_message(b) for b in blocks)
         return self._answer(opened, answer)
+
+
+@dataclass(frozen=True)
+class RunSnapshot:
+    """A run's snapshot of the books, the tree being built from it, and when it was taken."""
+
+    snapshot: Snapshot
+    tree: Future[Tree]
+    taken: float  # time.monotonic()
 
 
 _STATUSES = frozenset(status.value for status in Status)

@@ -41,14 +41,16 @@ from article6.block_table import (
     Neighbourhood,
     block_columns,
     block_row,
-    digest_rows,
+    digest_texts,
+    digest_totals,
+    rows_at,
     unit_block,
 )
 from article6.blocks import Block
 from article6.codes import Code
 from article6.direct import Direct
 from article6.model import Held, Holder, LedgerBlock, Status
-from article6.reconciliation import Tree, block_of_row
+from article6.reconciliation import Place, Tree
 from article6.sql import inbox_table, lock_table, make_engine, opening
 
 metadata = MetaData()
@@ -176,11 +178,18 @@ def all_holdings(connection: Connection, registry: str) -> list[LedgerBlock]:
     return [_held(row, registry) for row in rows]
 
 
-def holdings_tree(connection: Connection, registry: str, fanout: int, depth: int) -> Tree:
-    """Every block of the books as a reconciliation tree, built from the rows as they are
-    read (a block is made of a row only when its leaf is listed)."""
-    return Tree.from_rows(digest_rows(connection, holdings), fanout, depth,
-                          lambda row, _: block_of_row(row, registry))  # fmt: skip
+def holdings_tree(connection: Connection, fanout: int, depth: int) -> Tree:
+    """Every block of the books as a reconciliation tree, from the texts the database writes
+    of its rows (``holdings_at`` finds the blocks under a leaf)."""
+    totals = digest_totals(connection, holdings)
+    return Tree.from_texts(digest_texts(connection, holdings), fanout, depth, totals)
+
+
+def holdings_at(
+    connection: Connection, registry: str, places: Sequence[Place]
+) -> list[LedgerBlock]:
+    """The blocks of the books starting at ``places``."""
+    return [_held(row, registry) for row in rows_at(connection, holdings, places)]
 
 
 def account_holdings(connection: Connection, registry: str, account_id: str) -> list[LedgerBlock]:

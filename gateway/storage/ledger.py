@@ -13,10 +13,17 @@ from typing import Any
 from sqlalchemy import Connection, Row, func, select
 
 from article6 import sql
-from article6.block_table import Neighbourhood, block_row, digest_rows, unit_block
+from article6.block_table import (
+    Neighbourhood,
+    block_row,
+    digest_texts,
+    digest_totals,
+    rows_at,
+    unit_block,
+)
 from article6.blocks import Block
 from article6.model import Held, Holder, LedgerBlock
-from article6.reconciliation import Tree, block_of_row
+from article6.reconciliation import Place, Tree
 from gateway.storage.schema import ledger_blocks, locks
 
 
@@ -57,10 +64,17 @@ def count_of_registry(connection: Connection, registry: str) -> int:
 
 
 def tree_of_registry(connection: Connection, registry: str, fanout: int, depth: int) -> Tree:
-    """The registry's blocks in the ledger as a reconciliation tree, built from the rows as
-    they are read (a block is made of a row only when its leaf is listed)."""
-    rows = digest_rows(connection, ledger_blocks, {"registry": registry})
-    return Tree.from_rows(rows, fanout, depth, lambda row, _: block_of_row(row, registry))
+    """The registry's blocks in the ledger as a reconciliation tree, from the texts the
+    database writes of its rows (``blocks_at`` finds the blocks under a leaf)."""
+    where = {"registry": registry}
+    totals = digest_totals(connection, ledger_blocks, where)
+    return Tree.from_texts(digest_texts(connection, ledger_blocks, where), fanout, depth, totals)
+
+
+def blocks_at(connection: Connection, registry: str, places: Sequence[Place]) -> list[LedgerBlock]:
+    """The registry's ledger blocks starting at ``places``."""
+    rows = rows_at(connection, ledger_blocks, places)
+    return [_ledger_block(row) for row in rows if row.registry == registry]
 
 
 def blocks_of_registry(connection: Connection, registry: str | None = None) -> list[LedgerBlock]:

@@ -1,7 +1,9 @@
 """Reconciliation runs, the discrepancies they find, and the serials those freeze.
 
-A run is *open* from its start until its end; while it is, proposals involving its registry
-wait (7002) so that neither side's blocks move under the comparison. A discrepancy is a block
+A run is *open* from its start until its end. It is *holding* from its start until both
+sides have pinned a snapshot of their books (a fraction of a second): meanwhile, proposals
+involving its registry wait (7002), so that both snapshots are of the same books; the
+comparison then reads the snapshots while transactions go on. A discrepancy is a block
 as one side has it and the other has not; while it is open, no transaction may touch its
 serials (7001). An operator resolves it with a reason, which is kept with it.
 """
@@ -39,6 +41,8 @@ class Run:
     registry: str
     status: int
     open: bool
+    holding: bool
+    released_at: datetime | None
     started_at: datetime
     finished_at: datetime | None
     fanout: int
@@ -104,7 +108,8 @@ def insert_run(
 ) -> None:
     connection.execute(
         insert(reconciliation_runs).values(
-            run_id=run_id, registry=registry, status=INITIATED, open=True, started_at=now,
+            run_id=run_id, registry=registry, status=INITIATED, open=True, holding=True,
+            released_at=None, started_at=now,
             finished_at=None, fanout=fanout, depth=depth, hub_blocks=0, registry_blocks=0,
             round_trips=0, bytes_exchanged=0, detail="",
         )
@@ -119,6 +124,24 @@ def update_run(connection: Connection, run_id: str, **values: Any) -> None:
     connection.execute(
         update(reconciliation_runs).where(reconciliation_runs.c.run_id == run_id).values(values)
     )
+
+
+def release(connection: Connection, run_id: str, now: datetime) -> None:
+    """Let the run's registry's proposals through again (both snapshots are pinned)."""
+    audit.record(connection, audit.HUB, "reconciliation.released", run_id)
+    connection.execute(
+        update(reconciliation_runs)
+        .where(reconciliation_runs.c.run_id == run_id, reconciliation_runs.c.holding.is_(True))
+        .values(holding=False, released_at=now)
+    )
+
+
+def end_run(connection: Connection, run_id: str, status: int, now: datetime,
+            **values: Any) -> None:  # fmt: skip
+    """The run's end: its final ``status``, and its proposals released if they were not."""
+    released = func.coalesce(reconciliation_runs.c.released_at, now)
+    update_run(connection, run_id, status=status, open=False, holding=False, finished_at=now,
+               released_at=released, **values)  # fmt: skip
 
 
 def get_run(connection: Connection, run_id: str) -> Run | None:
@@ -138,22 +161,22 @@ def get_open_run(connection: Connection, registry: str) -> Run | None:
 
 
 def reconciling(connection: Connection, registries: Sequence[str]) -> str | None:
-    """One of ``registries`` with an open run, if any (a peer may name anything: only ids that
-    could be stored are looked up)."""
+    """One of ``registries`` whose run holds its proposals, if any (a peer may name anything:
+    only ids that could be stored are looked up)."""
     for registry in dict.fromkeys(registries):
-        if storable(registry, 16) and _open_run_of().rows(connection, {"registry": registry}):
+        if storable(registry, 16) and _holding_run_of().rows(connection, {"registry": registry}):
             return registry
     return None
 
 
 @cache
-def _open_run_of() -> Direct:
+def _holding_run_of() -> Direct:
     """Built once: every proposal asks, and constructing costs more than running it."""
     return Direct(
         select(reconciliation_runs.c.registry)
         .where(
             reconciliation_runs.c.registry == bindparam("registry"),
-            reconciliation_runs.c.open.is_(True),
+            reconciliation_runs.c.holding.is_(True),
         )
         .limit(1)
     )
@@ -172,7 +195,8 @@ def close_stale_runs(connection: Connection, started_before: datetime, now: date
     stale = and_(
         reconciliation_runs.c.open.is_(True), reconciliation_runs.c.started_at < started_before
     )
-    values = {"open": False, "status": START_DENIED, "finished_at": now,
+    values = {"open": False, "holding": False, "status": START_DENIED, "finished_at": now,
+              "released_at": func.coalesce(reconciliation_runs.c.released_at, now),
               "detail": "the hub stopped during the run"}  # fmt: skip
     result = connection.execute(update(reconciliation_runs).where(stale).values(values))
     if result.rowcount:

@@ -137,7 +137,10 @@ reconciliation_runs = Table(
     Column("run_id", String(40), primary_key=True),
     Column("registry", String(16), nullable=False),
     Column("status", Integer, nullable=False),
-    Column("open", Boolean, nullable=False),  # the registry's proposals wait while it is
+    Column("open", Boolean, nullable=False),  # from the start until the end
+    # The registry's proposals wait while this is true: until both snapshots are pinned.
+    Column("holding", Boolean, nullable=False),
+    Column("released_at", UtcDateTime(), nullable=True),
     Column("started_at", UtcDateTime(), nullable=False),
     Column("finished_at", UtcDateTime(), nullable=True),
     Column("fanout", Integer, nullable=False),
@@ -148,6 +151,7 @@ reconciliation_runs = Table(
     Column("bytes_exchanged", BigInteger, nullable=False),
     Column("detail", Text, nullable=False),
     Index("ix_reconciliation_runs_registry_open", "registry", "open"),
+    Index("ix_reconciliation_runs_registry_holding", "registry", "holding"),
 )
 
 # A block one side has and the other has not, exactly so: found by a run or by a leg

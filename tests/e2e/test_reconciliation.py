@@ -76,8 +76,11 @@ def test_a_run_finds_exactly_the_altered_blocks_freezes_them_and_resolution_unfr
     # A clean network reconciles clean.
     for registry in ("GHA01", "CHE01"):
         run = reconcile(network, registry)
-        assert (run.status, run.open) == (COMPLETED, False), run.detail
+        assert (run.status, run.open, run.holding) == (COMPLETED, False, False), run.detail
         assert run.round_trips <= 3  # the request, the totals, the result: the roots agree
+        # Proposals were held only until both snapshots were pinned, before the comparison.
+        assert run.started_at.ToDatetime() <= run.released_at.ToDatetime()
+        assert run.released_at.ToDatetime() <= run.finished_at.ToDatetime()
 
     # Behind GHA01's back: an extra block, a missing block, a changed attribute, and a
     # block split differently.

@@ -280,8 +280,9 @@ def test_status_notices_are_checked_before_they_count(pki: Path, tmp_path: Path)
 def test_proposals_involving_a_registry_under_reconciliation_wait_and_record_nothing(
     pki: Path, tmp_path: Path
 ) -> None:
-    """A run is open for CHE01 (as the hub's reconciler opens one): GHA01's transfer to CHE01
-    is answered UNAVAILABLE with 7002 and not recorded; the same message later is taken."""
+    """A run with CHE01 has started and holds (as the hub's reconciler starts one): GHA01's
+    transfer to CHE01 is answered UNAVAILABLE with 7002 and not recorded; once the run has
+    released CHE01 (both snapshots pinned), the same message is taken, the run still open."""
 
     async def body() -> None:
         async with running_hub(pki, tmp_path) as (hub, registries):
@@ -293,9 +294,40 @@ def test_proposals_involving_a_registry_under_reconciliation_wait_and_record_not
             status, code = await refusal(gha.hub.ProposeTransaction(request, timeout=10))
             assert (status, code) == (grpc.StatusCode.UNAVAILABLE, Code.SNAPSHOT_IN_PROGRESS)
             assert (await gha.propose(issuance("GHA01-3", 200, 300))).accepted  # not involved
-            hub.database.write_now(lambda c: runs.update_run(c, "RUN-1", open=False))
+            hub.database.write_now(lambda c: runs.release(c, "RUN-1", datetime.now(UTC)))
             reply = await gha.hub.ProposeTransaction(request, timeout=10)
             receipt = gha.open(reply, T.Receipt)
+            assert isinstance(receipt, T.Receipt)
+            assert receipt.status == T.TRANSACTION_STATUS_CHECKED
+            still = hub.database.read_now(lambda c: runs.get_run(c, "RUN-1"))
+            assert still is not None
+            assert (still.open, still.holding) == (True, False)
+
+    run(body)
+
+
+def test_a_run_left_holding_by_a_stopped_hub_releases_its_registry_at_the_next_start(
+    pki: Path, tmp_path: Path
+) -> None:
+    """One hub process per SQLite file: a run still open when the hub starts is a stopped
+    process's, so it ends at once and its registry's proposals are taken again."""
+
+    stopped = Hub(hub_config(pki, tmp_path, frozenset(), None))
+    stopped.database.migrate()
+    now = datetime.now(UTC)
+    stopped.database.write_now(lambda c: runs.insert_run(c, "RUN-1", "CHE01", 16, 2, now))
+    stopped.database.close()
+
+    async def body() -> None:
+        async with running_hub(pki, tmp_path) as (hub, registries):
+            left = hub.database.read_now(lambda c: runs.get_run(c, "RUN-1"))
+            assert left is not None
+            assert (left.open, left.holding, left.status) == (False, False, runs.START_DENIED)
+            assert left.released_at is not None
+            gha = registries["GHA01"]
+            assert (await gha.propose(issuance("GHA01-1", 1, 100))).accepted
+            transfer = gha.seal(T.TransactionProposal(transaction=external("GHA01-2", 1, 10)))
+            receipt = gha.open(await gha.hub.ProposeTransaction(transfer, timeout=10), T.Receipt)
             assert isinstance(receipt, T.Receipt)
             assert receipt.status == T.TRANSACTION_STATUS_CHECKED
 

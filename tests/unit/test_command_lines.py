@@ -175,6 +175,9 @@ def test_admin_lines_say_names_not_numbers() -> None:
     run = admin_pb2.ReconciliationRun(run_id="RUN-1", registry="CHE01")
     run.status = 4  # type: ignore[assignment]
     assert "CHE01    blocks inconsistent" in _run_line(run)
+    run.started_at.FromMilliseconds(1_000)
+    run.released_at.FromMilliseconds(1_062)
+    assert " held 62 ms " in _run_line(run)
 
 
 def test_a_database_url_in_a_log_line_hides_its_password() -> None:

@@ -4,7 +4,7 @@ are found whatever was changed, in one request per level."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 
 import pytest
@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from article6.blocks import Block
 from article6.codes import Refusal
 from article6.model import Held, Holder, LedgerBlock, Purpose, UnitAttributes, UnitKind, UnitState
-from article6.reconciliation import Node, TotalsKey, Tree, choose_depth, compare
+from article6.reconciliation import Node, TotalsKey, Tree, block_totals, choose_depth, compare
 
 UNIT = UnitAttributes("GHA01", 2024, "CA0001", "GHA", "", Purpose.NDC, UnitKind.ITMO,
                       UnitState.HELD)  # fmt: skip
@@ -30,18 +30,6 @@ def ledger(count: int) -> list[LedgerBlock]:
     return [held(20 * n + 1, 20 * n + 10) for n in range(count)]
 
 
-def totals(blocks: Iterable[LedgerBlock]) -> dict[TotalsKey, tuple[int, int]]:
-    """Units and blocks by (unit kind, vintage, cooperative approach), counted block by block:
-    the model a tree's own totals are compared with."""
-    found: dict[TotalsKey, tuple[int, int]] = {}
-    for block in blocks:
-        unit = block.attributes.unit
-        key = (unit.unit_kind.value, unit.vintage, unit.cooperative_approach)
-        units, count = found.get(key, (0, 0))
-        found[key] = (units + block.unit_count, count + 1)
-    return found
-
-
 class InProcess:
     def __init__(self, tree: Tree) -> None:
         self.tree = tree
@@ -49,8 +37,8 @@ class InProcess:
 
     async def totals(self) -> tuple[dict[TotalsKey, tuple[int, int]], Node]:
         self.requests += 1
-        everything = [b for leaf in self.tree.leaves for b in self.tree.blocks(leaf)]
-        return totals(everything), self.tree.root
+        everything = self.tree.blocks(self.tree.leaves)
+        return block_totals(everything), self.tree.root
 
     async def children(self, parents: Sequence[tuple[int, int]]) -> list[Node]:
         self.requests += 1
@@ -58,7 +46,7 @@ class InProcess:
 
     async def blocks(self, leaves: Sequence[int]) -> list[LedgerBlock]:
         self.requests += 1
-        return [block for leaf in leaves for block in self.tree.blocks(leaf)]
+        return self.tree.blocks(leaves)
 
 
 def run(hub: list[LedgerBlock], registry: list[LedgerBlock], fanout: int = 16):  # type: ignore[no-untyped-def]
