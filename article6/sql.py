@@ -1,11 +1,5 @@
-"""SQL pieces every component's store shares: engines, UTC timestamps, the idempotency inbox
-and the lock table.
-
-The inbox is a protocol rule (docs/PROTOCOL.md section 7), so it lives here once: a message
-is recorded under (sender, message_id) with the SHA-256 of its payload and the signed response
-it got; the same bytes again get that response, other bytes under the same id are refused
-with 3001.
-"""
+"""SQL pieces every component's store shares: engines, UTC timestamps and the lock table
+(the idempotency inbox is ``article6.inbox``)."""
 
 from __future__ import annotations
 
@@ -26,7 +20,6 @@ from sqlalchemy import (
     Engine,
     Index,
     Integer,
-    LargeBinary,
     MetaData,
     String,
     Table,
@@ -37,13 +30,11 @@ from sqlalchemy import (
     event,
     insert,
     make_url,
-    select,
 )
 from sqlalchemy.exc import OperationalError
 
 from article6.block_table import rows_around, to_db
 from article6.blocks import Block
-from article6.codes import Code, Refusal
 from article6.direct import Direct
 from article6.process import StartupError
 from article6.snapshot import SNAPSHOT
@@ -102,67 +93,6 @@ def make_engine(url: str, immediate: bool = True) -> Engine:
         connection.exec_driver_sql("BEGIN IMMEDIATE" if writes else "BEGIN")
 
     return engine
-
-
-# --- the idempotency inbox -----------------------------------------------------------------
-
-
-def inbox_table(metadata: MetaData) -> Table:
-    return Table(
-        "inbox",
-        metadata,
-        Column("sender", String(16), primary_key=True),
-        Column("message_id", String(36), primary_key=True),
-        Column("payload_sha256", LargeBinary(32), nullable=False),
-        Column("response", LargeBinary, nullable=False),  # the signed response Envelope
-        Column("received_at", UtcDateTime(), nullable=False),
-    )
-
-
-def replayed(
-    connection: Connection, inbox: Table, sender: str, message_id: str, digest: bytes
-) -> bytes | None:
-    """The stored response if this exact message was recorded; refuse other bytes (3001)."""
-    rows = _recorded(inbox).rows(connection, {"sender": sender, "id": message_id})
-    if not rows:
-        return None
-    (row,) = rows
-    if row.payload_sha256 != digest:
-        raise Refusal(Code.MESSAGE_ID_REUSED, f"{sender} {message_id}")
-    response: bytes = row.response
-    return response
-
-
-def remember(
-    connection: Connection,
-    inbox: Table,
-    sender: str,
-    message_id: str,
-    digest: bytes,
-    response: bytes,
-    at: datetime,
-) -> None:
-    _record(inbox).run(
-        connection,
-        {"sender": sender, "message_id": message_id, "payload_sha256": digest,
-         "response": response, "received_at": at},
-    )  # fmt: skip
-
-
-@cache
-def _recorded(inbox: Table) -> Direct:
-    """Built once per table: on the hot paths, constructing a statement costs more than
-    running it."""
-    return Direct(
-        select(inbox.c.payload_sha256, inbox.c.response).where(
-            inbox.c.sender == bindparam("sender"), inbox.c.message_id == bindparam("id")
-        )
-    )
-
-
-@cache
-def _record(inbox: Table) -> Direct:
-    return Direct(insert(inbox))
 
 
 # --- locks of pending transactions ---------------------------------------------------------

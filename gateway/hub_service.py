@@ -1,10 +1,10 @@
 """``article6.v1.Hub``: what registries call.
 
 Each RPC authenticates its envelope on the event loop (``open_envelope``), then hands one
-unit of work to the writer thread, which atomically (one savepoint of a group commit): looks
-the message up in the inbox (a replay gets the stored receipt, byte for byte; other bytes
-under the same id get 3001), checks freshness and the sender's standing, applies the
-lifecycle, signs the receipt and records it. A retry that arrives while the original is still
+unit of work to the writer thread, which atomically (one savepoint of a group commit) takes
+it exactly once (``article6.inbox``: a replay gets the stored receipt, byte for byte; other
+bytes under the same id get 3001), checks the sender's standing, applies the lifecycle, and
+signs the receipt that the inbox records. A retry that arrives while the original is still
 being processed waits behind it on the writer and then finds its receipt.
 """
 
@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from functools import partial
 
 import grpc
 from google.protobuf.message import Message
@@ -21,12 +22,12 @@ from sqlalchemy import Connection
 from article6.codes import Code, Refusal
 from article6.envelope import Opened, open_envelope, payload_sha256
 from article6.headers import check_fresh
+from article6.inbox import exactly_once
 from article6.keys import KeyDirectory
 from article6.model import Status
 from article6.ratelimit import RateLimiter
 from article6.refusals import OnRefusal
 from article6.service import Context, envelope_service
-from article6.sql import remember, replayed
 from article6.tls import peer_identity
 from article6.v1 import envelope_pb2, reconciliation_pb2, transaction_pb2
 from gateway.checks import Peer
@@ -122,28 +123,30 @@ class HubService:
         handle: Callable[[Connection, datetime], Outcome],
     ) -> bytes:
         """Apply a message exactly once and return its (stored) signed receipt."""
-        sender, message_id = opened.signer, opened.header.message_id
-        digest = payload_sha256(opened.envelope)
-        stored = replayed(connection, inbox, sender, message_id, digest)
-        if stored is not None:
-            return stored
-        now = datetime.now(UTC)
-        check_fresh(opened.header, now)
+        return exactly_once(connection, inbox, opened, partial(self._respond, opened, handle))
+
+    def _respond(
+        self,
+        opened: Opened,
+        handle: Callable[[Connection, datetime], Outcome],
+        connection: Connection,
+        now: datetime,
+    ) -> bytes:
+        sender = opened.signer
         peer = self.peers().get(sender)
         if peer is None or peer.suspended:
             raise Refusal(Code.REGISTRY_SUSPENDED, f"{sender} is suspended")
         outcome = handle(connection, now)
-        response = self._receipt(opened, outcome, now)
-        remember(connection, inbox, sender, message_id, digest, response, now)
         log.info(
             "%s %s: %s",
             opened.envelope.payload_type.rsplit(".", 1)[-1],
             outcome.transaction_id,
             outcome.status.name if outcome.status else "refused",
-            extra={"transaction_id": outcome.transaction_id, "message_id": message_id,
-                   "peer": sender, "codes": [code.value for code, _ in outcome.results]},
+            extra={"transaction_id": outcome.transaction_id,
+                   "message_id": opened.header.message_id, "peer": sender,
+                   "codes": [code.value for code, _ in outcome.results]},
         )  # fmt: skip
-        return response
+        return self._receipt(opened, outcome, now)
 
     async def propose_transaction(
         self, envelope: envelope_pb2.Envelope, context: Context

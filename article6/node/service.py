@@ -24,6 +24,7 @@ from article6.codes import Code, Refusal
 from article6.envelope import Opened, open_envelope, payload_sha256, seal
 from article6.group_commit import GroupWriter, WithoutNotes
 from article6.headers import check_fresh, new_header
+from article6.inbox import exactly_once
 from article6.keys import KeyDirectory, SigningKey
 from article6.limits import (
     KEPT_SNAPSHOTS,
@@ -38,7 +39,6 @@ from article6.reconciliation import Tree, check_shape
 from article6.refusals import OnRefusal
 from article6.service import Context, envelope_service
 from article6.snapshot import Snapshot
-from article6.sql import remember, replayed
 from article6.tls import peer_identity
 from article6.v1 import envelope_pb2, reconciliation_pb2, transaction_pb2, units_pb2
 from article6.wire import held_block_message, node_message, run_status_words
@@ -131,20 +131,14 @@ class RegistryService:
         return envelope_pb2.Envelope.FromString(response)
 
     def _once(self, connection: Connection, opened: Opened) -> bytes:
-        digest = payload_sha256(opened.envelope)
-        message_id = opened.header.message_id
-        stored = replayed(connection, store.inbox, opened.signer, message_id, digest)
-        if stored is not None:
-            return stored
-        now = datetime.now(UTC)
-        check_fresh(opened.header, now)
+        return exactly_once(connection, store.inbox, opened, partial(self._respond, opened))
+
+    def _respond(self, opened: Opened, connection: Connection, now: datetime) -> bytes:
         receipt = self._apply(connection, opened.payload)
         receipt.in_reply_to = opened.header.message_id
-        receipt.request_payload_sha256 = digest
+        receipt.request_payload_sha256 = payload_sha256(opened.envelope)
         receipt.header.CopyFrom(new_header(self.registry.registry_id, opened.signer, now))
-        response = seal(receipt, [self.key]).SerializeToString()
-        remember(connection, store.inbox, opened.signer, message_id, digest, response, now)
-        return response
+        return seal(receipt, [self.key]).SerializeToString()
 
     def _apply(self, connection: Connection, payload: Message) -> transaction_pb2.Receipt:
         if isinstance(payload, reconciliation_pb2.ReconciliationRequest):

@@ -49,9 +49,10 @@ from article6.block_table import (
 from article6.blocks import Block
 from article6.codes import Code
 from article6.direct import Direct
+from article6.inbox import inbox_table
 from article6.model import Held, Holder, LedgerBlock, Status
 from article6.reconciliation import Place, Tree
-from article6.sql import inbox_table, lock_table, make_engine, opening
+from article6.sql import lock_table, make_engine, opening
 
 metadata = MetaData()
 

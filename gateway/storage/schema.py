@@ -19,7 +19,8 @@ from sqlalchemy import (
 )
 
 from article6.block_table import block_columns
-from article6.sql import UtcDateTime, inbox_table, lock_table
+from article6.inbox import inbox_table
+from article6.sql import UtcDateTime, lock_table
 
 metadata = MetaData()
 
