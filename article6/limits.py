@@ -64,6 +64,9 @@ LEAVES_PER_REQUEST = 1_024  # ... and for the blocks under this many leaves at o
 RECONCILIATION_RPC_TIMEOUT_SECONDS = 300.0  # a query waits while the registry builds its tree
 RUN_MAX_SECONDS = 600.0  # a run open longer was left by a hub process that stopped
 KEPT_SNAPSHOTS = 2  # a registry keeps the snapshots (and trees) of this many runs
+# A leg confirmation is compared only while fewer than this many transactions of its registry
+# have completed since its own: beyond, the books have moved on (the next run compares them).
+LEG_LATER_TRANSACTIONS = 1_000
 
 # --- logs ------------------------------------------------------------------------------------
 

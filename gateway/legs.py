@@ -24,7 +24,7 @@ from sqlalchemy import Connection, or_, select
 
 from article6.blocks import Block, find_overlaps, intersect, merge_adjacent, serial_range
 from article6.codes import Code, Refusal
-from article6.limits import MAX_CONFIRMED_BLOCKS
+from article6.limits import LEG_LATER_TRANSACTIONS, MAX_CONFIRMED_BLOCKS
 from article6.model import LedgerBlock, Status, UnitBlock
 from article6.reconciliation import block_differences
 from article6.v1 import reconciliation_pb2, transaction_pb2
@@ -163,13 +163,16 @@ def _superseded(
     ranges: dict[str, list[Block[None]]],
 ) -> bool:
     """Whether another transaction involving ``sender`` over these serials completed after
-    this one or is still pending: then the books have moved on since."""
+    this one or is still pending: then the books have moved on since. So have they, for this
+    purpose, when more than ``LEG_LATER_TRANSACTIONS`` of its transactions completed since
+    (a confirmation that late is not worth reading them all: the next run compares)."""
     for space, wanted in ranges.items():
         lockers = ledger.lock_overlaps(connection, space, wanted)
         if any(locker != record.transaction_id for locker in lockers):
             return True
     rows = connection.execute(
-        select(transactions.c.transaction_id, transactions.c.body).where(
+        select(transactions.c.transaction_id, transactions.c.body)
+        .where(
             or_(
                 transactions.c.transferring_registry == sender,
                 transactions.c.acquiring_registry == sender,
@@ -177,7 +180,10 @@ def _superseded(
             transactions.c.status == Status.COMPLETED.value,
             transactions.c.status_at > record.status_at,
         )
-    )
+        .limit(LEG_LATER_TRANSACTIONS + 1)
+    ).all()
+    if len(rows) > LEG_LATER_TRANSACTIONS:
+        return True
     for row in rows:
         later = transaction_spec(transaction_pb2.Transaction.FromString(row.body))
         if any(_overlaps(block, ranges) for block in later.blocks):

@@ -19,6 +19,7 @@ from article6.model import Held, Holder, Status
 from article6.tls import TlsMaterial
 from article6.v1 import envelope_pb2, reconciliation_pb2, transaction_pb2
 from article6.wire import held_block_message, unit_block
+from gateway import legs
 from gateway.config import DeliveryConfig
 from gateway.delivery import Attempt, Deliverer
 from gateway.legs import confirm
@@ -93,6 +94,27 @@ def test_a_confirmation_overtaken_by_a_later_transaction_is_not_compared(
 ) -> None:
     assert hub.propose(external("GHA01-2", 1, 10)).status is Status.CHECKED  # pending
     assert submit(hub, "GHA01", confirmation("GHA01-1", (1, 500, 2024))) == []
+    assert hub.database.read_now(runs.open_count) == 0
+
+
+def test_a_confirmation_later_than_the_bound_on_transactions_since_is_not_compared(
+    hub: HubHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reading every transaction of the registry completed since is bounded: beyond the
+    bound, the books have moved on and the next run compares them."""
+    monkeypatch.setattr(legs, "LEG_LATER_TRANSACTIONS", 2)
+    hub.now += timedelta(seconds=1)  # after GHA01-1
+    for n in (2, 3):  # elsewhere in the space: they do not touch GHA01-1's serials
+        issued = hub.propose(issuance(f"GHA01-{n}", 10_000 * n, 10_000 * n + 9))
+        assert issued.status is Status.COMPLETED
+    differing = confirmation("GHA01-1", (1, 1000, 2023))
+    assert submit(hub, "GHA01", differing) == [Code.LEG_CONFIRMATION_MISMATCH]  # 2: compared
+    assert hub.propose(issuance("GHA01-4", 40_000, 40_009)).status is Status.COMPLETED
+    found = hub.database.read_now(lambda c: runs.list_discrepancies(c, open_only=True))
+    for item in found:
+        hub.database.write_now(partial(runs.resolve, discrepancy_id=item.id, by="OPERATOR",
+                                       reason="ok", now=hub.now))  # fmt: skip
+    assert submit(hub, "GHA01", differing) == []  # 3 since: not compared
     assert hub.database.read_now(runs.open_count) == 0
 
 
