@@ -199,7 +199,8 @@ class Deliverer:
         """Send what is queued in each lane as soon as the lane may send, and claim what else
         is due (retries, another process's lapsed claims) for the lanes that have room."""
         self._loop = loop = asyncio.get_running_loop()
-        self.mailer.lease, self.mailer.dispatch = self._lease(), self.dispatch
+        # What this process writes to the outbox meanwhile comes straight here at commit.
+        self.mailer.hand_off.start(self.dispatch, self._lease())
         poll = self.config.poll_interval_seconds
         claim_every, claimed_at = poll, -IDLE_CLAIM_SECONDS
         if self.metrics is not None:
@@ -222,7 +223,7 @@ class Deliverer:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wakeup.wait(), claim_every)
         finally:
-            self.mailer.dispatch = None  # from now on a message waits for a claim
+            self.mailer.hand_off.stop()
             self._loop = None
             for task in self._tasks:
                 task.cancel()

@@ -1,8 +1,9 @@
 """Messages from the hub: sealed once, written to the outbox in the caller's SQL transaction.
 
 Sealing at write time means every retry sends the identical bytes under the same message id.
-A delivering process has each message sent as soon as its transaction commits (``dispatch``);
-the outbox row, claimed by that process meanwhile, is what makes it survive a crash.
+While a process's delivery loop runs, each message it writes is handed to that loop as soon
+as its transaction commits (``HandOff``); the outbox row, claimed by that process meanwhile,
+is what makes it survive a crash.
 """
 
 from __future__ import annotations
@@ -22,15 +23,40 @@ from gateway.storage.database import after_commit
 from gateway.storage.records import OutboxMessage, add_outbox
 
 
+class HandOff:
+    """Where the messages a process writes go once committed: to its delivery loop while it
+    runs (``start``: each is then written already claimed by the process for ``lease`` and
+    handed over at commit, so it leaves at once instead of waiting for the next claim of the
+    outbox), nowhere otherwise (it waits for a claim). The mailer writes through it; the
+    process's deliverer starts it while it delivers."""
+
+    def __init__(self) -> None:
+        # One attribute, read by the writer thread and set by the event loop's.
+        self._taker: tuple[Callable[[OutboxMessage], None], timedelta] | None = None
+
+    def start(self, take: Callable[[OutboxMessage], None], lease: timedelta) -> None:
+        self._taker = (take, lease)
+
+    def stop(self) -> None:
+        """From now on a message waits for a claim."""
+        self._taker = None
+
+    def claimed_until(self, now: datetime) -> datetime | None:
+        """Until when a message written now is claimed by this process (None: not claimed)."""
+        taker = self._taker
+        return None if taker is None else now + taker[1]
+
+    def give(self, message: OutboxMessage) -> None:
+        taker = self._taker
+        if taker is not None:
+            taker[0](message)
+
+
 class Mailer:
     def __init__(self, hub_id: str, key: SigningKey) -> None:
         self.hub_id = hub_id
         self.key = key
-        # Set by a process that delivers (gateway.delivery): each message is then written
-        # already claimed by it for ``lease`` and handed to ``dispatch`` once committed, so it
-        # leaves at once instead of waiting for the next claim of the outbox.
-        self.dispatch: Callable[[OutboxMessage], None] | None = None
-        self.lease = timedelta(seconds=0)
+        self.hand_off = HandOff()
 
     def seal(self, message: Message, recipient: str, now: datetime) -> bytes:
         """Stamp ``message`` with a new header to ``recipient`` and sign it."""
@@ -48,7 +74,7 @@ class Mailer:
     ) -> None:
         envelope = self.seal(message, recipient, now)
         header: header_pb2.Header = getattr(message, "header")  # noqa: B009
-        dispatch = self.dispatch
+        claimed_until = self.hand_off.claimed_until(datetime.now(UTC))
         queued = add_outbox(
             connection,
             recipient=recipient,
@@ -57,7 +83,7 @@ class Mailer:
             transaction_id=transaction_id,
             envelope=envelope,
             at=now,
-            claimed_until=None if dispatch is None else datetime.now(UTC) + self.lease,
+            claimed_until=claimed_until,
         )
-        if dispatch is not None:
-            after_commit(connection, partial(dispatch, queued))
+        if claimed_until is not None:
+            after_commit(connection, partial(self.hand_off.give, queued))

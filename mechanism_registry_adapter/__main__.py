@@ -321,9 +321,7 @@ def check_config(config: RegistryConfig) -> None:
 
 KIND = cli.RegistryKind(
     prog="article6-mechanism",
-    rules=lambda config: MechanismRules(
-        config.registry_id, Settings.from_config(config).pending_account
-    ),
+    rules=lambda config: MechanismRules(Settings.from_config(config)),
     tables=(book.metadata,),
     add_commands=add_commands,
     serve=serve,

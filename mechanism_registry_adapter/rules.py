@@ -4,19 +4,24 @@ out of its pending account)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy import Connection
 
 from article6.codes import Code, Refusal
-from article6.model import TransactionSpec, TransactionType
-from article6.node.engine import Proposal
+from article6.model import Status, TransactionSpec, TransactionType
+from article6.node.engine import Proposal, RegistryEngine
+from article6.v1 import transaction_pb2
+from mechanism_registry_adapter.intake import Intake, Settings
 
 PROPOSED = frozenset({TransactionType.ISSUANCE, TransactionType.FIRST_TRANSFER})
 
 
 class MechanismRules:
-    def __init__(self, registry_id: str, pending_account: str) -> None:
-        self.registry_id = registry_id
-        self.pending_account = pending_account
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.registry_id = settings.registry_id
+        self.pending_account = settings.pending_account
 
     def check_acquisition(self, connection: Connection, spec: TransactionSpec) -> None:
         raise Refusal(
@@ -39,3 +44,14 @@ class MechanismRules:
         )
         if own != self.pending_account:
             raise Refusal(Code.TRANSFERRING_ACCOUNT_NOT_FOUND, f"{own} is not the pending account")
+
+    def on_final(
+        self,
+        engine: RegistryEngine,
+        connection: Connection,
+        message: transaction_pb2.Transaction,
+        status: Status,
+        results: Sequence[tuple[int, str]],
+    ) -> None:
+        """Each instruction moves on as the hub decides its transactions."""
+        Intake(engine, self.settings).on_final(connection, message, status, results)

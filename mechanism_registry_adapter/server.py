@@ -21,11 +21,8 @@ from mechanism_registry_adapter.service import IntakeService
 async def serve(config: RegistryConfig) -> None:
     settings = Settings.from_config(config)
     table = config.document.get("mechanism", {})
-    node = RegistryNode(
-        config, MechanismRules(config.registry_id, settings.pending_account), (book.metadata,)
-    )
+    node = RegistryNode(config, MechanismRules(settings), (book.metadata,))
     intake = Intake(node.registry, settings)
-    node.registry.on_final = intake.on_final  # each instruction moves on as the hub decides
     node.metrics_registry.register(InstructionCollector(node.writer.engine))
     await node.start()
     server = grpc.aio.server(

@@ -9,7 +9,7 @@ registry accepts and what it lets its users propose are its ``Rules``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
@@ -71,6 +71,31 @@ class Rules(Protocol):
         """The registry id that units issued into ``account_id`` originate in: their serial
         space, and the "originating registry" element of their ITMO ids."""
 
+    def on_final(
+        self,
+        engine: RegistryEngine,
+        connection: Connection,
+        message: transaction_pb2.Transaction,
+        status: Status,
+        results: Sequence[tuple[int, str]],
+    ) -> None:
+        """Told, inside the SQL transaction that records it, when a transaction becomes final
+        here (the mechanism registry moves an instruction on; others have nothing to do)."""
+
+
+class NoFinalSteps:
+    """For ``Rules`` of a registry that has nothing to do when a transaction becomes final."""
+
+    def on_final(
+        self,
+        engine: RegistryEngine,
+        connection: Connection,
+        message: transaction_pb2.Transaction,
+        status: Status,
+        results: Sequence[tuple[int, str]],
+    ) -> None:
+        return None
+
 
 class AcquiringAccount(Protocol):
     """An account as acceptance sees it."""
@@ -107,12 +132,6 @@ def check_account_accepts(
             )
 
 
-OnFinal = Callable[
-    [Connection, transaction_pb2.Transaction, Status, Sequence[tuple[int, str]]], None
-]
-"""Told, inside the SQL transaction that records it, when a transaction becomes final here."""
-
-
 class RegistryEngine:
     def __init__(
         self,
@@ -120,13 +139,11 @@ class RegistryEngine:
         hub_id: str,
         key: SigningKey,
         rules: Rules,
-        on_final: OnFinal | None = None,
     ) -> None:
         self.registry_id = registry_id
         self.hub_id = hub_id
         self.key = key
         self.rules = rules
-        self.on_final = on_final
 
     # --- operators -----------------------------------------------------------------------
 
@@ -263,8 +280,8 @@ class RegistryEngine:
             if not confirm_in_receipt:
                 self._queue(connection, confirmation)
                 confirmation = None
-        if status.final and self.on_final is not None:
-            self.on_final(connection, message, status, results)
+        if status.final:
+            self.rules.on_final(self, connection, message, status, results)
         log.info("%s %s", message.transaction_id, status.name,
                  extra={"transaction_id": message.transaction_id})  # fmt: skip
         return confirmation

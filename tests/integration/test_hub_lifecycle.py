@@ -296,8 +296,7 @@ def test_a_delivering_process_is_handed_each_message_once_committed_and_claimed(
 ) -> None:
     assert hub.propose(issuance("GHA01-1", 1, 1000)).status is Status.COMPLETED
     dispatched: list[OutboxMessage] = []
-    mailer = hub.lifecycle.mailer
-    mailer.dispatch, mailer.lease = dispatched.append, timedelta(seconds=30)
+    hub.lifecycle.mailer.hand_off.start(dispatched.append, timedelta(seconds=30))
     assert hub.propose(external("GHA01-2", 1, 10)).status is Status.CHECKED
     (request,) = dispatched
     assert (request.recipient, request.transaction_id) == ("CHE01", "GHA01-2")

@@ -42,9 +42,9 @@ class Adapter:
     def __init__(self, folder: Path) -> None:
         self.engine: Engine = store.open_database(f"sqlite:///{folder / 'a64mr.db'}", book.metadata)
         settings = Settings(MECH, PENDING, "CA6400", "UNIR")
-        registry = RegistryEngine(MECH, "HUB", SigningKey.generate(), MechanismRules(MECH, PENDING))
+        rules = MechanismRules(settings)
+        registry = RegistryEngine(MECH, "HUB", SigningKey.generate(), rules)
         self.intake = Intake(registry, settings)
-        registry.on_final = self.intake.on_final
         self.registry = registry
 
     def submit(self, message: mechanism_pb2.FirstTransferInstruction) -> tuple[Code | None, bool]:
