@@ -23,6 +23,7 @@ from sqlalchemy import (
     Connection,
     Delete,
     Integer,
+    Select,
     String,
     Table,
     TextClause,
@@ -165,10 +166,7 @@ def _digest_query(table: Table, keys: tuple[str, ...]) -> Direct:
     key = _canonical_text(literal("A6K1", String), *columns[:2])
     row = _canonical_text(literal("A6B1", String), *columns)
     query = select(key.label("key_text"), row.label("row_text"))
-    query = query.order_by(table.c.space, table.c.serial_first)
-    for name in keys:
-        query = query.where(table.c[name] == bindparam(name))
-    return Direct(query)
+    return _where_equal(query.order_by(table.c.space, table.c.serial_first), table, keys)
 
 
 @cache
@@ -176,7 +174,12 @@ def _totals_query(table: Table, keys: tuple[str, ...]) -> Direct:
     grouped = (table.c.unit_kind, table.c.vintage, table.c.cooperative_approach)
     units = func.sum(table.c.serial_last - table.c.serial_first + 1)
     query = select(*grouped, units.label("units"), func.count().label("blocks"))
-    query = query.group_by(*grouped)
+    return _where_equal(query.group_by(*grouped), table, keys)
+
+
+def _where_equal(query: Select[*tuple[Any, ...]], table: Table, keys: tuple[str, ...]) -> Direct:
+    """``query`` for the rows whose column equals the parameter of that name, for each of
+    ``keys`` (the ``where`` of ``digest_texts`` and ``digest_totals``)."""
     for name in keys:
         query = query.where(table.c[name] == bindparam(name))
     return Direct(query)

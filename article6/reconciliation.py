@@ -43,22 +43,20 @@ class Node:
     block_count: int
 
 
-KEY_TEXT = "A6K1" + US + "%s" + US + "%s"  # a block's key's input: space, serial_first
+KEY_PREFIX = "A6K1" + US
+KEY_TEXT = KEY_PREFIX + "%s" + US + "%s"  # a block's key's input: space, serial_first
 ROW_TEXT = "A6B1" + (US + "%s") * 14  # a block's digest's input: a DigestRow, field by field
 
 
 def block_key(space: str, serial_first: int) -> int:
-    return _key_of_text(KEY_TEXT % (space, serial_first))
-
-
-def _key_of_text(text: str) -> int:
+    text = KEY_TEXT % (space, serial_first)
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big")
 
 
 def place_of_key_text(text: str) -> Place:
     """The (space, serial_first) a key's input names."""
     cut = text.rindex(US)
-    return text[5:cut], int(text[cut + 1 :])
+    return text[len(KEY_PREFIX) : cut], int(text[cut + 1 :])
 
 
 Place = tuple[str, int]  # a block's space (originating registry) and serial_first
@@ -219,7 +217,11 @@ class Tree:
 
     def blocks(self, leaves: Iterable[int]) -> list[LedgerBlock]:
         """The blocks under ``leaves``, for a tree built from blocks (``build``)."""
-        return [self.known[place] for place in self.places(leaves)]
+        return self.blocks_at(self.places(leaves))
+
+    def blocks_at(self, places: Iterable[Place]) -> list[LedgerBlock]:
+        """The blocks at ``places``, for a tree built from blocks (``build``)."""
+        return [self.known[place] for place in places]
 
 
 def differing(mine: Sequence[Node], theirs: Sequence[Node]) -> list[Node]:
@@ -333,7 +335,7 @@ async def compare(
             if leaf >> shift in wanted:  # anything else was not asked for
                 their_blocks.append(block)
     places = tree.places(leaves)
-    my_blocks = tree.blocks(leaves) if lookup is None else await lookup(places)
+    my_blocks = tree.blocks_at(places) if lookup is None else await lookup(places)
     hub_only, registry_only = block_differences(my_blocks, their_blocks)
     registry_count = their_root.block_count
     return Comparison(mine == their_totals, hub_only, registry_only, registry_count, len(leaves))

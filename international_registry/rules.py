@@ -37,7 +37,7 @@ from article6.codes import Code, Refusal
 from article6.identifiers import PARTY_REGISTRY_ID
 from article6.model import FirstTransferTrigger, Purpose, TransactionSpec, TransactionType, UnitKind
 from article6.node.config import RegistryConfig
-from article6.node.engine import NoFinalSteps, Proposal, check_account_accepts
+from article6.node.engine import Proposal, Rules, check_account_accepts
 from international_registry.sections import (
     Account,
     SectionStatus,
@@ -63,7 +63,7 @@ PROVISIONAL_DEFAULT = frozenset({"acquire", "issue"})
 SECTION_REGISTRY_ID_DEFAULT = "{party}00"
 
 
-class SectionRules(NoFinalSteps):
+class SectionRules(Rules):
     def __init__(
         self,
         registry_id: str,

@@ -29,7 +29,7 @@ from article6.codes import Code, Refusal
 from article6.identifiers import format_account_id
 from article6.model import AccountType, Purpose, TransactionSpec, TransactionType
 from article6.node import store
-from article6.node.engine import NoFinalSteps, Proposal, check_account_accepts
+from article6.node.engine import Proposal, Rules, check_account_accepts
 
 metadata = MetaData()
 
@@ -91,7 +91,7 @@ def get_account(connection: Connection, account_id: str) -> Account | None:
     return Account(row.account_id, AccountType(row.account_type), row.open, approaches)
 
 
-class AccountRules(NoFinalSteps):
+class AccountRules(Rules):
     """The reference registry's rules: acquisitions only into open, linked accounts."""
 
     def __init__(self, registry_id: str) -> None:

@@ -80,21 +80,9 @@ class Rules(Protocol):
         results: Sequence[tuple[int, str]],
     ) -> None:
         """Told, inside the SQL transaction that records it, when a transaction becomes final
-        here (the mechanism registry moves an instruction on; others have nothing to do)."""
-
-
-class NoFinalSteps:
-    """For ``Rules`` of a registry that has nothing to do when a transaction becomes final."""
-
-    def on_final(
-        self,
-        engine: RegistryEngine,
-        connection: Connection,
-        message: transaction_pb2.Transaction,
-        status: Status,
-        results: Sequence[tuple[int, str]],
-    ) -> None:
-        return None
+        here (the mechanism registry moves an instruction on). Rules that subclass ``Rules``
+        have nothing to do by default."""
+        return None  # noqa: RET501 (a body, so the default is not abstract for mypy)
 
 
 class AcquiringAccount(Protocol):

@@ -139,9 +139,14 @@ def release(connection: Connection, run_id: str, now: datetime) -> None:
 def end_run(connection: Connection, run_id: str, status: int, now: datetime,
             **values: Any) -> None:  # fmt: skip
     """The run's end: its final ``status``, and its proposals released if they were not."""
+    update_run(connection, run_id, **_ended(status, now), **values)
+
+
+def _ended(status: int, now: datetime) -> dict[str, Any]:
+    """The values that end a run with ``status`` at ``now`` (released then if still holding)."""
     released = func.coalesce(reconciliation_runs.c.released_at, now)
-    update_run(connection, run_id, status=status, open=False, holding=False, finished_at=now,
-               released_at=released, **values)  # fmt: skip
+    return {"status": status, "open": False, "holding": False, "finished_at": now,
+            "released_at": released}  # fmt: skip
 
 
 def get_run(connection: Connection, run_id: str) -> Run | None:
@@ -195,9 +200,7 @@ def close_stale_runs(connection: Connection, started_before: datetime, now: date
     stale = and_(
         reconciliation_runs.c.open.is_(True), reconciliation_runs.c.started_at < started_before
     )
-    values = {"open": False, "holding": False, "status": START_DENIED, "finished_at": now,
-              "released_at": func.coalesce(reconciliation_runs.c.released_at, now),
-              "detail": "the hub stopped during the run"}  # fmt: skip
+    values = {**_ended(START_DENIED, now), "detail": "the hub stopped during the run"}
     result = connection.execute(update(reconciliation_runs).where(stale).values(values))
     if result.rowcount:
         audit.record(connection, audit.HUB, "reconciliation.closed", "stale runs",
