@@ -23,7 +23,9 @@ Each change still behaves as if it were alone:
 At most ``MAX_WAITING_CHANGES`` changes wait for the writer; beyond, ``apply`` waits for room,
 so a flood holds back its senders (their RPCs wait) instead of growing a queue.
 
-On PostgreSQL, changes take advisory locks on serial spaces (``lock_spaces``). Only the first
+Each change is given the group's ``article6.unit.Unit``, which holds what it noted.
+
+On PostgreSQL, changes take advisory locks on serial spaces (``Unit.lock_spaces``). Only the first
 change of a group may wait for one: the others try, and a change that finds its space busy is
 rolled back and goes first in the next group. A group therefore never waits while holding
 locks, and two hubs' groups cannot deadlock.
@@ -41,18 +43,15 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 
 from article6.limits import MAX_CHANGES_PER_COMMIT, MAX_WAITING_CHANGES, WRITE_CONFLICT_ATTEMPTS
+from article6.unit import SpaceBusy, Unit
 
 log = logging.getLogger("article6.group_commit")
 
-Work = Callable[[Connection], Any]
-
-
-class SpaceBusy(Exception):
-    """A change later in a group found a serial space locked by another transaction."""
+Work = Callable[[Unit], Any]
 
 
 @dataclass
@@ -67,53 +66,23 @@ class _Done:
     actions: list[Callable[[], None]]
 
 
-class UnitOfWork(Protocol):
-    """What the database's unit of work lends a group: its engine, how it runs a change
-    alone, and the notes a change leaves on the connection (audit entries, after-commit
-    actions), which a change rolled back to its savepoint must take with it."""
+class Owner(Protocol):
+    """What the database's owner lends the writer: its engine, and what it writes into every
+    transaction just before the commit (the hub chains and signs its audit entries)."""
 
     engine: Engine
 
-    def write_now(self, work: Work) -> Any: ...
-
-    def clear_notes(self, connection: Connection) -> None: ...
-
-    def mark_notes(self, connection: Connection) -> tuple[int, int]: ...
-
-    def rewind_notes(self, connection: Connection, mark: tuple[int, int]) -> None: ...
-
-    def take_actions(
-        self, connection: Connection, mark: tuple[int, int]
-    ) -> list[Callable[[], None]]: ...
-
-    def seal(self, connection: Connection) -> None: ...
+    def seal(self, unit: Unit) -> None: ...
 
 
-class WithoutNotes:
-    """A unit of work whose changes leave no notes on the connection: it only commits."""
+class Plain:
+    """An owner that writes nothing of its own at commit: a registry's books."""
 
-    engine: Engine
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
 
-    def write_now(self, work: Work) -> Any:
-        with self.engine.begin() as connection:
-            return work(connection)
-
-    def clear_notes(self, connection: Connection) -> None:
-        return None
-
-    def mark_notes(self, connection: Connection) -> tuple[int, int]:
-        return 0, 0
-
-    def rewind_notes(self, connection: Connection, mark: tuple[int, int]) -> None:
-        return None
-
-    def take_actions(
-        self, connection: Connection, mark: tuple[int, int]
-    ) -> list[Callable[[], None]]:
-        return []
-
-    def seal(self, connection: Connection) -> None:
-        return None
+    def seal(self, unit: Unit) -> None:
+        assert not unit.entries, "a registry keeps no audit trail"
 
 
 class GroupWriter:
@@ -121,8 +90,8 @@ class GroupWriter:
     MAX_WAITING_CHANGES wait for the writer; beyond, callers wait for room, so that a flood
     holds back its senders instead of growing a queue), ``submit`` from any thread."""
 
-    def __init__(self, unit: UnitOfWork) -> None:
-        self._unit = unit
+    def __init__(self, owner: Owner) -> None:
+        self._owner = owner
         self._changes: queue.SimpleQueue[Change | None] = queue.SimpleQueue()
         self._room = asyncio.Semaphore(MAX_WAITING_CHANGES)
         self._deferred: list[Change] = []
@@ -142,6 +111,18 @@ class GroupWriter:
     def close(self) -> None:
         self._changes.put(None)
         self._thread.join()
+
+    def now(self, work: Work) -> Any:
+        """Run ``work`` in one transaction on the calling thread (startup, tests, the writer's
+        lone changes), then the actions it noted with ``after_commit``, once the commit
+        succeeded. It runs once: the writer runs a change that lost a race again."""
+        with self._owner.engine.begin() as connection:
+            unit = Unit(connection)
+            result = work(unit)
+            self._owner.seal(unit)
+        for action in unit.take_actions():
+            action()
+        return result
 
     # --- the writer thread -----------------------------------------------------------------
 
@@ -202,15 +183,11 @@ class GroupWriter:
     def _commit(self, group: list[Change]) -> list[_Done | BaseException | None]:
         """One transaction: a savepoint per change, then the audit seal and the commit."""
         outcomes: list[_Done | BaseException | None] = []
-        with self._unit.engine.begin() as connection:
-            self._unit.clear_notes(connection)
-            try:
-                for index, change in enumerate(group):
-                    connection.info[TAIL] = index > 0
-                    outcomes.append(self._one(connection, change.work))
-            finally:  # the connection goes back to the pool: later users wait for locks
-                connection.info.pop(TAIL, None)
-            self._unit.seal(connection)
+        with self._owner.engine.begin() as connection:
+            unit = Unit(connection)
+            for index, change in enumerate(group):
+                outcomes.append(self._one(unit, change.work, first=index == 0))
+            self._owner.seal(unit)
         return outcomes
 
     def _alone(self, work: Work) -> Any:
@@ -218,36 +195,36 @@ class GroupWriter:
         another hub, as in a group (``_one``): one rule for write conflicts everywhere."""
         for attempt in range(1, WRITE_CONFLICT_ATTEMPTS + 1):
             try:
-                return self._unit.write_now(work)
+                return self.now(work)
             except IntegrityError:
                 if attempt == WRITE_CONFLICT_ATTEMPTS:
                     raise
         raise AssertionError("unreachable")
 
-    def _one(self, connection: Connection, work: Work) -> _Done | BaseException | None:
-        """A change in its savepoint: done, its exception, or None (deferred: space busy)."""
+    @staticmethod
+    def _one(unit: Unit, work: Work, first: bool) -> _Done | BaseException | None:
+        """A change in its savepoint: done, its exception, or None (deferred: space busy).
+        Only the group's first change may wait for another process's locks."""
         failure: BaseException | None = None
         for _ in range(WRITE_CONFLICT_ATTEMPTS):
-            mark = self._unit.mark_notes(connection)
+            mark = unit.mark()
+            unit.may_wait = first
             try:
-                with connection.begin_nested():
-                    result = work(connection)
+                with unit.connection.begin_nested():
+                    result = work(unit)
             except IntegrityError as error:  # another hub recorded it first: look again
-                self._unit.rewind_notes(connection, mark)
+                unit.rewind(mark)
                 failure = error
                 continue
             except SpaceBusy:
-                self._unit.rewind_notes(connection, mark)
+                unit.rewind(mark)
                 return None
             except Exception as error:  # the caller's, raised to it alone
-                self._unit.rewind_notes(connection, mark)
+                unit.rewind(mark)
                 return error
-            return _Done(result, self._unit.take_actions(connection, mark))
+            return _Done(result, unit.take_actions(mark))
         assert failure is not None
         return failure
-
-
-TAIL = "a6_group_tail"  # connection.info: this change is not the first of its group
 
 
 def _after(outcome: _Done) -> Any:

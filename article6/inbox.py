@@ -30,25 +30,26 @@ from article6.direct import Direct
 from article6.envelope import Opened, payload_sha256
 from article6.headers import check_fresh
 from article6.sql import UtcDateTime
+from article6.unit import Unit
 
-Respond = Callable[[Connection, datetime], bytes]
+Respond = Callable[[Unit, datetime], bytes]
 """Apply a message's effects at a moment and return its signed response's bytes."""
 
 
-def exactly_once(connection: Connection, inbox: Table, opened: Opened, respond: Respond) -> bytes:
+def exactly_once(unit: Unit, inbox: Table, opened: Opened, respond: Respond) -> bytes:
     """``opened``'s response: the stored one if this exact message was taken before,
-    otherwise ``respond``'s, recorded with the message in the caller's transaction. Only a
+    otherwise ``respond``'s, recorded with the message in the caller's unit of work. Only a
     message not taken before must be fresh (1036): a retry of one taken long ago still finds
     its response."""
     sender, message_id = opened.signer, opened.header.message_id
     digest = payload_sha256(opened.envelope)
-    stored = replayed(connection, inbox, sender, message_id, digest)
+    stored = replayed(unit.connection, inbox, sender, message_id, digest)
     if stored is not None:
         return stored
     now = datetime.now(UTC)
     check_fresh(opened.header, now)
-    response = respond(connection, now)
-    remember(connection, inbox, sender, message_id, digest, response, now)
+    response = respond(unit, now)
+    remember(unit.connection, inbox, sender, message_id, digest, response, now)
     return response
 
 

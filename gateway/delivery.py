@@ -43,7 +43,6 @@ from functools import partial
 import grpc
 import grpc.aio
 from google.protobuf.message import Message
-from sqlalchemy import Connection
 
 from article6.batch import BatchClient, answered
 from article6.breaker import Breaker, BreakerSettings, BreakerState
@@ -62,6 +61,7 @@ from article6.retry import RetryPolicy
 from article6.service import client_options
 from article6.status import Failure
 from article6.tls import TlsMaterial, secure_channel
+from article6.unit import Unit
 from article6.v1 import envelope_pb2, reconciliation_pb2, transaction_pb2
 from gateway.config import DeliveryConfig, RegistryEntry
 from gateway.legs import confirm
@@ -265,7 +265,7 @@ class Deliverer:
         if self.metrics is not None:
             self.metrics.breaker_state.labels(lane.registry).set(lane.breaker.state.value)
 
-    def _claim(self, connection: Connection) -> list[OutboxMessage]:
+    def _claim(self, unit: Unit) -> list[OutboxMessage]:
         """Claim due messages for the registries whose lanes have room and may send."""
         full = [
             registry
@@ -273,7 +273,7 @@ class Deliverer:
             if len(lane.queue) >= self.config.batch_size or lane.breaker.resting()
         ]
         now = datetime.now(UTC)
-        return claim_outbox(connection, now, self.config.batch_size, self._lease(), full)
+        return claim_outbox(unit.connection, now, self.config.batch_size, self._lease(), full)
 
     def channel(self, registry: str) -> grpc.aio.Channel:
         """The channel to a registry, made once (deliveries and reconciliation share it)."""
@@ -296,29 +296,29 @@ class Deliverer:
         results = await client.send(items, self.config.rpc_timeout_seconds)
         return [Attempt(m, result, started) for m, result in zip(messages, results, strict=True)]
 
-    def _record_all(self, connection: Connection, attempts: list[Attempt]) -> None:
+    def _record_all(self, unit: Unit, attempts: list[Attempt]) -> None:
         for attempt in attempts:
-            self._record(connection, attempt)
+            self._record(unit, attempt)
 
-    def _record(self, connection: Connection, attempt: Attempt) -> None:
+    def _record(self, unit: Unit, attempt: Attempt) -> None:
         message, result, now = attempt.message, attempt.result, datetime.now(UTC)
         self._count(message.recipient, result)
         if message.attempts == 0 and message.payload_type == ACQUISITION_REQUEST:
             assert message.transaction_id, message
-            self.lifecycle.offered(connection, message.transaction_id, attempt.started or now)
+            self.lifecycle.offered(unit, message.transaction_id, attempt.started or now)
         if isinstance(result, Failure):
             if result.refusal is not None:
                 self._refused_by(result.refusal, message.recipient)
             if result.refusal is not None and result.refusal.code is Code.CLOCK_SKEW:
-                outbox_failed(connection, message, str(result), now, self._restamp(message))
+                outbox_failed(unit.connection, message, str(result), now, self._restamp(message))
                 return
-            self._retry(connection, message, str(result))
+            self._retry(unit, message, str(result))
             return
         try:
-            self._delivered(connection, message, result)
+            self._delivered(unit, message, result)
         except Refusal as refusal:  # raised before anything is written for this message
             self._refused_receipts(refusal, message.recipient)
-            self._retry(connection, message, f"bad receipt: {refusal}")
+            self._retry(unit, message, f"bad receipt: {refusal}")
 
     def _count(self, registry: str, result: envelope_pb2.Envelope | Failure) -> None:
         if self.metrics is None:
@@ -327,9 +327,7 @@ class Deliverer:
         if isinstance(result, Failure):
             self.metrics.delivery_failures.labels(registry, result.reason).inc()
 
-    def _delivered(
-        self, connection: Connection, message: OutboxMessage, reply: envelope_pb2.Envelope
-    ) -> None:
+    def _delivered(self, unit: Unit, message: OutboxMessage, reply: envelope_pb2.Envelope) -> None:
         now = datetime.now(UTC)
         opened = open_envelope(
             reply,
@@ -343,29 +341,29 @@ class Deliverer:
         assert isinstance(receipt, transaction_pb2.Receipt)
         if receipt.in_reply_to != message.message_id:
             raise Refusal(Code.RECIPIENT_WRONG, "receipt answers another message")
-        outbox_delivered(connection, message.id, now)
+        outbox_delivered(unit.connection, message.id, now)
         if message.payload_type == ACQUISITION_REQUEST and message.transaction_id:
-            self._decision(connection, message.transaction_id, receipt, now)
+            self._decision(unit, message.transaction_id, receipt, now)
         if receipt.HasField("leg_confirmation"):
-            self._confirmed(connection, message, receipt.leg_confirmation, now)
+            self._confirmed(unit, message, receipt.leg_confirmation, now)
 
     def _decision(
         self,
-        connection: Connection,
+        unit: Unit,
         transaction_id: str,
         receipt: transaction_pb2.Receipt,
         now: datetime,
     ) -> None:
         results = [(Code(r.code), r.detail) for r in receipt.results if r.code in _CODES]
         if receipt.accepted and receipt.status == Status.ACCEPTED.value:
-            self.lifecycle.decide(connection, transaction_id, Status.ACCEPTED, [], now)
+            self.lifecycle.decide(unit, transaction_id, Status.ACCEPTED, [], now)
         elif not receipt.accepted or receipt.status == Status.REJECTED.value:
-            self.lifecycle.decide(connection, transaction_id, Status.REJECTED, results, now)
+            self.lifecycle.decide(unit, transaction_id, Status.REJECTED, results, now)
         # Otherwise the registry decides later and calls Hub.NotifyStatus.
 
     def _confirmed(
         self,
-        connection: Connection,
+        unit: Unit,
         message: OutboxMessage,
         confirmation: reconciliation_pb2.LegConfirmation,
         now: datetime,
@@ -379,7 +377,7 @@ class Deliverer:
                         extra={"peer": registry, "message_id": message.message_id})  # fmt: skip
             return
         try:
-            outcome = confirm(connection, registry, confirmation, now)
+            outcome = confirm(unit, registry, confirmation, now)
         except Refusal as refusal:  # raised before anything is written
             outcome = Outcome(transaction_id, None, [(refusal.code, refusal.detail)])
         if outcome.results:
@@ -387,7 +385,7 @@ class Deliverer:
                         "; ".join(f"{code.value} {detail}" for code, detail in outcome.results),
                         extra={"peer": registry, "transaction_id": transaction_id})  # fmt: skip
 
-    def _retry(self, connection: Connection, message: OutboxMessage, reason: str) -> None:
+    def _retry(self, unit: Unit, message: OutboxMessage, reason: str) -> None:
         attempts, now = message.attempts + 1, datetime.now(UTC)
         retry_at = self.retry.next_attempt(attempts, message.created_at or now, now)
         if retry_at is None:
@@ -398,7 +396,7 @@ class Deliverer:
                 extra={"message_id": message.message_id, "peer": message.recipient,
                        "transaction_id": message.transaction_id},
             )  # fmt: skip
-        outbox_failed(connection, message, reason, retry_at)
+        outbox_failed(unit.connection, message, reason, retry_at)
 
     def _restamp(self, message: OutboxMessage) -> bytes:
         envelope = envelope_pb2.Envelope.FromString(message.envelope)
@@ -420,7 +418,7 @@ async def expire_loop(
     while not stopping.is_set():
         try:
             cancelled = await database.write(
-                lambda c: lifecycle.cancel_expired(c, datetime.now(UTC))
+                lambda unit: lifecycle.cancel_expired(unit, datetime.now(UTC))
             )
         except Exception:  # the loop must outlive any one failure (a database outage)
             log.exception("time-out sweep failed; trying again shortly")

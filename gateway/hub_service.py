@@ -17,7 +17,6 @@ from functools import partial
 
 import grpc
 from google.protobuf.message import Message
-from sqlalchemy import Connection
 
 from article6.codes import Code, Refusal
 from article6.envelope import Opened, open_envelope, payload_sha256
@@ -29,6 +28,7 @@ from article6.ratelimit import RateLimiter
 from article6.refusals import OnRefusal
 from article6.service import Context, envelope_service
 from article6.tls import peer_identity
+from article6.unit import Unit
 from article6.v1 import envelope_pb2, reconciliation_pb2, transaction_pb2
 from gateway.checks import Peer
 from gateway.legs import confirm
@@ -40,6 +40,8 @@ from gateway.storage.records import get_transaction
 from gateway.storage.schema import inbox
 
 log = logging.getLogger("gateway.hub")
+Handle = Callable[[Unit, datetime], Outcome]
+"""What a message does, applied in a unit of work at a moment."""
 
 PROPOSAL = {"article6.v1.TransactionProposal": transaction_pb2.TransactionProposal}
 NOTICE = {"article6.v1.StatusNotice": transaction_pb2.StatusNotice}
@@ -116,27 +118,16 @@ class HubService:
             receipt.results.add(code=code.value, detail=detail)
         return self.mailer.seal(receipt, opened.signer, now)
 
-    def _once(
-        self,
-        connection: Connection,
-        opened: Opened,
-        handle: Callable[[Connection, datetime], Outcome],
-    ) -> bytes:
+    def _once(self, unit: Unit, opened: Opened, handle: Handle) -> bytes:
         """Apply a message exactly once and return its (stored) signed receipt."""
-        return exactly_once(connection, inbox, opened, partial(self._respond, opened, handle))
+        return exactly_once(unit, inbox, opened, partial(self._respond, opened, handle))
 
-    def _respond(
-        self,
-        opened: Opened,
-        handle: Callable[[Connection, datetime], Outcome],
-        connection: Connection,
-        now: datetime,
-    ) -> bytes:
+    def _respond(self, opened: Opened, handle: Handle, unit: Unit, now: datetime) -> bytes:
         sender = opened.signer
         peer = self.peers().get(sender)
         if peer is None or peer.suspended:
             raise Refusal(Code.REGISTRY_SUSPENDED, f"{sender} is suspended")
-        outcome = handle(connection, now)
+        outcome = handle(unit, now)
         log.info(
             "%s %s: %s",
             opened.envelope.payload_type.rsplit(".", 1)[-1],
@@ -155,16 +146,16 @@ class HubService:
         proposal = opened.payload
         assert isinstance(proposal, transaction_pb2.TransactionProposal)
 
-        def handle(connection: Connection, now: datetime) -> Outcome:
+        def handle(unit: Unit, now: datetime) -> Outcome:
             involved = [opened.signer, proposal.transaction.acquiring_registry]
-            busy = reconciling(connection, involved)
+            busy = reconciling(unit.connection, involved)
             if busy is not None:  # raised: nothing is recorded, and the sender retries
                 raise Refusal(Code.SNAPSHOT_IN_PROGRESS, f"{busy} is being reconciled")
             return self.lifecycle.propose(
-                connection, opened.signer, proposal.transaction, self.peers(), now
+                unit, opened.signer, proposal.transaction, self.peers(), now
             )
 
-        response = await self.database.write(lambda c: self._once(c, opened, handle))
+        response = await self.database.write(lambda unit: self._once(unit, opened, handle))
         return envelope_pb2.Envelope.FromString(response)
 
     async def notify_status(
@@ -174,21 +165,21 @@ class HubService:
         notice = opened.payload
         assert isinstance(notice, transaction_pb2.StatusNotice)
 
-        def handle(connection: Connection, now: datetime) -> Outcome:
-            return self._notified(connection, opened.signer, notice, now)
+        def handle(unit: Unit, now: datetime) -> Outcome:
+            return self._notified(unit, opened.signer, notice, now)
 
-        response = await self.database.write(lambda c: self._once(c, opened, handle))
+        response = await self.database.write(lambda unit: self._once(unit, opened, handle))
         return envelope_pb2.Envelope.FromString(response)
 
     def _notified(
         self,
-        connection: Connection,
+        unit: Unit,
         sender: str,
         notice: transaction_pb2.StatusNotice,
         now: datetime,
     ) -> Outcome:
         transaction_id = notice.transaction_id
-        record = get_transaction(connection, transaction_id)
+        record = get_transaction(unit.connection, transaction_id)
         if record is None or sender not in {
             record.transferring_registry,
             record.acquiring_registry,
@@ -206,9 +197,7 @@ class HubService:
                 transaction_id, record.status, [(Code.STATUS_TRANSITION_INVALID, detail)]
             )
         results = [(Code(r.code), r.detail) for r in notice.results if r.code in _CODES]
-        return self.lifecycle.decide(
-            connection, transaction_id, Status(notice.status), results, now
-        )
+        return self.lifecycle.decide(unit, transaction_id, Status(notice.status), results, now)
 
     async def submit_reconciliation(
         self, envelope: envelope_pb2.Envelope, context: Context
@@ -218,10 +207,10 @@ class HubService:
         confirmation = opened.payload
         assert isinstance(confirmation, reconciliation_pb2.LegConfirmation)
 
-        def handle(connection: Connection, now: datetime) -> Outcome:
-            return confirm(connection, opened.signer, confirmation, now)
+        def handle(unit: Unit, now: datetime) -> Outcome:
+            return confirm(unit, opened.signer, confirmation, now)
 
-        response = await self.database.write(lambda c: self._once(c, opened, handle))
+        response = await self.database.write(lambda unit: self._once(unit, opened, handle))
         return envelope_pb2.Envelope.FromString(response)
 
     async def get_transaction_status(

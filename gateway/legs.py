@@ -27,6 +27,7 @@ from article6.codes import Code, Refusal
 from article6.limits import LEG_LATER_TRANSACTIONS, MAX_CONFIRMED_BLOCKS
 from article6.model import LedgerBlock, Status, UnitBlock
 from article6.reconciliation import block_differences
+from article6.unit import Unit
 from article6.v1 import reconciliation_pb2, transaction_pb2
 from article6.wire import held_block, transaction_spec
 from gateway.lifecycle import Outcome
@@ -37,13 +38,13 @@ from gateway.storage.schema import transactions
 
 
 def confirm(
-    connection: Connection,
+    unit: Unit,
     sender: str,
     confirmation: reconciliation_pb2.LegConfirmation,
     now: datetime,
 ) -> Outcome:
     transaction_id = confirmation.transaction_id
-    record = get_transaction(connection, transaction_id)
+    record = get_transaction(unit.connection, transaction_id)
     involved = record is not None and sender in {
         record.transferring_registry, record.acquiring_registry,
     }  # fmt: skip
@@ -57,7 +58,7 @@ def confirm(
     reported = [held_block(message) for message in confirmation.blocks]
     ranges = _ranges(record)
     refused = _malformed(reported, sender)
-    compared = _compare(connection, sender, reported, ranges) if refused is None else None
+    compared = _compare(unit.connection, sender, reported, ranges) if refused is None else None
     if isinstance(compared, tuple):
         refused = compared
     if refused is not None:
@@ -66,10 +67,10 @@ def confirm(
     hub_only, registry_only = compared.hub_only, compared.registry_only
     # Agreement needs no more; only a difference asks whether the books have moved on since,
     # which reads the registry's later transactions (seconds after a hub's restart, many).
-    if (not hub_only and not registry_only) or _superseded(connection, record, sender, ranges):
+    if (not hub_only and not registry_only) or _superseded(unit.connection, record, sender, ranges):
         return Outcome(transaction_id, record.status)
-    runs.add_discrepancies(connection, sender, "hub", hub_only, now, None, transaction_id)
-    runs.add_discrepancies(connection, sender, "registry", registry_only, now, None, transaction_id)
+    runs.add_discrepancies(unit, sender, "hub", hub_only, now, None, transaction_id)
+    runs.add_discrepancies(unit, sender, "registry", registry_only, now, None, transaction_id)
     count = len(hub_only) + len(registry_only)
     detail = f"{count} blocks differ from the hub's ledger; their serials are frozen"
     return Outcome(transaction_id, record.status, [(Code.LEG_CONFIRMATION_MISMATCH, detail)])

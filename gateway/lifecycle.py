@@ -42,12 +42,12 @@ from article6.model import (
     UnitKind,
     spaces,
 )
+from article6.unit import Unit
 from article6.v1 import transaction_pb2
 from article6.wire import transaction_spec
 from gateway.checks import DEFAULT_POLICY, Peer, Policy, check_proposal
 from gateway.mailer import Mailer
 from gateway.storage import ledger
-from gateway.storage.database import after_commit, lock_spaces
 from gateway.storage.reconciliations import frozen
 from gateway.storage.records import (
     AuthorizationRecord,
@@ -103,7 +103,7 @@ class Lifecycle:
 
     def propose(
         self,
-        connection: Connection,
+        unit: Unit,
         sender: str,
         message: transaction_pb2.Transaction,
         peers: Mapping[str, Peer],
@@ -115,7 +115,7 @@ class Lifecycle:
             check_transaction_id(message.transaction_id, sender)
         except Refusal as refusal:
             return Outcome(message.transaction_id, None, [(refusal.code, refusal.detail)])
-        if get_transaction(connection, message.transaction_id) is not None:
+        if get_transaction(unit.connection, message.transaction_id) is not None:
             detail = f"{message.transaction_id} was proposed before"
             return Outcome(message.transaction_id, None, [(Code.TRANSACTION_ID_REUSED, detail)])
         record = TransactionRecord(
@@ -135,26 +135,26 @@ class Lifecycle:
         try:
             spec = transaction_spec(message)
             check_proposal(spec, sender, peers, self.policy)
-            lock_spaces(connection, spaces(spec.blocks))
-            _check_authorizations(connection, spec, peers[sender])
-            neighbourhoods = self._check_ledger(connection, spec)
+            unit.lock_spaces(spaces(spec.blocks))
+            _check_authorizations(unit.connection, spec, peers[sender])
+            neighbourhoods = self._check_ledger(unit.connection, spec)
         except Refusal as refusal:
             results = [(refusal.code, refusal.detail)]
             terminated = replace(record, status=Status.TERMINATED, results=results)
             path = [Status.PROPOSED, Status.CHECKED_DISCREPANCY]
-            insert_transaction(connection, terminated, path=path)
-            self._finished(connection, terminated)
+            insert_transaction(unit, terminated, path=path)
+            self._finished(unit, terminated)
             return Outcome(record.transaction_id, Status.CHECKED_DISCREPANCY, results)
         # An authorization's version is recorded before what its binding first transfers counts.
-        _record_authorization(connection, spec, message, sender, now)
-        _reserve(connection, spec, +1)
+        _record_authorization(unit, spec, message, sender, now)
+        _reserve(unit, spec, +1)
         if spec.crosses_registries:
-            return self._await_acquirer(connection, record, spec, message, now)
-        self._apply(connection, spec, neighbourhoods)
+            return self._await_acquirer(unit, record, spec, message, now)
+        self._apply(unit, spec, neighbourhoods)
         completed = replace(record, status=Status.COMPLETED)
-        insert_transaction(connection, completed, path=[Status.PROPOSED, Status.CHECKED])
-        self._finished(connection, completed)
-        self._notify(connection, completed, spec.registries, now)
+        insert_transaction(unit, completed, path=[Status.PROPOSED, Status.CHECKED])
+        self._finished(unit, completed)
+        self._notify(unit, completed, spec.registries, now)
         return Outcome(record.transaction_id, Status.COMPLETED)
 
     def _check_ledger(
@@ -188,7 +188,7 @@ class Lifecycle:
 
     def _await_acquirer(
         self,
-        connection: Connection,
+        unit: Unit,
         record: TransactionRecord,
         spec: TransactionSpec,
         message: transaction_pb2.Transaction,
@@ -196,16 +196,16 @@ class Lifecycle:
     ) -> Outcome:
         respond_by = now + self.acceptance_timeout
         checked = replace(record, status=Status.CHECKED, respond_by=respond_by)
-        insert_transaction(connection, checked, path=[Status.PROPOSED])
-        ledger.add_locks(connection, record.transaction_id, spec.blocks)
+        insert_transaction(unit, checked, path=[Status.PROPOSED])
+        ledger.add_locks(unit.connection, record.transaction_id, spec.blocks)
         request = transaction_pb2.AcquisitionRequest(transaction=message)
         request.respond_by.FromDatetime(respond_by)
-        self.mailer.post(connection, spec.acquiring_registry, request, spec.transaction_id, now)
+        self.mailer.post(unit, spec.acquiring_registry, request, spec.transaction_id, now)
         return Outcome(record.transaction_id, Status.CHECKED)
 
     def _apply(
         self,
-        connection: Connection,
+        unit: Unit,
         spec: TransactionSpec,
         neighbourhoods: list[tuple[Neighbourhood[Held], list[UnitBlock]]],
     ) -> None:
@@ -215,17 +215,17 @@ class Lifecycle:
         for neighbourhood, wanted in neighbourhoods:
             if spec.type is TransactionType.ISSUANCE:
                 new = [holdings.holding(block, spec.target) for block in wanted]
-                neighbourhood.replace(connection, holdings.add(neighbourhood.blocks, new))
+                neighbourhood.replace(unit.connection, holdings.add(neighbourhood.blocks, new))
             else:
                 _assert_held(wanted, neighbourhood.overlapping(wanted), spec)
                 moved = holdings.move(neighbourhood.blocks, wanted, change)
-                neighbourhood.replace(connection, moved)
+                neighbourhood.replace(unit.connection, moved)
 
     # --- acquiring registry's answer -----------------------------------------------------
 
     def decide(
         self,
-        connection: Connection,
+        unit: Unit,
         transaction_id: str,
         decision: Status,
         results: list[tuple[Code, str]],
@@ -233,7 +233,7 @@ class Lifecycle:
     ) -> Outcome:
         """Apply the acquiring registry's ACCEPTED or REJECTED; a final transaction stays."""
         assert decision in {Status.ACCEPTED, Status.REJECTED}
-        record = get_transaction(connection, transaction_id)
+        record = get_transaction(unit.connection, transaction_id)
         assert record is not None, transaction_id
         if record.status.final:
             detail = f"{transaction_id} is already {record.status.name.lower()}"
@@ -241,36 +241,36 @@ class Lifecycle:
                 transaction_id, record.status, [(Code.TRANSACTION_ALREADY_FINAL, detail)]
             )
         spec = transaction_spec(transaction_pb2.Transaction.FromString(record.body))
-        lock_spaces(connection, spaces(spec.blocks))
+        unit.lock_spaces(spaces(spec.blocks))
         if decision is Status.REJECTED:
             results = results or [(Code.ACQUIRING_REGISTRY_REFUSED, "")]
-            self._end(connection, record, Status.REJECTED, results, now)
+            self._end(unit, record, Status.REJECTED, results, now)
             return Outcome(transaction_id, Status.REJECTED)
-        record = set_status(connection, record, Status.ACCEPTED, now)
-        self._complete(connection, record, spec, now)
+        record = set_status(unit, record, Status.ACCEPTED, now)
+        self._complete(unit, record, spec, now)
         return Outcome(transaction_id, Status.COMPLETED)
 
     def _complete(
         self,
-        connection: Connection,
+        unit: Unit,
         record: TransactionRecord,
         spec: TransactionSpec,
         now: datetime,
     ) -> None:
         neighbourhoods = [
-            (ledger.neighbourhood(connection, space, wanted), wanted)
+            (ledger.neighbourhood(unit.connection, space, wanted), wanted)
             for space, wanted in _by_space(spec.blocks).items()
         ]
-        self._apply(connection, spec, neighbourhoods)
-        ledger.release_locks(connection, record.transaction_id)
-        obsolete_outbox(connection, record.transaction_id, ACQUISITION_REQUEST)
-        record = set_status(connection, record, Status.COMPLETED, now)
-        self._finished(connection, record)
-        self._notify(connection, record, spec.registries, now)
+        self._apply(unit, spec, neighbourhoods)
+        ledger.release_locks(unit.connection, record.transaction_id)
+        obsolete_outbox(unit.connection, record.transaction_id, ACQUISITION_REQUEST)
+        record = set_status(unit, record, Status.COMPLETED, now)
+        self._finished(unit, record)
+        self._notify(unit, record, spec.registries, now)
 
     def _end(
         self,
-        connection: Connection,
+        unit: Unit,
         record: TransactionRecord,
         status: Status,
         results: list[tuple[Code, str]],
@@ -278,23 +278,21 @@ class Lifecycle:
     ) -> None:
         """Reject (the acquirer's refusal) or cancel: release the locks (and any first-transfer
         reservation) and tell both registries."""
-        ledger.release_locks(connection, record.transaction_id)
-        _reserve(
-            connection, transaction_spec(transaction_pb2.Transaction.FromString(record.body)), -1
-        )
-        obsolete_outbox(connection, record.transaction_id, ACQUISITION_REQUEST)
-        record = set_status(connection, record, status, now, results)
-        self._finished(connection, record)
+        ledger.release_locks(unit.connection, record.transaction_id)
+        _reserve(unit, transaction_spec(transaction_pb2.Transaction.FromString(record.body)), -1)
+        obsolete_outbox(unit.connection, record.transaction_id, ACQUISITION_REQUEST)
+        record = set_status(unit, record, status, now, results)
+        self._finished(unit, record)
         registries = {record.transferring_registry, record.acquiring_registry}
-        self._notify(connection, record, frozenset(registries), now)
+        self._notify(unit, record, frozenset(registries), now)
 
-    def _finished(self, connection: Connection, record: TransactionRecord) -> None:
+    def _finished(self, unit: Unit, record: TransactionRecord) -> None:
         if self.on_final is not None:
-            after_commit(connection, partial(self.on_final, record))
+            unit.after_commit(partial(self.on_final, record))
 
     def _notify(
         self,
-        connection: Connection,
+        unit: Unit,
         record: TransactionRecord,
         registries: frozenset[str],
         now: datetime,
@@ -304,26 +302,24 @@ class Lifecycle:
             # The registry's leg confirmation comes back in its receipt (gateway.delivery):
             # one message fewer each way than Hub.SubmitReconciliation.
             notice.confirm_in_receipt = record.status is Status.COMPLETED
-            self.mailer.post(connection, registry, notice, record.transaction_id, now)
+            self.mailer.post(unit, registry, notice, record.transaction_id, now)
 
     # --- time-outs -----------------------------------------------------------------------
 
-    def offered(self, connection: Connection, transaction_id: str, at: datetime) -> None:
+    def offered(self, unit: Unit, transaction_id: str, at: datetime) -> None:
         """The AcquisitionRequest was first sent at ``at``: the acquiring registry has its
         whole acceptance time-out from then, however long the request waited to go."""
-        extend_respond_by(connection, transaction_id, at + self.acceptance_timeout)
+        extend_respond_by(unit.connection, transaction_id, at + self.acceptance_timeout)
 
-    def cancel_expired(
-        self, connection: Connection, now: datetime, limit: int = 100
-    ) -> list[tuple[str, str]]:
+    def cancel_expired(self, unit: Unit, now: datetime, limit: int = 100) -> list[tuple[str, str]]:
         """Cancel external transfers whose acquiring registry did not answer in time; return
         each one's id and acquiring registry."""
         cancelled = []
-        for transaction_id in expired_transactions(connection, now, limit):
-            record = get_transaction(connection, transaction_id)
+        for transaction_id in expired_transactions(unit.connection, now, limit):
+            record = get_transaction(unit.connection, transaction_id)
             assert record is not None
             results = [(Code.TRANSACTION_TIMED_OUT, f"no answer by {record.respond_by}")]
-            self._end(connection, record, Status.CANCELLED, results, now)
+            self._end(unit, record, Status.CANCELLED, results, now)
             cancelled.append((transaction_id, record.acquiring_registry))
         return cancelled
 
@@ -494,7 +490,7 @@ def _check_use_timeframe(connection: Connection, spec: TransactionSpec) -> None:
 
 
 def _record_authorization(
-    connection: Connection,
+    unit: Unit,
     spec: TransactionSpec,
     message: transaction_pb2.Transaction,
     sender: str,
@@ -505,18 +501,18 @@ def _record_authorization(
     granted = spec.authorization
     if granted is None:
         return
-    known = get_authorization(connection, granted.authorization_id)
+    known = get_authorization(unit.connection, granted.authorization_id)
     if known is not None and known.grant.version == granted.version:
         return  # the mechanism's next issuance, or outcomes bound under the current version
     body = message.authorization.SerializeToString(deterministic=True)
-    record_authorization(connection, granted, body, sender, spec.transaction_id, now)
+    record_authorization(unit, granted, body, sender, spec.transaction_id, now)
 
 
-def _reserve(connection: Connection, spec: TransactionSpec, sign: int) -> None:
+def _reserve(unit: Unit, spec: TransactionSpec, sign: int) -> None:
     """Count a first transfer against its authorizations' quantities (+1), or give it back
     (-1)."""
     for authorization_id, quantity in spec.first_transferred().items():
-        reserve(connection, authorization_id, sign * quantity)
+        reserve(unit.connection, authorization_id, sign * quantity)
 
 
 def _assert_held(

@@ -13,13 +13,12 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 
 from google.protobuf.message import Message
-from sqlalchemy import Connection
 
 from article6.envelope import seal
 from article6.headers import new_header
 from article6.keys import SigningKey
+from article6.unit import Unit
 from article6.v1 import header_pb2
-from gateway.storage.database import after_commit
 from gateway.storage.records import OutboxMessage, add_outbox
 
 
@@ -66,7 +65,7 @@ class Mailer:
 
     def post(
         self,
-        connection: Connection,
+        unit: Unit,
         recipient: str,
         message: Message,
         transaction_id: str | None,
@@ -76,7 +75,7 @@ class Mailer:
         header: header_pb2.Header = getattr(message, "header")  # noqa: B009
         claimed_until = self.hand_off.claimed_until(datetime.now(UTC))
         queued = add_outbox(
-            connection,
+            unit.connection,
             recipient=recipient,
             message_id=header.message_id,
             payload_type=message.DESCRIPTOR.full_name,
@@ -86,4 +85,4 @@ class Mailer:
             claimed_until=claimed_until,
         )
         if claimed_until is not None:
-            after_commit(connection, partial(self.hand_off.give, queued))
+            unit.after_commit(partial(self.hand_off.give, queued))

@@ -33,7 +33,6 @@ from functools import partial
 import grpc
 import grpc.aio
 from google.protobuf.message import Message
-from sqlalchemy import Connection
 
 from article6.codes import Code, Refusal
 from article6.envelope import open_envelope
@@ -51,6 +50,7 @@ from article6.reconciliation import (
 )
 from article6.snapshot import Snapshot
 from article6.status import refusal_from_error
+from article6.unit import Unit
 from article6.v1 import envelope_pb2, reconciliation_pb2, registry_pb2_grpc, transaction_pb2
 from article6.wire import held_block, held_block_message, node, run_status_words
 from gateway.mailer import Mailer
@@ -181,30 +181,28 @@ class Reconciler:
                 extra={"peer": registry})  # fmt: skip
         return run
 
-    def _start(
-        self, registry: str, run_id: str, now: datetime, connection: Connection
-    ) -> str | None:
-        denied = runs.start_denied_because(connection, registry)
-        runs.insert_run(connection, run_id, registry, self.fanout, 0, now)
+    def _start(self, registry: str, run_id: str, now: datetime, unit: Unit) -> str | None:
+        denied = runs.start_denied_because(unit.connection, registry)
+        runs.insert_run(unit, run_id, registry, self.fanout, 0, now)
         if denied is not None:
-            runs.end_run(connection, run_id, runs.START_DENIED, now, detail=denied)
+            runs.end_run(unit, run_id, runs.START_DENIED, now, detail=denied)
         return denied
 
     async def _deny(self, run_id: str, reason: str) -> None:
         """End a run that could not be carried out (a run already ended keeps its status)."""
         now = datetime.now(UTC)
 
-        def deny(connection: Connection) -> None:
-            run = runs.get_run(connection, run_id)
+        def deny(unit: Unit) -> None:
+            run = runs.get_run(unit.connection, run_id)
             if run is not None and run.open:
-                runs.end_run(connection, run_id, runs.START_DENIED, now, detail=reason[:500])
+                runs.end_run(unit, run_id, runs.START_DENIED, now, detail=reason[:500])
 
         await self.database.write(deny)
 
     async def _progress(self, run_id: str, step: str) -> None:
         """Where an open run is, in its ``detail`` (``article6-admin reconcile`` shows it while
         it waits; the final detail replaces it)."""
-        await self.database.write(lambda c: runs.update_run(c, run_id, detail=step[:500]))
+        await self.database.write(lambda unit: runs.update_run(unit, run_id, detail=step[:500]))
 
     async def _compare(self, registry: str, run_id: str) -> None:
         count = await self.database.read(lambda c: ledger.count_of_registry(c, registry))
@@ -246,14 +244,16 @@ class Reconciler:
             partial(ledger.tree_of_registry, registry=registry, fanout=self.fanout, depth=depth)
         )
         await self.database.write(
-            lambda c: runs.update_run(c, run_id, depth=depth, hub_blocks=tree.root.block_count)
+            lambda unit: runs.update_run(
+                unit, run_id, depth=depth, hub_blocks=tree.root.block_count
+            )
         )
 
         async def validated(agree: bool) -> None:
             status = runs.VALIDATED if agree else runs.TOTALS_INCONSISTENT
             said = "agree" if agree else "differ"
-            await self.database.write(lambda c: runs.update_run(
-                c, run_id, status=status, detail=f"totals {said}; comparing the roots"
+            await self.database.write(lambda unit: runs.update_run(
+                unit, run_id, status=status, detail=f"totals {said}; comparing the roots"
             ))  # fmt: skip
 
         progress = partial(self._progress, run_id)
@@ -273,8 +273,11 @@ class Reconciler:
         except (grpc.aio.AioRpcError, Refusal) as error:  # the run stands; telling is a courtesy
             log.warning("could not tell %s the result of %s: %s", registry, run_id, _reason(error))
         await self.database.write(
-            lambda c: runs.update_run(
-                c, run_id, round_trips=traffic.round_trips, bytes_exchanged=traffic.bytes_exchanged
+            lambda unit: runs.update_run(
+                unit,
+                run_id,
+                round_trips=traffic.round_trips,
+                bytes_exchanged=traffic.bytes_exchanged,
             )
         )
 
@@ -285,20 +288,17 @@ class Reconciler:
         comparison: Comparison,
         status: int,
         traffic: Traffic,
-        connection: Connection,
+        unit: Unit,
     ) -> None:
         now = datetime.now(UTC)
-        runs.add_discrepancies(connection, registry, "hub", comparison.hub_only, now, run_id)
-        runs.add_discrepancies(
-            connection, registry, "registry", comparison.registry_only, now, run_id
-        )
+        runs.add_discrepancies(unit, registry, "hub", comparison.hub_only, now, run_id)
+        runs.add_discrepancies(unit, registry, "registry", comparison.registry_only, now, run_id)
         differing = len(comparison.hub_only) + len(comparison.registry_only)
         detail = (
             f"{differing} blocks differ in {comparison.differing_leaves} leaves; totals "
             f"{'agree' if comparison.totals_agree else 'differ'}"
         )
-        runs.end_run(
-            connection, run_id, status, now, registry_blocks=comparison.registry_blocks,
+        runs.end_run(unit, run_id, status, now, registry_blocks=comparison.registry_blocks,
             round_trips=traffic.round_trips, bytes_exchanged=traffic.bytes_exchanged,
             detail=detail,
         )  # fmt: skip

@@ -124,9 +124,9 @@ class Hub:
         # registry's proposals may be held. Other hubs on PostgreSQL may be running theirs.
         sqlite = self.database.dialect == "sqlite"
         stale = now if sqlite else now - timedelta(seconds=RUN_MAX_SECONDS)
-        self.database.write_now(lambda c: runs.close_stale_runs(c, stale, now))
+        self.database.write_now(lambda unit: runs.close_stale_runs(unit, stale, now))
         if sqlite:  # and its claims are ours
-            self.database.write_now(release_claims)
+            self.database.write_now(lambda unit: release_claims(unit.connection))
         credentials = server_credentials(self.tls)
         interceptors = [self.metrics.rpc.interceptor()]
         options = server_options(

@@ -79,7 +79,7 @@ class SecretariatService(ir_grpc.InternationalRegistryAdminServiceServicer):
         if peer_identity(context) not in self.operators | readers:
             await context.abort(grpc.StatusCode.PERMISSION_DENIED, "not an operator identity")
         try:
-            return await self.writer.run(work)
+            return await self.writer.run(lambda unit: work(unit.connection))
         except (sections.SectionError, procedure.Refused) as error:
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(error))
         except Refusal as refusal:

@@ -40,7 +40,9 @@ class IntakeService(mechanism_grpc.MechanismIntakeServiceServicer):
     ) -> mechanism_pb2.SubmitInstructionResponse:
         await self._authorize(context)
         today = datetime.now(UTC).date()
-        taken = await self.writer.run(lambda c: self.intake.submit(c, request.instruction, today))
+        taken = await self.writer.run(
+            lambda unit: self.intake.submit(unit.connection, request.instruction, today)
+        )
         if taken.record is not None:
             outcome = outcome_message(taken.record)
         else:  # refused before it could be recorded (no usable id, or the id is taken)
@@ -56,7 +58,9 @@ class IntakeService(mechanism_grpc.MechanismIntakeServiceServicer):
         self, request: mechanism_pb2.GetInstructionRequest, context: Context
     ) -> mechanism_pb2.GetInstructionResponse:
         await self._authorize(context)
-        record = await self.writer.run(lambda c: book.get(c, request.instruction_id))
+        record = await self.writer.run(
+            lambda unit: book.get(unit.connection, request.instruction_id)
+        )
         if record is None:
             return mechanism_pb2.GetInstructionResponse(found=False)
         return mechanism_pb2.GetInstructionResponse(found=True, outcome=outcome_message(record))
@@ -67,7 +71,9 @@ class IntakeService(mechanism_grpc.MechanismIntakeServiceServicer):
         await self._authorize(context)
         limit = min(request.limit or PAGE_DEFAULT, PAGE_MAX)
         after = min(request.after_sequence, 2**62)
-        records = await self.writer.run(lambda c: book.changed_after(c, after, limit))
+        records = await self.writer.run(
+            lambda unit: book.changed_after(unit.connection, after, limit)
+        )
         outcomes = [outcome_message(record) for record in records]
         last = outcomes[-1].sequence if outcomes else request.after_sequence
         return mechanism_pb2.ListOutcomesResponse(outcomes=outcomes, last_sequence=last)

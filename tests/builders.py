@@ -96,7 +96,7 @@ def grant_standing_authorization(database: Database) -> None:
     """Record ``AUTHORIZATION`` at a hub, as GHA01's transaction GHA01-0 would."""
     grant = authorization_spec(AUTHORIZATION)
     body = AUTHORIZATION.SerializeToString(deterministic=True)
-    database.write_now(lambda c: record_authorization(c, grant, body, "GHA01", "GHA01-0", T0))
+    database.write_now(lambda unit: record_authorization(unit, grant, body, "GHA01", "GHA01-0", T0))
 
 
 def issuance(
@@ -152,12 +152,12 @@ class HubHarness:
 
     def propose(self, message: transaction_pb2.Transaction, sender: str = "GHA01") -> Outcome:
         return self.database.write_now(
-            lambda c: self.lifecycle.propose(c, sender, message, self.peers, self.now)
+            lambda unit: self.lifecycle.propose(unit, sender, message, self.peers, self.now)
         )
 
     def decide(self, transaction_id: str, decision: Status) -> Outcome:
         return self.database.write_now(
-            lambda c: self.lifecycle.decide(c, transaction_id, decision, [], self.now)
+            lambda unit: self.lifecycle.decide(unit, transaction_id, decision, [], self.now)
         )
 
     def status(self, transaction_id: str) -> Status | None:

@@ -39,6 +39,7 @@ from article6.node.service import Writer
 from article6.refusals import RefusalLog
 from article6.retry import RetryPolicy
 from article6.status import Failure
+from article6.unit import Unit
 from article6.v1 import envelope_pb2, hub_pb2_grpc, reconciliation_pb2, transaction_pb2
 
 log = logging.getLogger("registry.sender")
@@ -97,7 +98,9 @@ class Sender:
 
     async def _send_batch(self) -> bool:
         """Send the due messages in batches, then record every receipt in one commit."""
-        due = await self.writer.run(lambda c: store.due_outbox(c, MAX_OUTBOX_MESSAGES_PER_SEND))
+        due = await self.writer.run(
+            lambda unit: store.due_outbox(unit.connection, MAX_OUTBOX_MESSAGES_PER_SEND)
+        )
         if not due:
             return False
         items = [
@@ -114,7 +117,7 @@ class Sender:
 
     def _record_all(
         self,
-        connection: Connection,
+        unit: Unit,
         attempts: list[tuple[store.Outgoing, envelope_pb2.Envelope | Failure]],
     ) -> None:
         for entry, result in attempts:
@@ -122,15 +125,15 @@ class Sender:
             if isinstance(result, Failure):
                 if result.refusal is not None:
                     self.refused_by_hub(result.refusal, self.registry.hub_id)
-                self._failed(connection, entry, result)
+                self._failed(unit.connection, entry, result)
                 continue
             try:
                 receipt = self._receipt(result, entry.message_id)
             except Refusal as refusal:
                 self.refused_receipts(refusal, self.registry.hub_id)
-                self._retry(connection, entry, f"bad receipt: {refusal}")
+                self._retry(unit.connection, entry, f"bad receipt: {refusal}")
                 continue
-            self._received(connection, entry, receipt)
+            self._received(unit.connection, entry, receipt)
 
     def _count(self, result: envelope_pb2.Envelope | Failure) -> None:
         if self.metrics is None:
@@ -206,7 +209,7 @@ class Sender:
         while not stopping.is_set():
             older_than = store.utcnow() - timedelta(seconds=after)
             try:
-                waiting = await self.writer.run(partial(store.unsettled, older_than=older_than))
+                waiting = await self.writer.run(partial(_unsettled, older_than=older_than))
                 # Each is asked about at most once per ``after``: under a backlog, asking the
                 # busy hub again every sweep would only add to what it has to work through.
                 asked = {local.transaction_id: asked.get(local.transaction_id, -after)
@@ -243,10 +246,14 @@ class Sender:
         results = [(r.code, r.detail) for r in answer.results]
         status = Status(answer.status)
         await self.writer.run(
-            lambda c: self.registry.settle(c, answer.transaction, status, results)
+            lambda unit: self.registry.settle(unit.connection, answer.transaction, status, results)
         )
         log.info("recovered %s: %s", transaction_id, status.name,
                  extra={"transaction_id": transaction_id})  # fmt: skip
+
+
+def _unsettled(unit: Unit, older_than: datetime) -> list[store.LocalTransaction]:
+    return store.unsettled(unit.connection, older_than)
 
 
 async def _pause(stopping: asyncio.Event, seconds: float) -> None:

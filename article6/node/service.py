@@ -22,7 +22,7 @@ from sqlalchemy import Connection, Engine
 
 from article6.codes import Code, Refusal
 from article6.envelope import Opened, open_envelope, payload_sha256, seal
-from article6.group_commit import GroupWriter, WithoutNotes
+from article6.group_commit import GroupWriter, Plain
 from article6.headers import check_fresh, new_header
 from article6.inbox import exactly_once
 from article6.keys import KeyDirectory, SigningKey
@@ -40,6 +40,7 @@ from article6.refusals import OnRefusal
 from article6.service import Context, envelope_service
 from article6.snapshot import Snapshot
 from article6.tls import peer_identity
+from article6.unit import Unit
 from article6.v1 import envelope_pb2, reconciliation_pb2, transaction_pb2, units_pb2
 from article6.wire import held_block_message, node_message, run_status_words
 
@@ -57,15 +58,21 @@ NODES = {"article6.v1.HashTreeRequest": reconciliation_pb2.HashTreeRequest}
 LISTING = {"article6.v1.BlockListRequest": reconciliation_pb2.BlockListRequest}
 
 
-class Writer(WithoutNotes):
+class Writer:
     """One thread that runs every SQL transaction of the serving process, committing the
-    changes that wait for it together (``article6.group_commit``)."""
+    changes that wait for it together (``article6.group_commit``), each given its unit of
+    work (``article6.unit.Unit``)."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self._thread = GroupWriter(self)
+        self._thread = GroupWriter(Plain(engine))
 
-    async def run(self, work: Callable[[Connection], T]) -> T:
+    def now(self, work: Callable[[Unit], T]) -> T:
+        """Run ``work`` in one transaction on the calling thread (startup, tools)."""
+        result: T = self._thread.now(work)
+        return result
+
+    async def run(self, work: Callable[[Unit], T]) -> T:
         """Apply ``work``; returns once its commit is durable."""
         result: T = await self._thread.apply(work)
         return result
@@ -123,18 +130,18 @@ class RegistryService:
         self, envelope: envelope_pb2.Envelope, context: Context
     ) -> envelope_pb2.Envelope:
         opened = self._from_hub(envelope, context, DELIVERABLE)
-        response = await self.writer.run(lambda c: self._once(c, opened))
+        response = await self.writer.run(lambda unit: self._once(unit, opened))
         if isinstance(opened.payload, reconciliation_pb2.ReconciliationRequest):
             # Pinned after the request's commit and before its receipt leaves: the hub lets
             # this registry's proposals flow again once it has the receipt.
             await asyncio.to_thread(self._snapshot, opened.payload)
         return envelope_pb2.Envelope.FromString(response)
 
-    def _once(self, connection: Connection, opened: Opened) -> bytes:
-        return exactly_once(connection, store.inbox, opened, partial(self._respond, opened))
+    def _once(self, unit: Unit, opened: Opened) -> bytes:
+        return exactly_once(unit, store.inbox, opened, partial(self._respond, opened))
 
-    def _respond(self, opened: Opened, connection: Connection, now: datetime) -> bytes:
-        receipt = self._apply(connection, opened.payload)
+    def _respond(self, opened: Opened, unit: Unit, now: datetime) -> bytes:
+        receipt = self._apply(unit.connection, opened.payload)
         receipt.in_reply_to = opened.header.message_id
         receipt.request_payload_sha256 = payload_sha256(opened.envelope)
         receipt.header.CopyFrom(new_header(self.registry.registry_id, opened.signer, now))

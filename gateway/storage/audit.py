@@ -1,7 +1,7 @@
 """The audit trail in the hub's database.
 
-Code that changes state calls ``record`` inside its SQL transaction; that only notes the
-entry on the connection. ``seal`` (called by ``Database`` just before the commit) takes the
+Code that changes state notes entries on its unit of work (``article6.unit.Unit.record``).
+``seal`` (called by ``Database`` just before the commit, with those entries) takes the
 head row's lock, chains the noted entries onto it, inserts them and moves the signed head, so
 entries commit with the change they describe or not at all, and the head's lock is held only
 for those last statements.
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
@@ -19,33 +18,15 @@ from sqlalchemy import Connection, insert, select, update
 
 from article6.direct import Direct
 from article6.keys import KeyDirectory, SigningKey
+from article6.unit import AuditNote
 from gateway.audit import Entry, Head, Verdict, entry_hash, head_statement, verify
 from gateway.storage.schema import audit_head, audit_log
 
-_PENDING = "a6_audit_pending"
 HUB = "hub"  # the actor of what the hub does on its own (time-outs, checks, runs)
 
 
-def record(connection: Connection, actor: str, action: str, subject: str, **detail: Any) -> None:
-    """Note an audit entry; it is written when the transaction commits."""
-    at = datetime.now(UTC).isoformat(timespec="microseconds")
-    connection.info.setdefault(_PENDING, []).append((at, actor, action, subject, detail))
-
-
-def noted(connection: Connection) -> int:
-    """How many entries are noted so far: a mark to ``discard`` back to."""
-    return len(connection.info.get(_PENDING, ()))
-
-
-def discard(connection: Connection, keep: int = 0) -> None:
-    """Forget the entries noted after the first ``keep``: those of a change (or of a whole
-    transaction) that will not commit."""
-    del connection.info.setdefault(_PENDING, [])[keep:]
-
-
-def seal(connection: Connection, signer: SigningKey | None) -> int:
+def seal(connection: Connection, pending: list[AuditNote], signer: SigningKey | None) -> int:
     """Chain the noted entries onto the head and sign the new head; the number written."""
-    pending: list[tuple[str, str, str, str, dict[str, Any]]] = connection.info.pop(_PENDING, [])
     if not pending:
         return 0
     (head,) = _head_for_update().rows(connection, {})

@@ -4,11 +4,12 @@ Every state change runs on the **writer** thread (``Database.write``), so a proc
 races itself for SQLite's write lock, and each change commits its inbox record, its state, its
 outbox rows and its audit entries together or not at all: alone, or with the other changes
 waiting at that moment in one group commit, one savepoint each (``article6.group_commit``),
-and its caller is answered only once the commit is durable. Reads that
+and its caller is answered only once the commit is durable. A change is given a unit of work
+(``article6.unit.Unit``), which holds its audit entries and after-commit actions. Reads that
 need no lock run on reader threads. SQLite runs in WAL mode with ``synchronous=FULL``: a
 commit is on disk before a receipt leaves. On PostgreSQL several hub processes share one
 database; their conflicting changes are ordered by transaction-scoped advisory locks, one per
-serial space (``lock_spaces``), and a unique-key race (two hubs recording the same message)
+serial space (``Unit.lock_spaces``), and a unique-key race (two hubs recording the same message)
 is retried, after which the loser finds the winner's record. The audit trail's head row is
 locked last, just before the commit, so it orders the chain without widening any other lock.
 """
@@ -16,8 +17,7 @@ locked last, just before the commit, so it orders the chain without widening any
 from __future__ import annotations
 
 import asyncio
-import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
@@ -26,9 +26,10 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, text
 
-from article6.group_commit import TAIL, GroupWriter, SpaceBusy
+from article6.group_commit import GroupWriter
 from article6.keys import SigningKey
 from article6.sql import make_engine, opening
+from article6.unit import Unit
 from gateway.storage import audit
 
 T = TypeVar("T")
@@ -44,36 +45,6 @@ def migrate(engine: Engine) -> None:
             connection.execute(text("SELECT pg_advisory_xact_lock(7110)"))
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
-
-
-_AFTER_COMMIT = "a6_after_commit"
-
-
-def after_commit(connection: Connection, action: Callable[[], None]) -> None:
-    """Run ``action`` once the current transaction has committed (never if it rolls back):
-    for effects outside the database, such as metrics."""
-    connection.info.setdefault(_AFTER_COMMIT, []).append(action)
-
-
-def lock_spaces(connection: Connection, spaces: Iterable[str]) -> None:
-    """Serialize transactions on the same serial spaces across processes (PostgreSQL).
-
-    Taken in sorted order, so two transactions never wait on each other in a cycle; a change
-    that is not the first of its commit group only tries, and is deferred to the next group
-    if a space is busy (``group_commit``), so a group never waits while holding locks. SQLite
-    needs none: its write lock already serializes every writer.
-    """
-    if connection.dialect.name != "postgresql":
-        return
-    wait = not connection.info.get(TAIL, False)
-    for space in sorted(set(spaces)):
-        key = zlib.crc32(space.encode())
-        if wait:
-            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
-        elif not connection.execute(
-            text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": key}
-        ).scalar_one():
-            raise SpaceBusy(space)
 
 
 class Database:
@@ -101,48 +72,21 @@ class Database:
         with opening(self.url):
             migrate(self.engine)
 
-    def write_now(self, work: Callable[[Connection], T]) -> T:
-        """Run ``work`` in one transaction on the calling thread (startup, tests, the writer's
-        lone changes), then the actions it registered with ``after_commit``, once the commit
-        succeeded. It runs once: the writer runs a change that lost a race again."""
-        with self.engine.begin() as connection:
-            self.clear_notes(connection)  # left by an attempt that rolled back
-            result = work(connection)
-            self.seal(connection)
-            actions = self.take_actions(connection, (0, 0))
-        for action in actions:
-            action()
+    def write_now(self, work: Callable[[Unit], T]) -> T:
+        """Run ``work`` in one transaction on the calling thread (startup, tests), then the
+        actions it noted with ``Unit.after_commit``, once the commit succeeded."""
+        result: T = self._writer.now(work)
         return result
 
-    # --- what a commit group borrows (group_commit.UnitOfWork) ------------------------------
-
-    def clear_notes(self, connection: Connection) -> None:
-        connection.info.pop(_AFTER_COMMIT, None)
-        audit.discard(connection)
-
-    def mark_notes(self, connection: Connection) -> tuple[int, int]:
-        return len(connection.info.get(_AFTER_COMMIT, ())), audit.noted(connection)
-
-    def rewind_notes(self, connection: Connection, mark: tuple[int, int]) -> None:
-        del connection.info.setdefault(_AFTER_COMMIT, [])[mark[0] :]
-        audit.discard(connection, keep=mark[1])
-
-    def take_actions(
-        self, connection: Connection, mark: tuple[int, int]
-    ) -> list[Callable[[], None]]:
-        actions: list[Callable[[], None]] = connection.info.setdefault(_AFTER_COMMIT, [])
-        taken = actions[mark[0] :]
-        del actions[mark[0] :]
-        return taken
-
-    def seal(self, connection: Connection) -> None:
-        audit.seal(connection, self.signer)
+    def seal(self, unit: Unit) -> None:
+        """Just before each commit: chain and sign the audit entries the unit noted."""
+        audit.seal(unit.connection, unit.take_entries(), self.signer)
 
     def read_now(self, work: Callable[[Connection], T]) -> T:
         with self.read_engine.connect() as connection:
             return work(connection)
 
-    async def write(self, work: Callable[[Connection], T]) -> T:
+    async def write(self, work: Callable[[Unit], T]) -> T:
         """Apply ``work`` on the writer thread; it commits with whatever else is waiting, and
         returns once the commit is durable."""
         result: T = await self._writer.apply(work)

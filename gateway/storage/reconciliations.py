@@ -23,6 +23,7 @@ from article6.block_table import from_db, overlapping_blocks, to_db
 from article6.blocks import Block
 from article6.direct import Direct
 from article6.model import LedgerBlock, Status
+from article6.unit import Unit
 from article6.v1 import units_pb2
 from article6.wire import held_block, held_block_message
 from gateway.storage import audit
@@ -104,9 +105,9 @@ def start_denied_because(connection: Connection, registry: str) -> str | None:
 
 
 def insert_run(
-    connection: Connection, run_id: str, registry: str, fanout: int, depth: int, now: datetime
+    unit: Unit, run_id: str, registry: str, fanout: int, depth: int, now: datetime
 ) -> None:
-    connection.execute(
+    unit.connection.execute(
         insert(reconciliation_runs).values(
             run_id=run_id, registry=registry, status=INITIATED, open=True, holding=True,
             released_at=None, started_at=now,
@@ -114,32 +115,32 @@ def insert_run(
             round_trips=0, bytes_exchanged=0, detail="",
         )
     )  # fmt: skip
-    audit.record(connection, audit.HUB, "reconciliation.started", run_id, registry=registry)
+    unit.record(audit.HUB, "reconciliation.started", run_id, registry=registry)
 
 
-def update_run(connection: Connection, run_id: str, **values: Any) -> None:
+def update_run(unit: Unit, run_id: str, **values: Any) -> None:
     if "status" in values:
-        audit.record(connection, audit.HUB, "reconciliation.status", run_id,
+        unit.record(audit.HUB, "reconciliation.status", run_id,
                      status=values["status"], open=values.get("open", True))  # fmt: skip
-    connection.execute(
+    unit.connection.execute(
         update(reconciliation_runs).where(reconciliation_runs.c.run_id == run_id).values(values)
     )
 
 
-def release(connection: Connection, run_id: str, now: datetime) -> None:
+def release(unit: Unit, run_id: str, now: datetime) -> None:
     """Let the run's registry's proposals through again (both snapshots are pinned)."""
-    audit.record(connection, audit.HUB, "reconciliation.released", run_id)
-    connection.execute(
+    unit.record(audit.HUB, "reconciliation.released", run_id)
+    unit.connection.execute(
         update(reconciliation_runs)
         .where(reconciliation_runs.c.run_id == run_id, reconciliation_runs.c.holding.is_(True))
         .values(holding=False, released_at=now)
     )
 
 
-def end_run(connection: Connection, run_id: str, status: int, now: datetime,
+def end_run(unit: Unit, run_id: str, status: int, now: datetime,
             **values: Any) -> None:  # fmt: skip
     """The run's end: its final ``status``, and its proposals released if they were not."""
-    update_run(connection, run_id, **_ended(status, now), **values)
+    update_run(unit, run_id, **_ended(status, now), **values)
 
 
 def _ended(status: int, now: datetime) -> dict[str, Any]:
@@ -194,16 +195,16 @@ def list_runs(connection: Connection, registry: str, limit: int) -> list[Run]:
     return [_run(row) for row in connection.execute(query.limit(limit))]
 
 
-def close_stale_runs(connection: Connection, started_before: datetime, now: datetime) -> int:
+def close_stale_runs(unit: Unit, started_before: datetime, now: datetime) -> int:
     """Runs left open by a hub process that died (a run lasts seconds to minutes) end as
     start denied, so their registries' proposals flow again."""
     stale = and_(
         reconciliation_runs.c.open.is_(True), reconciliation_runs.c.started_at < started_before
     )
     values = {**_ended(START_DENIED, now), "detail": "the hub stopped during the run"}
-    result = connection.execute(update(reconciliation_runs).where(stale).values(values))
+    result = unit.connection.execute(update(reconciliation_runs).where(stale).values(values))
     if result.rowcount:
-        audit.record(connection, audit.HUB, "reconciliation.closed", "stale runs",
+        unit.record(audit.HUB, "reconciliation.closed", "stale runs",
                      runs=int(result.rowcount), status=START_DENIED)  # fmt: skip
     return int(result.rowcount or 0)
 
@@ -212,7 +213,7 @@ def close_stale_runs(connection: Connection, started_before: datetime, now: date
 
 
 def add_discrepancies(
-    connection: Connection,
+    unit: Unit,
     registry: str,
     side: str,
     blocks: Sequence[LedgerBlock],
@@ -222,12 +223,11 @@ def add_discrepancies(
 ) -> None:
     if not blocks:
         return
-    audit.record(
-        connection, audit.HUB, "discrepancy.found", run_id or transaction_id or registry,
+    unit.record(audit.HUB, "discrepancy.found", run_id or transaction_id or registry,
         registry=registry, side=side, blocks=len(blocks),
         units=sum(block.unit_count for block in blocks),
     )  # fmt: skip
-    connection.execute(
+    unit.connection.execute(
         insert(discrepancies),
         [
             {
@@ -294,25 +294,27 @@ def open_count(connection: Connection) -> int:
 
 
 def resolve(
-    connection: Connection, discrepancy_id: int, by: str, reason: str, now: datetime
+    unit: Unit, discrepancy_id: int, by: str, reason: str, now: datetime
 ) -> Discrepancy | None:
     """Close a discrepancy with the operator's reason; a run whose discrepancies are all
     resolved becomes 'completed with manual intervention'. None if it is unknown or closed."""
-    row = connection.execute(
+    row = unit.connection.execute(
         select(discrepancies).where(discrepancies.c.id == discrepancy_id)
     ).first()
     if row is None or not row.open:
         return None
-    connection.execute(
+    unit.connection.execute(
         update(discrepancies)
         .where(discrepancies.c.id == discrepancy_id)
         .values(open=False, resolved_at=now, resolved_by=by, reason=reason)
     )
-    audit.record(connection, by, "discrepancy.resolved", str(discrepancy_id),
+    unit.record(by, "discrepancy.resolved", str(discrepancy_id),
                  registry=row.registry, run_id=row.run_id, reason=reason)  # fmt: skip
-    if row.run_id is not None and not list_discrepancies(connection, row.run_id, open_only=True):
-        update_run(connection, row.run_id, status=COMPLETED_MANUAL_INTERVENTION)
-    found = connection.execute(
+    if row.run_id is not None and not list_discrepancies(
+        unit.connection, row.run_id, open_only=True
+    ):
+        update_run(unit, row.run_id, status=COMPLETED_MANUAL_INTERVENTION)
+    found = unit.connection.execute(
         select(discrepancies).where(discrepancies.c.id == discrepancy_id)
     ).first()
     return _discrepancy(found)

@@ -15,6 +15,7 @@ from sqlalchemy import Connection, Table, and_, bindparam, insert, or_, select, 
 from article6.codes import Code
 from article6.direct import Direct
 from article6.model import AuthorizationSpec, FirstTransferTrigger, Purpose, Status
+from article6.unit import Unit
 from gateway.storage import audit
 from gateway.storage.schema import authorization_versions as authorization_versions_table
 from gateway.storage.schema import (
@@ -72,16 +73,14 @@ def _record(row: Any) -> TransactionRecord:
     )
 
 
-def insert_transaction(
-    connection: Connection, record: TransactionRecord, path: Sequence[Status] = ()
-) -> None:
+def insert_transaction(unit: Unit, record: TransactionRecord, path: Sequence[Status] = ()) -> None:
     """Record a new transaction in ``record.status``, with the history of every status on
     ``path`` it went through on the way within this SQL transaction (``record.status`` last)."""
     statuses = [*path, record.status]
     assert len(set(statuses)) == len(statuses), statuses
     # Values as parameters, not .values(): the statement is then compiled once and reused.
     _insert(transactions).run(
-        connection,
+        unit.connection,
         {
             "transaction_id": record.transaction_id,
             "type": record.type,
@@ -98,7 +97,7 @@ def insert_transaction(
         },
     )
     _insert(transaction_history).run(
-        connection,
+        unit.connection,
         [
             {
                 "transaction_id": record.transaction_id,
@@ -109,8 +108,7 @@ def insert_transaction(
             for status in statuses
         ],
     )
-    audit.record(
-        connection, record.proposer, "transaction.recorded", record.transaction_id,
+    unit.record(record.proposer, "transaction.recorded", record.transaction_id,
         type=record.type,
         transferring=record.transferring_registry, acquiring=record.acquiring_registry,
         quantity=record.quantity, statuses=[status.value for status in statuses],
@@ -170,7 +168,7 @@ def _insert(table: Table) -> Direct:
 
 
 def set_status(
-    connection: Connection,
+    unit: Unit,
     record: TransactionRecord,
     status: Status,
     at: datetime,
@@ -179,14 +177,13 @@ def set_status(
     """Move a transaction to ``status``; a final status never changes (asserted in SQL)."""
     assert not record.status.final, f"{record.transaction_id} is final ({record.status.name})"
     changed = _status_change().run(
-        connection,
+        unit.connection,
         {"id": record.transaction_id, "was": record.status.value, "status": status.value,
          "status_at": at, "results": encode_results(results)},
     )  # fmt: skip
     assert changed == 1, f"{record.transaction_id} changed under us"
-    _history(connection, record.transaction_id, status, at, results)
-    audit.record(
-        connection, audit.HUB, "transaction.status", record.transaction_id,
+    _history(unit.connection, record.transaction_id, status, at, results)
+    unit.record(audit.HUB, "transaction.status", record.transaction_id,
         previous=record.status.value, status=status.value,
         codes=[code.value for code, _ in results],
     )  # fmt: skip
@@ -432,10 +429,8 @@ def list_outbox(
     return [_outbox_message(row) for row in connection.execute(query)]
 
 
-def retry_dead_letter(
-    connection: Connection, entry_id: int, now: datetime, by: str
-) -> OutboxMessage | None:
-    changed = connection.execute(
+def retry_dead_letter(unit: Unit, entry_id: int, now: datetime, by: str) -> OutboxMessage | None:
+    changed = unit.connection.execute(
         update(outbox)
         .where(outbox.c.id == entry_id, outbox.c.state == "dead")
         .values(state="pending", attempts=0, created_at=now, next_attempt_at=now,
@@ -443,25 +438,25 @@ def retry_dead_letter(
     )  # fmt: skip
     if changed.rowcount != 1:
         return None
-    row = connection.execute(select(outbox).where(outbox.c.id == entry_id)).one()
-    audit.record(connection, by, "outbox.retried", str(entry_id),
+    row = unit.connection.execute(select(outbox).where(outbox.c.id == entry_id)).one()
+    unit.record(by, "outbox.retried", str(entry_id),
                  recipient=row.recipient, message_id=row.message_id)  # fmt: skip
     return _outbox_message(row)
 
 
-def retry_dead_letters(connection: Connection, registry: str, now: datetime, by: str) -> int:
+def retry_dead_letters(unit: Unit, registry: str, now: datetime, by: str) -> int:
     """Put every dead letter (to ``registry``, or to any if it is "") back into delivery."""
     dead = outbox.c.state == "dead"
     if registry:
         dead = and_(dead, outbox.c.recipient == registry)
-    changed = connection.execute(
+    changed = unit.connection.execute(
         update(outbox)
         .where(dead)
         .values(state="pending", attempts=0, created_at=now, next_attempt_at=now,
                 claimed_until=None)
     ).rowcount  # fmt: skip
     if changed:
-        audit.record(connection, by, "outbox.retried", registry or "*", count=changed)
+        unit.record(by, "outbox.retried", registry or "*", count=changed)
     return int(changed)
 
 
@@ -474,16 +469,16 @@ def suspended_overrides(connection: Connection) -> dict[str, bool]:
 
 
 def set_suspended(
-    connection: Connection, registry_id: str, suspended: bool, reason: str, at: datetime, by: str
+    unit: Unit, registry_id: str, suspended: bool, reason: str, at: datetime, by: str
 ) -> None:
     action = "registry.suspended" if suspended else "registry.resumed"
-    audit.record(connection, by, action, registry_id, reason=reason)
+    unit.record(by, action, registry_id, reason=reason)
     values = {"suspended": suspended, "reason": reason, "changed_at": at}
-    changed = connection.execute(
+    changed = unit.connection.execute(
         update(registry_status).where(registry_status.c.registry_id == registry_id).values(values)
     )
     if changed.rowcount == 0:
-        connection.execute(insert(registry_status).values(registry_id=registry_id, **values))
+        unit.connection.execute(insert(registry_status).values(registry_id=registry_id, **values))
 
 
 # --- authorizations ------------------------------------------------------------------------
@@ -602,7 +597,7 @@ def _current_terms(grant: AuthorizationSpec) -> dict[str, Any]:
 
 
 def record_authorization(
-    connection: Connection,
+    unit: Unit,
     grant: AuthorizationSpec,
     body: bytes,
     registry: str,
@@ -612,14 +607,14 @@ def record_authorization(
     """Record a new authorization (version 1) or a new version of a recorded one: the current
     terms replaced, the version kept beside every earlier one."""
     if grant.version == 1:
-        connection.execute(
+        unit.connection.execute(
             insert(authorizations).values(
                 authorization_id=grant.authorization_id, registry=registry, reserved=0,
                 transaction_id=transaction_id, granted_at=at, **_current_terms(grant),
             )
         )  # fmt: skip
     else:
-        changed = connection.execute(
+        changed = unit.connection.execute(
             update(authorizations)
             .where(
                 authorizations.c.authorization_id == grant.authorization_id,
@@ -628,14 +623,13 @@ def record_authorization(
             .values(**_current_terms(grant))
         )
         assert changed.rowcount == 1, f"{grant.authorization_id} changed under us"
-    connection.execute(
+    unit.connection.execute(
         insert(authorization_versions_table).values(
             authorization_id=grant.authorization_id, version=grant.version, registry=registry,
             transaction_id=transaction_id, recorded_at=at, body=body,
         )
     )  # fmt: skip
-    audit.record(
-        connection, registry, "authorization.recorded", grant.authorization_id,
+    unit.record(registry, "authorization.recorded", grant.authorization_id,
         version=grant.version, party=grant.authorizing_party,
         cooperative_approach=grant.cooperative_approach, purpose=grant.purpose.value,
         cap=grant.quantity_cap, vintages=[grant.vintage_first, grant.vintage_last],

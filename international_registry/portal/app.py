@@ -31,6 +31,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from article6.unit import Unit
 from international_registry import sections
 from international_registry.portal import procedure, store
 from international_registry.portal.mail import Mailer, MailError, SmtpSettings
@@ -47,7 +48,7 @@ log = logging.getLogger(__name__)
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 STATIC = Path(__file__).resolve().parent / "static"
 T = TypeVar("T")
-Run = Callable[[Callable[[Connection], T]], Awaitable[T]]
+Run = Callable[[Callable[[Unit], T]], Awaitable[T]]
 
 
 @dataclass(frozen=True)
@@ -81,9 +82,15 @@ class Portal:
 
     def __init__(self, settings: PortalSettings, run: Run[Any]) -> None:
         self.settings = settings
-        self.run = run
+        self._run = run
         self.templates = Jinja2Templates(env=templates())
         self.mailer = Mailer(settings.smtp, templates())
+
+    async def run(self, work: Callable[[Connection], T]) -> T:
+        """Apply ``work`` in one unit of work on the registry's writer; the portal's steps
+        note nothing for the commit, so they take its connection."""
+        result: T = await self._run(lambda unit: work(unit.connection))
+        return result
 
     async def send(self, done: Done) -> None:
         for mail in done.mails:

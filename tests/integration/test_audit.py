@@ -11,6 +11,7 @@ from sqlalchemy import Connection, delete, select, update
 
 from article6.keys import DirectoryKey, KeyDirectory, SigningKey
 from article6.model import Status
+from article6.unit import Unit
 from gateway.audit import Entry, Verdict, entry_hash, head_statement, verify
 from gateway.storage import audit
 from gateway.storage import reconciliations as runs
@@ -30,7 +31,9 @@ def hub(hub_database_url: str) -> Iterator[HubHarness]:
     harness.decide("GHA01-2", Status.ACCEPTED)
     harness.propose(external("GHA01-3", 5000, 6000))  # rejected: GHA01 holds none of these
     harness.database.write_now(
-        lambda c: set_suspended(c, "CHE01", True, "maintenance", datetime.now(UTC), "OPERATOR")
+        lambda unit: set_suspended(
+            unit, "CHE01", True, "maintenance", datetime.now(UTC), "OPERATOR"
+        )
     )
     yield harness
     harness.close()
@@ -73,8 +76,8 @@ def test_every_state_change_and_operator_action_is_chained(hub: HubHarness) -> N
     assert (verdict.intact, verdict.records) == (True, 7)
 
 
-def _abandoned(connection: Connection) -> None:
-    set_suspended(connection, "GHA01", True, "x", datetime.now(UTC), "OPERATOR")
+def _abandoned(unit: Unit) -> None:
+    set_suspended(unit, "GHA01", True, "x", datetime.now(UTC), "OPERATOR")
     raise RuntimeError("abandoned")
 
 
@@ -82,7 +85,9 @@ def test_a_change_that_rolls_back_leaves_no_entry(hub: HubHarness) -> None:
     before = actions(hub)
     with pytest.raises(RuntimeError):
         hub.database.write_now(_abandoned)
-    nothing = hub.database.write_now(lambda c: retry_dead_letter(c, 999, datetime.now(UTC), "OP"))
+    nothing = hub.database.write_now(
+        lambda unit: retry_dead_letter(unit, 999, datetime.now(UTC), "OP")
+    )
     assert nothing is None
     assert actions(hub) == before
     assert check(hub).intact
@@ -90,9 +95,11 @@ def test_a_change_that_rolls_back_leaves_no_entry(hub: HubHarness) -> None:
 
 def test_reconciliation_runs_and_resolutions_are_audited(hub: HubHarness) -> None:
     now = datetime.now(UTC)
-    hub.database.write_now(lambda c: runs.insert_run(c, "RUN-1", "GHA01", 16, 2, now))
+    hub.database.write_now(lambda unit: runs.insert_run(unit, "RUN-1", "GHA01", 16, 2, now))
     hub.database.write_now(
-        lambda c: runs.update_run(c, "RUN-1", status=runs.COMPLETED, open=False, finished_at=now)
+        lambda unit: runs.update_run(
+            unit, "RUN-1", status=runs.COMPLETED, open=False, finished_at=now
+        )
     )
     assert actions(hub)[-2:] == [
         ("hub", "reconciliation.started", "RUN-1"),

@@ -11,12 +11,13 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import Connection, event, exc
+from sqlalchemy import event, exc
 
 from article6.codes import Code, Refusal
 from article6.limits import MAX_WAITING_CHANGES, WRITE_CONFLICT_ATTEMPTS
+from article6.unit import Unit
 from gateway.storage import audit
-from gateway.storage.database import Database, after_commit, lock_spaces
+from gateway.storage.database import Database
 from tests.databases import postgres_database
 
 
@@ -38,19 +39,19 @@ def _subjects(database: Database) -> list[str]:
     return database.read_now(lambda c: [e.subject for e, _ in audit.entries(c)])
 
 
-def _note(subject: str, ran: list[str]) -> Callable[[Connection], str]:
-    def work(connection: Connection) -> str:
-        audit.record(connection, "test", "noted", subject)
-        after_commit(connection, lambda: ran.append(subject))
+def _note(subject: str, ran: list[str]) -> Callable[[Unit], str]:
+    def work(unit: Unit) -> str:
+        unit.record("test", "noted", subject)
+        unit.after_commit(lambda: ran.append(subject))
         return subject
 
     return work
 
 
-async def _grouped(database: Database, works: list[Callable[[Connection], Any]]) -> list[Any]:
+async def _grouped(database: Database, works: list[Callable[[Unit], Any]]) -> list[Any]:
     """Run ``works`` as one group: a first change holds the writer until all are queued."""
     release = threading.Event()
-    holder = asyncio.ensure_future(database.write(lambda c: release.wait(10)))
+    holder = asyncio.ensure_future(database.write(lambda unit: release.wait(10)))
     await asyncio.sleep(0.1)  # the holder is on the writer thread
     pending = [asyncio.ensure_future(database.write(work)) for work in works]
     await asyncio.sleep(0.1)
@@ -64,9 +65,9 @@ def test_a_group_commits_once_and_a_failing_change_takes_only_its_own_notes(
 ) -> None:
     commits, ran = _commits(database), []
 
-    def refused(connection: Connection) -> None:
-        audit.record(connection, "test", "noted", "refused")
-        after_commit(connection, lambda: ran.append("refused"))
+    def refused(unit: Unit) -> None:
+        unit.record("test", "noted", "refused")
+        unit.after_commit(lambda: ran.append("refused"))
         raise Refusal(Code.TRANSACTION_UNKNOWN, "no such transaction")
 
     works = [_note("a", ran), refused, _note("b", ran), _note("c", ran)]
@@ -86,11 +87,11 @@ def test_a_failed_group_commit_runs_each_change_again_alone(database: Database) 
     ran: list[str] = []
     seal, failures = database.seal, [1]
 
-    def failing_once(connection: Connection) -> None:
-        if failures and audit.noted(connection) == 3:  # the group's commit, not the holder's
+    def failing_once(unit: Unit) -> None:
+        if failures and len(unit.entries) == 3:  # the group's commit, not the holder's
             failures.pop()
             raise RuntimeError("the disk is full")
-        seal(connection)
+        seal(unit)
 
     database.seal = failing_once  # type: ignore[method-assign]
     results = asyncio.run(_grouped(database, [_note(s, ran) for s in "xyz"]))
@@ -113,15 +114,15 @@ async def _busy_space(url: str) -> None:
     outside = database.engine.connect()
     try:
         held = outside.begin()
-        lock_spaces(outside, ["GHA01"])  # another hub's transaction holds GHA01's space
+        Unit(outside).lock_spaces(["GHA01"])  # another hub's transaction holds GHA01's space
         ran: list[str] = []
 
-        def on_gha01(connection: Connection) -> str:
-            lock_spaces(connection, ["GHA01"])
-            return _note("gha01", ran)(connection)
+        def on_gha01(unit: Unit) -> str:
+            unit.lock_spaces(["GHA01"])
+            return _note("gha01", ran)(unit)
 
         release = threading.Event()
-        holder = asyncio.ensure_future(database.write(lambda c: release.wait(10)))
+        holder = asyncio.ensure_future(database.write(lambda unit: release.wait(10)))
         await asyncio.sleep(0.1)
         other = asyncio.ensure_future(database.write(_note("che01", ran)))
         waiting = asyncio.ensure_future(database.write(on_gha01))  # second in the group
@@ -141,7 +142,7 @@ async def _busy_space(url: str) -> None:
 def test_a_change_that_lost_a_race_runs_again_alone_as_in_a_group(database: Database) -> None:
     calls: list[int] = []
 
-    def lost_once(connection: Connection) -> str:
+    def lost_once(unit: Unit) -> str:
         calls.append(1)
         if len(calls) == 1:  # another hub inserted the same row first
             raise exc.IntegrityError("INSERT ...", {}, Exception("UNIQUE constraint failed"))
@@ -151,7 +152,7 @@ def test_a_change_that_lost_a_race_runs_again_alone_as_in_a_group(database: Data
     assert len(calls) == 2
     calls.clear()
 
-    def always_lost(connection: Connection) -> None:
+    def always_lost(unit: Unit) -> None:
         calls.append(1)
         raise exc.IntegrityError("INSERT ...", {}, Exception("UNIQUE constraint failed"))
 
@@ -163,7 +164,7 @@ def test_a_change_that_lost_a_race_runs_again_alone_as_in_a_group(database: Data
 def test_the_writers_queue_is_bounded_and_a_flood_waits_for_room(database: Database) -> None:
     async def flood() -> tuple[int, list[Any]]:
         release = threading.Event()
-        holder = asyncio.ensure_future(database.write(lambda c: release.wait(10)))
+        holder = asyncio.ensure_future(database.write(lambda unit: release.wait(10)))
         await asyncio.sleep(0.1)  # the holder is on the writer thread
         pending = [asyncio.ensure_future(database.write(_note(f"n{n}", [])))
                    for n in range(MAX_WAITING_CHANGES + 50)]  # fmt: skip

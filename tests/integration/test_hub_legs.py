@@ -63,7 +63,7 @@ def confirmation(
 
 def submit(hub: HubHarness, sender: str, payload: bytes) -> list[Code]:
     message = reconciliation_pb2.LegConfirmation.FromString(payload)
-    outcome = hub.database.write_now(lambda c: confirm(c, sender, message, hub.now))
+    outcome = hub.database.write_now(lambda unit: confirm(unit, sender, message, hub.now))
     return [code for code, _ in outcome.results]
 
 
@@ -158,9 +158,11 @@ def test_a_confirmation_with_overlapping_blocks_is_refused_and_changes_nothing(
 def test_open_discrepancies_are_found_among_a_thousand_ranges_in_one_bounded_query(
     hub: HubHarness,
 ) -> None:
-    unit = unit_block(block(5_000, 5_000))
-    held = unit.with_attributes(Held(Holder("GHA01", GHA_ACCOUNT), unit.attributes))
-    hub.database.write_now(lambda c: runs.add_discrepancies(c, "GHA01", "hub", [held], hub.now))
+    issued = unit_block(block(5_000, 5_000))
+    held = issued.with_attributes(Held(Holder("GHA01", GHA_ACCOUNT), issued.attributes))
+    hub.database.write_now(
+        lambda unit: runs.add_discrepancies(unit, "GHA01", "hub", [held], hub.now)
+    )
     (found,) = hub.database.read_now(lambda c: runs.list_discrepancies(c, open_only=True))
 
     def frozen(spans: list[Block[None]]) -> list[int]:
@@ -186,7 +188,9 @@ def test_a_confirmation_in_the_receipt_to_a_completion_notice_is_compared_on_del
     assert hub.propose(external("GHA01-2", 1, 10)).status is Status.CHECKED
     assert hub.decide("GHA01-2", Status.ACCEPTED).status is Status.COMPLETED
     now = datetime.now(UTC)
-    claimed = hub.database.write_now(lambda c: claim_outbox(c, now, 100, timedelta(seconds=9)))
+    claimed = hub.database.write_now(
+        lambda unit: claim_outbox(unit.connection, now, 100, timedelta(seconds=9))
+    )
     notices = {
         m.recipient: m for m in claimed
         if m.payload_type == "article6.v1.StatusNotice" and m.transaction_id == "GHA01-2"
@@ -209,7 +213,7 @@ def test_a_confirmation_in_the_receipt_to_a_completion_notice_is_compared_on_del
     che = Holder("CHE01", CHE_ACCOUNT)
     attempts = [answer("GHA01", confirmation("GHA01-2", (1, 10, 2024))),
                 answer("CHE01", confirmation("GHA01-2", (1, 10, 2023), holder=che))]  # fmt: skip
-    hub.database.write_now(lambda c: deliverer._record_all(c, attempts))
+    hub.database.write_now(lambda unit: deliverer._record_all(unit, attempts))
     found = hub.database.read_now(lambda c: runs.list_discrepancies(c, open_only=True))
     assert sorted((d.registry, d.side, d.transaction_id) for d in found) == [
         ("CHE01", "hub", "GHA01-2"), ("CHE01", "registry", "GHA01-2")

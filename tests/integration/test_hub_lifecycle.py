@@ -83,7 +83,7 @@ def test_a_transfer_with_no_answer_is_cancelled_and_its_units_released(hub: HubH
     hub.propose(issuance("GHA01-1", 1, 1000))
     hub.propose(external("GHA01-2", 1, 250))
     later = hub.now + timedelta(seconds=61)
-    cancelled = hub.database.write_now(lambda c: hub.lifecycle.cancel_expired(c, later))
+    cancelled = hub.database.write_now(lambda unit: hub.lifecycle.cancel_expired(unit, later))
     assert cancelled == [("GHA01-2", "CHE01")]
     assert hub.status("GHA01-2") is Status.CANCELLED
     assert hub.state()["locks"] == []

@@ -289,12 +289,12 @@ def test_proposals_involving_a_registry_under_reconciliation_wait_and_record_not
             gha = registries["GHA01"]
             assert (await gha.propose(issuance("GHA01-1", 1, 100))).accepted
             now = datetime.now(UTC)
-            hub.database.write_now(lambda c: runs.insert_run(c, "RUN-1", "CHE01", 16, 2, now))
+            hub.database.write_now(lambda unit: runs.insert_run(unit, "RUN-1", "CHE01", 16, 2, now))
             request = gha.seal(T.TransactionProposal(transaction=external("GHA01-2", 1, 10)))
             status, code = await refusal(gha.hub.ProposeTransaction(request, timeout=10))
             assert (status, code) == (grpc.StatusCode.UNAVAILABLE, Code.SNAPSHOT_IN_PROGRESS)
             assert (await gha.propose(issuance("GHA01-3", 200, 300))).accepted  # not involved
-            hub.database.write_now(lambda c: runs.release(c, "RUN-1", datetime.now(UTC)))
+            hub.database.write_now(lambda unit: runs.release(unit, "RUN-1", datetime.now(UTC)))
             reply = await gha.hub.ProposeTransaction(request, timeout=10)
             receipt = gha.open(reply, T.Receipt)
             assert isinstance(receipt, T.Receipt)
@@ -315,7 +315,7 @@ def test_a_run_left_holding_by_a_stopped_hub_releases_its_registry_at_the_next_s
     stopped = Hub(hub_config(pki, tmp_path, frozenset(), None))
     stopped.database.migrate()
     now = datetime.now(UTC)
-    stopped.database.write_now(lambda c: runs.insert_run(c, "RUN-1", "CHE01", 16, 2, now))
+    stopped.database.write_now(lambda unit: runs.insert_run(unit, "RUN-1", "CHE01", 16, 2, now))
     stopped.database.close()
 
     async def body() -> None:

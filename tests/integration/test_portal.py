@@ -20,6 +20,7 @@ from starlette.testclient import TestClient
 
 from article6.codes import Code, Refusal
 from article6.node import store as node_store
+from article6.unit import Unit
 from demo.mailbox import LocalSmtp, link_in, passcode_in
 from demo.network import free_port
 from demo.portal import csrf_in as csrf
@@ -63,10 +64,10 @@ def world(tmp_path: Path, registry_database_url: str) -> Iterator[World]:
         store.put_focal_point(connection, store.FocalPointEntry(
             "focal@gha.example", "GHA", "Ama Mensah", store.FocalPointKind.NATIONAL))  # fmt: skip
 
-    async def run(work: Callable[[Connection], T]) -> T:
+    async def run(work: Callable[[Unit], T]) -> T:
         def apply() -> T:
             with engine.begin() as connection:
-                return work(connection)
+                return work(Unit(connection))
 
         return await asyncio.to_thread(apply)
 
