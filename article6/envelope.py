@@ -27,6 +27,7 @@ import hashlib
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from typing import TypeVar
 
 from google.protobuf.message import DecodeError, Message
@@ -93,6 +94,11 @@ class Opened:
     payload: Message
     header: header_pb2.Header
     signer: str
+
+    @cached_property
+    def digest(self) -> bytes:
+        """The payload's SHA-256: computed once, for the inbox and the receipt alike."""
+        return payload_sha256(self.envelope)
 
 
 def read_envelope(raw: bytes, max_bytes: int = MAX_ENVELOPE_BYTES) -> envelope_pb2.Envelope:

@@ -16,13 +16,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 import grpc
 import grpc.aio
 
 from article6.codes import Code, Refusal
 from article6.envelope import read_envelope, read_message
+from article6.inbox import Answer, Taken
 from article6.limits import (
     GRPC_LIMIT_MARGIN_BYTES,
     HANDSHAKE_TIMEOUT_SECONDS,
@@ -153,25 +155,64 @@ def read_batch(raw: bytes, max_bytes: int = MAX_ENVELOPE_BYTES) -> envelope_pb2.
     return batch
 
 
+Take = Callable[[envelope_pb2.Envelope, Context], Taken]
+"""Open one envelope of a recorded kind (verify it, parse it) and say what it does."""
+
+ApplyAll = Callable[[Sequence[Taken]], Awaitable[Sequence[Answer]]]
+"""Apply opened messages exactly once, together in one unit of work (``inbox.exactly_once_all``)."""
+
+
+@dataclass(frozen=True)
+class Batch:
+    """A service's EnvelopeBatch RPC (``name``). The messages the receiver records (``takes``,
+    by payload type) are opened one by one, then applied together in one unit of work
+    (``apply``: one writer change, one inbox query, one commit); the others (``methods``,
+    such as queries) are each answered as their unary RPC would answer them."""
+
+    name: str
+    takes: Mapping[str, Take]
+    apply: ApplyAll
+    methods: Mapping[str, EnvelopeMethod] = field(default_factory=dict)
+
+
+def recorded(take: Take, apply: ApplyAll) -> EnvelopeMethod:
+    """The unary RPC of a recorded message: a batch of one."""
+
+    async def method(envelope: envelope_pb2.Envelope, context: Context) -> envelope_pb2.Envelope:
+        (answer,) = await apply([take(envelope, context)])
+        if isinstance(answer, Exception):
+            raise answer
+        return envelope_pb2.Envelope.FromString(answer)
+
+    method.__name__ = getattr(take, "__name__", "recorded")
+    return method
+
+
 def _batch_handler(
-    routes: Mapping[str, EnvelopeMethod],
+    batch: Batch,
     max_bytes: int,
     on_refusal: OnRefusal | None,
     limiter: RateLimiter | None,
 ) -> Callable[[bytes, Context], Awaitable[bytes]]:
-    """Each envelope of a batch goes to the method its payload_type names and is answered as
-    that unary RPC would answer it. They run concurrently, so their changes share commits."""
+    """Each envelope of a batch is answered as its unary RPC would answer it; the recorded
+    ones are applied together, in the batch's order."""
 
-    async def one(envelope: envelope_pb2.Envelope, context: Context) -> envelope_pb2.BatchAnswer:
-        method = routes.get(envelope.payload_type)
-        try:
-            _admit(limiter, context)  # a token per envelope, as if each came alone
-            if method is None:
-                raise Refusal(Code.PAYLOAD_TYPE_UNEXPECTED, "no RPC of this service takes it")
-        except Refusal as refusal:
-            if on_refusal is not None:
-                on_refusal(refusal, peer_identity(context))
-            return envelope_pb2.BatchAnswer(status=status_details(refusal))
+    def refused(refusal: Refusal, context: Context) -> envelope_pb2.BatchAnswer:
+        if on_refusal is not None:
+            on_refusal(refusal, peer_identity(context))
+        return envelope_pb2.BatchAnswer(status=status_details(refusal))
+
+    def answered(answer: Answer, context: Context) -> envelope_pb2.BatchAnswer:
+        if isinstance(answer, Refusal):
+            return refused(answer, context)
+        if isinstance(answer, Exception):
+            log.error("unexpected failure applying a batched message", exc_info=answer)
+            return envelope_pb2.BatchAnswer(status=fault_details(INTERNAL_DETAIL))
+        return envelope_pb2.BatchAnswer(reply=envelope_pb2.Envelope.FromString(answer))
+
+    async def one(
+        method: EnvelopeMethod, envelope: envelope_pb2.Envelope, context: Context
+    ) -> envelope_pb2.BatchAnswer:
         answer = await _answer(method, envelope, context, on_refusal)
         if isinstance(answer, Refusal):
             return envelope_pb2.BatchAnswer(status=status_details(answer))
@@ -179,16 +220,52 @@ def _batch_handler(
             return envelope_pb2.BatchAnswer(status=fault_details(INTERNAL_DETAIL))
         return envelope_pb2.BatchAnswer(reply=answer)
 
+    async def applied(taken: list[Taken]) -> Sequence[Answer]:
+        if not taken:
+            return []
+        try:
+            return await batch.apply(taken)
+        except Exception as error:  # nothing of the batch was recorded; each may be retried
+            return [error] * len(taken)
+
     async def handle(raw: bytes, context: Context) -> bytes:
         try:
             _admit(limiter, context, take=False)  # no parsing for a caller with nothing left
-            batch = read_batch(raw, max_bytes)
+            envelopes = read_batch(raw, max_bytes).envelopes
         except Refusal as refusal:
             if on_refusal is not None:
                 on_refusal(refusal, peer_identity(context))
             await abort(context, refusal)
-        answers = await asyncio.gather(*(one(e, context) for e in batch.envelopes))
-        return envelope_pb2.BatchReply(answers=answers).SerializeToString()
+        answers: list[envelope_pb2.BatchAnswer | None] = [None] * len(envelopes)
+        taken: list[tuple[int, Taken]] = []
+        others: list[tuple[int, EnvelopeMethod]] = []
+        for index, envelope in enumerate(envelopes):
+            take = batch.takes.get(envelope.payload_type)
+            method = batch.methods.get(envelope.payload_type)
+            try:
+                _admit(limiter, context)  # a token per envelope, as if each came alone
+                if take is not None:
+                    taken.append((index, take(envelope, context)))
+                elif method is not None:
+                    others.append((index, method))
+                else:
+                    raise Refusal(Code.PAYLOAD_TYPE_UNEXPECTED, "no RPC of this service takes it")
+            except Refusal as refusal:
+                answers[index] = refused(refusal, context)
+            except Exception as error:
+                answers[index] = answered(error, context)
+        # The batch's own change is submitted first: the writer takes it before the others'.
+        applied_answers, replies = await asyncio.gather(
+            applied([item for _, item in taken]),
+            asyncio.gather(*(one(method, envelopes[index], context) for index, method in others)),
+        )
+        for (index, _), answer in zip(taken, applied_answers, strict=True):
+            answers[index] = answered(answer, context)
+        for (index, _), reply in zip(others, replies, strict=True):
+            answers[index] = reply
+        complete = [answer for answer in answers if answer is not None]
+        assert len(complete) == len(envelopes)
+        return envelope_pb2.BatchReply(answers=complete).SerializeToString()
 
     return handle
 
@@ -199,20 +276,18 @@ def envelope_service(
     max_bytes: int = MAX_ENVELOPE_BYTES,
     on_refusal: OnRefusal | None = None,
     limiter: RateLimiter | None = None,
-    batch: tuple[str, Mapping[str, EnvelopeMethod]] | None = None,
+    batch: Batch | None = None,
 ) -> grpc.GenericRpcHandler[bytes, bytes]:
     """A generic handler for ``service`` (e.g. "article6.v1.Hub") serving ``methods`` by name;
     ``on_refusal`` hears every refusal with the caller's TLS identity (metrics, the log). With
     a ``limiter``, a caller (by TLS identity) over its rate is refused before anything else is
-    read (1041). ``batch`` names the service's EnvelopeBatch RPC and routes its envelopes by
-    payload_type."""
+    read (1041). ``batch`` is the service's EnvelopeBatch RPC."""
     handlers = {
         name: grpc.unary_unary_rpc_method_handler(_handler(method, max_bytes, on_refusal, limiter))
         for name, method in methods.items()
     }
     if batch is not None:
-        name, routes = batch
-        handlers[name] = grpc.unary_unary_rpc_method_handler(
-            _batch_handler(routes, max_bytes, on_refusal, limiter)
+        handlers[batch.name] = grpc.unary_unary_rpc_method_handler(
+            _batch_handler(batch, max_bytes, on_refusal, limiter)
         )
     return grpc.method_handlers_generic_handler(service, handlers)

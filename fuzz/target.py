@@ -101,12 +101,7 @@ class HubTarget:
             "HUB", self.directory, self.database, Lifecycle(mailer, timedelta(hours=1)),
             mailer, lambda: peers,
         )  # fmt: skip
-        self.methods: dict[str, Method] = {
-            "ProposeTransaction": self.service.propose_transaction,
-            "NotifyStatus": self.service.notify_status,
-            "GetTransactionStatus": self.service.get_transaction_status,
-            "SubmitReconciliation": self.service.submit_reconciliation,
-        }
+        self.methods: dict[str, Method] = self.service.rpcs()
         self.number = 100
 
     async def prepare(self) -> None:

@@ -1,17 +1,18 @@
 """``article6.v1.Hub``: what registries call.
 
-Each RPC authenticates its envelope on the event loop (``open_envelope``), then hands one
-unit of work to the writer thread, which atomically (one savepoint of a group commit) takes
-it exactly once (``article6.inbox``: a replay gets the stored receipt, byte for byte; other
-bytes under the same id get 3001), checks the sender's standing, applies the lifecycle, and
-signs the receipt that the inbox records. A retry that arrives while the original is still
-being processed waits behind it on the writer and then finds its receipt.
+Each RPC authenticates its envelopes on the event loop (``open_envelope``), then hands them
+to the writer thread as one unit of work (a batch's envelopes together; a unary RPC is a
+batch of one), which takes each exactly once (``article6.inbox``: a replay gets the stored
+receipt, byte for byte; other bytes under the same id get 3001), checks the sender's
+standing, applies the lifecycle, and signs the receipt that the inbox records. A retry that
+arrives while the original is still being processed waits behind it on the writer and then
+finds its receipt.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from functools import partial
 
@@ -19,14 +20,14 @@ import grpc
 from google.protobuf.message import Message
 
 from article6.codes import Code, Refusal
-from article6.envelope import Opened, open_envelope, payload_sha256
+from article6.envelope import Opened, open_envelope
 from article6.headers import check_fresh
-from article6.inbox import exactly_once
+from article6.inbox import Answer, Taken, exactly_once_all
 from article6.keys import KeyDirectory
 from article6.model import Status
 from article6.ratelimit import RateLimiter
 from article6.refusals import OnRefusal
-from article6.service import Context, envelope_service
+from article6.service import Batch, Context, EnvelopeMethod, envelope_service, recorded
 from article6.tls import peer_identity
 from article6.unit import Unit
 from article6.v1 import envelope_pb2, reconciliation_pb2, transaction_pb2
@@ -69,24 +70,54 @@ class HubService:
         self.on_refusal = on_refusal
 
     def handler(self, limiter: RateLimiter | None = None) -> grpc.GenericRpcHandler[bytes, bytes]:
-        routes = {  # SubmitBatch sends each envelope where its unary RPC would
-            **dict.fromkeys(PROPOSAL, self.propose_transaction),
-            **dict.fromkeys(NOTICE, self.notify_status),
-            **dict.fromkeys(QUERY, self.get_transaction_status),
-            **dict.fromkeys(CONFIRMATION, self.submit_reconciliation),
-        }
+        batch = Batch(  # SubmitBatch takes each envelope as its unary RPC would
+            "SubmitBatch",
+            takes={**dict.fromkeys(PROPOSAL, self._propose), **dict.fromkeys(NOTICE, self._notify),
+                   **dict.fromkeys(CONFIRMATION, self._confirm)},
+            apply=self._apply_all,
+            methods=dict.fromkeys(QUERY, self.get_transaction_status),
+        )  # fmt: skip
         return envelope_service(
-            "article6.v1.Hub",
-            {
-                "ProposeTransaction": self.propose_transaction,
-                "NotifyStatus": self.notify_status,
-                "GetTransactionStatus": self.get_transaction_status,
-                "SubmitReconciliation": self.submit_reconciliation,
-            },
-            on_refusal=self.on_refusal,
-            limiter=limiter,
-            batch=("SubmitBatch", routes),
+            "article6.v1.Hub", self.rpcs(), on_refusal=self.on_refusal, limiter=limiter,
+            batch=batch,
+        )  # fmt: skip
+
+    def rpcs(self) -> dict[str, EnvelopeMethod]:
+        """The unary RPCs, by name; each recorded message is a batch of one."""
+        return {
+            "ProposeTransaction": recorded(self._propose, self._apply_all),
+            "NotifyStatus": recorded(self._notify, self._apply_all),
+            "GetTransactionStatus": self.get_transaction_status,
+            "SubmitReconciliation": recorded(self._confirm, self._apply_all),
+        }
+
+    def _propose(self, envelope: envelope_pb2.Envelope, context: Context) -> Taken:
+        return self._take(PROPOSAL, self._proposed, envelope, context)
+
+    def _notify(self, envelope: envelope_pb2.Envelope, context: Context) -> Taken:
+        return self._take(NOTICE, self._notified, envelope, context)
+
+    def _confirm(self, envelope: envelope_pb2.Envelope, context: Context) -> Taken:
+        return self._take(CONFIRMATION, self._confirmed, envelope, context)
+
+    def _take(
+        self,
+        accepted: Mapping[str, type[Message]],
+        handle: Callable[[Opened, Unit, datetime], Outcome],
+        envelope: envelope_pb2.Envelope,
+        context: Context,
+    ) -> Taken:
+        """Authenticate a message (on the event loop) and say what applying it does."""
+        opened = self._open(envelope, context, accepted)
+        return opened, partial(self._respond, opened, partial(handle, opened))
+
+    async def _apply_all(self, taken: Sequence[Taken]) -> list[Answer]:
+        """Apply messages exactly once in one unit of work on the writer (one change of a
+        group commit, however many messages)."""
+        answers: list[Answer] = await self.database.write(
+            lambda unit: exactly_once_all(unit, inbox, taken)
         )
+        return answers
 
     def _open(
         self,
@@ -107,7 +138,7 @@ class HubService:
     def _receipt(self, opened: Opened, outcome: Outcome, now: datetime) -> bytes:
         receipt = transaction_pb2.Receipt(
             in_reply_to=opened.header.message_id,
-            request_payload_sha256=payload_sha256(opened.envelope),
+            request_payload_sha256=opened.digest,
             accepted=outcome.accepted,
             transaction_id=outcome.transaction_id,
             status=transaction_pb2.TransactionStatus.ValueType(
@@ -117,10 +148,6 @@ class HubService:
         for code, detail in outcome.results:
             receipt.results.add(code=code.value, detail=detail)
         return self.mailer.seal(receipt, opened.signer, now)
-
-    def _once(self, unit: Unit, opened: Opened, handle: Handle) -> bytes:
-        """Apply a message exactly once and return its (stored) signed receipt."""
-        return exactly_once(unit, inbox, opened, partial(self._respond, opened, handle))
 
     def _respond(self, opened: Opened, handle: Handle, unit: Unit, now: datetime) -> bytes:
         sender = opened.signer
@@ -139,45 +166,18 @@ class HubService:
         )  # fmt: skip
         return self._receipt(opened, outcome, now)
 
-    async def propose_transaction(
-        self, envelope: envelope_pb2.Envelope, context: Context
-    ) -> envelope_pb2.Envelope:
-        opened = self._open(envelope, context, PROPOSAL)
+    def _proposed(self, opened: Opened, unit: Unit, now: datetime) -> Outcome:
         proposal = opened.payload
         assert isinstance(proposal, transaction_pb2.TransactionProposal)
+        involved = [opened.signer, proposal.transaction.acquiring_registry]
+        busy = reconciling(unit.connection, involved)
+        if busy is not None:  # raised: nothing is recorded, and the sender retries
+            raise Refusal(Code.SNAPSHOT_IN_PROGRESS, f"{busy} is being reconciled")
+        return self.lifecycle.propose(unit, opened.signer, proposal.transaction, self.peers(), now)
 
-        def handle(unit: Unit, now: datetime) -> Outcome:
-            involved = [opened.signer, proposal.transaction.acquiring_registry]
-            busy = reconciling(unit.connection, involved)
-            if busy is not None:  # raised: nothing is recorded, and the sender retries
-                raise Refusal(Code.SNAPSHOT_IN_PROGRESS, f"{busy} is being reconciled")
-            return self.lifecycle.propose(
-                unit, opened.signer, proposal.transaction, self.peers(), now
-            )
-
-        response = await self.database.write(lambda unit: self._once(unit, opened, handle))
-        return envelope_pb2.Envelope.FromString(response)
-
-    async def notify_status(
-        self, envelope: envelope_pb2.Envelope, context: Context
-    ) -> envelope_pb2.Envelope:
-        opened = self._open(envelope, context, NOTICE)
-        notice = opened.payload
+    def _notified(self, opened: Opened, unit: Unit, now: datetime) -> Outcome:
+        notice, sender = opened.payload, opened.signer
         assert isinstance(notice, transaction_pb2.StatusNotice)
-
-        def handle(unit: Unit, now: datetime) -> Outcome:
-            return self._notified(unit, opened.signer, notice, now)
-
-        response = await self.database.write(lambda unit: self._once(unit, opened, handle))
-        return envelope_pb2.Envelope.FromString(response)
-
-    def _notified(
-        self,
-        unit: Unit,
-        sender: str,
-        notice: transaction_pb2.StatusNotice,
-        now: datetime,
-    ) -> Outcome:
         transaction_id = notice.transaction_id
         record = get_transaction(unit.connection, transaction_id)
         if record is None or sender not in {
@@ -199,19 +199,12 @@ class HubService:
         results = [(Code(r.code), r.detail) for r in notice.results if r.code in _CODES]
         return self.lifecycle.decide(unit, transaction_id, Status(notice.status), results, now)
 
-    async def submit_reconciliation(
-        self, envelope: envelope_pb2.Envelope, context: Context
-    ) -> envelope_pb2.Envelope:
+    @staticmethod
+    def _confirmed(opened: Opened, unit: Unit, now: datetime) -> Outcome:
         """A registry's leg confirmation, compared with the ledger at once (gateway.legs)."""
-        opened = self._open(envelope, context, CONFIRMATION)
         confirmation = opened.payload
         assert isinstance(confirmation, reconciliation_pb2.LegConfirmation)
-
-        def handle(unit: Unit, now: datetime) -> Outcome:
-            return confirm(unit, opened.signer, confirmation, now)
-
-        response = await self.database.write(lambda unit: self._once(unit, opened, handle))
-        return envelope_pb2.Envelope.FromString(response)
+        return confirm(unit, opened.signer, confirmation, now)
 
     async def get_transaction_status(
         self, envelope: envelope_pb2.Envelope, context: Context

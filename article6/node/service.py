@@ -1,7 +1,9 @@
 """``article6.v1.Registry`` as the reference registry serves it.
 
 Only the hub delivers. Each delivery is authenticated, then applied exactly once in one SQL
-transaction with its inbox record: a repeated delivery gets the stored receipt, byte for byte.
+transaction with its inbox record (a batch's deliveries in one unit of work,
+``article6.inbox.exactly_once_all``): a repeated delivery gets the stored receipt, byte for
+byte.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,10 +23,10 @@ from google.protobuf.message import Message
 from sqlalchemy import Connection, Engine
 
 from article6.codes import Code, Refusal
-from article6.envelope import Opened, open_envelope, payload_sha256, seal
+from article6.envelope import Opened, open_envelope, seal
 from article6.group_commit import GroupWriter, Plain
 from article6.headers import check_fresh, new_header
-from article6.inbox import exactly_once
+from article6.inbox import Answer, Taken, exactly_once_all
 from article6.keys import KeyDirectory, SigningKey
 from article6.limits import (
     KEPT_SNAPSHOTS,
@@ -37,7 +39,7 @@ from article6.node import store
 from article6.node.engine import RegistryEngine
 from article6.reconciliation import Tree, check_shape
 from article6.refusals import OnRefusal
-from article6.service import Context, envelope_service
+from article6.service import Batch, Context, envelope_service, recorded
 from article6.snapshot import Snapshot
 from article6.tls import peer_identity
 from article6.unit import Unit
@@ -100,12 +102,12 @@ class RegistryService:
 
     def handler(self, on_refusal: OnRefusal | None = None) -> grpc.GenericRpcHandler[bytes, bytes]:
         methods = {
-            "Deliver": self.deliver,
+            "Deliver": recorded(self._take, self._apply_all),
             "GetSnapshotTotals": self.get_snapshot_totals,
             "GetHashTreeNodes": self.get_hash_tree_nodes,
             "ListSnapshotBlocks": self.list_snapshot_blocks,
         }
-        batch = ("DeliverBatch", dict.fromkeys(DELIVERABLE, self.deliver))
+        batch = Batch("DeliverBatch", dict.fromkeys(DELIVERABLE, self._take), self._apply_all)
         return envelope_service("article6.v1.Registry", methods, on_refusal=on_refusal, batch=batch)
 
     def _from_hub(
@@ -126,24 +128,29 @@ class RegistryService:
             raise Refusal(Code.SENDER_UNKNOWN, "only the hub delivers to a registry")
         return opened
 
-    async def deliver(
-        self, envelope: envelope_pb2.Envelope, context: Context
-    ) -> envelope_pb2.Envelope:
+    def _take(self, envelope: envelope_pb2.Envelope, context: Context) -> Taken:
         opened = self._from_hub(envelope, context, DELIVERABLE)
-        response = await self.writer.run(lambda unit: self._once(unit, opened))
-        if isinstance(opened.payload, reconciliation_pb2.ReconciliationRequest):
-            # Pinned after the request's commit and before its receipt leaves: the hub lets
-            # this registry's proposals flow again once it has the receipt.
-            await asyncio.to_thread(self._snapshot, opened.payload)
-        return envelope_pb2.Envelope.FromString(response)
+        return opened, partial(self._respond, opened)
 
-    def _once(self, unit: Unit, opened: Opened) -> bytes:
-        return exactly_once(unit, store.inbox, opened, partial(self._respond, opened))
+    async def _apply_all(self, taken: Sequence[Taken]) -> list[Answer]:
+        """Apply deliveries exactly once in one unit of work on the writer. A reconciliation
+        request's snapshot is pinned after its commit and before its receipt leaves: the hub
+        lets this registry's proposals flow again once it has the receipt."""
+        answers: list[Answer] = await self.writer.run(
+            lambda unit: exactly_once_all(unit, store.inbox, taken)
+        )
+        for (opened, _), answer in zip(taken, answers, strict=True):
+            request = opened.payload
+            if isinstance(request, reconciliation_pb2.ReconciliationRequest) and isinstance(
+                answer, bytes
+            ):
+                await asyncio.to_thread(self._snapshot, request)
+        return answers
 
     def _respond(self, opened: Opened, unit: Unit, now: datetime) -> bytes:
         receipt = self._apply(unit.connection, opened.payload)
         receipt.in_reply_to = opened.header.message_id
-        receipt.request_payload_sha256 = payload_sha256(opened.envelope)
+        receipt.request_payload_sha256 = opened.digest
         receipt.header.CopyFrom(new_header(self.registry.registry_id, opened.signer, now))
         return seal(receipt, [self.key]).SerializeToString()
 
