@@ -88,11 +88,13 @@ PAYLOADS: dict[str, type[Message]] = {
 
 @dataclass(frozen=True)
 class Attempt:
-    """One delivery attempt: the registry's reply, or why there was none."""
+    """One delivery attempt: the registry's reply, or why there was none; and the reply's
+    receipt, verified when it arrived (or why it is not one)."""
 
     message: OutboxMessage
     result: envelope_pb2.Envelope | Failure
     started: datetime | None = None
+    receipt: transaction_pb2.Receipt | Refusal | None = None
 
 
 @dataclass
@@ -294,7 +296,34 @@ class Deliverer:
         started = datetime.now(UTC)
         # wait_for_ready: an attempt waits (up to its deadline) for a reconnecting channel.
         results = await client.send(items, self.config.rpc_timeout_seconds)
-        return [Attempt(m, result, started) for m, result in zip(messages, results, strict=True)]
+        # Receipts are verified here, on the event loop, so that the writer (which every
+        # change waits for) spends no time on signatures.
+        return [
+            Attempt(m, result, started, None if isinstance(result, Failure) else
+                    self._receipt(m, result))
+            for m, result in zip(messages, results, strict=True)
+        ]  # fmt: skip
+
+    def _receipt(
+        self, message: OutboxMessage, reply: envelope_pb2.Envelope
+    ) -> transaction_pb2.Receipt | Refusal:
+        """The registry's signed receipt to ``message``, or why the reply is not one."""
+        try:
+            opened = open_envelope(
+                reply,
+                accepted=RECEIPT,
+                directory=self.directory,
+                recipient=self.hub_id,
+                peer_identity=message.recipient,  # the TLS handshake verified the server
+                now=datetime.now(UTC),
+            )
+        except Refusal as refusal:
+            return refusal
+        receipt = opened.payload
+        assert isinstance(receipt, transaction_pb2.Receipt)
+        if receipt.in_reply_to != message.message_id:
+            return Refusal(Code.RECIPIENT_WRONG, "receipt answers another message")
+        return receipt
 
     def _record_all(self, unit: Unit, attempts: list[Attempt]) -> None:
         for attempt in attempts:
@@ -314,11 +343,13 @@ class Deliverer:
                 return
             self._retry(unit, message, str(result))
             return
-        try:
-            self._delivered(unit, message, result)
-        except Refusal as refusal:  # raised before anything is written for this message
-            self._refused_receipts(refusal, message.recipient)
-            self._retry(unit, message, f"bad receipt: {refusal}")
+        receipt = attempt.receipt
+        assert receipt is not None, "a reply is verified as it arrives (_send)"
+        if isinstance(receipt, Refusal):
+            self._refused_receipts(receipt, message.recipient)
+            self._retry(unit, message, f"bad receipt: {receipt}")
+            return
+        self._delivered(unit, message, receipt)
 
     def _count(self, registry: str, result: envelope_pb2.Envelope | Failure) -> None:
         if self.metrics is None:
@@ -327,20 +358,10 @@ class Deliverer:
         if isinstance(result, Failure):
             self.metrics.delivery_failures.labels(registry, result.reason).inc()
 
-    def _delivered(self, unit: Unit, message: OutboxMessage, reply: envelope_pb2.Envelope) -> None:
+    def _delivered(
+        self, unit: Unit, message: OutboxMessage, receipt: transaction_pb2.Receipt
+    ) -> None:
         now = datetime.now(UTC)
-        opened = open_envelope(
-            reply,
-            accepted=RECEIPT,
-            directory=self.directory,
-            recipient=self.hub_id,
-            peer_identity=message.recipient,  # the TLS handshake verified the server
-            now=now,
-        )
-        receipt = opened.payload
-        assert isinstance(receipt, transaction_pb2.Receipt)
-        if receipt.in_reply_to != message.message_id:
-            raise Refusal(Code.RECIPIENT_WRONG, "receipt answers another message")
         outbox_delivered(unit.connection, message.id, now)
         if message.payload_type == ACQUISITION_REQUEST and message.transaction_id:
             self._decision(unit, message.transaction_id, receipt, now)

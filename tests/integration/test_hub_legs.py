@@ -206,7 +206,10 @@ def test_a_confirmation_in_the_receipt_to_a_completion_notice_is_compared_on_del
             leg_confirmation=reconciliation_pb2.LegConfirmation.FromString(confirmed),
         )  # fmt: skip
         receipt.header.CopyFrom(new_header(registry, "HUB", datetime.now(UTC)))
-        return Attempt(notices[registry], seal(receipt, [keys[registry]]))
+        reply = seal(receipt, [keys[registry]])
+        return Attempt(
+            notices[registry], reply, receipt=deliverer._receipt(notices[registry], reply)
+        )
 
     # GHA01 says it still holds 1-10, which it transferred: refused (7007), nothing frozen.
     # CHE01 holds them with another vintage: its own side differs, frozen at once.
