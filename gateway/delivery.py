@@ -74,6 +74,7 @@ from gateway.storage.records import (
     claim_outbox,
     outbox_delivered,
     outbox_failed,
+    release_claims,
 )
 
 log = logging.getLogger("gateway.delivery")
@@ -107,16 +108,19 @@ class Lane:
     queue: deque[OutboxMessage] = field(default_factory=deque)
     held: set[int] = field(default_factory=set)  # outbox ids queued or in flight
     in_flight: int = 0
+    overflowed: bool = False  # turned a message away for lack of room since it last had some
 
-    def offer(self, message: OutboxMessage, bound: int) -> None:
-        """Queue a claimed message, unless it is already held or the lane is full or open
-        (then its claim lapses and it is claimed again later)."""
-        if message.id in self.held or len(self.queue) >= bound:
-            return
-        if self.breaker.resting():
-            return
+    def offer(self, message: OutboxMessage, bound: int) -> bool:
+        """Queue a claimed message, unless it is already held or the lane is open (then its
+        claim lapses and it is claimed again later) or full; False only for the last."""
+        if message.id in self.held or self.breaker.resting():
+            return True
+        if len(self.queue) >= bound:
+            self.overflowed = True
+            return False
         self.queue.append(message)
         self.held.add(message.id)
+        return True
 
     def take(self, size: int) -> list[OutboxMessage]:
         return [self.queue.popleft() for _ in range(min(size, len(self.queue)))]
@@ -160,6 +164,9 @@ class Deliverer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wakeup = asyncio.Event()  # a lane may have something to send
         self._claim_now = True
+        # Claimed messages a full lane turned away, whose claims the next claim releases: as
+        # many as are written while a lane is full, for at most one claim interval.
+        self._turned_away: list[int] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self.retry = RetryPolicy(
             config.backoff_initial_seconds, config.backoff_max_seconds,
@@ -189,9 +196,14 @@ class Deliverer:
         return lane
 
     def _offer(self, messages: Iterable[OutboxMessage]) -> None:
+        """Queue claimed messages in their lanes. A full lane turns a message away: its claim
+        is released at the next claim, so that it is claimed again as soon as the lane has
+        room, rather than once its lease lapses (seconds in which it would not move)."""
         bound = QUEUED_BATCHES_PER_LANE * self.config.batch_size
         for message in messages:
-            self.lane(message.recipient).offer(message, bound)
+            if not self.lane(message.recipient).offer(message, bound):
+                self._turned_away.append(message.id)
+                self._claim_now = True
         self._wakeup.set()
 
     def _lease(self) -> timedelta:
@@ -213,8 +225,9 @@ class Deliverer:
                 self._wakeup.clear()  # first: what happens meanwhile wakes the next turn
                 if self._claim_now or loop.time() - claimed_at >= claim_every:
                     self._claim_now, claimed_at = False, loop.time()
+                    turned_away, self._turned_away = self._turned_away, []
                     try:
-                        claimed = await self.database.write(self._claim)
+                        claimed = await self.database.write(partial(self._claim, turned_away))
                     except Exception:  # the loop must outlive any one failure (a database outage)
                         log.exception("delivery failed; trying again shortly")
                         await pause(stopping, LOOP_PAUSE_SECONDS)
@@ -253,6 +266,9 @@ class Deliverer:
         finally:
             lane.in_flight -= 1
             lane.release(batch)
+            if lane.overflowed and len(lane.queue) < self.config.batch_size:
+                lane.overflowed = False  # what it turned away is claimed now it has room
+                self._claim_now = True
             self._wakeup.set()
 
     def _judge(self, lane: Lane, attempts: list[Attempt]) -> None:
@@ -267,15 +283,24 @@ class Deliverer:
         if self.metrics is not None:
             self.metrics.breaker_state.labels(lane.registry).set(lane.breaker.state.value)
 
-    def _claim(self, unit: Unit) -> list[OutboxMessage]:
-        """Claim due messages for the registries whose lanes have room and may send."""
-        full = [
+    def _claim(self, turned_away: list[int], unit: Unit) -> list[OutboxMessage]:
+        """Release the claims of messages turned away by full lanes, then claim due messages
+        for the registries whose lanes have room and may send."""
+        if turned_away:
+            release_claims(unit.connection, turned_away)
+        now = datetime.now(UTC)
+        return claim_outbox(
+            unit.connection, now, self.config.batch_size, self._lease(), self.full_lanes()
+        )
+
+    def full_lanes(self) -> list[str]:
+        """The registries for which nothing is claimed: their lanes have a batch waiting, or
+        rest after failures."""
+        return [
             registry
             for registry, lane in self._lanes.items()
             if len(lane.queue) >= self.config.batch_size or lane.breaker.resting()
         ]
-        now = datetime.now(UTC)
-        return claim_outbox(unit.connection, now, self.config.batch_size, self._lease(), full)
 
     def channel(self, registry: str) -> grpc.aio.Channel:
         """The channel to a registry, made once (deliveries and reconciliation share it)."""

@@ -351,9 +351,12 @@ def claim_outbox(
     return [_outbox_message(row) for row in rows]
 
 
-def release_claims(connection: Connection) -> int:
-    """Release every claim: for a process that knows no other one shares its database."""
+def release_claims(connection: Connection, ids: Sequence[int] | None = None) -> int:
+    """Release the claims on these messages (its own), or every claim: for a process that
+    knows no other one shares its database."""
     pending = and_(outbox.c.state == "pending", outbox.c.claimed_until.is_not(None))
+    if ids is not None:
+        pending = and_(pending, outbox.c.id.in_(ids))
     return int(
         connection.execute(update(outbox).where(pending).values(claimed_until=None)).rowcount
     )

@@ -26,19 +26,28 @@ RPC_TIMEOUT = 1.0  # a claim's lease is then 4 s: a message left to its lease wa
 
 
 class FakeDatabase:
-    """Claims find nothing and take longer than a poll interval (a busy writer); recording
-    is a no-op."""
+    """Claims take ``claim_seconds`` (a busy writer) and find only the messages whose claims
+    the deliverer released, for the lanes that have room; recording is a no-op."""
 
     def __init__(self, claim_seconds: float) -> None:
         self.claim_seconds = claim_seconds
         self.claims = 0
+        self.released: dict[int, OutboxMessage] = {}
+        self.deliverer: Deliverer | None = None
 
     async def write(self, work: Callable[..., Any]) -> Any:
-        if getattr(work, "__name__", "") == "_claim":
-            self.claims += 1
-            await asyncio.sleep(self.claim_seconds)
-            return []
-        return None
+        if not isinstance(work, partial) or work.func.__name__ != "_claim":
+            return None
+        self.claims += 1
+        await asyncio.sleep(self.claim_seconds)
+        (turned_away,) = work.args
+        assert self.deliverer is not None
+        self.released.update((number, message(number, "CHE01")) for number in turned_away)
+        full = set(self.deliverer.full_lanes())
+        claimed = [m for m in self.released.values() if m.recipient not in full][:64]
+        for m in claimed:
+            del self.released[m.id]
+        return claimed
 
 
 def message(number: int, recipient: str) -> OutboxMessage:
@@ -49,14 +58,17 @@ def message(number: int, recipient: str) -> OutboxMessage:
 
 
 class Registries:
-    """Who answers: a silent registry's batches wait out the deadline and fail."""
+    """Who answers: a silent registry's batches wait out the deadline and fail; the others
+    answer after ``answer_seconds``."""
 
-    def __init__(self, silent: frozenset[str] = frozenset()) -> None:
+    def __init__(self, silent: frozenset[str] = frozenset(), answer_seconds: float = 0) -> None:
         self.silent = silent
+        self.answer_seconds = answer_seconds
         self.sent: dict[str, list[int]] = {}
 
     async def send(self, registry: str, messages: list[OutboxMessage]) -> list[Attempt]:
         self.sent.setdefault(registry, []).extend(m.id for m in messages)
+        await asyncio.sleep(self.answer_seconds)
         if registry in self.silent:
             await asyncio.sleep(RPC_TIMEOUT)
             failure = Failure(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded", None)
@@ -73,6 +85,7 @@ def deliverer(database: FakeDatabase, registries: Registries) -> Deliverer:
     made = Deliverer(config, database, None, Mailer("HUB", None), None,  # type: ignore[arg-type]
                      TlsMaterial(b"", b"", b""), dict)  # fmt: skip
     made._send = registries.send  # type: ignore[method-assign]
+    database.deliverer = made
     return made
 
 
@@ -143,6 +156,27 @@ def test_a_silent_registry_holds_up_only_its_own_lane_and_its_breaker_stops_the_
             assert registries.sent["SGP01"][tried:] == [2101]
             made.dispatch(message(5001, "CHE01"))
             assert await until(partial(sent, registries, "CHE01", 5001), 0.5)
+
+        await running(made, check)
+
+    run(body)
+
+
+def test_a_message_a_full_lane_turns_away_goes_once_the_lane_has_room_not_after_its_lease() -> None:
+    """The stall under load: a burst larger than a lane holds left the messages it turned
+    away to their claims' leases (12 s with the default time-out), with nothing moving."""
+
+    async def body() -> None:
+        database, registries = FakeDatabase(claim_seconds=0.0), Registries(answer_seconds=0.1)
+        made = deliverer(database, registries)
+
+        async def check() -> None:
+            for number in range(1, 1001):  # two batches in flight, eight queued: 360 too many
+                made.dispatch(message(number, "CHE01"))
+            await asyncio.sleep(0.05)
+            assert database.released  # turned away, and released at the next claim
+            # Ten rounds of 128 at 0.1 s each: well inside one lease (4 s here).
+            assert await until(lambda: len(set(registries.sent.get("CHE01", []))) == 1000, 3.0)
 
         await running(made, check)
 

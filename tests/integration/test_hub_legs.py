@@ -24,7 +24,7 @@ from gateway.config import DeliveryConfig
 from gateway.delivery import Attempt, Deliverer
 from gateway.legs import confirm
 from gateway.storage import reconciliations as runs
-from gateway.storage.records import claim_outbox
+from gateway.storage.records import claim_outbox, release_claims
 from gateway.storage.schema import outbox
 from tests.builders import (
     CHE_ACCOUNT,
@@ -198,6 +198,13 @@ def test_a_confirmation_in_the_receipt_to_a_completion_notice_is_compared_on_del
     for message in notices.values():
         sent = envelope_pb2.Envelope.FromString(message.envelope)
         assert transaction_pb2.StatusNotice.FromString(sent.payload).confirm_in_receipt
+    # Claimed, nothing is claimed again until a claim is released (a full lane turned it away).
+    lease = timedelta(seconds=9)
+    assert not hub.database.write_now(lambda unit: claim_outbox(unit.connection, now, 100, lease))
+    turned_away = notices["CHE01"].id
+    hub.database.write_now(lambda unit: release_claims(unit.connection, [turned_away]))
+    again = hub.database.write_now(lambda unit: claim_outbox(unit.connection, now, 100, lease))
+    assert [m.id for m in again] == [turned_away]
 
     def answer(registry: str, confirmed: bytes) -> Attempt:
         receipt = transaction_pb2.Receipt(
