@@ -188,6 +188,54 @@ def recorded(take: Take, apply: ApplyAll) -> EnvelopeMethod:
     return method
 
 
+def _refused(
+    refusal: Refusal, context: Context, on_refusal: OnRefusal | None
+) -> envelope_pb2.BatchAnswer:
+    if on_refusal is not None:
+        on_refusal(refusal, peer_identity(context))
+    return envelope_pb2.BatchAnswer(status=status_details(refusal))
+
+
+def _answered(
+    answer: Answer | None, context: Context, on_refusal: OnRefusal | None
+) -> envelope_pb2.BatchAnswer:
+    """A recorded message's answer as the batch gives it; None: a fault of ours, logged."""
+    if isinstance(answer, Refusal):
+        return _refused(answer, context, on_refusal)
+    if isinstance(answer, Exception):
+        log.error("unexpected failure applying a batched message", exc_info=answer)
+    if answer is None or isinstance(answer, Exception):
+        return envelope_pb2.BatchAnswer(status=fault_details(INTERNAL_DETAIL))
+    return envelope_pb2.BatchAnswer(reply=envelope_pb2.Envelope.FromString(answer))
+
+
+async def _one(
+    method: EnvelopeMethod,
+    envelope: envelope_pb2.Envelope,
+    context: Context,
+    on_refusal: OnRefusal | None,
+) -> envelope_pb2.BatchAnswer:
+    """An envelope the batch answers through its unary method (a query)."""
+    answer = await _answer(method, envelope, context, on_refusal)
+    if isinstance(answer, Refusal):
+        return envelope_pb2.BatchAnswer(status=status_details(answer))
+    if answer is None:
+        return envelope_pb2.BatchAnswer(status=fault_details(INTERNAL_DETAIL))
+    return envelope_pb2.BatchAnswer(reply=answer)
+
+
+async def _applied(batch: Batch, taken: list[Taken]) -> Sequence[Answer | None]:
+    if not taken:
+        return []
+    try:
+        return await batch.apply(taken)
+    except Refusal as refusal:  # a batch of one, refused
+        return [refusal] * len(taken)
+    except Exception:  # nothing of the batch was recorded; each may be retried
+        log.exception("unexpected failure applying a batch of %d messages", len(taken))
+        return [None] * len(taken)
+
+
 def _batch_handler(
     batch: Batch,
     max_bytes: int,
@@ -196,37 +244,6 @@ def _batch_handler(
 ) -> Callable[[bytes, Context], Awaitable[bytes]]:
     """Each envelope of a batch is answered as its unary RPC would answer it; the recorded
     ones are applied together, in the batch's order."""
-
-    def refused(refusal: Refusal, context: Context) -> envelope_pb2.BatchAnswer:
-        if on_refusal is not None:
-            on_refusal(refusal, peer_identity(context))
-        return envelope_pb2.BatchAnswer(status=status_details(refusal))
-
-    def answered(answer: Answer, context: Context) -> envelope_pb2.BatchAnswer:
-        if isinstance(answer, Refusal):
-            return refused(answer, context)
-        if isinstance(answer, Exception):
-            log.error("unexpected failure applying a batched message", exc_info=answer)
-            return envelope_pb2.BatchAnswer(status=fault_details(INTERNAL_DETAIL))
-        return envelope_pb2.BatchAnswer(reply=envelope_pb2.Envelope.FromString(answer))
-
-    async def one(
-        method: EnvelopeMethod, envelope: envelope_pb2.Envelope, context: Context
-    ) -> envelope_pb2.BatchAnswer:
-        answer = await _answer(method, envelope, context, on_refusal)
-        if isinstance(answer, Refusal):
-            return envelope_pb2.BatchAnswer(status=status_details(answer))
-        if answer is None:
-            return envelope_pb2.BatchAnswer(status=fault_details(INTERNAL_DETAIL))
-        return envelope_pb2.BatchAnswer(reply=answer)
-
-    async def applied(taken: list[Taken]) -> Sequence[Answer]:
-        if not taken:
-            return []
-        try:
-            return await batch.apply(taken)
-        except Exception as error:  # nothing of the batch was recorded; each may be retried
-            return [error] * len(taken)
 
     async def handle(raw: bytes, context: Context) -> bytes:
         try:
@@ -251,16 +268,18 @@ def _batch_handler(
                 else:
                     raise Refusal(Code.PAYLOAD_TYPE_UNEXPECTED, "no RPC of this service takes it")
             except Refusal as refusal:
-                answers[index] = refused(refusal, context)
+                answers[index] = _refused(refusal, context, on_refusal)
             except Exception as error:
-                answers[index] = answered(error, context)
+                answers[index] = _answered(error, context, on_refusal)
         # The batch's own change is submitted first: the writer takes it before the others'.
         applied_answers, replies = await asyncio.gather(
-            applied([item for _, item in taken]),
-            asyncio.gather(*(one(method, envelopes[index], context) for index, method in others)),
+            _applied(batch, [item for _, item in taken]),
+            asyncio.gather(
+                *(_one(method, envelopes[index], context, on_refusal) for index, method in others)
+            ),
         )
         for (index, _), answer in zip(taken, applied_answers, strict=True):
-            answers[index] = answered(answer, context)
+            answers[index] = _answered(answer, context, on_refusal)
         for (index, _), reply in zip(others, replies, strict=True):
             answers[index] = reply
         complete = [answer for answer in answers if answer is not None]

@@ -34,6 +34,8 @@ class SpaceBusy(Exception):
 
 @dataclass
 class Unit:
+    """One SQL transaction as a change sees it, and what waits for its commit."""
+
     connection: Connection
     may_wait: bool = True  # False for a change that is not the first of its commit group
     entries: list[AuditNote] = field(default_factory=list)
