@@ -111,14 +111,19 @@ class Sender:
         warning = self.hub_watch.record(answered(results), str(results[0]), self.registry.hub_id)
         if warning:
             log.warning(warning, extra={"peer": self.registry.hub_id})
-        attempts = list(zip(due, results, strict=True))
+        # Receipts are verified here, on the event loop, so that the writer (which every
+        # change waits for) spends no time on signatures.
+        attempts = [
+            (entry, result if isinstance(result, Failure) else self._receipt(result, entry))
+            for entry, result in zip(due, results, strict=True)
+        ]
         await self.writer.run(partial(self._record_all, attempts=attempts))
         return True
 
     def _record_all(
         self,
         unit: Unit,
-        attempts: list[tuple[store.Outgoing, envelope_pb2.Envelope | Failure]],
+        attempts: list[tuple[store.Outgoing, transaction_pb2.Receipt | Refusal | Failure]],
     ) -> None:
         for entry, result in attempts:
             self._count(result)
@@ -126,16 +131,13 @@ class Sender:
                 if result.refusal is not None:
                     self.refused_by_hub(result.refusal, self.registry.hub_id)
                 self._failed(unit.connection, entry, result)
-                continue
-            try:
-                receipt = self._receipt(result, entry.message_id)
-            except Refusal as refusal:
-                self.refused_receipts(refusal, self.registry.hub_id)
-                self._retry(unit.connection, entry, f"bad receipt: {refusal}")
-                continue
-            self._received(unit.connection, entry, receipt)
+            elif isinstance(result, Refusal):
+                self.refused_receipts(result, self.registry.hub_id)
+                self._retry(unit.connection, entry, f"bad receipt: {result}")
+            else:
+                self._received(unit.connection, entry, result)
 
-    def _count(self, result: envelope_pb2.Envelope | Failure) -> None:
+    def _count(self, result: transaction_pb2.Receipt | Refusal | Failure) -> None:
         if self.metrics is None:
             return
         hub = self.registry.hub_id
@@ -143,19 +145,25 @@ class Sender:
         if isinstance(result, Failure):
             self.metrics.delivery_failures.labels(hub, result.reason).inc()
 
-    def _receipt(self, reply: envelope_pb2.Envelope, message_id: str) -> transaction_pb2.Receipt:
-        opened = open_envelope(
-            reply,
-            accepted=RECEIPT,
-            directory=self.directory,
-            recipient=self.registry.registry_id,
-            peer_identity=self.registry.hub_id,  # the TLS handshake verified the hub
-            now=datetime.now(UTC),
-        )
+    def _receipt(
+        self, reply: envelope_pb2.Envelope, entry: store.Outgoing
+    ) -> transaction_pb2.Receipt | Refusal:
+        """The hub's signed receipt to ``entry``, or why the reply is not one."""
+        try:
+            opened = open_envelope(
+                reply,
+                accepted=RECEIPT,
+                directory=self.directory,
+                recipient=self.registry.registry_id,
+                peer_identity=self.registry.hub_id,  # the TLS handshake verified the hub
+                now=datetime.now(UTC),
+            )
+        except Refusal as refusal:
+            return refusal
         receipt = opened.payload
         assert isinstance(receipt, transaction_pb2.Receipt)
-        if receipt.in_reply_to != message_id:
-            raise Refusal(Code.RECIPIENT_WRONG, "receipt answers another message")
+        if receipt.in_reply_to != entry.message_id:
+            return Refusal(Code.RECIPIENT_WRONG, "receipt answers another message")
         return receipt
 
     def _received(
