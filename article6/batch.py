@@ -15,12 +15,16 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import grpc
 import grpc.aio
 from google.protobuf.message import DecodeError
 
+from article6.codes import Code, Refusal
+from article6.envelope import open_envelope
+from article6.keys import KeyDirectory
 from article6.limits import (
     ALONE_ENVELOPE_BYTES,
     MAX_BATCH_BYTES,
@@ -28,9 +32,10 @@ from article6.limits import (
     RETRY_BATCH_AFTER_SECONDS,
 )
 from article6.status import Failure
-from article6.v1 import envelope_pb2
+from article6.v1 import envelope_pb2, transaction_pb2
 
 Result = envelope_pb2.Envelope | Failure
+RECEIPT = {"article6.v1.Receipt": transaction_pb2.Receipt}
 
 
 class BatchClient:
@@ -108,6 +113,35 @@ class BatchClient:
 def answered(results: Sequence[Result]) -> bool:
     """Whether the peer answered any of them (a refusal is an answer; silence is not)."""
     return any(not isinstance(r, Failure) or not r.unanswered for r in results)
+
+
+def receipt_to(
+    message_id: str,
+    reply: envelope_pb2.Envelope,
+    *,
+    directory: KeyDirectory,
+    recipient: str,
+    peer: str,
+) -> transaction_pb2.Receipt | Refusal:
+    """The peer's signed receipt to the message ``message_id``, or why ``reply`` is not one.
+    A sender calls it as the reply arrives, on the event loop, so that its writer (which
+    every change waits for) spends no time on signatures."""
+    try:
+        opened = open_envelope(
+            reply,
+            accepted=RECEIPT,
+            directory=directory,
+            recipient=recipient,
+            peer_identity=peer,  # the TLS handshake verified the server
+            now=datetime.now(UTC),
+        )
+    except Refusal as refusal:
+        return refusal
+    receipt = opened.payload
+    assert isinstance(receipt, transaction_pb2.Receipt)
+    if receipt.in_reply_to != message_id:
+        return Refusal(Code.RECIPIENT_WRONG, "receipt answers another message")
+    return receipt
 
 
 def _result(answer: envelope_pb2.BatchAnswer) -> Result:

@@ -44,10 +44,10 @@ import grpc
 import grpc.aio
 from google.protobuf.message import Message
 
-from article6.batch import BatchClient, answered
+from article6.batch import BatchClient, answered, receipt_to
 from article6.breaker import Breaker, BreakerSettings, BreakerState
 from article6.codes import Code, Refusal
-from article6.envelope import open_envelope, reseal
+from article6.envelope import reseal
 from article6.keys import KeyDirectory
 from article6.limits import (
     IDLE_CLAIM_SECONDS,
@@ -79,7 +79,6 @@ from gateway.storage.records import (
 
 log = logging.getLogger("gateway.delivery")
 
-RECEIPT = {"article6.v1.Receipt": transaction_pb2.Receipt}
 STATUS_NOTICE = "article6.v1.StatusNotice"
 PAYLOADS: dict[str, type[Message]] = {
     "article6.v1.AcquisitionRequest": transaction_pb2.AcquisitionRequest,
@@ -332,23 +331,8 @@ class Deliverer:
     def _receipt(
         self, message: OutboxMessage, reply: envelope_pb2.Envelope
     ) -> transaction_pb2.Receipt | Refusal:
-        """The registry's signed receipt to ``message``, or why the reply is not one."""
-        try:
-            opened = open_envelope(
-                reply,
-                accepted=RECEIPT,
-                directory=self.directory,
-                recipient=self.hub_id,
-                peer_identity=message.recipient,  # the TLS handshake verified the server
-                now=datetime.now(UTC),
-            )
-        except Refusal as refusal:
-            return refusal
-        receipt = opened.payload
-        assert isinstance(receipt, transaction_pb2.Receipt)
-        if receipt.in_reply_to != message.message_id:
-            return Refusal(Code.RECIPIENT_WRONG, "receipt answers another message")
-        return receipt
+        return receipt_to(message.message_id, reply, directory=self.directory,
+                          recipient=self.hub_id, peer=message.recipient)  # fmt: skip
 
     def _record_all(self, unit: Unit, attempts: list[Attempt]) -> None:
         for attempt in attempts:

@@ -23,7 +23,7 @@ import grpc.aio
 from google.protobuf.message import Message
 from sqlalchemy import Connection
 
-from article6.batch import BatchClient, answered
+from article6.batch import BatchClient, answered, receipt_to
 from article6.breaker import Breaker
 from article6.codes import Code, Refusal
 from article6.envelope import open_envelope, reseal, seal
@@ -43,7 +43,6 @@ from article6.unit import Unit
 from article6.v1 import envelope_pb2, hub_pb2_grpc, reconciliation_pb2, transaction_pb2
 
 log = logging.getLogger("registry.sender")
-RECEIPT = {"article6.v1.Receipt": transaction_pb2.Receipt}
 ANSWER = {"article6.v1.StatusAnswer": transaction_pb2.StatusAnswer}
 PROPOSAL = "article6.v1.TransactionProposal"
 PAYLOADS: dict[str, type[Message]] = {
@@ -148,23 +147,9 @@ class Sender:
     def _receipt(
         self, reply: envelope_pb2.Envelope, entry: store.Outgoing
     ) -> transaction_pb2.Receipt | Refusal:
-        """The hub's signed receipt to ``entry``, or why the reply is not one."""
-        try:
-            opened = open_envelope(
-                reply,
-                accepted=RECEIPT,
-                directory=self.directory,
-                recipient=self.registry.registry_id,
-                peer_identity=self.registry.hub_id,  # the TLS handshake verified the hub
-                now=datetime.now(UTC),
-            )
-        except Refusal as refusal:
-            return refusal
-        receipt = opened.payload
-        assert isinstance(receipt, transaction_pb2.Receipt)
-        if receipt.in_reply_to != entry.message_id:
-            return Refusal(Code.RECIPIENT_WRONG, "receipt answers another message")
-        return receipt
+        registry = self.registry
+        return receipt_to(entry.message_id, reply, directory=self.directory,
+                          recipient=registry.registry_id, peer=registry.hub_id)  # fmt: skip
 
     def _received(
         self, connection: Connection, entry: store.Outgoing, receipt: transaction_pb2.Receipt
