@@ -50,8 +50,7 @@ def exactly_once(unit: Unit, inbox: Table, opened: Opened, respond: Respond) -> 
     otherwise ``respond``'s, recorded with the message in the caller's unit of work. Only a
     message not taken before must be fresh (1036): a retry of one taken long ago still finds
     its response. A batch of one: what it raises leaves the unit to the caller to roll back."""
-    sender, message_id = opened.signer, opened.header.message_id
-    stored = replayed(unit.connection, inbox, sender, message_id, opened.digest)
+    stored = replayed(unit.connection, inbox, opened)
     if stored is not None:
         return stored
     now = datetime.now(UTC)
@@ -180,18 +179,14 @@ def inbox_table(metadata: MetaData) -> Table:
     )
 
 
-def replayed(
-    connection: Connection, inbox: Table, sender: str, message_id: str, digest: bytes
-) -> bytes | None:
+def replayed(connection: Connection, inbox: Table, opened: Opened) -> bytes | None:
     """The stored response if this exact message was recorded; refuse other bytes (3001)."""
+    sender, message_id = opened.signer, opened.header.message_id
     rows = _recorded(inbox).rows(connection, {"sender": sender, "id": message_id})
     if not rows:
         return None
     (row,) = rows
-    if row.payload_sha256 != digest:
-        raise Refusal(Code.MESSAGE_ID_REUSED, f"{sender} {message_id}")
-    response: bytes = row.response
-    return response
+    return _replay(opened, row.payload_sha256, row.response)
 
 
 def remember(connection: Connection, inbox: Table, rows: Sequence[dict[str, Any]]) -> None:

@@ -69,11 +69,6 @@ class Writer:
         self.engine = engine
         self._thread = GroupWriter(Plain(engine))
 
-    def now(self, work: Callable[[Unit], T]) -> T:
-        """Run ``work`` in one transaction on the calling thread (startup, tools)."""
-        result: T = self._thread.now(work)
-        return result
-
     async def run(self, work: Callable[[Unit], T]) -> T:
         """Apply ``work``; returns once its commit is durable."""
         result: T = await self._thread.apply(work)
