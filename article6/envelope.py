@@ -33,7 +33,7 @@ from typing import TypeVar
 from google.protobuf.message import DecodeError, Message
 
 from article6.codes import Code, Refusal
-from article6.headers import check_header
+from article6.headers import check_header, new_header
 from article6.keys import KEY_ID, SIGNATURE_BYTES, KeyDirectory, SigningKey
 from article6.limits import MAX_ENVELOPE_BYTES, MAX_SIGNATURES
 from article6.v1 import envelope_pb2, header_pb2
@@ -66,6 +66,16 @@ def seal(message: Message, keys: Sequence[SigningKey]) -> envelope_pb2.Envelope:
     return sign_envelope(
         message.DESCRIPTOR.full_name, message.SerializeToString(deterministic=True), keys
     )
+
+
+def seal_new(
+    message: Message, sender: str, recipient: str, key: SigningKey, at: datetime
+) -> envelope_pb2.Envelope:
+    """``message`` stamped with a new header (a new message id) from ``sender`` to
+    ``recipient`` at ``at``, and signed with ``key``."""
+    header: header_pb2.Header = getattr(message, "header")  # noqa: B009 (field of any payload)
+    header.CopyFrom(new_header(sender, recipient, at))
+    return seal(message, [key])
 
 
 def reseal(

@@ -37,7 +37,6 @@ DEFAULT_RATE_LIMIT_PER_SECOND = 1000.0  # per registry: well above any registry'
 MAX_BATCH_BYTES = MAX_ENVELOPE_BYTES // 2  # what a sender puts in one batch
 ALONE_ENVELOPE_BYTES = MAX_BATCH_BYTES // 4  # an envelope over this goes by its unary RPC
 RETRY_BATCH_AFTER_SECONDS = 300.0  # a peer without the batch RPC is asked again after this
-MAX_OUTBOX_MESSAGES_PER_SEND = MAX_BATCH_ENVELOPES  # a registry's due messages read at once
 
 # --- the database writer ---------------------------------------------------------------------
 

@@ -16,11 +16,13 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 import grpc.aio
-from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.core import GaugeMetricFamily
 
+from article6.breaker import BreakerState
 from article6.codes import Refusal
 from article6.process import StartupError
+from article6.status import Failure
 
 LATENCY_BUCKETS_SECONDS = (
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -106,21 +108,47 @@ class _RedInterceptor(_Interceptor):
         )
 
 
-def delivery_counters(registry: CollectorRegistry) -> tuple[Counter, Counter]:
-    """Deliveries tried, and failed, by recipient: the same for the hub and every registry."""
-    attempts = Counter(
-        "a6_delivery_attempts",
-        "Deliveries tried, by recipient registry.",
-        ["registry"],
-        registry=registry,
-    )
-    failures = Counter(
-        "a6_delivery_failures",
-        "Deliveries that failed, by recipient registry and reason (gRPC status or code).",
-        ["registry", "reason"],
-        registry=registry,
-    )
-    return attempts, failures
+class DeliveryMetrics:
+    """What a process's pump counts, by recipient: the same for the hub and every registry
+    (``article6.pump.Counts``)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.attempts = Counter(
+            "a6_delivery_attempts",
+            "Deliveries tried, by recipient registry.",
+            ["registry"],
+            registry=registry,
+        )
+        self.failures = Counter(
+            "a6_delivery_failures",
+            "Deliveries that failed, by recipient registry and reason (gRPC status or code).",
+            ["registry", "reason"],
+            registry=registry,
+        )
+        self.dead_letters = Counter(
+            "a6_dead_letters",
+            "Messages that became dead letters, by recipient registry.",
+            ["registry"],
+            registry=registry,
+        )
+        self.breaker_state = Gauge(
+            "a6_delivery_breaker_state",
+            "Delivery circuit breaker by recipient registry: 0 closed, 1 half open (probing), "
+            "2 open (not answering; its messages wait in the outbox).",
+            ["registry"],
+            registry=registry,
+        )
+
+    def attempt(self, recipient: str, failure: Failure | None) -> None:
+        self.attempts.labels(recipient).inc()
+        if failure is not None:
+            self.failures.labels(recipient, failure.reason).inc()
+
+    def dead_letter(self, recipient: str) -> None:
+        self.dead_letters.labels(recipient).inc()
+
+    def breaker(self, recipient: str, state: BreakerState) -> None:
+        self.breaker_state.labels(recipient).set(state.value)
 
 
 def outbox_families() -> list[GaugeMetricFamily]:

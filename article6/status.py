@@ -112,6 +112,11 @@ class Failure:
         return str(self.refusal) if self.refusal else f"{self.status.name}: {self.message}"
 
 
+def failure_of(refusal: Refusal) -> Failure:
+    """The failure a peer's refusal is to its caller: the RPC's status and the numbered code."""
+    return Failure(grpc_status_code(refusal.code), str(refusal), refusal)
+
+
 NO_ANSWER = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
 _STATUS_CODES = {status.value[0]: status for status in grpc.StatusCode}
 _KNOWN_CODES = frozenset(code.value for code in Code)

@@ -17,7 +17,8 @@ connection with notes hidden on it. The unit owns:
 from __future__ import annotations
 
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -68,6 +69,17 @@ class Unit:
                 text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": key}
             ).scalar_one():
                 raise SpaceBusy(space)
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """A savepoint: what raises inside is rolled back, with the notes made since."""
+        mark = self.mark()
+        try:
+            with self.connection.begin_nested():
+                yield
+        except BaseException:
+            self.rewind(mark)
+            raise
 
     def mark(self) -> tuple[int, int]:
         """Where the notes stand: a change's savepoint begins here."""

@@ -29,6 +29,7 @@ from article6.node import store
 from article6.node.config import RegistryConfig, load_config
 from article6.node.engine import Proposal, RegistryEngine
 from article6.node.server import build_engine
+from article6.unit import Unit
 from article6.v1 import admin_pb2
 from campaign.invariants import FINAL, Findings, Row, check_all
 from demo.network import HUB, Network
@@ -84,10 +85,11 @@ class Books:
         """Queue proposals in one SQL transaction; (queued, refused by the registry itself)."""
         queued = refused = 0
         with self.engine.begin() as connection:
+            unit = Unit(connection)  # no pump here: the registry's claims what is queued
             for proposal in proposals:
                 try:
-                    with connection.begin_nested():
-                        self.registry.propose(connection, proposal)
+                    with unit.savepoint():
+                        self.registry.propose(unit, proposal)
                     queued += 1
                 except Refusal:
                     refused += 1

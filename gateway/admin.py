@@ -16,6 +16,7 @@ import grpc
 import grpc.aio
 
 from article6.aef.workbook import NOT_A_WORKBOOK, export_problem, exported
+from article6.outbox import OutboxMessage
 from article6.tls import peer_identity
 from article6.v1 import admin_pb2, admin_pb2_grpc, reconciliation_pb2, transaction_pb2
 from article6.wire import held_block_message
@@ -28,7 +29,6 @@ from gateway.storage.database import Database
 from gateway.storage.records import (
     AuthorizationRecord,
     AuthorizationVersionRecord,
-    OutboxMessage,
     TransactionRecord,
     authorization_versions,
     decode_results,

@@ -71,9 +71,9 @@ from article6.identifiers import (
 from article6.limits import (
     DEFAULT_RATE_LIMIT_PER_SECOND,
     HANDSHAKE_TIMEOUT_SECONDS,
-    MAX_BATCH_ENVELOPES,
     MAX_CONNECTIONS,
 )
+from article6.pump import DeliveryConfig
 from article6.ratelimit import Limit, RateLimiter
 from gateway.checks import DEFAULT_POLICY, Policy
 
@@ -90,36 +90,6 @@ class RegistryEntry:
     suspended: bool = False
     rate_limit: Limit | None = None
     party: str = ""  # the one Party it acts for; "" for the IR (many) and the mechanism
-
-
-@dataclass(frozen=True)
-class DeliveryConfig:
-    give_up_after_seconds: float = 72 * 3600.0  # a registry's weekend outage, and then some
-    max_attempts: int = 0  # 0: no limit by count
-    backoff_initial_seconds: float = 0.2
-    backoff_max_seconds: float = 30.0
-    rpc_timeout_seconds: float = 5.0
-    poll_interval_seconds: float = 0.05
-    batch_size: int = 64  # messages in one DeliverBatch
-    lanes: int = 2  # batches in flight to one registry: one being answered while the next goes
-    breaker_failures: int = 3
-    breaker_open_seconds: float = 1.0
-    breaker_max_open_seconds: float = 60.0
-
-    def __post_init__(self) -> None:
-        for name in ("give_up_after_seconds", "rpc_timeout_seconds", "poll_interval_seconds",
-                     "backoff_initial_seconds", "breaker_open_seconds"):  # fmt: skip
-            if not getattr(self, name) > 0:
-                raise ValueError(f"[delivery] {name} must be positive")
-        if self.backoff_max_seconds < self.backoff_initial_seconds:
-            raise ValueError("[delivery] backoff_max_seconds is below backoff_initial_seconds")
-        if self.breaker_max_open_seconds < self.breaker_open_seconds:
-            raise ValueError("[delivery] breaker_max_open_seconds is below breaker_open_seconds")
-        if not 1 <= self.batch_size <= MAX_BATCH_ENVELOPES:
-            raise ValueError(f"[delivery] batch_size must be 1 to {MAX_BATCH_ENVELOPES}")
-        if self.lanes < 1 or self.breaker_failures < 1 or self.max_attempts < 0:
-            raise ValueError("[delivery] lanes and breaker_failures must be at least 1, "
-                             "max_attempts at least 0")  # fmt: skip
 
 
 @dataclass(frozen=True)

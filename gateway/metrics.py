@@ -13,12 +13,12 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import Connection, func, select
 
-from article6.metrics import RpcMetrics, delivery_counters, outbox_families
+from article6.metrics import DeliveryMetrics, RpcMetrics, outbox_families
 from article6.model import Status, TransactionType
 from gateway.storage.database import Database
 from gateway.storage.reconciliations import open_count
@@ -46,20 +46,7 @@ class HubMetrics:
             buckets=TRANSACTION_BUCKETS_SECONDS,
             registry=registry,
         )
-        self.delivery_attempts, self.delivery_failures = delivery_counters(registry)
-        self.dead_letters = Counter(
-            "a6_dead_letters",
-            "Messages that became dead letters, by recipient registry.",
-            ["registry"],
-            registry=registry,
-        )
-        self.breaker_state = Gauge(
-            "a6_delivery_breaker_state",
-            "Delivery circuit breaker by recipient registry: 0 closed, 1 half open (probing), "
-            "2 open (not answering; its messages wait in the outbox).",
-            ["registry"],
-            registry=registry,
-        )
+        self.delivery = DeliveryMetrics(registry)
         self.reconciliation_runs = Counter(
             "a6_reconciliation_runs",
             "Reconciliation runs, by final status.",

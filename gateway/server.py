@@ -21,7 +21,9 @@ from prometheus_client import CollectorRegistry
 from article6.keys import SigningKey, read_key_file
 from article6.limits import ADMIN_MAX_MESSAGE_BYTES, RUN_MAX_SECONDS, SHUTDOWN_GRACE_SECONDS
 from article6.metrics import serve_metrics
+from article6.outbox import release_claims
 from article6.process import DatabaseLock, listen, lock_database, raise_fd_limit
+from article6.pump import Channels, GrpcTransport, pause
 from article6.refusals import RefusalLog, heard_by
 from article6.service import server_options
 from article6.sql import shown_url
@@ -30,7 +32,7 @@ from article6.v1 import admin_pb2, admin_pb2_grpc, hub_pb2
 from gateway.admin import AdminService
 from gateway.checks import Peer
 from gateway.config import HubConfig, RegistryEntry
-from gateway.delivery import Deliverer, expire_loop, pause
+from gateway.delivery import Deliverer, expire_loop
 from gateway.hub_service import HubService
 from gateway.lifecycle import Lifecycle
 from gateway.mailer import Mailer
@@ -39,7 +41,8 @@ from gateway.reconciler import Reconciler
 from gateway.storage import audit
 from gateway.storage import reconciliations as runs
 from gateway.storage.database import Database
-from gateway.storage.records import release_claims, suspended_overrides
+from gateway.storage.records import suspended_overrides
+from gateway.storage.schema import outbox
 
 log = logging.getLogger("gateway.server")
 HUB_SERVICE = hub_pb2.DESCRIPTOR.services_by_name["Hub"].full_name
@@ -68,12 +71,18 @@ class Hub:
         self.lifecycle = Lifecycle(
             self.mailer, timeout, on_final=self.metrics.finished, policy=config.policy
         )
+        # One channel per registry, shared by deliveries and reconciliation.
+        self.channels = Channels(
+            lambda registry: self.registries()[registry].endpoint, self.tls,
+            config.delivery.backoff_max_seconds,
+        )  # fmt: skip
+        transport = GrpcTransport(self.channels.get, "article6.v1.Registry", "DeliverBatch")
         self.deliverer = Deliverer(
             config.delivery, self.database, self.lifecycle, self.mailer,
-            self.directory, self.tls, self.registries, self.metrics,
+            self.directory, transport, self.registries, self.metrics,
         )  # fmt: skip
         self.reconciler = Reconciler(
-            self.database, self.mailer, self.directory, self.deliverer.channel,
+            self.database, self.mailer, self.directory, self.channels.get,
             self.metrics.reconciled,
         )  # fmt: skip
         self.hub_service = HubService(
@@ -126,7 +135,7 @@ class Hub:
         stale = now if sqlite else now - timedelta(seconds=RUN_MAX_SECONDS)
         self.database.write_now(lambda unit: runs.close_stale_runs(unit, stale, now))
         if sqlite:  # and its claims are ours
-            self.database.write_now(lambda unit: release_claims(unit.connection))
+            self.database.write_now(lambda unit: release_claims(unit.connection, outbox))
         credentials = server_credentials(self.tls)
         interceptors = [self.metrics.rpc.interceptor()]
         options = server_options(
@@ -216,7 +225,7 @@ class Hub:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        await self.deliverer.close()
+        await self.channels.close()
         if self._metrics_server is not None:
             self._metrics_server.shutdown()
         self.database.close()

@@ -26,6 +26,7 @@ from article6.node.engine import Proposal, RegistryEngine
 from article6.node.service import Writer
 from article6.status import abort
 from article6.tls import peer_identity
+from article6.unit import Unit
 from article6.v1 import international_registry_pb2 as ir_pb2
 from article6.v1 import international_registry_pb2_grpc as ir_grpc
 from article6.wire import unit_block, unit_block_message
@@ -76,10 +77,19 @@ class SecretariatService(ir_grpc.InternationalRegistryAdminServiceServicer):
         readers: frozenset[str] = frozenset(),
     ) -> T:
         """Authorize the caller, then run ``work`` in one transaction on the writer."""
+        return await self._change(context, lambda unit: work(unit.connection), readers)
+
+    async def _change(
+        self,
+        context: Context,
+        work: Callable[[Unit], T],
+        readers: frozenset[str] = frozenset(),
+    ) -> T:
+        """Authorize the caller, then apply ``work`` in its unit of work on the writer."""
         if peer_identity(context) not in self.operators | readers:
             await context.abort(grpc.StatusCode.PERMISSION_DENIED, "not an operator identity")
         try:
-            return await self.writer.run(lambda unit: work(unit.connection))
+            return await self.writer.run(work)
         except (sections.SectionError, procedure.Refused) as error:
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(error))
         except Refusal as refusal:
@@ -134,7 +144,7 @@ class SecretariatService(ir_grpc.InternationalRegistryAdminServiceServicer):
     async def ProposeAction(
         self, request: ir_pb2.ProposeActionRequest, context: Context
     ) -> ir_pb2.ProposeActionResponse:
-        def propose(connection: Connection) -> str:
+        def propose(unit: Unit) -> str:
             proposal = Proposal(
                 type=TransactionType(request.type),
                 transferring_account=request.transferring_account,
@@ -149,9 +159,9 @@ class SecretariatService(ir_grpc.InternationalRegistryAdminServiceServicer):
                 else None,
                 subtype=request.subtype,
             )
-            return self.engine.propose(connection, proposal)
+            return self.engine.propose(unit, proposal)
 
-        return ir_pb2.ProposeActionResponse(transaction_id=await self._run(context, propose))
+        return ir_pb2.ProposeActionResponse(transaction_id=await self._change(context, propose))
 
     async def ExportAef(
         self, request: ir_pb2.ExportAefRequest, context: Context

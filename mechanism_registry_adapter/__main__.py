@@ -56,6 +56,7 @@ from article6.node.config import RegistryConfig, check_table
 from article6.node.engine import RegistryEngine
 from article6.process import progress
 from article6.tls import TlsMaterial, channel_credentials, channel_options
+from article6.unit import Unit
 from article6.v1 import international_registry_pb2 as ir_pb2
 from article6.v1 import international_registry_pb2_grpc as ir_grpc
 from article6.v1 import mechanism_pb2, transaction_pb2
@@ -88,9 +89,7 @@ def _import(args: argparse.Namespace, config: RegistryConfig) -> int:
         read = read_csv(handle) if form == "csv" else read_json_lines(handle)
         for chunk in _chunks(read, args.chunk):
 
-            def take(
-                engine: RegistryEngine, connection: Connection, chunk: list[Read] = chunk
-            ) -> list[str]:
+            def take(engine: RegistryEngine, unit: Unit, chunk: list[Read] = chunk) -> list[str]:
                 intake = Intake(engine, settings)
                 lines = []
                 for item in chunk:
@@ -98,7 +97,7 @@ def _import(args: argparse.Namespace, config: RegistryConfig) -> int:
                         totals["unreadable"] += 1
                         lines.append(f"line {item.line}: unreadable: {item.error}")
                         continue
-                    taken = intake.submit(connection, item, today)
+                    taken = intake.submit(unit, item, today)
                     refused = taken.record is None or taken.record.state is (
                         InstructionState.REFUSED
                     )
@@ -109,7 +108,7 @@ def _import(args: argparse.Namespace, config: RegistryConfig) -> int:
                         lines.append(f"{taken.instruction_id}: refused: {codes}")
                 return lines
 
-            for line in cli.run_in_books(args, config, take):
+            for line in cli.change_books(args, config, take):
                 print(line)
             progress(f"{sum(totals.values()):,} instructions read "
                      f"({', '.join(f'{name} {count:,}' for name, count in totals.items())}) "
@@ -186,7 +185,8 @@ def _retry_failed(args: argparse.Namespace, config: RegistryConfig) -> int:
     not be (their serials were instructed again meanwhile)."""
     settings = Settings.from_config(config)
 
-    def retry(engine: RegistryEngine, connection: Connection) -> tuple[list[str], list[str]]:
+    def retry(engine: RegistryEngine, unit: Unit) -> tuple[list[str], list[str]]:
+        connection = unit.connection
         intake = Intake(engine, settings)
         retried, refused = [], []
         for instruction_id in args.instruction_id or book.failed(connection):
@@ -194,18 +194,16 @@ def _retry_failed(args: argparse.Namespace, config: RegistryConfig) -> int:
             if record is None or record.state is not InstructionState.FAILED:
                 refused.append(f"{instruction_id}: not a failed instruction")
                 continue
-            savepoint = connection.begin_nested()
             try:
-                intake.retry(connection, instruction_id)
+                with unit.savepoint():
+                    intake.retry(unit, instruction_id)
             except Refusal as refusal:
-                savepoint.rollback()
                 refused.append(f"{instruction_id}: not retried: {refusal}")
                 continue
-            savepoint.commit()
             retried.append(instruction_id)
         return retried, refused
 
-    retried, refused = cli.run_in_books(args, config, retry)
+    retried, refused = cli.change_books(args, config, retry)
     for line in refused:
         print(line, file=sys.stderr)
     print(f"retried {len(retried)} not_retried {len(refused)}")

@@ -33,6 +33,7 @@ from article6.model import FirstTransferTrigger, Status, TransactionType, UnitBl
 from article6.node import store
 from article6.node.config import RegistryConfig
 from article6.node.engine import Proposal, RegistryEngine
+from article6.unit import Unit
 from article6.v1 import mechanism_pb2, transaction_pb2, units_pb2
 from mechanism_registry_adapter import book
 from mechanism_registry_adapter.formats import digest, instruction
@@ -91,11 +92,12 @@ class Intake:
 
     def submit(
         self,
-        connection: Connection,
+        unit: Unit,
         message: mechanism_pb2.FirstTransferInstruction,
         today: date,
     ) -> Taken:
         """Record an instruction and, if it passes the checks, queue its first step."""
+        connection = unit.connection
         instruction_id = message.instruction_id
         known = book.get(connection, instruction_id) if instruction_id else None
         if known is not None:
@@ -108,13 +110,11 @@ class Intake:
             check(parsed, today, self.settings.deduction_rounding)
         except Refusal as refusal:
             return self._refused(connection, message, refusal)
-        savepoint = connection.begin_nested()  # a refusal below leaves no trace but the record
         try:
-            self._start(connection, message, parsed)
+            with unit.savepoint():  # a refusal below leaves no trace but the record
+                self._start(unit, message, parsed)
         except Refusal as refusal:
-            savepoint.rollback()
             return self._refused(connection, message, refusal)
-        savepoint.commit()
         record = book.get(connection, instruction_id)
         assert record is not None
         return Taken(record, record.results, instruction_id=instruction_id)
@@ -138,22 +138,24 @@ class Intake:
 
     def _start(
         self,
-        connection: Connection,
+        unit: Unit,
         message: mechanism_pb2.FirstTransferInstruction,
         parsed: Instruction,
     ) -> None:
         """The checks that need the adapter's records, then the first step."""
+        connection = unit.connection
         self._check_records(connection, message, parsed)
         book.insert_instruction(
             connection, parsed.instruction_id, digest(message),
             message.SerializeToString(deterministic=True), parsed.acquiring_registry,
             InstructionState.ISSUING,
         )  # fmt: skip
-        self._begin(connection, parsed)
+        self._begin(unit, parsed)
 
-    def retry(self, connection: Connection, instruction_id: str) -> None:
+    def retry(self, unit: Unit, instruction_id: str) -> None:
         """Start a failed instruction again from its first step (its serials were released
         when it failed); a Refusal if they have been instructed again meanwhile."""
+        connection = unit.connection
         record = book.get(connection, instruction_id)
         assert record is not None, instruction_id
         assert record.state is InstructionState.FAILED, record
@@ -161,7 +163,7 @@ class Intake:
         parsed = instruction(message, self.settings.default_acquiring_registry)
         self._check_records(connection, message, parsed)
         book.restart_instruction(connection, instruction_id)
-        self._begin(connection, parsed)
+        self._begin(unit, parsed)
 
     def _check_records(
         self,
@@ -179,21 +181,22 @@ class Intake:
                 f"{clash.attributes}",
             )
 
-    def _begin(self, connection: Connection, parsed: Instruction) -> None:
+    def _begin(self, unit: Unit, parsed: Instruction) -> None:
         """Reserve the serials and propose the first step: the issuance, or the transfer of
         what an earlier, failed instruction already recorded."""
+        connection = unit.connection
         space = self.settings.registry_id
         book.reserve(connection, parsed.instruction_id, space, parsed.blocks)
         wanted = unit_blocks(parsed, space, self.settings.cooperative_approach)
         to_record = self._not_yet_recorded(connection, wanted)
         if not to_record:  # recorded by an instruction that failed later: transfer them now
-            self._forward(connection, parsed)
+            self._forward(unit, parsed)
             return
         proposal = Proposal(
             TransactionType.ISSUANCE, "", space, self.settings.pending_account,
             issued=to_record, authorization=_authorization_message(parsed, self.settings),
         )  # fmt: skip
-        transaction_id = self.engine.propose(connection, proposal)
+        transaction_id = self.engine.propose(unit, proposal)
         book.update_instruction(
             connection, parsed.instruction_id, InstructionState.ISSUING,
             issuance_transaction_id=transaction_id,
@@ -247,7 +250,7 @@ class Intake:
         attributes = wanted[0].attributes
         return [piece.with_attributes(attributes) for piece in missing]
 
-    def _forward(self, connection: Connection, parsed: Instruction) -> None:
+    def _forward(self, unit: Unit, parsed: Instruction) -> None:
         space = self.settings.registry_id
         ranges: list[Block[str] | Block[None]] = [
             Block(b.serial_first, b.serial_last, space) for b in parsed.blocks
@@ -262,9 +265,9 @@ class Intake:
                 ),
             ),
         )  # fmt: skip
-        transaction_id = self.engine.propose(connection, proposal)
+        transaction_id = self.engine.propose(unit, proposal)
         book.update_instruction(
-            connection, parsed.instruction_id, InstructionState.FORWARDING,
+            unit.connection, parsed.instruction_id, InstructionState.FORWARDING,
             transfer_transaction_id=transaction_id,
         )  # fmt: skip
 
@@ -272,13 +275,14 @@ class Intake:
 
     def on_final(
         self,
-        connection: Connection,
+        unit: Unit,
         message: transaction_pb2.Transaction,
         status: Status,
         results: Sequence[tuple[int, str]],
     ) -> None:
         """Move an instruction on when one of its hub transactions becomes final (called
         once per transaction, in the SQL transaction that records its final status)."""
+        connection = unit.connection
         record = book.by_transaction(connection, message.transaction_id)
         if record is None or record.state.final:
             return  # an operator's own transaction, not an instruction's
@@ -297,7 +301,7 @@ class Intake:
             return
         body = mechanism_pb2.FirstTransferInstruction.FromString(record.body)
         try:
-            self._forward(connection, instruction(body, self.settings.default_acquiring_registry))
+            self._forward(unit, instruction(body, self.settings.default_acquiring_registry))
         except Refusal as refusal:  # cannot happen while the reservations hold; never stall
             book.release(connection, record.instruction_id)
             book.update_instruction(

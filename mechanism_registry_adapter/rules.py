@@ -11,6 +11,7 @@ from sqlalchemy import Connection
 from article6.codes import Code, Refusal
 from article6.model import Status, TransactionSpec, TransactionType
 from article6.node.engine import Proposal, RegistryEngine
+from article6.unit import Unit
 from article6.v1 import transaction_pb2
 from mechanism_registry_adapter.intake import Intake, Settings
 
@@ -48,10 +49,10 @@ class MechanismRules:
     def on_final(
         self,
         engine: RegistryEngine,
-        connection: Connection,
+        unit: Unit,
         message: transaction_pb2.Transaction,
         status: Status,
         results: Sequence[tuple[int, str]],
     ) -> None:
         """Each instruction moves on as the hub decides its transactions."""
-        Intake(engine, self.settings).on_final(connection, message, status, results)
+        Intake(engine, self.settings).on_final(unit, message, status, results)

@@ -41,7 +41,7 @@ class IntakeService(mechanism_grpc.MechanismIntakeServiceServicer):
         await self._authorize(context)
         today = datetime.now(UTC).date()
         taken = await self.writer.run(
-            lambda unit: self.intake.submit(unit.connection, request.instruction, today)
+            lambda unit: self.intake.submit(unit, request.instruction, today)
         )
         if taken.record is not None:
             outcome = outcome_message(taken.record)

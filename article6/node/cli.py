@@ -54,6 +54,7 @@ from article6.node.config import RegistryConfig, load_config
 from article6.node.engine import Proposal, RegistryEngine, Rules
 from article6.node.server import build_engine, serve
 from article6.process import command_line
+from article6.unit import Unit
 from article6.v1 import transaction_pb2, units_pb2
 from article6.version import add_version
 
@@ -119,18 +120,32 @@ def run_in_books(
 ) -> Any:
     """Run ``work`` in one transaction on the registry's database, with its engine (the
     registry's kind travels in ``args``, put there by ``main``)."""
+    return change_books(args, config, lambda registry, unit: work(registry, unit.connection))
+
+
+def change_books(
+    args: argparse.Namespace,
+    config: RegistryConfig,
+    work: Callable[[RegistryEngine, Unit], Any],
+) -> Any:
+    """Apply ``work`` in one unit of work on the registry's database, with its engine. What
+    it queues for the hub waits for the serving process's pump to claim it (no pump runs
+    here to hand it to)."""
     kind: RegistryKind = args.registry_kind
     registry = build_engine(config, kind.rules(config))
     engine = store.open_database(config.database, *kind.tables)
     try:
         with engine.begin() as connection:
-            return work(registry, connection)
+            unit = Unit(connection)
+            done = work(registry, unit)
+            assert not unit.actions, "a command line has no pump to hand messages to"
+            return done
     finally:
         engine.dispose()
 
 
 def _propose(args: argparse.Namespace, config: RegistryConfig, proposal: Proposal) -> int:
-    print(run_in_books(args, config, lambda r, c: r.propose(c, proposal)))
+    print(change_books(args, config, lambda r, u: r.propose(u, proposal)))
     return 0
 
 
@@ -138,7 +153,11 @@ def _issue(args: argparse.Namespace, config: RegistryConfig) -> int:
     """Mitigation outcomes are issued unauthorized and authorized later. ITMOs are issued
     only as their first transfer, under an authorization that defines issuance so (for OIMP).
     The units originate in the serial space the registry's rules give the account."""
-    print(run_in_books(args, config, lambda r, c: r.propose(c, _issuance(args, config, r, c))))
+    print(
+        change_books(
+            args, config, lambda r, u: r.propose(u, _issuance(args, config, r, u.connection))
+        )
+    )
     return 0
 
 
@@ -349,16 +368,17 @@ def _remove_space(args: argparse.Namespace, config: RegistryConfig) -> int:
               file=sys.stderr)  # fmt: skip
         return 2
 
-    def remove(registry: RegistryEngine, connection: Connection) -> store.Removed:
+    def remove(registry: RegistryEngine, unit: Unit) -> store.Removed:
+        connection = unit.connection
         removed = store.remove_space(connection, config.registry_id, args.space)
         for transaction_id in removed.waiting:
             local = store.get_transaction(connection, transaction_id)
             assert local is not None, transaction_id
             message = transaction_pb2.Transaction.FromString(local.body)
-            registry.settle(connection, message, Status.CANCELLED)
+            registry.settle(unit, message, Status.CANCELLED)
         return removed
 
-    removed = run_in_books(args, config, remove)
+    removed = change_books(args, config, remove)
     print(f"removed {removed.blocks} block(s), {removed.units:,} units, of serial space "
           f"{args.space} from {config.registry_id}'s books; cancelled "
           f"{len(removed.waiting)} waiting transaction(s), dropped {removed.messages} "

@@ -40,18 +40,17 @@ from article6.config_check import (
     same_identity,
 )
 from article6.identifiers import check_party_code, check_registry_id
+from article6.pump import DeliveryConfig
 
 
 @dataclass(frozen=True)
-class SenderConfig:
-    give_up_after_seconds: float = 72 * 3600.0
-    max_attempts: int = 0
-    backoff_initial_seconds: float = 0.2
+class SenderConfig(DeliveryConfig):
+    """The registry's ``[delivery]`` table: its pump's (the hub's keys, with a shorter
+    back-off: the hub is one peer, up or down), and recovery's."""
+
     backoff_max_seconds: float = 5.0
-    rpc_timeout_seconds: float = 5.0
     recovery_interval_seconds: float = 5.0
     recovery_after_seconds: float = 30.0
-    poll_interval_seconds: float = 0.05
 
 
 @dataclass(frozen=True)
@@ -107,7 +106,12 @@ def _registry_table(path: Path, document: dict[str, Any]) -> dict[str, str]:
 
 
 def _delivery(path: Path, raw: Any) -> SenderConfig:
-    return SenderConfig(**numbers_table(path, "delivery", raw, SenderConfig))
+    try:
+        return SenderConfig(**numbers_table(path, "delivery", raw, SenderConfig))
+    except ConfigError:
+        raise
+    except ValueError as error:  # a value the pump refuses (its message names the key)
+        raise ConfigError(f"{path}: {error}") from None
 
 
 def load_config(path: Path, own_tables: frozenset[str] = frozenset()) -> RegistryConfig:

@@ -1,9 +1,11 @@
 """A registry's engine: proposing, deciding on acquisitions, applying the hub's outcomes.
 
-Every method takes the caller's SQL connection and runs inside its transaction. Outcomes from
-the hub (a receipt's COMPLETED, a StatusNotice, a status answer) are applied exactly once,
-guarded by the local transaction's ``applied`` flag, whichever of them arrives first. What a
-registry accepts and what it lets its users propose are its ``Rules``.
+Every method runs inside the caller's SQL transaction: those that may queue a message for the
+hub take its unit of work (the message is handed to the registry's pump at commit), the
+others its connection. Outcomes from the hub (a receipt's COMPLETED, a StatusNotice, a status
+answer) are applied exactly once, guarded by the local transaction's ``applied`` flag,
+whichever of them arrives first. What a registry accepts and what it lets its users propose
+are its ``Rules``.
 """
 
 from __future__ import annotations
@@ -14,14 +16,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
+from google.protobuf.message import Message
 from sqlalchemy import Connection
 
 from article6 import holdings
 from article6.block_table import overlapping_blocks
 from article6.blocks import Block, intersect, merge_adjacent, partition, serial_range, take
 from article6.codes import Code, Refusal
-from article6.envelope import seal
-from article6.headers import new_header
 from article6.keys import SigningKey
 from article6.model import (
     Held,
@@ -33,6 +34,8 @@ from article6.model import (
     UnitBlock,
 )
 from article6.node import store
+from article6.outbox import Outbox
+from article6.unit import Unit
 from article6.v1 import reconciliation_pb2, transaction_pb2
 from article6.wire import held_block_message, transaction_spec, unit_block_message
 
@@ -74,7 +77,7 @@ class Rules(Protocol):
     def on_final(
         self,
         engine: RegistryEngine,
-        connection: Connection,
+        unit: Unit,
         message: transaction_pb2.Transaction,
         status: Status,
         results: Sequence[tuple[int, str]],
@@ -132,11 +135,13 @@ class RegistryEngine:
         self.hub_id = hub_id
         self.key = key
         self.rules = rules
+        self.outbox = Outbox(store.outbox)  # its hand-off started by the registry's pump
 
     # --- operators -----------------------------------------------------------------------
 
-    def propose(self, connection: Connection, proposal: Proposal) -> str:
+    def propose(self, unit: Unit, proposal: Proposal) -> str:
         """Record a proposal, lock its units locally, and queue it for the hub."""
+        connection = unit.connection
         self.rules.check_proposal(connection, proposal)
         transaction_id = f"{self.registry_id}-{store.next_number(connection, 'transaction')}"
         blocks = list(proposal.issued) or self._held_blocks(connection, proposal)
@@ -163,14 +168,7 @@ class RegistryEngine:
         store.put_transaction(
             connection, transaction_id, role="proposer", status=Status.PROPOSED, body=body
         )
-        header = new_header(self.registry_id, self.hub_id, datetime.now(UTC))
-        envelope = seal(
-            transaction_pb2.TransactionProposal(header=header, transaction=message), [self.key]
-        )
-        store.add_outbox(
-            connection, header.message_id, envelope.payload_type, transaction_id,
-            envelope.SerializeToString(),
-        )  # fmt: skip
+        self._post(unit, transaction_pb2.TransactionProposal(transaction=message), transaction_id)
         return transaction_id
 
     def _held_blocks(self, connection: Connection, proposal: Proposal) -> list[UnitBlock]:
@@ -238,7 +236,7 @@ class RegistryEngine:
 
     def settle(
         self,
-        connection: Connection,
+        unit: Unit,
         message: transaction_pb2.Transaction,
         status: Status,
         results: Sequence[tuple[int, str]] = (),
@@ -248,6 +246,7 @@ class RegistryEngine:
         confirmed to the hub (``LegConfirmation``): queued in the outbox, or with
         ``confirm_in_receipt`` returned, for the receipt to the hub's notice to carry. As the
         DES clients do, 3 (the hub's checks failed) and 6 (the acquirer refused) terminate."""
+        connection = unit.connection
         status = status.registry_outcome
         local = store.get_transaction(connection, message.transaction_id)
         if local is not None and local.status.final:
@@ -266,10 +265,10 @@ class RegistryEngine:
         if status is Status.COMPLETED:
             confirmation = self._confirmation(connection, message)
             if not confirm_in_receipt:
-                self._queue(connection, confirmation)
+                self._post(unit, confirmation, message.transaction_id)
                 confirmation = None
         if status.final:
-            self.rules.on_final(self, connection, message, status, results)
+            self.rules.on_final(self, unit, message, status, results)
         log.info("%s %s", message.transaction_id, status.name,
                  extra={"transaction_id": message.transaction_id})  # fmt: skip
         return confirmation
@@ -290,16 +289,11 @@ class RegistryEngine:
             confirmation.blocks.extend(held_block_message(b) for b in intersect(held, ranges))
         return confirmation
 
-    def _queue(
-        self, connection: Connection, confirmation: reconciliation_pb2.LegConfirmation
-    ) -> None:
-        """Queue the confirmation for Hub.SubmitReconciliation, signed on its own."""
-        confirmation.header.CopyFrom(new_header(self.registry_id, self.hub_id, datetime.now(UTC)))
-        envelope = seal(confirmation, [self.key])
-        store.add_outbox(
-            connection, confirmation.header.message_id, envelope.payload_type,
-            confirmation.transaction_id, envelope.SerializeToString(),
-        )  # fmt: skip
+    def _post(self, unit: Unit, message: Message, transaction_id: str) -> None:
+        """Queue ``message`` for the hub (``Outbox.send`` stamps and signs it)."""
+        now = datetime.now(UTC)
+        self.outbox.send(unit, message, sender=self.registry_id, recipient=self.hub_id,
+                         key=self.key, transaction_id=transaction_id, at=now)  # fmt: skip
 
     def _role(self, message: transaction_pb2.Transaction) -> str:
         return "proposer" if message.transferring_registry == self.registry_id else "acquirer"

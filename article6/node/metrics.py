@@ -12,7 +12,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import Engine, func, select
 
-from article6.metrics import RpcMetrics, delivery_counters, outbox_families
+from article6.metrics import DeliveryMetrics, RpcMetrics, outbox_families
 from article6.model import Status
 from article6.node import store
 
@@ -20,7 +20,7 @@ from article6.node import store
 class RegistryMetrics:
     def __init__(self, registry: CollectorRegistry, engine: Engine, hub_id: str) -> None:
         self.rpc = RpcMetrics(registry)
-        self.delivery_attempts, self.delivery_failures = delivery_counters(registry)
+        self.delivery = DeliveryMetrics(registry)
         registry.register(RegistryStateCollector(engine, hub_id))
 
 
@@ -57,7 +57,7 @@ class RegistryStateCollector(Collector):
         )
         dead_count = sum(count for state, _, _, count in states if state == "dead")
         waiting = [at for state, _, at, _ in states if state == "pending" and at is not None]
-        now = datetime.now(UTC).replace(tzinfo=None)
+        now = datetime.now(UTC)
         depth.add_metric([self.hub_id], pending)
         failing.add_metric([self.hub_id], tried)
         dead.add_metric([self.hub_id], dead_count)

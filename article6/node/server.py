@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry
 
 from article6.keys import SigningKey, read_key_file
 from article6.metrics import serve_metrics
+from article6.node import store
 from article6.node.config import RegistryConfig
 from article6.node.engine import RegistryEngine, Rules
 from article6.node.metrics import RegistryMetrics
@@ -66,6 +67,9 @@ class RegistryNode:
     async def start(self) -> None:
         self._lock = lock_database(self.config.database, f"registry {self.config.registry_id}")
         raise_fd_limit()
+        # One process owns the books: a stopped one's outbox claims are this one's.
+        hub_id = self.config.hub_id
+        await self.writer.run(lambda unit: store.start_outbox(unit.connection, hub_id))
         # The metrics port first: one that is taken stops the registry before it serves.
         if self.config.metrics_listen:
             self._metrics_server = serve_metrics(self.config.metrics_listen, self.metrics_registry)

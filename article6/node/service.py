@@ -20,7 +20,7 @@ from typing import TypeVar
 
 import grpc
 from google.protobuf.message import Message
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Engine
 
 from article6.codes import Code, Refusal
 from article6.envelope import Opened, open_envelope, seal
@@ -143,13 +143,13 @@ class RegistryService:
         return answers
 
     def _respond(self, opened: Opened, unit: Unit, now: datetime) -> bytes:
-        receipt = self._apply(unit.connection, opened.payload)
+        receipt = self._apply(unit, opened.payload)
         receipt.in_reply_to = opened.header.message_id
         receipt.request_payload_sha256 = opened.digest
         receipt.header.CopyFrom(new_header(self.registry.registry_id, opened.signer, now))
         return seal(receipt, [self.key]).SerializeToString()
 
-    def _apply(self, connection: Connection, payload: Message) -> transaction_pb2.Receipt:
+    def _apply(self, unit: Unit, payload: Message) -> transaction_pb2.Receipt:
         if isinstance(payload, reconciliation_pb2.ReconciliationRequest):
             check_shape(payload.fanout, payload.depth)
             return transaction_pb2.Receipt(accepted=True)
@@ -163,7 +163,7 @@ class RegistryService:
         confirmation = None
         if isinstance(payload, transaction_pb2.AcquisitionRequest):
             transaction = payload.transaction
-            decision, results = self.registry.acquisition(connection, transaction)
+            decision, results = self.registry.acquisition(unit.connection, transaction)
             # A refusal is accepted=false with status 6 REJECTED and its codes.
             accepted = decision is Status.ACCEPTED
         else:
@@ -176,7 +176,7 @@ class RegistryService:
             results = []
             codes = [(r.code, r.detail) for r in payload.results]
             confirmation = self.registry.settle(
-                connection, transaction, decision, codes, payload.confirm_in_receipt
+                unit, transaction, decision, codes, payload.confirm_in_receipt
             )
         receipt = transaction_pb2.Receipt(
             accepted=accepted,

@@ -28,11 +28,12 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    Update,
     bindparam,
     delete,
     insert,
+    inspect,
     select,
+    text,
     update,
 )
 
@@ -51,6 +52,7 @@ from article6.codes import Code
 from article6.direct import Direct
 from article6.inbox import inbox_table
 from article6.model import Held, Holder, LedgerBlock, Status
+from article6.outbox import outbox_table, release_claims
 from article6.reconciliation import Place, Tree
 from article6.sql import lock_table, make_engine, opening
 
@@ -83,23 +85,7 @@ transactions = Table(
 
 inbox = inbox_table(metadata)
 
-outbox = Table(
-    "outbox",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("message_id", String(36), nullable=False, unique=True),
-    Column("payload_type", String(80), nullable=False),
-    Column("transaction_id", String(40), nullable=True),
-    Column("envelope", LargeBinary, nullable=False),
-    Column("state", String(12), nullable=False),  # pending, delivered, dead
-    Column("attempts", Integer, nullable=False),
-    Column("created_at", DateTime, nullable=False),
-    Column("next_attempt_at", DateTime, nullable=False),
-    Column("last_error", Text, nullable=False),
-    # The sender looks for due messages every poll interval: without this it read every
-    # message ever sent each time, and an idle registry's CPU grew with its history.
-    Index("ix_outbox_state_next", "state", "next_attempt_at"),
-)
+outbox = outbox_table(metadata)
 
 counters = Table(
     "counters",
@@ -123,6 +109,7 @@ def open_database(url: str, *extra: Schema) -> Engine:
     missing or migrated; the server and the command line share it."""
     with opening(url):
         engine = make_engine(url)
+        _outbox_before_claims(engine)
         for tables in (metadata, *extra):
             if not isinstance(tables, MetaData):
                 tables(engine)
@@ -132,6 +119,30 @@ def open_database(url: str, *extra: Schema) -> Engine:
                 for index in table.indexes:
                     index.create(engine, checkfirst=True)
     return engine
+
+
+def _outbox_before_claims(engine: Engine) -> None:
+    """Bring an outbox written before the shared outbox shape (``article6.outbox``) up to it:
+    the recipient of every message was the hub (``start_outbox`` names it), and nothing was
+    claimed or marked with a delivery time."""
+    found = inspect(engine)
+    if not found.has_table("outbox"):
+        return
+    have = {column["name"] for column in found.get_columns("outbox")}
+    added = [column for column in outbox.columns if column.name not in have]
+    with engine.begin() as connection:
+        for column in added:
+            kind = column.type.compile(engine.dialect)
+            default = " NOT NULL DEFAULT ''" if column.name == "recipient" else ""
+            connection.execute(text(f"ALTER TABLE outbox ADD COLUMN {column.name} {kind}{default}"))
+
+
+def start_outbox(connection: Connection, hub_id: str) -> None:
+    """At a registry's start: the hub is the recipient of messages written before outboxes
+    named one, and no claim of a stopped process holds (one process owns a registry's
+    books)."""
+    connection.execute(update(outbox).where(outbox.c.recipient == "").values(recipient=hub_id))
+    release_claims(connection, outbox)
 
 
 def utcnow() -> datetime:
@@ -353,73 +364,4 @@ def unsettled(connection: Connection, older_than: datetime) -> list[LocalTransac
     return [record for record in found if record is not None]
 
 
-# --- inbox and outbox ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Outgoing:
-    id: int
-    message_id: str
-    payload_type: str
-    transaction_id: str | None
-    envelope: bytes
-    attempts: int
-    created_at: datetime  # naive UTC, as SQLite keeps it
-
-
-def add_outbox(
-    connection: Connection,
-    message_id: str,
-    payload_type: str,
-    transaction_id: str | None,
-    envelope: bytes,
-) -> None:
-    now = utcnow()
-    connection.execute(
-        insert(outbox),
-        {"message_id": message_id, "payload_type": payload_type,
-         "transaction_id": transaction_id, "envelope": envelope, "state": "pending",
-         "attempts": 0, "created_at": now, "next_attempt_at": now, "last_error": ""},
-    )  # fmt: skip
-
-
-def due_outbox(connection: Connection, limit: int) -> list[Outgoing]:
-    rows = connection.execute(
-        select(outbox)
-        .where(outbox.c.state == "pending", outbox.c.next_attempt_at <= utcnow())
-        .order_by(outbox.c.id)
-        .limit(limit)
-    )
-    return [
-        Outgoing(row.id, row.message_id, row.payload_type, row.transaction_id, row.envelope,
-                 row.attempts, row.created_at)
-        for row in rows
-    ]  # fmt: skip
-
-
-def outbox_sent(connection: Connection, entry_id: int) -> None:
-    connection.execute(_outbox_change(), {"outbox_id": entry_id, "state": "delivered"})
-
-
-@cache
-def _outbox_change() -> Update:
-    return update(outbox).where(outbox.c.id == bindparam("outbox_id"))
-
-
-def outbox_retry(
-    connection: Connection,
-    entry: Outgoing,
-    error: str,
-    retry_at: datetime | None,
-    envelope: bytes | None = None,
-) -> None:
-    values: dict[str, Any] = {
-        "attempts": entry.attempts + 1,
-        "last_error": error[:500],
-        "state": "pending" if retry_at is not None else "dead",
-    }
-    if retry_at is not None:
-        values["next_attempt_at"] = retry_at.astimezone(UTC).replace(tzinfo=None)
-    if envelope is not None:
-        values["envelope"] = envelope
-    connection.execute(update(outbox).where(outbox.c.id == entry.id).values(values))
+# --- inbox ----------------------------------------------------------------------

@@ -5,8 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import datetime
 from functools import cache
 from typing import Any
 
@@ -15,6 +15,7 @@ from sqlalchemy import Connection, Table, and_, bindparam, insert, or_, select, 
 from article6.codes import Code
 from article6.direct import Direct
 from article6.model import AuthorizationSpec, FirstTransferTrigger, Purpose, Status
+from article6.outbox import OutboxMessage, message_of
 from article6.unit import Unit
 from gateway.storage import audit
 from gateway.storage.schema import authorization_versions as authorization_versions_table
@@ -251,153 +252,6 @@ def history(connection: Connection, transaction_id: str) -> list[tuple[Status, d
 # --- outbox --------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class OutboxMessage:
-    id: int
-    recipient: str
-    message_id: str
-    payload_type: str
-    transaction_id: str | None
-    envelope: bytes
-    attempts: int
-    state: str = "pending"
-    created_at: datetime | None = None
-    next_attempt_at: datetime | None = None
-    last_error: str = ""
-
-
-def _outbox_message(row: Any) -> OutboxMessage:
-    return OutboxMessage(
-        id=row.id,
-        recipient=row.recipient,
-        message_id=row.message_id,
-        payload_type=row.payload_type,
-        transaction_id=row.transaction_id,
-        envelope=row.envelope,
-        attempts=row.attempts,
-        state=row.state,
-        created_at=row.created_at,
-        next_attempt_at=row.next_attempt_at,
-        last_error=row.last_error,
-    )
-
-
-def add_outbox(
-    connection: Connection,
-    *,
-    recipient: str,
-    message_id: str,
-    payload_type: str,
-    transaction_id: str | None,
-    envelope: bytes,
-    at: datetime,
-    claimed_until: datetime | None = None,
-) -> OutboxMessage:
-    """Queue a message; with ``claimed_until``, already claimed by this process (which will
-    send it as soon as the transaction commits)."""
-    message = OutboxMessage(
-        id=0, recipient=recipient, message_id=message_id, payload_type=payload_type,
-        transaction_id=transaction_id, envelope=envelope, attempts=0, created_at=at,
-        next_attempt_at=at,
-    )  # fmt: skip
-    row_id = _insert(outbox).insert(
-        connection,
-        {
-            "recipient": recipient,
-            "message_id": message_id,
-            "payload_type": payload_type,
-            "transaction_id": transaction_id,
-            "envelope": envelope,
-            "state": "pending",
-            "attempts": 0,
-            "created_at": at,
-            "next_attempt_at": at,
-            "claimed_until": claimed_until,
-            "last_error": "",
-        },
-    )
-    return replace(message, id=row_id)
-
-
-def claim_outbox(
-    connection: Connection,
-    now: datetime,
-    limit: int,
-    lease: timedelta,
-    excluded: Sequence[str] = (),
-) -> list[OutboxMessage]:
-    """Claim due messages for ``lease``, except to the ``excluded`` recipients; another hub
-    process skips rows already claimed."""
-    due = and_(
-        outbox.c.state == "pending",
-        outbox.c.next_attempt_at <= now,
-        or_(outbox.c.claimed_until.is_(None), outbox.c.claimed_until < now),
-    )
-    if excluded:
-        due = and_(due, outbox.c.recipient.not_in(list(excluded)))
-    rows = connection.execute(
-        select(outbox)
-        .where(due)
-        .order_by(outbox.c.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    ).all()
-    if rows:
-        connection.execute(
-            update(outbox)
-            .where(outbox.c.id.in_([row.id for row in rows]))
-            .values(claimed_until=now + lease)
-        )
-    return [_outbox_message(row) for row in rows]
-
-
-def release_claims(connection: Connection, ids: Sequence[int] | None = None) -> int:
-    """Release the claims on these messages (its own), or every claim: for a process that
-    knows no other one shares its database."""
-    pending = and_(outbox.c.state == "pending", outbox.c.claimed_until.is_not(None))
-    if ids is not None:
-        pending = and_(pending, outbox.c.id.in_(ids))
-    return int(
-        connection.execute(update(outbox).where(pending).values(claimed_until=None)).rowcount
-    )
-
-
-def outbox_delivered(connection: Connection, message_id: int, at: datetime) -> None:
-    _delivered().run(
-        connection,
-        {"outbox_id": message_id, "state": "delivered", "delivered_at": at,
-         "claimed_until": None, "last_error": ""},
-    )  # fmt: skip
-
-
-@cache
-def _delivered() -> Direct:
-    return Direct(update(outbox).where(outbox.c.id == bindparam("outbox_id")))
-
-
-def outbox_failed(
-    connection: Connection,
-    message: OutboxMessage,
-    error: str,
-    retry_at: datetime | None,
-    envelope: bytes | None = None,
-) -> None:
-    """Record a failed attempt: retry at ``retry_at``, or a dead letter when it is None."""
-    values: dict[str, Any] = {
-        "attempts": message.attempts + 1,
-        "last_error": error[:500],
-        "claimed_until": None,
-        "state": "pending" if retry_at is not None else "dead",
-    }
-    if retry_at is not None:
-        values["next_attempt_at"] = retry_at
-    if envelope is not None:
-        values["envelope"] = envelope
-    connection.execute(
-        update(outbox).where(outbox.c.id == message.id, outbox.c.state == "pending").values(values)
-    )
-
-
 def obsolete_outbox(connection: Connection, transaction_id: str, payload_type: str) -> None:
     """Stop delivering pending messages of a transaction that no longer need to arrive."""
     _obsolete().run(
@@ -429,7 +283,7 @@ def list_outbox(
     )
     if recipient:
         query = query.where(outbox.c.recipient == recipient)
-    return [_outbox_message(row) for row in connection.execute(query)]
+    return [message_of(row) for row in connection.execute(query)]
 
 
 def retry_dead_letter(unit: Unit, entry_id: int, now: datetime, by: str) -> OutboxMessage | None:
@@ -444,7 +298,7 @@ def retry_dead_letter(unit: Unit, entry_id: int, now: datetime, by: str) -> Outb
     row = unit.connection.execute(select(outbox).where(outbox.c.id == entry_id)).one()
     unit.record(by, "outbox.retried", str(entry_id),
                  recipient=row.recipient, message_id=row.message_id)  # fmt: skip
-    return _outbox_message(row)
+    return message_of(row)
 
 
 def retry_dead_letters(unit: Unit, registry: str, now: datetime, by: str) -> int:

@@ -20,6 +20,7 @@ from sqlalchemy import (
 
 from article6.block_table import block_columns
 from article6.inbox import inbox_table
+from article6.outbox import outbox_table
 from article6.sql import UtcDateTime, lock_table
 
 metadata = MetaData()
@@ -112,24 +113,7 @@ locks = lock_table(metadata)
 
 inbox = inbox_table(metadata)
 
-outbox = Table(
-    "outbox",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("recipient", String(16), nullable=False),
-    Column("message_id", String(36), nullable=False, unique=True),
-    Column("payload_type", String(80), nullable=False),
-    Column("transaction_id", String(40), nullable=True, index=True),
-    Column("envelope", LargeBinary, nullable=False),
-    Column("state", String(12), nullable=False),  # pending, delivered, dead, obsolete
-    Column("attempts", Integer, nullable=False),
-    Column("created_at", UtcDateTime(), nullable=False),
-    Column("next_attempt_at", UtcDateTime(), nullable=False),
-    Column("claimed_until", UtcDateTime(), nullable=True),
-    Column("last_error", Text, nullable=False),
-    Column("delivered_at", UtcDateTime(), nullable=True),
-    Index("ix_outbox_state_next", "state", "next_attempt_at"),
-)
+outbox = outbox_table(metadata)
 
 # A reconciliation run with one registry (status numbers of article6.v1.ReconciliationStatus).
 reconciliation_runs = Table(

@@ -12,13 +12,13 @@ from functools import partial
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Connection
 
 from article6.conformance import RegistryKit, RegistryUnderTest
 from article6.model import Status
 from article6.node import store
 from article6.node.config import load_config
 from article6.node.server import RegistryNode
+from article6.unit import Unit
 from article6.v1 import reconciliation_pb2, transaction_pb2
 from article6.wire import transaction_spec
 from demo.network import HUB, INTERNATIONAL, Network, free_port
@@ -83,13 +83,14 @@ def test_a_registry_that_applies_a_duplicate_completion_twice_fails_that_check(
     engine = node.registry
 
     def settle_every_time(
-        connection: Connection,
+        unit: Unit,
         message: transaction_pb2.Transaction,
         status: Status,
         results: Sequence[tuple[int, str]] = (),
         confirm_in_receipt: bool = False,
     ) -> reconciliation_pb2.LegConfirmation | None:
         """The bug: no check that the outcome was applied already."""
+        connection = unit.connection
         if status is Status.COMPLETED:
             engine._complete(connection, transaction_spec(message))
         store.put_transaction(

@@ -1,39 +1,43 @@
-"""The hub's delivery loop (gateway.delivery.Deliverer), driven with a database and registries
-that answer as the test says: what goes when, not what it records (the recording is tested
-through real processes in tests/e2e). Deadlines here are the loop's own, never timings of
-the machine: each test waits for a condition that the old loop could not meet for seconds."""
+"""The pump (article6.pump.Pump), driven with a database and peers that answer as the test
+says: what goes when, not what it records (the recording is tested through real processes
+in tests/e2e). The peers are the pump's transport, in memory. Deadlines here are the loop's
+own, never timings of the machine: each test waits for a condition that the old loop could
+not meet for seconds."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import logging
+from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from typing import Any
 
 import grpc
 
+from article6.batch import Result
 from article6.breaker import BreakerState
+from article6.keys import KeyDirectory, SigningKey
+from article6.outbox import Outbox, OutboxMessage
+from article6.pump import Attempt, DeliveryConfig, Kind, Pump, Signer, Source
 from article6.status import Failure
-from article6.tls import TlsMaterial
-from article6.v1 import envelope_pb2
-from gateway.config import DeliveryConfig
-from gateway.delivery import Attempt, Deliverer
-from gateway.mailer import Mailer
-from gateway.storage.records import OutboxMessage
+from article6.unit import Unit
+from article6.v1 import envelope_pb2, transaction_pb2
+from gateway.storage.schema import outbox
 from tests.integration.test_hub_rpc import run
 
 RPC_TIMEOUT = 1.0  # a claim's lease is then 4 s: a message left to its lease waits that long
+NOTICE = "article6.v1.StatusNotice"
 
 
 class FakeDatabase:
     """Claims take ``claim_seconds`` (a busy writer) and find only the messages whose claims
-    the deliverer released, for the lanes that have room; recording is a no-op."""
+    the pump released, for the lanes that have room; recording is a no-op."""
 
     def __init__(self, claim_seconds: float) -> None:
         self.claim_seconds = claim_seconds
         self.claims = 0
         self.released: dict[int, OutboxMessage] = {}
-        self.deliverer: Deliverer | None = None
+        self.pump: Pump | None = None
 
     async def write(self, work: Callable[..., Any]) -> Any:
         if not isinstance(work, partial) or work.func.__name__ != "_claim":
@@ -41,9 +45,9 @@ class FakeDatabase:
         self.claims += 1
         await asyncio.sleep(self.claim_seconds)
         (turned_away,) = work.args
-        assert self.deliverer is not None
+        assert self.pump is not None
         self.released.update((number, message(number, "CHE01")) for number in turned_away)
-        full = set(self.deliverer.full_lanes())
+        full = set(self.pump.full_lanes())
         claimed = [m for m in self.released.values() if m.recipient not in full][:64]
         for m in claimed:
             del self.released[m.id]
@@ -51,41 +55,59 @@ class FakeDatabase:
 
 
 def message(number: int, recipient: str) -> OutboxMessage:
+    envelope = envelope_pb2.Envelope(payload_type=NOTICE, payload=str(number).encode())
     return OutboxMessage(
-        id=number, recipient=recipient, message_id=f"m-{number}",
-        payload_type="article6.v1.StatusNotice", transaction_id=None, envelope=b"", attempts=0,
+        id=number, recipient=recipient, message_id=f"m-{number}", payload_type=NOTICE,
+        transaction_id=None, envelope=envelope.SerializeToString(), attempts=0,
     )  # fmt: skip
 
 
 class Registries:
-    """Who answers: a silent registry's batches wait out the deadline and fail; the others
-    answer after ``answer_seconds``."""
+    """The pump's transport: a silent registry's batches wait out the deadline and fail; the
+    others answer after ``answer_seconds``."""
 
     def __init__(self, silent: frozenset[str] = frozenset(), answer_seconds: float = 0) -> None:
         self.silent = silent
         self.answer_seconds = answer_seconds
         self.sent: dict[str, list[int]] = {}
 
-    async def send(self, registry: str, messages: list[OutboxMessage]) -> list[Attempt]:
-        self.sent.setdefault(registry, []).extend(m.id for m in messages)
+    async def send(
+        self, recipient: str, items: Sequence[tuple[str, envelope_pb2.Envelope]], timeout: float
+    ) -> list[Result]:
+        self.sent.setdefault(recipient, []).extend(int(e.payload) for _, e in items)
         await asyncio.sleep(self.answer_seconds)
-        if registry in self.silent:
+        if recipient in self.silent:
             await asyncio.sleep(RPC_TIMEOUT)
             failure = Failure(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded", None)
-            return [Attempt(m, failure) for m in messages]
-        return [Attempt(m, envelope_pb2.Envelope()) for m in messages]
+            return [failure for _ in items]
+        return [envelope_pb2.Envelope() for _ in items]
+
+
+class Nobody:
+    """A pump owner to whom attempts mean nothing."""
+
+    def attempted(self, unit: Unit, attempt: Attempt) -> None:
+        return
+
+    def delivered(
+        self, unit: Unit, message: OutboxMessage, receipt: transaction_pb2.Receipt
+    ) -> None:
+        return
 
 
 def sent(registries: Registries, registry: str, number: int) -> bool:
     return number in registries.sent.get(registry, [])
 
 
-def deliverer(database: FakeDatabase, registries: Registries) -> Deliverer:
+def deliverer(database: FakeDatabase, registries: Registries) -> Pump:
     config = DeliveryConfig(rpc_timeout_seconds=RPC_TIMEOUT, breaker_open_seconds=0.5)
-    made = Deliverer(config, database, None, Mailer("HUB", None), None,  # type: ignore[arg-type]
-                     TlsMaterial(b"", b"", b""), dict)  # fmt: skip
-    made._send = registries.send  # type: ignore[method-assign]
-    database.deliverer = made
+    made = Pump(
+        source=Source(Outbox(outbox), database.write), transport=registries, peer=Nobody(),
+        config=config, kinds={NOTICE: Kind(transaction_pb2.StatusNotice, "Deliver")},
+        signer=Signer("HUB", SigningKey.generate(), KeyDirectory(())),
+        log=logging.getLogger("test.pump"),
+    )  # fmt: skip
+    database.pump = made
     return made
 
 
@@ -98,7 +120,7 @@ async def until(condition: Callable[[], bool], seconds: float) -> bool:
     return True
 
 
-async def running(made: Deliverer, body: Callable[[], Awaitable[None]]) -> None:
+async def running(made: Pump, body: Callable[[], Awaitable[None]]) -> None:
     stopping = asyncio.Event()
     loop = asyncio.create_task(made.run(stopping))
     await asyncio.sleep(0)

@@ -10,21 +10,21 @@ from functools import partial
 import pytest
 from sqlalchemy import select
 
+from article6.batch import receipt_to
 from article6.blocks import Block, serial_range
 from article6.codes import Code
 from article6.envelope import seal
 from article6.headers import new_header
 from article6.keys import DirectoryKey, KeyDirectory, SigningKey
 from article6.model import Held, Holder, Status
-from article6.tls import TlsMaterial
+from article6.outbox import claim, release_claims
+from article6.pump import Attempt, DeliveryConfig, InMemoryTransport
 from article6.v1 import envelope_pb2, reconciliation_pb2, transaction_pb2
 from article6.wire import held_block_message, unit_block
 from gateway import legs
-from gateway.config import DeliveryConfig
-from gateway.delivery import Attempt, Deliverer
+from gateway.delivery import Deliverer
 from gateway.legs import confirm
 from gateway.storage import reconciliations as runs
-from gateway.storage.records import claim_outbox, release_claims
 from gateway.storage.schema import outbox
 from tests.builders import (
     CHE_ACCOUNT,
@@ -174,6 +174,10 @@ def test_open_discrepancies_are_found_among_a_thousand_ranges_in_one_bounded_que
     assert frozen([serial_range(1, 10**6), *spans[1:]]) == [found.id]  # a wide first range
 
 
+async def never(registry: str, rpc: str, envelope: envelope_pb2.Envelope) -> envelope_pb2.Envelope:
+    raise AssertionError("nothing is sent here")
+
+
 def test_a_confirmation_in_the_receipt_to_a_completion_notice_is_compared_on_delivery(
     hub: HubHarness,
 ) -> None:
@@ -184,12 +188,12 @@ def test_a_confirmation_in_the_receipt_to_a_completion_notice_is_compared_on_del
     )
     mailer = hub.lifecycle.mailer
     deliverer = Deliverer(DeliveryConfig(), hub.database, hub.lifecycle, mailer, directory,
-                          TlsMaterial(b"", b"", b""), dict)  # fmt: skip
+                          InMemoryTransport(never), dict)  # fmt: skip
     assert hub.propose(external("GHA01-2", 1, 10)).status is Status.CHECKED
     assert hub.decide("GHA01-2", Status.ACCEPTED).status is Status.COMPLETED
     now = datetime.now(UTC)
     claimed = hub.database.write_now(
-        lambda unit: claim_outbox(unit.connection, now, 100, timedelta(seconds=9))
+        lambda unit: claim(unit.connection, outbox, now, 100, timedelta(seconds=9))
     )
     notices = {
         m.recipient: m for m in claimed
@@ -200,10 +204,10 @@ def test_a_confirmation_in_the_receipt_to_a_completion_notice_is_compared_on_del
         assert transaction_pb2.StatusNotice.FromString(sent.payload).confirm_in_receipt
     # Claimed, nothing is claimed again until a claim is released (a full lane turned it away).
     lease = timedelta(seconds=9)
-    assert not hub.database.write_now(lambda unit: claim_outbox(unit.connection, now, 100, lease))
+    assert not hub.database.write_now(lambda unit: claim(unit.connection, outbox, now, 100, lease))
     turned_away = notices["CHE01"].id
-    hub.database.write_now(lambda unit: release_claims(unit.connection, [turned_away]))
-    again = hub.database.write_now(lambda unit: claim_outbox(unit.connection, now, 100, lease))
+    hub.database.write_now(lambda unit: release_claims(unit.connection, outbox, [turned_away]))
+    again = hub.database.write_now(lambda unit: claim(unit.connection, outbox, now, 100, lease))
     assert [m.id for m in again] == [turned_away]
 
     def answer(registry: str, confirmed: bytes) -> Attempt:
@@ -214,16 +218,16 @@ def test_a_confirmation_in_the_receipt_to_a_completion_notice_is_compared_on_del
         )  # fmt: skip
         receipt.header.CopyFrom(new_header(registry, "HUB", datetime.now(UTC)))
         reply = seal(receipt, [keys[registry]])
-        return Attempt(
-            notices[registry], reply, receipt=deliverer._receipt(notices[registry], reply)
-        )
+        verified = receipt_to(notices[registry].message_id, reply, directory=directory,
+                              recipient="HUB", peer=registry)  # fmt: skip
+        return Attempt(notices[registry], reply, receipt=verified)
 
     # GHA01 says it still holds 1-10, which it transferred: refused (7007), nothing frozen.
     # CHE01 holds them with another vintage: its own side differs, frozen at once.
     che = Holder("CHE01", CHE_ACCOUNT)
     attempts = [answer("GHA01", confirmation("GHA01-2", (1, 10, 2024))),
                 answer("CHE01", confirmation("GHA01-2", (1, 10, 2023), holder=che))]  # fmt: skip
-    hub.database.write_now(lambda unit: deliverer._record_all(unit, attempts))
+    hub.database.write_now(lambda unit: deliverer.pump._record_all(unit, attempts))
     found = hub.database.read_now(lambda c: runs.list_discrepancies(c, open_only=True))
     assert sorted((d.registry, d.side, d.transaction_id) for d in found) == [
         ("CHE01", "hub", "GHA01-2"), ("CHE01", "registry", "GHA01-2")

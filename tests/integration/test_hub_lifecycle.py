@@ -12,10 +12,10 @@ from sqlalchemy import select
 
 from article6.codes import Code
 from article6.model import Status, UnitState
+from article6.outbox import OutboxMessage
 from article6.v1 import transaction_pb2, units_pb2
 from gateway.lifecycle import Outcome
 from gateway.storage import ledger
-from gateway.storage.records import OutboxMessage
 from gateway.storage.schema import outbox
 from tests.builders import (
     CHE_ACCOUNT,
@@ -296,7 +296,7 @@ def test_a_delivering_process_is_handed_each_message_once_committed_and_claimed(
 ) -> None:
     assert hub.propose(issuance("GHA01-1", 1, 1000)).status is Status.COMPLETED
     dispatched: list[OutboxMessage] = []
-    hub.lifecycle.mailer.hand_off.start(dispatched.append, timedelta(seconds=30))
+    hub.lifecycle.mailer.outbox.hand_off.start(dispatched.append, timedelta(seconds=30))
     assert hub.propose(external("GHA01-2", 1, 10)).status is Status.CHECKED
     (request,) = dispatched
     assert (request.recipient, request.transaction_id) == ("CHE01", "GHA01-2")

@@ -18,6 +18,7 @@ from article6.keys import SigningKey
 from article6.model import AccountType, Status, TransactionType
 from article6.node import store
 from article6.node.engine import Proposal, RegistryEngine
+from article6.unit import Unit
 from article6.v1 import transaction_pb2, units_pb2
 from international_registry import aef, sections
 from international_registry.rules import SectionRules
@@ -63,7 +64,7 @@ def hold(
     message = transaction(
         f"{IR}-9{first}", T.TRANSACTION_TYPE_ISSUANCE, issued, sender=IR, source="", target=account
     )
-    registry.settle(connection, message, Status.COMPLETED)
+    registry.settle(Unit(connection), message, Status.COMPLETED)
 
 
 def offered_to(account: str) -> transaction_pb2.Transaction:
@@ -128,10 +129,10 @@ def test_a_provisional_section_holds_and_acquires_but_disposes_of_nothing(
             Proposal(TransactionType.CANCELLATION, account, IR, "", [serial_range(1, 10)]),
         ):
             with pytest.raises(Refusal) as refusal:
-                registry.propose(connection, proposal)
+                registry.propose(Unit(connection), proposal)
             assert refusal.value.code is Code.SECTION_PROVISIONAL
         sections.verify_section(connection, "SGP")
-        assert registry.propose(connection, transfer(account, 1, 10)).startswith(f"{IR}-")
+        assert registry.propose(Unit(connection), transfer(account, 1, 10)).startswith(f"{IR}-")
 
 
 def test_the_provisional_policy_is_configurable_both_ways(engine: Engine) -> None:
@@ -145,7 +146,7 @@ def test_the_provisional_policy_is_configurable_both_ways(engine: Engine) -> Non
             [Code.SECTION_PROVISIONAL],
         )
         hold(permissive, connection, account, 1, 100)
-        assert permissive.propose(connection, transfer(account, 1, 10)).startswith(f"{IR}-")
+        assert permissive.propose(Unit(connection), transfer(account, 1, 10)).startswith(f"{IR}-")
     with pytest.raises(ValueError, match="unknown actions"):
         SectionRules(IR, ("fly",))
 
@@ -163,7 +164,7 @@ def test_a_first_international_transfer_inside_the_ir_goes_to_another_party(
                          first_transferring_party="", authorization_id="SGP-A1")  # fmt: skip
         message = transaction(f"{IR}-900", T.TRANSACTION_TYPE_ISSUANCE, [outcomes], sender=IR,
                               source="", target=own)  # fmt: skip
-        registry.settle(connection, message, Status.COMPLETED)
+        registry.settle(Unit(connection), message, Status.COMPLETED)
         first = T.FirstTransfer(
             first_transferring_party="SGP",
             trigger=T.FIRST_TRANSFER_TRIGGER_INTERNATIONAL_TRANSFER,
@@ -174,13 +175,13 @@ def test_a_first_international_transfer_inside_the_ir_goes_to_another_party(
                             [serial_range(1, 10)], first_transfer=first)  # fmt: skip
 
         with pytest.raises(Refusal) as refusal:
-            registry.propose(connection, first_transfer(mine))
+            registry.propose(Unit(connection), first_transfer(mine))
         assert refusal.value.code is Code.FIRST_TRANSFER_TRIGGER_INVALID
-        assert registry.propose(connection, first_transfer(other)).startswith(f"{IR}-")
+        assert registry.propose(Unit(connection), first_transfer(other)).startswith(f"{IR}-")
         # Outcomes are first transferred from the ARS, into an IR account (4014).
         with pytest.raises(Refusal) as refusal:
             registry.propose(
-                connection,
+                Unit(connection),
                 first_transfer(
                     sections.open_account(connection, IR, "CHE", AccountType.HOLDING, ars=True)
                 ),
@@ -196,12 +197,12 @@ def test_the_aef_workbook_of_a_section_holds_every_action_and_checks_clean(
     registry = ir()
     with engine.begin() as connection:
         account = open_section(connection, "SGP", verified=True)
-        registry.settle(connection, transaction(
+        registry.settle(Unit(connection), transaction(
             "CHE01-5", T.TRANSACTION_TYPE_EXTERNAL_TRANSFER, [block(1, 10)], sender="CHE01",
             source="CHE01-1001-30", acquirer=IR, target=account,
         ), Status.COMPLETED)  # fmt: skip
         aers = [block(1, 930, space="A64MR", cooperative_approach="CA6400", vintage=2025)]
-        registry.settle(connection, transaction(
+        registry.settle(Unit(connection), transaction(
             "A64MR-7", T.TRANSACTION_TYPE_FIRST_TRANSFER, aers, sender="A64MR",
             source="A64MR-1-xx", acquirer=IR, target=account,
             first_transfer=T.FirstTransfer(
@@ -212,7 +213,7 @@ def test_the_aef_workbook_of_a_section_holds_every_action_and_checks_clean(
         for number, (first, purpose) in enumerate([(1, "NDC"), (2, "OIMP")], start=1):
             use = T.UseDetails(using_party="SGP", year_of_use=2030,
                                purpose=units_pb2.Purpose.Value(f"PURPOSE_{purpose}"))  # fmt: skip
-            registry.settle(connection, transaction(
+            registry.settle(Unit(connection), transaction(
                 f"{IR}-{number}", T.TRANSACTION_TYPE_USE,
                 [block(first, first, state=units_pb2.UNIT_STATE_USED)],
                 sender=IR, source=account, use=use,

@@ -16,6 +16,7 @@ from article6.keys import SigningKey
 from article6.model import Status
 from article6.node import store
 from article6.node.engine import RegistryEngine
+from article6.unit import Unit
 from article6.v1 import envelope_pb2, mechanism_pb2, transaction_pb2
 from mechanism_registry_adapter import book, feed
 from mechanism_registry_adapter.instructions import InstructionState
@@ -49,7 +50,7 @@ class Adapter:
 
     def submit(self, message: mechanism_pb2.FirstTransferInstruction) -> tuple[Code | None, bool]:
         with self.engine.begin() as connection:
-            taken = self.intake.submit(connection, message, TODAY)
+            taken = self.intake.submit(Unit(connection), message, TODAY)
         code = Code(taken.results[0][0]) if taken.results else None
         return code, taken.replayed
 
@@ -79,7 +80,7 @@ class Adapter:
             assert local is not None
             message = transaction_pb2.Transaction.FromString(local.body)
             results = [(code.value, "") for code in codes]
-            self.registry.settle(connection, message, status, results)
+            self.registry.settle(Unit(connection), message, status, results)
 
         with self.engine.begin() as connection:
             settle(connection)

@@ -15,6 +15,7 @@ from article6.keys import SigningKey
 from article6.model import AccountType, Status, TransactionType
 from article6.node import store
 from article6.node.engine import Proposal, RegistryEngine
+from article6.unit import Unit
 from article6.v1 import transaction_pb2, units_pb2
 from party_registry_stub import accounts
 from tests.builders import GHA_ACCOUNT, block, external, issuance, transaction
@@ -80,9 +81,9 @@ def test_a_completion_is_applied_exactly_once_however_often_it_arrives(engine: E
         transfer = external("GHA01-2", 1, 10)
         che.acquisition(connection, transfer)
         for _ in range(3):  # notice, repeated notice, status query answer
-            che.settle(connection, transfer, Status.COMPLETED)
+            che.settle(Unit(connection), transfer, Status.COMPLETED)
         assert units(connection, "CHE01") == [(format_account_id("CHE01", 1001), 1, 10, 1)]
-        che.settle(connection, transfer, Status.CANCELLED)  # a final status never changes
+        che.settle(Unit(connection), transfer, Status.CANCELLED)  # a final status never changes
         assert store.get_transaction(connection, "GHA01-2").status is Status.COMPLETED  # type: ignore[union-attr]
 
 
@@ -91,26 +92,28 @@ def test_a_proposal_locks_its_units_until_the_final_status(engine: Engine) -> No
     with engine.begin() as connection:
         account = accounts.open_account(connection, "GHA01", AccountType.HOLDING)
         assert account == GHA_ACCOUNT
-        gha.settle(connection, issuance("GHA01-900", 1, 100), Status.COMPLETED)
+        gha.settle(Unit(connection), issuance("GHA01-900", 1, 100), Status.COMPLETED)
         transfer = Proposal(
             TransactionType.EXTERNAL_TRANSFER, account, "CHE01", "CHE01-1001-30",
             ranges=[serial_range(1, 50)],
         )  # fmt: skip
-        transaction_id = gha.propose(connection, transfer)
+        transaction_id = gha.propose(Unit(connection), transfer)
         with pytest.raises(Refusal) as refusal:
-            gha.propose(connection, transfer)
+            gha.propose(Unit(connection), transfer)
         assert refusal.value.code is Code.UNITS_LOCKED
         message = T.Transaction.FromString(
             store.get_transaction(connection, transaction_id).body  # type: ignore[union-attr]
         )
         assert list(message.blocks) == [block(1, 50)]  # attributes filled in from holdings
-        gha.settle(connection, message, Status.REJECTED, [(Code.ACQUIRING_ACCOUNT_NOT_FOUND, "")])
+        gha.settle(
+            Unit(connection), message, Status.REJECTED, [(Code.ACQUIRING_ACCOUNT_NOT_FOUND, "")]
+        )
         local = store.get_transaction(connection, transaction_id)
         assert local is not None
         assert local.status is Status.TERMINATED  # DES: a registry told 6 terminates
         assert units(connection, "GHA01") == [(account, 1, 100, 1)]
-        second = gha.propose(connection, transfer)  # released, so it can be proposed again
-        gha.settle(connection, T.Transaction.FromString(
+        second = gha.propose(Unit(connection), transfer)  # released, so it can be proposed again
+        gha.settle(Unit(connection), T.Transaction.FromString(
             store.get_transaction(connection, second).body), Status.COMPLETED)  # type: ignore[union-attr]  # fmt: skip
         assert units(connection, "GHA01") == [(account, 51, 100, 1)]
 
@@ -119,13 +122,13 @@ def test_units_not_held_cannot_be_proposed(engine: Engine) -> None:
     gha = registry("GHA01")
     with engine.begin() as connection:
         account = accounts.open_account(connection, "GHA01", AccountType.HOLDING)
-        gha.settle(connection, issuance("GHA01-900", 1, 100), Status.COMPLETED)
+        gha.settle(Unit(connection), issuance("GHA01-900", 1, 100), Status.COMPLETED)
         beyond = Proposal(
             TransactionType.EXTERNAL_TRANSFER, account, "CHE01", "CHE01-1001-30",
             ranges=[serial_range(90, 110)],
         )  # fmt: skip
         with pytest.raises(Refusal) as refusal:
-            gha.propose(connection, beyond)
+            gha.propose(Unit(connection), beyond)
         assert refusal.value.code is Code.UNITS_NOT_HELD
 
 
@@ -134,16 +137,16 @@ def test_serials_held_in_two_spaces_must_name_their_originating_registry(engine:
     with engine.begin() as connection:
         account = accounts.open_account(connection, "CHE01", AccountType.HOLDING)
         arriving = external("GHA01-5", 1, 100, acquiring_account=account)
-        che.settle(connection, arriving, Status.COMPLETED)  # GHA01:1-100 arrives too
+        che.settle(Unit(connection), arriving, Status.COMPLETED)  # GHA01:1-100 arrives too
 
         def propose(*ranges: Block[str] | Block[None]) -> str:
-            return che.propose(connection, Proposal(
+            return che.propose(Unit(connection), Proposal(
                 TransactionType.EXTERNAL_TRANSFER, account, "GHA01", GHA_ACCOUNT, ranges=ranges
             ))  # fmt: skip
 
         own = transaction("CHE01-901", T.TRANSACTION_TYPE_ISSUANCE, [block(1, 100, space="CHE01")],
                           sender="CHE01", source="", target=account)  # fmt: skip
-        che.settle(connection, own, Status.COMPLETED)  # CHE01:1-100 is held too
+        che.settle(Unit(connection), own, Status.COMPLETED)  # CHE01:1-100 is held too
         with pytest.raises(Refusal) as refusal:
             propose(serial_range(1, 10))
         assert refusal.value.code is Code.REQUIRED_FIELD_MISSING
@@ -165,7 +168,7 @@ def test_each_account_is_used_only_as_its_type_allows(engine: Engine) -> None:
         )
         issued = issuance("GHA01-900", 1, 100)
         issued.acquiring_account = holding
-        gha.settle(connection, issued, Status.COMPLETED)
+        gha.settle(Unit(connection), issued, Status.COMPLETED)
         oimp = T.UseDetails(using_party="GHA", purpose=units_pb2.PURPOSE_OIMP)
         ndc_use = T.UseDetails(using_party="GHA", year_of_use=2030, purpose=units_pb2.PURPOSE_NDC)
         refused = [
@@ -177,14 +180,14 @@ def test_each_account_is_used_only_as_its_type_allows(engine: Engine) -> None:
         ]  # fmt: skip
         for proposal in refused:
             with pytest.raises(Refusal) as refusal:
-                gha.propose(connection, proposal)
+                gha.propose(Unit(connection), proposal)
             assert refusal.value.code is Code.ACCOUNT_TYPE_NOT_ALLOWED, proposal
         used = Proposal(TransactionType.USE, holding, "GHA01", ndc, [serial_range(1, 10)],
                         use=ndc_use)  # fmt: skip
-        assert gha.propose(connection, used).startswith("GHA01-")
+        assert gha.propose(Unit(connection), used).startswith("GHA01-")
         cancelled = Proposal(TransactionType.VOLUNTARY_CANCELLATION, holding, "GHA01", voluntary,
                              [serial_range(11, 20)], use=oimp)  # fmt: skip
-        assert gha.propose(connection, cancelled).startswith("GHA01-")
+        assert gha.propose(Unit(connection), cancelled).startswith("GHA01-")
     # Units arrive only in holding accounts.
     che = registry("CHE01")
     with engine.begin() as connection:

@@ -12,8 +12,10 @@ from typing import Any
 from sqlalchemy import Connection, Engine, event
 
 from article6.node import store
+from article6.outbox import claim
 from gateway.storage.database import Database
-from gateway.storage.records import claim_outbox, expired_transactions
+from gateway.storage.records import expired_transactions
+from gateway.storage.schema import outbox
 
 
 @contextmanager
@@ -44,10 +46,13 @@ def full_scans(engine: Engine, work: Callable[[Connection], Any]) -> list[str]:
     return scans
 
 
-def test_a_registrys_sender_and_recovery_read_only_what_is_due(tmp_path: Path) -> None:
+LEASE = timedelta(seconds=12)
+
+
+def test_a_registrys_pump_and_recovery_read_only_what_is_due(tmp_path: Path) -> None:
     engine = store.open_database(f"sqlite:///{tmp_path / 'registry.db'}")
     later = store.utcnow() - timedelta(seconds=30)
-    assert full_scans(engine, lambda c: store.due_outbox(c, 256)) == []
+    assert full_scans(engine, lambda c: claim(c, store.outbox, datetime.now(UTC), 256, LEASE)) == []
     assert full_scans(engine, lambda c: store.unsettled(c, older_than=later)) == []
 
 
@@ -58,7 +63,7 @@ def test_an_index_added_later_is_created_on_an_existing_database(tmp_path: Path)
         connection.exec_driver_sql("DROP INDEX ix_outbox_state_next")
     engine.dispose()
     engine = store.open_database(url)  # as a registry started on an older file
-    assert full_scans(engine, lambda c: store.due_outbox(c, 256)) == []
+    assert full_scans(engine, lambda c: claim(c, store.outbox, datetime.now(UTC), 256, LEASE)) == []
 
 
 def test_the_hubs_claims_and_time_out_sweep_read_only_what_is_due(tmp_path: Path) -> None:
@@ -66,9 +71,7 @@ def test_the_hubs_claims_and_time_out_sweep_read_only_what_is_due(tmp_path: Path
     database.migrate()
     now = datetime.now(UTC)
     try:
-        claims = full_scans(
-            database.engine, lambda c: claim_outbox(c, now, 64, timedelta(seconds=12), ["CHE01"])
-        )
+        claims = full_scans(database.engine, lambda c: claim(c, outbox, now, 64, LEASE, ["CHE01"]))
         assert claims == []
         assert full_scans(database.engine, lambda c: expired_transactions(c, now, 100)) == []
     finally:

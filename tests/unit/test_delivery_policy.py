@@ -16,12 +16,13 @@ from article6.breaker import Breaker, BreakerSettings, BreakerState
 from article6.codes import Code, Refusal
 from article6.config_check import ConfigError
 from article6.pki import init_pki
+from article6.pump import DeliveryConfig
 from article6.ratelimit import Limit
 from article6.retry import RetryPolicy
 from article6.status import Failure
 from article6.v1 import envelope_pb2
 from gateway.__main__ import main as hub_main
-from gateway.config import DeliveryConfig, load_config
+from gateway.config import load_config
 
 
 class Clock:
