@@ -69,7 +69,7 @@ portal-screenshots: install-dev
 
 # Benchmarks print a table and write bench/RESULTS.md (machine, command, figures).
 bench: install
-	$(PY) -m bench
+	$(PY) -m bench $(if $(BEFORE),--before $(BEFORE))
 
 # The long crash campaign (a short one runs in the tests). SEED=n replays a run.
 CAMPAIGN_TRANSFERS ?= 100000

@@ -3,10 +3,13 @@
     python -m bench [--repeats 3] [--echo 5000] [--single 1500] [--transfers 400]
                     [--paced 40] [--blocks 1000000] [--backlog 10000] [--aef-rows 100000]
                     [--databases sqlite,postgresql] [--output bench/RESULTS.md]
+                    [--before COMMIT]
 
 In one run on this machine: the echo baseline, single-registry transactions and complete
 external transfers with the hub on each database, block-size invariance, delivery isolation
-(bench/isolation.py), the AEF workbook at volume (bench/aef.py), and reconciliation.
+(bench/isolation.py), the AEF workbook at volume (bench/aef.py), and reconciliation; with
+``--before COMMIT`` (``make bench BEFORE=COMMIT``), that commit's rates first, in the same
+session, beside this code's (bench/before.py).
 Figures are medians over repeated runs; the file records the machine and the command, so
 that a figure is never quoted without them, and each target is marked met or missed.
 """
@@ -24,7 +27,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import aef, echo, isolation, reconciliation, single, transfers
+from bench import aef, before, echo, isolation, reconciliation, single, transfers
 from bench.load import Run
 from bench.network import hub_database, postgres_reachable
 
@@ -123,13 +126,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--databases", default="sqlite,postgresql",
                         type=lambda text: text.split(","))  # fmt: skip
     parser.add_argument("--output", type=Path, default=RESULTS, help="where to write")
+    parser.add_argument("--before", metavar="COMMIT",
+                        help="first run the rate benchmarks of this earlier commit "
+                             "(bench/before.py), and show its rates beside these")  # fmt: skip
     args = parser.parse_args(argv)
     skipped = ""
     if "postgresql" in args.databases and not postgres_reachable():
         args.databases.remove("postgresql")
         skipped = "- PostgreSQL: no server at 127.0.0.1:5432, so its rows were skipped\n"
         print(skipped.strip("- \n"))
+    earlier = None
+    if args.before:
+        earlier = before.measure(args.before, [
+            "--repeats", str(args.repeats), "--echo", str(args.echo), "--single",
+            str(args.single), "--transfers", str(args.transfers), "--databases",
+            ",".join(args.databases),
+        ])  # fmt: skip
     rows, size_lines, cpu_lines = asyncio.run(_measure(args))
+    compared = [] if earlier is None else ["", *before.table(earlier, {
+        r.name: (f"{r.rate:,.0f} /s", f"{r.p99_ms:.1f} ms") for r in rows
+    })]  # fmt: skip
     table = [
         "| benchmark | rate (median) | runs | p50 at half rate | p99 at half rate | target |",
         "|---|---:|---|---:|---:|---|",
@@ -147,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         "| CPU per item in the last closed-loop run | ms by process |",
         "|---|---|",
         *cpu_lines,
+        *compared,
         "",
         *isolation.table(
             isolation.measure(args.backlog, ISOLATION_COUNT, ISOLATION_RATE), ISOLATION_RATE

@@ -25,10 +25,11 @@ from article6.node.sender import Sender
 from article6.node.service import RegistryService, Writer
 from article6.node.store import Schema, open_database
 from article6.process import DatabaseLock, listen, lock_database, raise_fd_limit
+from article6.pump import Channels
 from article6.refusals import RefusalLog, heard_by
-from article6.service import client_options, server_options
+from article6.service import server_options
 from article6.sql import shown_url
-from article6.tls import TlsMaterial, secure_channel, server_credentials
+from article6.tls import TlsMaterial, server_credentials
 
 log = logging.getLogger("registry.server")
 REGISTRY_SERVICE = "article6.v1.Registry"
@@ -84,10 +85,11 @@ class RegistryNode:
             [REGISTRY_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME], self.server
         )
         listen(self.server, self.config.listen, server_credentials(self.tls))
-        options = client_options(self.config.delivery.backoff_max_seconds)
-        self.channel = secure_channel(
-            self.config.hub_endpoint, self.config.hub_id, self.tls, options
+        hub_endpoint = self.config.hub_endpoint
+        self.channels = Channels(
+            lambda _: hub_endpoint, self.tls, self.config.delivery.backoff_max_seconds
         )
+        self.channel = self.channels.get(self.config.hub_id)
         sender = Sender(
             self.registry, self.config.delivery, self.writer, self.directory, self.key,
             self.channel, self.metrics,
@@ -131,7 +133,7 @@ class RegistryNode:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        await self.channel.close(grace=None)
+        await self.channels.close()
         if self._metrics_server is not None:
             self._metrics_server.shutdown()
         self.writer.close()
