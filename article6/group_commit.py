@@ -207,20 +207,16 @@ class GroupWriter:
         Only the group's first change may wait for another process's locks."""
         failure: BaseException | None = None
         for _ in range(WRITE_CONFLICT_ATTEMPTS):
-            mark = unit.mark()
             unit.may_wait = first
             try:
-                with unit.connection.begin_nested():
+                with unit.savepoint() as mark:
                     result = work(unit)
             except IntegrityError as error:  # another hub recorded it first: look again
-                unit.rewind(mark)
                 failure = error
                 continue
             except SpaceBusy:
-                unit.rewind(mark)
                 return None
             except Exception as error:  # the caller's, raised to it alone
-                unit.rewind(mark)
                 return error
             return _Done(result, unit.take_actions(mark))
         assert failure is not None

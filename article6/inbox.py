@@ -76,12 +76,10 @@ def exactly_once_all(unit: Unit, inbox: Table, batch: Sequence[Taken]) -> list[A
     if len(batch) == 1:  # what it raises is the caller's to roll back: no savepoint
         return [exactly_once(unit, inbox, *batch[0])]
     stored = _stored(unit.connection, inbox, batch)
-    mark = unit.mark()
     try:
-        with unit.connection.begin_nested():
+        with unit.savepoint():
             answers, rows = _take_all(unit, batch, stored, careful=False)
     except _Raised:
-        unit.rewind(mark)
         answers, rows = _take_all(unit, batch, stored, careful=True)
     remember(unit.connection, inbox, rows)
     return answers
@@ -129,14 +127,12 @@ def _apply(unit: Unit, opened: Opened, respond: Respond, now: datetime, careful:
             raise
         except Exception as error:
             raise _Raised from error
-    mark = unit.mark()
     try:
-        with unit.connection.begin_nested():
+        with unit.savepoint():
             return respond(unit, now)
     except (IntegrityError, SpaceBusy):
         raise
     except Exception as error:  # the message's alone: its savepoint took its effects
-        unit.rewind(mark)
         return error
 
 

@@ -10,8 +10,8 @@ connection with notes hidden on it. The unit owns:
   database such as handing a queued message to the deliverer or counting a metric;
 - whether the change may wait for another process's locks (``lock_spaces``): only the first
   change of a commit group may (``article6.group_commit``);
-- marks for its changes' savepoints (``mark``, ``rewind``): a change that raises is rolled
-  back alone, and takes the entries and actions it noted with it.
+- savepoints (``savepoint``): a change, or a step of one, that raises is rolled back alone,
+  and takes the entries and actions it noted with it (``mark``, ``rewind``).
 """
 
 from __future__ import annotations
@@ -71,12 +71,13 @@ class Unit:
                 raise SpaceBusy(space)
 
     @contextmanager
-    def savepoint(self) -> Iterator[None]:
-        """A savepoint: what raises inside is rolled back, with the notes made since."""
+    def savepoint(self) -> Iterator[tuple[int, int]]:
+        """A savepoint: what raises inside is rolled back, with the notes made since. Gives
+        the mark it began at (``take_actions`` from there: the actions noted inside)."""
         mark = self.mark()
         try:
             with self.connection.begin_nested():
-                yield
+                yield mark
         except BaseException:
             self.rewind(mark)
             raise
