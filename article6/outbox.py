@@ -15,7 +15,7 @@ and ``obsolete`` (no longer needs to arrive). Times are aware UTC (``UtcDateTime
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import cache, partial
 from typing import Any
@@ -149,40 +149,23 @@ class Outbox:
     ) -> None:
         """Stamp ``message`` with a new header from ``sender`` to ``recipient``, sign it with
         ``key`` and queue it in ``unit``: sealed once, so every retry sends these bytes."""
-        envelope = seal_new(message, sender, recipient, key, at)
-        message_id: str = getattr(message, "header").message_id  # noqa: B009
-        self._post(unit, recipient=recipient, message_id=message_id,
-                   payload_type=envelope.payload_type, transaction_id=transaction_id,
-                   envelope=envelope.SerializeToString(), at=at)  # fmt: skip
-
-    def _post(
-        self,
-        unit: Unit,
-        *,
-        recipient: str,
-        message_id: str,
-        payload_type: str,
-        transaction_id: str | None,
-        envelope: bytes,
-        at: datetime,
-    ) -> None:
-        """Queue a sealed message in ``unit``; handed to the process's pump once committed."""
+        sealed = seal_new(message, sender, recipient, key, at)
+        message_id: str = getattr(message, "header").message_id  # noqa: B009 (any payload's)
+        queued = OutboxMessage(
+            id=0, recipient=recipient, message_id=message_id,
+            payload_type=sealed.payload_type, transaction_id=transaction_id,
+            envelope=sealed.SerializeToString(), attempts=0, created_at=at, next_attempt_at=at,
+        )  # fmt: skip
         claimed_until = self.hand_off.claimed_until(datetime.now(UTC))
         row = {
-            "recipient": recipient, "message_id": message_id, "payload_type": payload_type,
-            "transaction_id": transaction_id, "envelope": envelope, "state": "pending",
-            "attempts": 0, "created_at": at, "next_attempt_at": at,
-            "claimed_until": claimed_until, "last_error": "",
+            "recipient": queued.recipient, "message_id": queued.message_id,
+            "payload_type": queued.payload_type, "transaction_id": transaction_id,
+            "envelope": queued.envelope, "state": "pending", "attempts": 0, "created_at": at,
+            "next_attempt_at": at, "claimed_until": claimed_until, "last_error": "",
         }  # fmt: skip
         row_id = _insert(self.table).insert(unit.connection, row)
-        if claimed_until is None:
-            return
-        queued = OutboxMessage(
-            id=row_id, recipient=recipient, message_id=message_id, payload_type=payload_type,
-            transaction_id=transaction_id, envelope=envelope, attempts=0, created_at=at,
-            next_attempt_at=at,
-        )  # fmt: skip
-        unit.after_commit(partial(self.hand_off.give, queued))
+        if claimed_until is not None:  # handed to the process's pump once committed
+            unit.after_commit(partial(self.hand_off.give, replace(queued, id=row_id)))
 
 
 def claim(

@@ -303,7 +303,6 @@ class Pump:
         counts: Counts | None = None,
         log: logging.Logger,
     ) -> None:
-        self.source = source
         self.table, self.write = source.outbox.table, source.write
         self.hand_off = source.outbox.hand_off
         self.transport = transport
