@@ -112,6 +112,30 @@ class Direct:
             returned = cursor.fetchone() if cursor.description else None
         return int(returned[0] if returned is not None else cursor.lastrowid)
 
+    def insert_all(self, connection: Connection, rows: Sequence[Mapping[str, Any]]) -> list[int]:
+        """Execute an INSERT of each row (with the same keys); the new rows' integer primary
+        keys, in order. On PostgreSQL, one pipelined round trip for them all (the driver's
+        ``executemany`` with the ``RETURNING`` SQLAlchemy compiles there)."""
+        if not rows:
+            return []
+        prepared = self._prepare(connection.dialect, rows[0])
+        cursor = _cursor(connection)
+        with _as_sqlalchemy_errors(connection.dialect, prepared.sql):
+            if connection.dialect.name != "postgresql":  # in process: a statement a row
+                ids = []
+                for row in rows:
+                    cursor.execute(prepared.sql, _bound(prepared, row))
+                    ids.append(int(cursor.lastrowid))
+                return ids
+            cursor.executemany(prepared.sql, [_bound(prepared, r) for r in rows], returning=True)
+            ids = []
+            while True:
+                ids.append(int(cursor.fetchone()[0]))
+                if not cursor.nextset():
+                    break
+        assert len(ids) == len(rows), (len(ids), len(rows))
+        return ids
+
     def _prepare(self, dialect: Dialect, params: Mapping[str, Any]) -> _Prepared:
         key = (dialect.name, frozenset(params))
         prepared = self._prepared.get(key)

@@ -117,8 +117,9 @@ class GroupWriter:
         lone changes), then the actions it noted with ``after_commit``, once the commit
         succeeded. It runs once: the writer runs a change that lost a race again."""
         with self._owner.engine.begin() as connection:
-            unit = Unit(connection)
+            unit = Unit(connection, defer=True)
             result = work(unit)
+            unit.flush()
             self._owner.seal(unit)
         for action in unit.take_actions():
             action()
@@ -184,9 +185,10 @@ class GroupWriter:
         """One transaction: a savepoint per change, then the audit seal and the commit."""
         outcomes: list[_Done | BaseException | None] = []
         with self._owner.engine.begin() as connection:
-            unit = Unit(connection)
+            unit = Unit(connection, defer=True)
             for index, change in enumerate(group):
                 outcomes.append(self._one(unit, change.work, first=index == 0))
+            unit.flush()  # the group's history and queued messages, a statement a table
             self._owner.seal(unit)
         return outcomes
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from functools import cache, partial
+from functools import cache
 from typing import Any
 
 from google.protobuf.message import Message
@@ -43,7 +43,7 @@ from article6.direct import Direct
 from article6.envelope import seal_new
 from article6.keys import SigningKey
 from article6.sql import UtcDateTime
-from article6.unit import Unit
+from article6.unit import Later, Unit
 
 
 def outbox_table(metadata: MetaData) -> Table:
@@ -163,9 +163,9 @@ class Outbox:
             "envelope": queued.envelope, "state": "pending", "attempts": 0, "created_at": at,
             "next_attempt_at": at, "claimed_until": claimed_until, "last_error": "",
         }  # fmt: skip
-        row_id = _insert(self.table).insert(unit.connection, row)
+        written = unit.insert(_insert(self.table), row)
         if claimed_until is not None:  # handed to the process's pump once committed
-            unit.after_commit(partial(self.hand_off.give, replace(queued, id=row_id)))
+            unit.after_commit(lambda: self.hand_off.give(replace(queued, id=_id(written))))
 
 
 def claim(
@@ -212,11 +212,13 @@ def release_claims(connection: Connection, outbox: Table, ids: Sequence[int] | N
     )
 
 
-def delivered(connection: Connection, outbox: Table, row_id: int, at: datetime) -> None:
+def delivered(connection: Connection, outbox: Table, row_ids: Sequence[int], at: datetime) -> None:
+    """Mark these messages delivered: one statement for all (one round trip on PostgreSQL,
+    where the driver pipelines it)."""
     _by_id(outbox).run(
         connection,
-        {"outbox_id": row_id, "state": "delivered", "delivered_at": at, "claimed_until": None,
-         "last_error": ""},
+        [{"outbox_id": row_id, "state": "delivered", "delivered_at": at, "claimed_until": None,
+          "last_error": ""} for row_id in row_ids],
     )  # fmt: skip
 
 
@@ -243,6 +245,11 @@ def failed(
     connection.execute(
         update(outbox).where(outbox.c.id == message.id, outbox.c.state == "pending").values(values)
     )
+
+
+def _id(written: Later) -> int:
+    assert written.id is not None, "a unit writes its rows before it commits"
+    return written.id
 
 
 @cache

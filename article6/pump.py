@@ -471,10 +471,16 @@ class Pump:
             self.counts.breaker(lane.recipient, lane.breaker.state)
 
     def _record_all(self, unit: Unit, attempts: list[Attempt]) -> None:
-        for attempt in attempts:
-            self._record(unit, attempt)
+        """A batch's attempts in one change: the messages that arrived marked delivered in one
+        statement, then what each receipt means."""
+        arrived = [(attempt, self._record(unit, attempt)) for attempt in attempts]
+        receipts = [(a.message, receipt) for a, receipt in arrived if receipt is not None]
+        delivered(unit.connection, self.table, [m.id for m, _ in receipts], datetime.now(UTC))
+        for message, receipt in receipts:
+            self.peer.delivered(unit, message, receipt)
 
-    def _record(self, unit: Unit, attempt: Attempt) -> None:
+    def _record(self, unit: Unit, attempt: Attempt) -> transaction_pb2.Receipt | None:
+        """Record a failed attempt; the verified receipt of one that arrived."""
         message, result, now = attempt.message, attempt.result, datetime.now(UTC)
         if self.counts is not None:
             self.counts.attempt(message.recipient, result if isinstance(result, Failure) else None)
@@ -485,17 +491,16 @@ class Pump:
             if result.refusal is not None and result.refusal.code is Code.CLOCK_SKEW:
                 failed(unit.connection, self.table, message, str(result), now,
                               self._restamp(message))  # fmt: skip
-                return
+                return None
             self._retry(unit, message, str(result))
-            return
+            return None
         receipt = attempt.receipt
         assert receipt is not None, "a reply is verified as it arrives (_send)"
         if isinstance(receipt, Refusal):
             self._refused_receipts(receipt, message.recipient)
             self._retry(unit, message, f"bad receipt: {receipt}")
-            return
-        delivered(unit.connection, self.table, message.id, now)
-        self.peer.delivered(unit, message, receipt)
+            return None
+        return receipt
 
     def _retry(self, unit: Unit, message: OutboxMessage, reason: str) -> None:
         attempts, now = message.attempts + 1, datetime.now(UTC)

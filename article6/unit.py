@@ -10,8 +10,12 @@ connection with notes hidden on it. The unit owns:
   database such as handing a queued message to the deliverer or counting a metric;
 - whether the change may wait for another process's locks (``lock_spaces``): only the first
   change of a commit group may (``article6.group_commit``);
+- rows for append-only tables that nothing in the transaction reads back (``insert``: a
+  transaction's history, queued messages): a unit made by the group writer keeps them, and
+  ``flush`` writes them just before the commit, one statement a table for the whole group
+  (one round trip on PostgreSQL) rather than one a row;
 - savepoints (``savepoint``): a change, or a step of one, that raises is rolled back alone,
-  and takes the entries and actions it noted with it (``mark``, ``rewind``).
+  and takes the entries, actions and rows it noted with it (``mark``, ``rewind``).
 """
 
 from __future__ import annotations
@@ -21,16 +25,38 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, text
+
+from article6.direct import Direct
 
 AuditNote = tuple[str, str, str, str, dict[str, Any]]
 """An audit entry waiting for the commit: (at, actor, action, subject, detail)."""
 
 
+class Mark(NamedTuple):
+    """Where a unit's notes stand (``Unit.mark``): how many there are of each."""
+
+    entries: int
+    actions: int
+    rows: int
+    written: int  # rows in the database
+    locked: int  # serial spaces locked
+
+
+START = Mark(0, 0, 0, 0, 0)
+
+
 class SpaceBusy(Exception):
     """A change later in a group found a serial space locked by another transaction."""
+
+
+@dataclass
+class Later:
+    """A row given to ``Unit.insert``: its primary key once written."""
+
+    id: int | None = None
 
 
 @dataclass
@@ -39,8 +65,12 @@ class Unit:
 
     connection: Connection
     may_wait: bool = True  # False for a change that is not the first of its commit group
+    defer: bool = False  # True: rows given to ``insert`` wait for ``flush`` (the group writer)
     entries: list[AuditNote] = field(default_factory=list)
     actions: list[Callable[[], None]] = field(default_factory=list)
+    rows: list[tuple[Direct, dict[str, Any], Later]] = field(default_factory=list)
+    written: int = 0  # how many of ``rows`` are in the database
+    locked: list[str] = field(default_factory=list)  # serial spaces locked (PostgreSQL)
 
     def record(self, actor: str, action: str, subject: str, **detail: Any) -> None:
         """Note an audit entry; it is written when the transaction commits, or never."""
@@ -50,6 +80,33 @@ class Unit:
     def after_commit(self, action: Callable[[], None]) -> None:
         """Run ``action`` once the transaction has committed (never if it rolls back)."""
         self.actions.append(action)
+
+    def insert(self, statement: Direct, row: dict[str, Any]) -> Later:
+        """Insert ``row`` with ``statement`` (an INSERT into an append-only table that nothing
+        in this transaction reads back): at once, or at ``flush`` when the unit defers. The
+        row's id is known once written, so read it only after the commit (``after_commit``)."""
+        later = Later()
+        if self.defer:
+            self.rows.append((statement, row, later))
+        else:
+            later.id = statement.insert_all(self.connection, [row])[0]
+        return later
+
+    def flush(self) -> None:
+        """Write the rows kept by ``insert``: one statement for all the rows of a statement
+        (rows with the same columns), in the order each statement was first given one. A
+        flush inside a savepoint that then rolls back is undone with it (``rewind``), and
+        those rows are written again by the next."""
+        batches: dict[tuple[int, frozenset[str]], tuple[Direct, list[tuple[dict[str, Any], Later]]]]
+        batches = {}
+        for statement, row, later in self.rows[self.written :]:
+            key = (id(statement), frozenset(row))
+            batches.setdefault(key, (statement, []))[1].append((row, later))
+        self.written = len(self.rows)
+        for statement, batch in batches.values():
+            ids = statement.insert_all(self.connection, [row for row, _ in batch])
+            for (_, later), row_id in zip(batch, ids, strict=True):
+                later.id = row_id
 
     def lock_spaces(self, spaces: Iterable[str]) -> None:
         """Serialize transactions on the same serial spaces across processes (PostgreSQL).
@@ -61,7 +118,7 @@ class Unit:
         """
         if self.connection.dialect.name != "postgresql":
             return
-        for space in sorted(set(spaces)):
+        for space in sorted(set(spaces).difference(self.locked)):  # held until the commit
             key = zlib.crc32(space.encode())
             if self.may_wait:
                 self.connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
@@ -69,9 +126,10 @@ class Unit:
                 text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": key}
             ).scalar_one():
                 raise SpaceBusy(space)
+            self.locked.append(space)
 
     @contextmanager
-    def savepoint(self) -> Iterator[tuple[int, int]]:
+    def savepoint(self) -> Iterator[Mark]:
         """A savepoint: what raises inside is rolled back, with the notes made since. Gives
         the mark it began at (``take_actions`` from there: the actions noted inside)."""
         mark = self.mark()
@@ -82,19 +140,25 @@ class Unit:
             self.rewind(mark)
             raise
 
-    def mark(self) -> tuple[int, int]:
+    def mark(self) -> Mark:
         """Where the notes stand: a change's savepoint begins here."""
-        return len(self.entries), len(self.actions)
+        return Mark(
+            len(self.entries), len(self.actions), len(self.rows), self.written, len(self.locked)
+        )
 
-    def rewind(self, mark: tuple[int, int]) -> None:
-        """Forget what was noted after ``mark``: a change rolled back to its savepoint."""
-        del self.entries[mark[0] :], self.actions[mark[1] :]
+    def rewind(self, mark: Mark) -> None:
+        """Forget what was noted after ``mark``: a change rolled back to its savepoint, and
+        with it any rows written since (the earlier of which are to be written again) and
+        any locks taken since (a rolled-back savepoint releases them)."""
+        del self.entries[mark.entries :], self.actions[mark.actions :], self.rows[mark.rows :]
+        del self.locked[mark.locked :]
+        self.written = min(self.written, mark.written)
 
-    def take_actions(self, mark: tuple[int, int] = (0, 0)) -> list[Callable[[], None]]:
+    def take_actions(self, mark: Mark = START) -> list[Callable[[], None]]:
         """The after-commit actions noted since ``mark``, handed to whoever answers that
         change once the commit is durable."""
-        taken = self.actions[mark[1] :]
-        del self.actions[mark[1] :]
+        taken = self.actions[mark.actions :]
+        del self.actions[mark.actions :]
         return taken
 
     def take_entries(self) -> list[AuditNote]:

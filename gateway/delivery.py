@@ -83,7 +83,11 @@ class Deliverer:
 
     def attempted(self, unit: Unit, attempt: Attempt) -> None:
         message = attempt.message
-        if message.attempts == 0 and message.payload_type == ACQUISITION_REQUEST:
+        if (
+            message.attempts == 0
+            and message.payload_type == ACQUISITION_REQUEST
+            and not _decides(attempt.receipt)  # a decision ends the wait: nothing to extend
+        ):
             assert message.transaction_id, message
             self.lifecycle.offered(unit, message.transaction_id,
                                    attempt.started or datetime.now(UTC))  # fmt: skip
@@ -157,3 +161,12 @@ async def expire_loop(
 
 
 _CODES = frozenset(code.value for code in Code)
+
+
+def _decides(receipt: transaction_pb2.Receipt | Refusal | None) -> bool:
+    """Whether a verified receipt to an AcquisitionRequest carries the acquirer's decision
+    (``_decision`` applies it); otherwise the acquirer decides later."""
+    if not isinstance(receipt, transaction_pb2.Receipt):
+        return False
+    decided = {Status.ACCEPTED.value, Status.REJECTED.value}
+    return not receipt.accepted or receipt.status in decided

@@ -246,7 +246,6 @@ class Lifecycle:
             results = results or [(Code.ACQUIRING_REGISTRY_REFUSED, "")]
             self._end(unit, record, Status.REJECTED, results, now)
             return Outcome(transaction_id, Status.REJECTED)
-        record = set_status(unit, record, Status.ACCEPTED, now)
         self._complete(unit, record, spec, now)
         return Outcome(transaction_id, Status.COMPLETED)
 
@@ -257,14 +256,15 @@ class Lifecycle:
         spec: TransactionSpec,
         now: datetime,
     ) -> None:
+        """Accepted, and so completed, in the same SQL transaction."""
         neighbourhoods = [
             (ledger.neighbourhood(unit.connection, space, wanted), wanted)
             for space, wanted in _by_space(spec.blocks).items()
         ]
         self._apply(unit, spec, neighbourhoods)
         ledger.release_locks(unit.connection, record.transaction_id)
-        obsolete_outbox(unit.connection, record.transaction_id, ACQUISITION_REQUEST)
-        record = set_status(unit, record, Status.COMPLETED, now)
+        obsolete_outbox(unit, record.transaction_id, ACQUISITION_REQUEST)
+        record = set_status(unit, record, Status.COMPLETED, now, path=[Status.ACCEPTED])
         self._finished(unit, record)
         self._notify(unit, record, spec.registries, now)
 
@@ -280,7 +280,7 @@ class Lifecycle:
         reservation) and tell both registries."""
         ledger.release_locks(unit.connection, record.transaction_id)
         _reserve(unit, transaction_spec(transaction_pb2.Transaction.FromString(record.body)), -1)
-        obsolete_outbox(unit.connection, record.transaction_id, ACQUISITION_REQUEST)
+        obsolete_outbox(unit, record.transaction_id, ACQUISITION_REQUEST)
         record = set_status(unit, record, status, now, results)
         self._finished(unit, record)
         registries = {record.transferring_registry, record.acquiring_registry}

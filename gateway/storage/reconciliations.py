@@ -169,22 +169,26 @@ def get_open_run(connection: Connection, registry: str) -> Run | None:
 def reconciling(connection: Connection, registries: Sequence[str]) -> str | None:
     """One of ``registries`` whose run holds its proposals, if any (a peer may name anything:
     only ids that could be stored are looked up)."""
-    for registry in dict.fromkeys(registries):
-        if storable(registry, 16) and _holding_run_of().rows(connection, {"registry": registry}):
-            return registry
+    named = [registry for registry in dict.fromkeys(registries) if storable(registry, 16)]
+    for pair in (named[i : i + 2] for i in range(0, len(named), 2)):  # a proposal names two
+        found = {row.registry for row in _holding_run_of().rows(
+            connection, {"one": pair[0], "other": pair[-1]}
+        )}  # fmt: skip
+        for registry in pair:
+            if registry in found:
+                return registry
     return None
 
 
 @cache
 def _holding_run_of() -> Direct:
-    """Built once: every proposal asks, and constructing costs more than running it."""
+    """Built once: every proposal asks (of both its registries in one statement), and
+    constructing costs more than running it."""
     return Direct(
-        select(reconciliation_runs.c.registry)
-        .where(
-            reconciliation_runs.c.registry == bindparam("registry"),
+        select(reconciliation_runs.c.registry).where(
+            reconciliation_runs.c.registry.in_([bindparam("one"), bindparam("other")]),
             reconciliation_runs.c.holding.is_(True),
         )
-        .limit(1)
     )
 
 

@@ -97,18 +97,9 @@ def insert_transaction(unit: Unit, record: TransactionRecord, path: Sequence[Sta
             "respond_by": record.respond_by,
         },
     )
-    _insert(transaction_history).run(
-        unit.connection,
-        [
-            {
-                "transaction_id": record.transaction_id,
-                "status": status.value,
-                "at": record.status_at,
-                "results": encode_results(record.results if status is record.status else ()),
-            }
-            for status in statuses
-        ],
-    )
+    for status in statuses:
+        results = record.results if status is record.status else ()
+        _history(unit, record.transaction_id, status, record.status_at, results)
     unit.record(record.proposer, "transaction.recorded", record.transaction_id,
         type=record.type,
         transferring=record.transferring_registry, acquiring=record.acquiring_registry,
@@ -119,10 +110,12 @@ def insert_transaction(unit: Unit, record: TransactionRecord, path: Sequence[Sta
 
 
 def _history(
-    connection: Connection, transaction_id: str, status: Status, at: datetime, results: Results
+    unit: Unit, transaction_id: str, status: Status, at: datetime, results: Results
 ) -> None:
-    _insert(transaction_history).run(
-        connection,
+    """A history row: written with the group's others just before the commit (Unit.insert),
+    as nothing reads a transaction's history in the SQL transaction that writes it."""
+    unit.insert(
+        _insert(transaction_history),
         {
             "transaction_id": transaction_id,
             "status": status.value,
@@ -174,8 +167,11 @@ def set_status(
     status: Status,
     at: datetime,
     results: Results = (),
+    path: Sequence[Status] = (),
 ) -> TransactionRecord:
-    """Move a transaction to ``status``; a final status never changes (asserted in SQL)."""
+    """Move a transaction to ``status`` through the statuses on ``path`` (ACCEPTED on the way
+    to COMPLETED, say): one UPDATE, and a history row and an audit entry for each step. A
+    final status never changes (asserted in SQL)."""
     assert not record.status.final, f"{record.transaction_id} is final ({record.status.name})"
     changed = _status_change().run(
         unit.connection,
@@ -183,11 +179,14 @@ def set_status(
          "status_at": at, "results": encode_results(results)},
     )  # fmt: skip
     assert changed == 1, f"{record.transaction_id} changed under us"
-    _history(unit.connection, record.transaction_id, status, at, results)
-    unit.record(audit.HUB, "transaction.status", record.transaction_id,
-        previous=record.status.value, status=status.value,
-        codes=[code.value for code, _ in results],
-    )  # fmt: skip
+    previous = record.status
+    for step in [*path, status]:
+        _history(unit, record.transaction_id, step, at, results if step is status else ())
+        unit.record(audit.HUB, "transaction.status", record.transaction_id,
+            previous=previous.value, status=step.value,
+            codes=[code.value for code, _ in results] if step is status else [],
+        )  # fmt: skip
+        previous = step
     return TransactionRecord(
         **{**record.__dict__, "status": status, "status_at": at, "results": list(results)}
     )
@@ -252,10 +251,12 @@ def history(connection: Connection, transaction_id: str) -> list[tuple[Status, d
 # --- outbox --------------------------------------------------------------------------------
 
 
-def obsolete_outbox(connection: Connection, transaction_id: str, payload_type: str) -> None:
-    """Stop delivering pending messages of a transaction that no longer need to arrive."""
+def obsolete_outbox(unit: Unit, transaction_id: str, payload_type: str) -> None:
+    """Stop delivering pending messages of a transaction that no longer need to arrive
+    (those queued in this SQL transaction too: its rows are written first)."""
+    unit.flush()
     _obsolete().run(
-        connection,
+        unit.connection,
         {"transaction": transaction_id, "kind": payload_type, "state": "obsolete",
          "claimed_until": None},
     )  # fmt: skip

@@ -6,18 +6,23 @@ A first change holds the writer until the others are queued, so they form one gr
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
+import zlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import event, exc
+from sqlalchemy import Connection, event, exc, insert, select, text
 
 from article6.codes import Code, Refusal
+from article6.direct import Direct
 from article6.limits import MAX_WAITING_CHANGES, WRITE_CONFLICT_ATTEMPTS
 from article6.unit import Unit
 from gateway.storage import audit
 from gateway.storage.database import Database
+from gateway.storage.schema import transaction_history
+from tests.builders import T0
 from tests.databases import postgres_database
 
 
@@ -178,3 +183,81 @@ def test_the_writers_queue_is_bounded_and_a_flood_waits_for_room(database: Datab
     assert queued <= MAX_WAITING_CHANGES
     assert len(results) == MAX_WAITING_CHANGES + 50  # every one applied once there was room
     assert len(_subjects(database)) == MAX_WAITING_CHANGES + 50
+
+
+def _history_row(transaction_id: str) -> dict[str, Any]:
+    return {"transaction_id": transaction_id, "status": 1, "at": T0, "results": ""}
+
+
+def _history_ids(database: Database) -> list[str]:
+    query = select(transaction_history.c.transaction_id).order_by(transaction_history.c.id)
+    return database.read_now(lambda c: list(c.execute(query).scalars()))
+
+
+def test_rows_kept_for_the_commit_are_written_with_the_group_and_a_failing_change_takes_its_own(
+    database: Database,
+) -> None:
+    statement, written = Direct(insert(transaction_history)), []
+
+    def keeps(transaction_id: str, fails: bool = False) -> Callable[[Unit], str]:
+        def work(unit: Unit) -> str:
+            later = unit.insert(statement, _history_row(transaction_id))
+            assert later.id is None  # kept for the group's flush
+            unit.after_commit(lambda: written.append((transaction_id, later.id)))
+            if fails:
+                raise Refusal(Code.TRANSACTION_UNKNOWN, transaction_id)
+            return transaction_id
+
+        return work
+
+    works = [keeps("T-1"), keeps("T-2", fails=True), keeps("T-3")]
+    results = asyncio.run(_grouped(database, works))
+
+    assert results[0::2] == ["T-1", "T-3"]
+    assert _history_ids(database) == ["T-1", "T-3"]
+    assert [transaction_id for transaction_id, _ in written] == ["T-1", "T-3"]
+    assert all(row_id is not None for _, row_id in written)  # known once committed
+
+
+def test_rows_flushed_in_a_savepoint_that_rolls_back_are_written_again(
+    database: Database,
+) -> None:
+    statement = Direct(insert(transaction_history))
+    with database.engine.begin() as connection:
+        unit = Unit(connection, defer=True)
+        first = unit.insert(statement, _history_row("T-1"))
+        with contextlib.suppress(RuntimeError), unit.savepoint():
+            unit.flush()  # T-1 written inside the savepoint, then rolled back with it
+            unit.insert(statement, _history_row("T-2"))
+            raise RuntimeError("the change fails")
+        unit.flush()
+    assert _history_ids(database) == ["T-1"]
+    assert first.id is not None
+
+
+@pytest.mark.postgres
+def test_a_space_locked_in_a_rolled_back_savepoint_is_locked_again() -> None:
+    with postgres_database() as url:
+        database = Database(url)
+        database.migrate()
+        try:
+            with database.engine.begin() as connection, database.engine.connect() as other:
+                unit = Unit(connection)
+                with contextlib.suppress(RuntimeError), unit.savepoint():
+                    unit.lock_spaces(["GHA01"])
+                    raise RuntimeError("the change fails")  # its lock goes with it
+                assert _free(other, "GHA01")
+                unit.lock_spaces(["GHA01"])
+                unit.lock_spaces(["GHA01"])  # held until the commit: not asked again
+                assert unit.locked == ["GHA01"]
+                assert not _free(other, "GHA01")
+        finally:
+            database.close()
+
+
+def _free(connection: Connection, space: str) -> bool:
+    key = zlib.crc32(space.encode())
+    with connection.begin():
+        return bool(
+            connection.execute(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": key}).scalar()
+        )
