@@ -96,43 +96,33 @@ class Direct:
         prepared = self._prepare(connection.dialect, batch[0])
         cursor = _cursor(connection)
         with _as_sqlalchemy_errors(connection.dialect, prepared.sql):
-            if isinstance(params, Mapping):
-                cursor.execute(prepared.sql, _bound(prepared, params))
+            if len(batch) == 1:  # psycopg's executemany pipelines: dearer for a lone row
+                cursor.execute(prepared.sql, _bound(prepared, batch[0]))
             else:
                 cursor.executemany(prepared.sql, [_bound(prepared, p) for p in batch])
         return int(cursor.rowcount)
 
-    def insert(self, connection: Connection, params: Mapping[str, Any]) -> int:
-        """Execute an INSERT of one row; the new row's integer primary key (PostgreSQL
-        returns it, as SQLAlchemy compiles the statement there; SQLite reports it)."""
-        prepared = self._prepare(connection.dialect, params)
-        cursor = _cursor(connection)
-        with _as_sqlalchemy_errors(connection.dialect, prepared.sql):
-            cursor.execute(prepared.sql, _bound(prepared, params))
-            returned = cursor.fetchone() if cursor.description else None
-        return int(returned[0] if returned is not None else cursor.lastrowid)
-
     def insert_all(self, connection: Connection, rows: Sequence[Mapping[str, Any]]) -> list[int]:
         """Execute an INSERT of each row (with the same keys); the new rows' integer primary
-        keys, in order. On PostgreSQL, one pipelined round trip for them all (the driver's
-        ``executemany`` with the ``RETURNING`` SQLAlchemy compiles there)."""
+        keys, in order (PostgreSQL returns them, as SQLAlchemy compiles the statement there;
+        SQLite reports each). Several rows on PostgreSQL go in one pipelined round trip."""
         if not rows:
             return []
         prepared = self._prepare(connection.dialect, rows[0])
         cursor = _cursor(connection)
         with _as_sqlalchemy_errors(connection.dialect, prepared.sql):
-            if connection.dialect.name != "postgresql":  # in process: a statement a row
+            if connection.dialect.name == "postgresql" and len(rows) > 1:
+                cursor.executemany(
+                    prepared.sql, [_bound(prepared, r) for r in rows], returning=True
+                )
+                ids = [_new_id(cursor)]
+                while cursor.nextset():
+                    ids.append(_new_id(cursor))
+            else:  # SQLite runs in process; a lone row is dearer pipelined
                 ids = []
                 for row in rows:
                     cursor.execute(prepared.sql, _bound(prepared, row))
-                    ids.append(int(cursor.lastrowid))
-                return ids
-            cursor.executemany(prepared.sql, [_bound(prepared, r) for r in rows], returning=True)
-            ids = []
-            while True:
-                ids.append(int(cursor.fetchone()[0]))
-                if not cursor.nextset():
-                    break
+                    ids.append(_new_id(cursor))
         assert len(ids) == len(rows), (len(ids), len(rows))
         return ids
 
@@ -180,6 +170,11 @@ def _bound(prepared: _Prepared, params: Mapping[str, Any]) -> Any:
     if prepared.positional is None:
         return values
     return tuple(values[name] for name in prepared.positional)
+
+
+def _new_id(cursor: Any) -> int:
+    returned = cursor.fetchone() if cursor.description else None
+    return int(returned[0] if returned is not None else cursor.lastrowid)
 
 
 def _cursor(connection: Connection) -> Any:

@@ -15,7 +15,6 @@ from sqlalchemy import (
     Column,
     Connection,
     DateTime,
-    Delete,
     Dialect,
     Engine,
     Index,
@@ -144,12 +143,12 @@ def _insert_locks(locks: Table) -> Direct:
 
 
 def unlock(connection: Connection, locks: Table, transaction_id: str) -> None:
-    connection.execute(_unlock(locks), {"id": transaction_id})
+    _unlock(locks).run(connection, {"id": transaction_id})
 
 
 @cache
-def _unlock(locks: Table) -> Delete:
-    return delete(locks).where(locks.c.transaction_id == bindparam("id"))
+def _unlock(locks: Table) -> Direct:
+    return Direct(delete(locks).where(locks.c.transaction_id == bindparam("id")))
 
 
 def shown_url(url: str) -> str:

@@ -110,9 +110,11 @@ class Deliverer:
     ) -> None:
         results = [(Code(r.code), r.detail) for r in receipt.results if r.code in _CODES]
         if receipt.accepted and receipt.status == Status.ACCEPTED.value:
-            self.lifecycle.decide(unit, transaction_id, Status.ACCEPTED, [], now)
+            self.lifecycle.decide(unit, transaction_id, Status.ACCEPTED, [], now, in_receipt=True)
         elif not receipt.accepted or receipt.status == Status.REJECTED.value:
-            self.lifecycle.decide(unit, transaction_id, Status.REJECTED, results, now)
+            self.lifecycle.decide(
+                unit, transaction_id, Status.REJECTED, results, now, in_receipt=True
+            )
         # Otherwise the registry decides later and calls Hub.NotifyStatus.
 
     def _confirmed(

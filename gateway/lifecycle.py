@@ -230,8 +230,11 @@ class Lifecycle:
         decision: Status,
         results: list[tuple[Code, str]],
         now: datetime,
+        in_receipt: bool = False,
     ) -> Outcome:
-        """Apply the acquiring registry's ACCEPTED or REJECTED; a final transaction stays."""
+        """Apply the acquiring registry's ACCEPTED or REJECTED; a final transaction stays.
+        ``in_receipt``: the decision came in the receipt to the AcquisitionRequest, which is
+        marked delivered in this SQL transaction, so no copy of it is left to stop."""
         assert decision in {Status.ACCEPTED, Status.REJECTED}
         record = get_transaction(unit.connection, transaction_id)
         assert record is not None, transaction_id
@@ -244,9 +247,9 @@ class Lifecycle:
         unit.lock_spaces(spaces(spec.blocks))
         if decision is Status.REJECTED:
             results = results or [(Code.ACQUIRING_REGISTRY_REFUSED, "")]
-            self._end(unit, record, Status.REJECTED, results, now)
+            self._end(unit, record, Status.REJECTED, results, now, in_receipt)
             return Outcome(transaction_id, Status.REJECTED)
-        self._complete(unit, record, spec, now)
+        self._complete(unit, record, spec, now, in_receipt)
         return Outcome(transaction_id, Status.COMPLETED)
 
     def _complete(
@@ -255,6 +258,7 @@ class Lifecycle:
         record: TransactionRecord,
         spec: TransactionSpec,
         now: datetime,
+        in_receipt: bool,
     ) -> None:
         """Accepted, and so completed, in the same SQL transaction."""
         neighbourhoods = [
@@ -263,7 +267,8 @@ class Lifecycle:
         ]
         self._apply(unit, spec, neighbourhoods)
         ledger.release_locks(unit.connection, record.transaction_id)
-        obsolete_outbox(unit, record.transaction_id, ACQUISITION_REQUEST)
+        if not in_receipt:
+            obsolete_outbox(unit, record.transaction_id, ACQUISITION_REQUEST)
         record = set_status(unit, record, Status.COMPLETED, now, path=[Status.ACCEPTED])
         self._finished(unit, record)
         self._notify(unit, record, spec.registries, now)
@@ -275,12 +280,14 @@ class Lifecycle:
         status: Status,
         results: list[tuple[Code, str]],
         now: datetime,
+        in_receipt: bool = False,
     ) -> None:
         """Reject (the acquirer's refusal) or cancel: release the locks (and any first-transfer
         reservation) and tell both registries."""
         ledger.release_locks(unit.connection, record.transaction_id)
         _reserve(unit, transaction_spec(transaction_pb2.Transaction.FromString(record.body)), -1)
-        obsolete_outbox(unit, record.transaction_id, ACQUISITION_REQUEST)
+        if not in_receipt:
+            obsolete_outbox(unit, record.transaction_id, ACQUISITION_REQUEST)
         record = set_status(unit, record, status, now, results)
         self._finished(unit, record)
         registries = {record.transferring_registry, record.acquiring_registry}
