@@ -9,6 +9,7 @@ proposal uses its accounts as their types allow (``article6.account_types``, 401
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 
 from sqlalchemy import (
     Boolean,
@@ -19,6 +20,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    bindparam,
     insert,
     select,
     update,
@@ -26,6 +28,7 @@ from sqlalchemy import (
 
 from article6.account_types import check_source, check_target
 from article6.codes import Code, Refusal
+from article6.direct import Direct
 from article6.identifiers import format_account_id
 from article6.model import AccountType, Purpose, TransactionSpec, TransactionType
 from article6.node import store
@@ -84,11 +87,18 @@ def close_account(connection: Connection, account_id: str) -> bool:
 
 
 def get_account(connection: Connection, account_id: str) -> Account | None:
-    row = connection.execute(select(accounts).where(accounts.c.account_id == account_id)).first()
-    if row is None:
+    rows = _account().rows(connection, {"id": account_id})
+    if not rows:
         return None
+    row = rows[0]
     approaches = frozenset(filter(None, row.cooperative_approaches.split(",")))
     return Account(row.account_id, AccountType(row.account_type), row.open, approaches)
+
+
+@cache
+def _account() -> Direct:
+    """Built once: every acquisition asks (article6.direct)."""
+    return Direct(select(accounts).where(accounts.c.account_id == bindparam("id")))
 
 
 class AccountRules(Rules):
