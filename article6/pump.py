@@ -171,9 +171,10 @@ class Peer(Protocol):
         """Any attempt, before its outcome is recorded."""
 
     def delivered(
-        self, unit: Unit, message: OutboxMessage, receipt: transaction_pb2.Receipt
+        self, unit: Unit, receipts: Sequence[tuple[OutboxMessage, transaction_pb2.Receipt]]
     ) -> None:
-        """The peer's verified receipt; the message is marked delivered in the same unit."""
+        """The verified receipts of one batch, in the order sent; the messages are marked
+        delivered in the same unit."""
 
 
 class Counts(Protocol):
@@ -476,8 +477,7 @@ class Pump:
         arrived = [(attempt, self._record(unit, attempt)) for attempt in attempts]
         receipts = [(a.message, receipt) for a, receipt in arrived if receipt is not None]
         delivered(unit.connection, self.table, [m.id for m, _ in receipts], datetime.now(UTC))
-        for message, receipt in receipts:
-            self.peer.delivered(unit, message, receipt)
+        self.peer.delivered(unit, receipts)
 
     def _record(self, unit: Unit, attempt: Attempt) -> transaction_pb2.Receipt | None:
         """Record a failed attempt; the verified receipt of one that arrived."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 
 from article6.codes import Code, Refusal
@@ -36,7 +36,7 @@ from article6.pump import (
 from article6.unit import Unit
 from article6.v1 import reconciliation_pb2, transaction_pb2
 from gateway.config import RegistryEntry
-from gateway.legs import confirm
+from gateway.legs import ReadAhead, confirm
 from gateway.lifecycle import ACQUISITION_REQUEST, Lifecycle, Outcome
 from gateway.mailer import Mailer
 from gateway.metrics import HubMetrics
@@ -93,13 +93,20 @@ class Deliverer:
                                    attempt.started or datetime.now(UTC))  # fmt: skip
 
     def delivered(
-        self, unit: Unit, message: OutboxMessage, receipt: transaction_pb2.Receipt
+        self, unit: Unit, receipts: Sequence[tuple[OutboxMessage, transaction_pb2.Receipt]]
     ) -> None:
+        """Decisions and leg confirmations in the order they came; each run of confirmations
+        between two decisions compared on what is read once for the run (legs.ReadAhead)."""
         now = datetime.now(UTC)
-        if message.payload_type == ACQUISITION_REQUEST and message.transaction_id:
-            self._decision(unit, message.transaction_id, receipt, now)
-        if receipt.HasField("leg_confirmation"):
-            self._confirmed(unit, message, receipt.leg_confirmation, now)
+        run: list[tuple[OutboxMessage, reconciliation_pb2.LegConfirmation]] = []
+        for message, receipt in receipts:
+            if message.payload_type == ACQUISITION_REQUEST and message.transaction_id:
+                self._confirmed(unit, run, now)
+                run = []
+                self._decision(unit, message.transaction_id, receipt, now)
+            if receipt.HasField("leg_confirmation"):
+                run.append((message, receipt.leg_confirmation))
+        self._confirmed(unit, run, now)
 
     def _decision(
         self,
@@ -120,20 +127,42 @@ class Deliverer:
     def _confirmed(
         self,
         unit: Unit,
+        run: Sequence[tuple[OutboxMessage, reconciliation_pb2.LegConfirmation]],
+        now: datetime,
+    ) -> None:
+        """Leg confirmations in the receipts to completion notices, compared at once as
+        Hub.SubmitReconciliation compares one; a difference freezes the serials there."""
+        wanted = [(m, c) for m, c in run if self._expected(m, c)]
+        if not wanted:
+            return
+        read = ReadAhead.read(unit.connection, [c.transaction_id for _, c in wanted])
+        for message, confirmation in wanted:
+            self._compared(unit, message, confirmation, now, read)
+
+    @staticmethod
+    def _expected(message: OutboxMessage, confirmation: reconciliation_pb2.LegConfirmation) -> bool:
+        """A confirmation answers the completion notice it came in the receipt to."""
+        if message.payload_type == STATUS_NOTICE and (
+            confirmation.transaction_id == message.transaction_id
+        ):
+            return True
+        registry = message.recipient
+        log.warning("%s confirmed %s in its receipt to %s; ignored", registry,
+                    confirmation.transaction_id[:64], message.message_id,
+                    extra={"peer": registry, "message_id": message.message_id})  # fmt: skip
+        return False
+
+    @staticmethod
+    def _compared(
+        unit: Unit,
         message: OutboxMessage,
         confirmation: reconciliation_pb2.LegConfirmation,
         now: datetime,
+        read: ReadAhead,
     ) -> None:
-        """A leg confirmation in the receipt to a completion notice, compared at once as
-        Hub.SubmitReconciliation compares one; a difference freezes the serials there."""
-        transaction_id, registry = message.transaction_id, message.recipient
-        if message.payload_type != STATUS_NOTICE or confirmation.transaction_id != transaction_id:
-            log.warning("%s confirmed %s in its receipt to %s; ignored", registry,
-                        confirmation.transaction_id[:64], message.message_id,
-                        extra={"peer": registry, "message_id": message.message_id})  # fmt: skip
-            return
+        transaction_id, registry = confirmation.transaction_id, message.recipient
         try:
-            outcome = confirm(unit, registry, confirmation, now)
+            outcome = confirm(unit, registry, confirmation, now, read)
         except Refusal as refusal:  # raised before anything is written
             outcome = Outcome(transaction_id, None, [(refusal.code, refusal.detail)])
         if outcome.results:

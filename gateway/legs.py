@@ -22,6 +22,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection, or_, select
 
+from article6.block_table import overlapping_blocks
 from article6.blocks import Block, find_overlaps, intersect, merge_adjacent, serial_range
 from article6.codes import Code, Refusal
 from article6.limits import LEG_LATER_TRANSACTIONS, MAX_CONFIRMED_BLOCKS
@@ -33,8 +34,31 @@ from article6.wire import held_block, transaction_spec
 from gateway.lifecycle import Outcome
 from gateway.storage import ledger
 from gateway.storage import reconciliations as runs
-from gateway.storage.records import TransactionRecord, get_transaction
+from gateway.storage.records import TransactionRecord, get_transaction, get_transactions
 from gateway.storage.schema import transactions
+
+
+@dataclass(frozen=True)
+class ReadAhead:
+    """What a run of confirmations needs read, read once for all of them: their transactions,
+    and the ledger over all their serials (a few statements for a batch of receipts, not two
+    a confirmation). Nothing a confirmation writes changes either."""
+
+    records: dict[str, TransactionRecord]
+    held: dict[str, list[LedgerBlock]]  # by serial space
+
+    @classmethod
+    def read(cls, connection: Connection, transaction_ids: Sequence[str]) -> ReadAhead:
+        records = get_transactions(connection, transaction_ids)
+        wanted: dict[str, list[Block[None]]] = {}
+        for record in records.values():
+            for space, ranges in _ranges(record).items():
+                wanted.setdefault(space, []).extend(ranges)
+        held = {
+            space: ledger.neighbourhood(connection, space, ranges).blocks
+            for space, ranges in wanted.items()
+        }
+        return cls(records, held)
 
 
 def confirm(
@@ -42,9 +66,15 @@ def confirm(
     sender: str,
     confirmation: reconciliation_pb2.LegConfirmation,
     now: datetime,
+    read: ReadAhead | None = None,
 ) -> Outcome:
+    """Compare a registry's confirmation of its side of a completed transaction with the
+    ledger (``read``: read ahead for a batch, or None to read here)."""
     transaction_id = confirmation.transaction_id
-    record = get_transaction(unit.connection, transaction_id)
+    if read is None:
+        record = get_transaction(unit.connection, transaction_id)
+    else:
+        record = read.records.get(transaction_id)
     involved = record is not None and sender in {
         record.transferring_registry, record.acquiring_registry,
     }  # fmt: skip
@@ -58,7 +88,9 @@ def confirm(
     reported = [held_block(message) for message in confirmation.blocks]
     ranges = _ranges(record)
     refused = _malformed(reported, sender)
-    compared = _compare(unit.connection, sender, reported, ranges) if refused is None else None
+    compared = None
+    if refused is None:
+        compared = _compare(sender, reported, ranges, _held(unit.connection, ranges, read))
     if isinstance(compared, tuple):
         refused = compared
     if refused is not None:
@@ -93,17 +125,31 @@ def _malformed(reported: Sequence[LedgerBlock], sender: str) -> tuple[Code, str]
     return None if overlap is None else (Code.BLOCKS_OVERLAP, overlap)
 
 
+def _held(
+    connection: Connection, ranges: dict[str, list[Block[None]]], read: ReadAhead | None
+) -> dict[str, list[LedgerBlock]]:
+    """The ledger blocks over ``ranges`` by space (those read ahead: a superset, as every
+    comparison cuts them to the ranges)."""
+    if read is not None:
+        return {space: overlapping_blocks(read.held.get(space, []), wanted)
+                for space, wanted in ranges.items()}  # fmt: skip
+    return {
+        space: ledger.neighbourhood(connection, space, wanted).blocks
+        for space, wanted in ranges.items()
+    }
+
+
 def _compare(
-    connection: Connection,
     sender: str,
     reported: Sequence[LedgerBlock],
     ranges: dict[str, list[Block[None]]],
+    held_by_space: dict[str, list[LedgerBlock]],
 ) -> Differences | tuple[Code, str]:
     """The sender's side of the ledger against what it reported, over the transaction's
     serials; or the refusal of a report over serials the ledger holds elsewhere (7007)."""
     found = Differences([], [])
     for space, wanted in ranges.items():
-        held = ledger.neighbourhood(connection, space, wanted).blocks
+        held = held_by_space[space]
         theirs = [b for b in reported if b.attributes.unit.originating_registry == space]
         claimed = _claimed_elsewhere(held, theirs, sender, wanted)
         if claimed is not None:

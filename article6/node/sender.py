@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
@@ -86,6 +87,12 @@ class Sender:
         return
 
     def delivered(
+        self, unit: Unit, receipts: Sequence[tuple[OutboxMessage, transaction_pb2.Receipt]]
+    ) -> None:
+        for message, receipt in receipts:
+            self._delivered(unit, message, receipt)
+
+    def _delivered(
         self, unit: Unit, message: OutboxMessage, receipt: transaction_pb2.Receipt
     ) -> None:
         if message.payload_type == "article6.v1.LegConfirmation" and receipt.results:

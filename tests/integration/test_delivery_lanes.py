@@ -90,7 +90,7 @@ class Nobody:
         return
 
     def delivered(
-        self, unit: Unit, message: OutboxMessage, receipt: transaction_pb2.Receipt
+        self, unit: Unit, receipts: Sequence[tuple[OutboxMessage, transaction_pb2.Receipt]]
     ) -> None:
         return
 
