@@ -172,6 +172,20 @@ def _bound(prepared: _Prepared, params: Mapping[str, Any]) -> Any:
     return tuple(values[name] for name in prepared.positional)
 
 
+@contextmanager
+def pipelined(connection: Connection) -> Iterator[None]:
+    """Statements run on the driver inside the block go to PostgreSQL without waiting for one
+    another's results (psycopg's pipeline mode), in one round trip until a result is read:
+    for a few writes whose row counts nobody reads (``run`` returns -1 inside). An error
+    surfaces by the block's end, as SQLAlchemy's. SQLite, in process, runs them as ever."""
+    if connection.dialect.name != "postgresql":
+        yield
+        return
+    driver = _cursor(connection).connection
+    with _as_sqlalchemy_errors(connection.dialect, "(a pipeline)"), driver.pipeline():
+        yield
+
+
 def _new_id(cursor: Any) -> int:
     returned = cursor.fetchone() if cursor.description else None
     return int(returned[0] if returned is not None else cursor.lastrowid)

@@ -29,6 +29,7 @@ from sqlalchemy import Connection
 from article6 import holdings
 from article6.block_table import Neighbourhood
 from article6.codes import Code, Refusal
+from article6.direct import pipelined
 from article6.identifiers import check_registry_id, check_transaction_id
 from article6.model import (
     AuthorizationSpec,
@@ -265,8 +266,9 @@ class Lifecycle:
             (ledger.neighbourhood(unit.connection, space, wanted), wanted)
             for space, wanted in _by_space(spec.blocks).items()
         ]
-        self._apply(unit, spec, neighbourhoods)
-        ledger.release_locks(unit.connection, record.transaction_id)
+        with pipelined(unit.connection):  # the ledger's rows and the locks: one round trip
+            self._apply(unit, spec, neighbourhoods)
+            ledger.release_locks(unit.connection, record.transaction_id)
         if not in_receipt:
             obsolete_outbox(unit, record.transaction_id, ACQUISITION_REQUEST)
         record = set_status(unit, record, Status.COMPLETED, now, path=[Status.ACCEPTED])

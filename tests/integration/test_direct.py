@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from sqlalchemy import (
     Boolean,
     Column,
+    Connection,
     Integer,
     LargeBinary,
     MetaData,
@@ -24,7 +26,7 @@ from sqlalchemy import (
 
 from article6.block_table import block_columns, block_row, from_db, rows_around
 from article6.blocks import Block
-from article6.direct import Direct
+from article6.direct import Direct, pipelined
 from article6.model import Purpose, UnitAttributes, UnitKind, UnitState
 from article6.node import store
 from article6.reconciliation import Tree, block_totals
@@ -74,6 +76,36 @@ def test_values_transactions_and_errors_are_sqlalchemys(hub_database_url: str) -
     finally:
         metadata.drop_all(engine)
         engine.dispose()
+
+
+def test_a_pipeline_writes_as_statements_one_by_one_and_its_errors_are_sqlalchemys(
+    hub_database_url: str,
+) -> None:
+    engine = make_engine(hub_database_url)
+    metadata.create_all(engine)
+    row = {"name": "n0", "open": True, "body": b"", "at": AT, "kind": "k"}
+    try:
+        with engine.begin() as connection:
+            with pipelined(connection):
+                ADD.run(connection, row)
+                ADD.run(connection, [{**row, "name": "n1"}, {**row, "name": "n2"}])
+                RENAME.run(connection, {"was": "n1", "name": "m1"})
+            assert [r.name for r in BY_NAME.rows(connection, {"name": "m1"})] == ["m1"]
+            with pytest.raises(exc.IntegrityError):
+                _race_in_a_pipeline(connection, row)
+            assert BY_NAME.rows(connection, {"name": "n3"}) == []  # the savepoint took it
+        with engine.connect() as connection:
+            names = connection.execute(select(things.c.name).order_by(things.c.id)).scalars()
+            assert names.all() == ["n0", "m1", "n2"]
+    finally:
+        metadata.drop_all(engine)
+        engine.dispose()
+
+
+def _race_in_a_pipeline(connection: Connection, row: dict[str, Any]) -> None:
+    with connection.begin_nested(), pipelined(connection):
+        ADD.run(connection, {**row, "name": "n3"})
+        ADD.run(connection, row)  # a unique-key race, found by the block's end
 
 
 def test_a_value_sqlalchemy_would_compute_must_be_given(hub_database_url: str) -> None:
