@@ -43,7 +43,7 @@ class Block(Generic[A]):
     def piece(self, serial_first: int, serial_last: int) -> Block[A]:
         """The part of this block between two serials, keeping its attributes."""
         assert self.serial_first <= serial_first <= serial_last <= self.serial_last
-        return replace(self, serial_first=serial_first, serial_last=serial_last)
+        return type(self)(serial_first, serial_last, self.attributes)  # dataclasses.replace, faster
 
     def with_attributes(self, attributes: B) -> Block[B]:
         return Block(self.serial_first, self.serial_last, attributes)
