@@ -33,13 +33,37 @@ class _Bind:
     process: Callable[[Any], Any] | None
 
 
+class _Errors:
+    """The driver's errors as SQLAlchemy raises them (a unique-key race is an
+    ``IntegrityError`` whichever way the statement ran), with no parameters in the text. A
+    class, not a generator context manager: it wraps every statement on the hot paths."""
+
+    __slots__ = ("base", "sql")
+
+    def __init__(self, dialect: Dialect, sql: str) -> None:
+        self.base: type[Exception] = dialect.loaded_dbapi.Error
+        self.sql = sql
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, _: Any
+    ) -> None:
+        if isinstance(error, self.base):
+            raise exc.DBAPIError.instance(
+                self.sql, None, error, self.base, hide_parameters=True
+            ) from error
+
+
 @dataclass(frozen=True)
 class _Prepared:
     sql: str
-    binds: dict[str, _Bind]  # by rendered name
-    positional: tuple[str, ...] | None  # rendered names in order (qmark), None when named
+    binds: tuple[_Bind, ...]  # in the order the values are rendered
+    names: tuple[str, ...] | None  # the rendered names (named style), None when positional
     row: type[tuple[Any, ...]] | None
     results: tuple[Callable[[Any], Any] | None, ...]
+    errors: _Errors
 
 
 class Direct:
@@ -56,7 +80,7 @@ class Direct:
     def rows(self, connection: Connection, params: Mapping[str, Any]) -> list[Any]:
         prepared = self._prepare(connection.dialect, params)
         cursor = _cursor(connection)
-        with _as_sqlalchemy_errors(connection.dialect, prepared.sql):
+        with prepared.errors:
             cursor.execute(prepared.sql, _bound(prepared, params))
             fetched = cursor.fetchall()
         assert prepared.row is not None, "rows() of a statement that selects nothing"
@@ -76,7 +100,7 @@ class Direct:
         prepared = self._prepare(connection.dialect, params)
         assert not any(prepared.results), "tuples() of columns that need processing"
         cursor = _cursor(connection)
-        with _as_sqlalchemy_errors(connection.dialect, prepared.sql):
+        with prepared.errors:
             cursor.execute(prepared.sql, _bound(prepared, params))
             while rows := cursor.fetchmany(chunk):
                 yield from rows
@@ -95,7 +119,7 @@ class Direct:
             return int(connection.execute(self.statement, batch).rowcount)
         prepared = self._prepare(connection.dialect, batch[0])
         cursor = _cursor(connection)
-        with _as_sqlalchemy_errors(connection.dialect, prepared.sql):
+        with prepared.errors:
             if len(batch) == 1:  # psycopg's executemany pipelines: dearer for a lone row
                 cursor.execute(prepared.sql, _bound(prepared, batch[0]))
             else:
@@ -110,7 +134,7 @@ class Direct:
             return []
         prepared = self._prepare(connection.dialect, rows[0])
         cursor = _cursor(connection)
-        with _as_sqlalchemy_errors(connection.dialect, prepared.sql):
+        with prepared.errors:
             if connection.dialect.name == "postgresql" and len(rows) > 1:
                 cursor.executemany(
                     prepared.sql, [_bound(prepared, r) for r in rows], returning=True
@@ -155,21 +179,21 @@ def _compile(statement: Executable, dialect: Dialect, keys: list[str]) -> _Prepa
     if columns is not None and len(columns):
         row = namedtuple("Row", [column.key for column in columns])  # type: ignore[misc, no-redef]
         results = tuple(column.type._cached_result_processor(dialect, None) for column in columns)
-    positional = tuple(compiled.positiontup) if dialect.positional else None
-    return _Prepared(compiled.string, binds, positional, row, results)
+    names = tuple(compiled.positiontup) if dialect.positional else tuple(binds)
+    errors = _Errors(dialect, compiled.string)
+    ordered = tuple(binds[name] for name in names)
+    rendered = None if dialect.positional else names
+    return _Prepared(compiled.string, ordered, rendered, row, results, errors)
 
 
 def _bound(prepared: _Prepared, params: Mapping[str, Any]) -> Any:
-    values = {}
-    for name, bind in prepared.binds.items():
-        if bind.key is None:
-            values[name] = bind.constant
-            continue
-        value = params[bind.key]
-        values[name] = value if bind.process is None else bind.process(value)
-    if prepared.positional is None:
-        return values
-    return tuple(values[name] for name in prepared.positional)
+    values = tuple(
+        bind.constant if bind.key is None
+        else params[bind.key] if bind.process is None
+        else bind.process(params[bind.key])
+        for bind in prepared.binds
+    )  # fmt: skip
+    return values if prepared.names is None else dict(zip(prepared.names, values, strict=True))
 
 
 @contextmanager
@@ -182,7 +206,7 @@ def pipelined(connection: Connection) -> Iterator[None]:
         yield
         return
     driver = _cursor(connection).connection
-    with _as_sqlalchemy_errors(connection.dialect, "(a pipeline)"), driver.pipeline():
+    with _Errors(connection.dialect, "(a pipeline)"), driver.pipeline():
         yield
 
 
@@ -197,14 +221,3 @@ def _cursor(connection: Connection) -> Any:
     if not connection.in_transaction():
         connection.begin()
     return connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
-
-
-@contextmanager
-def _as_sqlalchemy_errors(dialect: Dialect, sql: str) -> Iterator[None]:
-    """The driver's errors as SQLAlchemy raises them (a unique-key race is an
-    ``IntegrityError`` whichever way the statement ran), with no parameters in the text."""
-    base: type[Exception] = dialect.loaded_dbapi.Error
-    try:
-        yield
-    except base as error:
-        raise exc.DBAPIError.instance(sql, None, error, base, hide_parameters=True) from error
