@@ -14,6 +14,8 @@ Each change still behaves as if it were alone:
   actions it noted, and the others commit;
 - its caller is answered only after the group's commit succeeded, so no receipt leaves
   before its effects are durable;
+- the rows the changes kept for the commit (``Unit.insert``: history, queued messages) are
+  written for the whole group just before it, so a failure there is the commit's;
 - if the commit itself fails, nothing of the group was written, and each change is run again
   in a transaction of its own, as it would have been without grouping;
 - a change that loses a unique-key race to another hub (``IntegrityError``) is run again, up

@@ -59,6 +59,10 @@ class Later:
     id: int | None = None
 
 
+Kept = tuple[Direct, dict[str, Any], Later]
+"""A row kept for the flush: the INSERT, its values, and where its id goes."""
+
+
 @dataclass
 class Unit:
     """One SQL transaction as a change sees it, and what waits for its commit."""
@@ -68,7 +72,7 @@ class Unit:
     defer: bool = False  # True: rows given to ``insert`` wait for ``flush`` (the group writer)
     entries: list[AuditNote] = field(default_factory=list)
     actions: list[Callable[[], None]] = field(default_factory=list)
-    rows: list[tuple[Direct, dict[str, Any], Later]] = field(default_factory=list)
+    rows: list[Kept] = field(default_factory=list)
     written: int = 0  # how many of ``rows`` are in the database
     locked: list[str] = field(default_factory=list)  # serial spaces locked (PostgreSQL)
 
@@ -97,15 +101,13 @@ class Unit:
         (rows with the same columns), in the order each statement was first given one. A
         flush inside a savepoint that then rolls back is undone with it (``rewind``), and
         those rows are written again by the next."""
-        batches: dict[tuple[int, frozenset[str]], tuple[Direct, list[tuple[dict[str, Any], Later]]]]
-        batches = {}
-        for statement, row, later in self.rows[self.written :]:
-            key = (id(statement), frozenset(row))
-            batches.setdefault(key, (statement, []))[1].append((row, later))
+        batches: dict[tuple[int, frozenset[str]], list[Kept]] = {}
+        for kept in self.rows[self.written :]:
+            batches.setdefault((id(kept[0]), frozenset(kept[1])), []).append(kept)
         self.written = len(self.rows)
-        for statement, batch in batches.values():
-            ids = statement.insert_all(self.connection, [row for row, _ in batch])
-            for (_, later), row_id in zip(batch, ids, strict=True):
+        for batch in batches.values():
+            ids = batch[0][0].insert_all(self.connection, [row for _, row, _ in batch])
+            for (_, _, later), row_id in zip(batch, ids, strict=True):
                 later.id = row_id
 
     def lock_spaces(self, spaces: Iterable[str]) -> None:
