@@ -4,8 +4,10 @@ with the ledger at once (SQLite and PostgreSQL)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -17,7 +19,7 @@ from article6.envelope import seal
 from article6.headers import new_header
 from article6.keys import DirectoryKey, KeyDirectory, SigningKey
 from article6.model import Held, Holder, Status
-from article6.outbox import claim, release_claims
+from article6.outbox import OutboxMessage, claim, release_claims
 from article6.pump import Attempt, DeliveryConfig, InMemoryTransport
 from article6.v1 import envelope_pb2, reconciliation_pb2, transaction_pb2
 from article6.wire import held_block_message, unit_block
@@ -38,6 +40,8 @@ from tests.builders import (
 )
 
 GHA = Holder("GHA01", GHA_ACCOUNT)
+XFER = transaction_pb2.TRANSACTION_TYPE_EXTERNAL_TRANSFER
+NOTICE, REQUEST = "article6.v1.StatusNotice", "article6.v1.AcquisitionRequest"
 
 
 @pytest.fixture
@@ -178,56 +182,77 @@ async def never(registry: str, rpc: str, envelope: envelope_pb2.Envelope) -> env
     raise AssertionError("nothing is sent here")
 
 
+@dataclass
+class Registries:
+    """Two registries' keys, and the hub's pump owner that reads their receipts."""
+
+    keys: dict[str, SigningKey]
+    directory: KeyDirectory
+    deliverer: Deliverer
+
+    @classmethod
+    def of(cls, hub: HubHarness) -> Registries:
+        keys = {registry: SigningKey.generate() for registry in ("GHA01", "CHE01")}
+        directory = KeyDirectory(
+            DirectoryKey(registry, key.public_raw, T0 - timedelta(days=1))
+            for registry, key in keys.items()
+        )
+        deliverer = Deliverer(DeliveryConfig(), hub.database, hub.lifecycle, hub.lifecycle.mailer,
+                              directory, InMemoryTransport(never), dict)  # fmt: skip
+        return cls(keys, directory, deliverer)
+
+    def answer(self, message: OutboxMessage, **fields: Any) -> Attempt:
+        """The registry's signed receipt to ``message``, verified as the pump verifies one."""
+        registry = message.recipient
+        receipt = transaction_pb2.Receipt(
+            accepted=True, in_reply_to=message.message_id,
+            transaction_id=message.transaction_id or "", **fields,
+        )  # fmt: skip
+        receipt.header.CopyFrom(new_header(registry, "HUB", datetime.now(UTC)))
+        reply = seal(receipt, [self.keys[registry]])
+        verified = receipt_to(message.message_id, reply, directory=self.directory,
+                              recipient="HUB", peer=registry)  # fmt: skip
+        return Attempt(message, reply, receipt=verified)
+
+    def confirm(self, notice: OutboxMessage, confirmed: bytes) -> Attempt:
+        return self.answer(
+            notice, status=transaction_pb2.TRANSACTION_STATUS_COMPLETED,
+            leg_confirmation=reconciliation_pb2.LegConfirmation.FromString(confirmed),
+        )  # fmt: skip
+
+
+def claimed(hub: HubHarness, lease: timedelta = timedelta(seconds=9)) -> list[OutboxMessage]:
+    now = datetime.now(UTC)
+    return hub.database.write_now(lambda unit: claim(unit.connection, outbox, now, 100, lease))
+
+
 def test_a_confirmation_in_the_receipt_to_a_completion_notice_is_compared_on_delivery(
     hub: HubHarness,
 ) -> None:
-    keys = {registry: SigningKey.generate() for registry in ("GHA01", "CHE01")}
-    directory = KeyDirectory(
-        DirectoryKey(registry, key.public_raw, T0 - timedelta(days=1))
-        for registry, key in keys.items()
-    )
-    mailer = hub.lifecycle.mailer
-    deliverer = Deliverer(DeliveryConfig(), hub.database, hub.lifecycle, mailer, directory,
-                          InMemoryTransport(never), dict)  # fmt: skip
+    registries = Registries.of(hub)
     assert hub.propose(external("GHA01-2", 1, 10)).status is Status.CHECKED
     assert hub.decide("GHA01-2", Status.ACCEPTED).status is Status.COMPLETED
-    now = datetime.now(UTC)
-    claimed = hub.database.write_now(
-        lambda unit: claim(unit.connection, outbox, now, 100, timedelta(seconds=9))
-    )
     notices = {
-        m.recipient: m for m in claimed
+        m.recipient: m for m in claimed(hub)
         if m.payload_type == "article6.v1.StatusNotice" and m.transaction_id == "GHA01-2"
     }  # fmt: skip
     for message in notices.values():
         sent = envelope_pb2.Envelope.FromString(message.envelope)
         assert transaction_pb2.StatusNotice.FromString(sent.payload).confirm_in_receipt
     # Claimed, nothing is claimed again until a claim is released (a full lane turned it away).
-    lease = timedelta(seconds=9)
-    assert not hub.database.write_now(lambda unit: claim(unit.connection, outbox, now, 100, lease))
+    assert not claimed(hub)
     turned_away = notices["CHE01"].id
     hub.database.write_now(lambda unit: release_claims(unit.connection, outbox, [turned_away]))
-    again = hub.database.write_now(lambda unit: claim(unit.connection, outbox, now, 100, lease))
-    assert [m.id for m in again] == [turned_away]
-
-    def answer(registry: str, confirmed: bytes) -> Attempt:
-        receipt = transaction_pb2.Receipt(
-            accepted=True, in_reply_to=notices[registry].message_id, transaction_id="GHA01-2",
-            status=transaction_pb2.TRANSACTION_STATUS_COMPLETED,
-            leg_confirmation=reconciliation_pb2.LegConfirmation.FromString(confirmed),
-        )  # fmt: skip
-        receipt.header.CopyFrom(new_header(registry, "HUB", datetime.now(UTC)))
-        reply = seal(receipt, [keys[registry]])
-        verified = receipt_to(notices[registry].message_id, reply, directory=directory,
-                              recipient="HUB", peer=registry)  # fmt: skip
-        return Attempt(notices[registry], reply, receipt=verified)
+    assert [m.id for m in claimed(hub)] == [turned_away]
 
     # GHA01 says it still holds 1-10, which it transferred: refused (7007), nothing frozen.
     # CHE01 holds them with another vintage: its own side differs, frozen at once.
     che = Holder("CHE01", CHE_ACCOUNT)
-    attempts = [answer("GHA01", confirmation("GHA01-2", (1, 10, 2024))),
-                answer("CHE01", confirmation("GHA01-2", (1, 10, 2023), holder=che))]  # fmt: skip
-    hub.database.write_now(lambda unit: deliverer.pump._record_all(unit, attempts))
+    attempts = [
+        registries.confirm(notices["GHA01"], confirmation("GHA01-2", (1, 10, 2024))),
+        registries.confirm(notices["CHE01"], confirmation("GHA01-2", (1, 10, 2023), holder=che)),
+    ]
+    hub.database.write_now(lambda unit: registries.deliverer.pump._record_all(unit, attempts))
     found = hub.database.read_now(lambda c: runs.list_discrepancies(c, open_only=True))
     assert sorted((d.registry, d.side, d.transaction_id) for d in found) == [
         ("CHE01", "hub", "GHA01-2"), ("CHE01", "registry", "GHA01-2")
@@ -236,3 +261,34 @@ def test_a_confirmation_in_the_receipt_to_a_completion_notice_is_compared_on_del
         lambda c: c.execute(select(outbox.c.state).where(outbox.c.transaction_id == "GHA01-2"))
     )
     assert sorted(row.state for row in states) == ["delivered", "delivered", "obsolete"]
+
+
+def test_decisions_and_confirmations_in_one_batch_are_applied_in_the_order_sent(
+    hub: HubHarness,
+) -> None:
+    """A batch to CHE01 with its confirmation of GHA01-2, its acceptance of GHA01-3 (the
+    same serials, after CHE01 gave them back) and its confirmation of GHA01-4: the acceptance
+    completes GHA01-3 between the two confirmations, and neither freezes anything (the first
+    is over serials that have moved on since, the second agrees with the ledger)."""
+    registries, che = Registries.of(hub), Holder("CHE01", CHE_ACCOUNT)
+    hub.propose(external("GHA01-2", 1, 10))
+    hub.decide("GHA01-2", Status.ACCEPTED)
+    hub.propose(external("GHA01-4", 21, 30))
+    hub.decide("GHA01-4", Status.ACCEPTED)
+    back = transaction("CHE01-1", XFER, [block(1, 10)], sender="CHE01", source=CHE_ACCOUNT,
+                       acquirer="GHA01", target=GHA_ACCOUNT)  # fmt: skip
+    assert hub.propose(back, sender="CHE01").status is Status.CHECKED
+    assert hub.decide("CHE01-1", Status.ACCEPTED).status is Status.COMPLETED
+    assert hub.propose(external("GHA01-3", 1, 10)).status is Status.CHECKED
+    to_che = {(m.payload_type, m.transaction_id): m for m in claimed(hub) if m.recipient == "CHE01"}
+    accepted = transaction_pb2.TRANSACTION_STATUS_ACCEPTED
+    batch = [
+        registries.confirm(to_che[NOTICE, "GHA01-2"],
+                           confirmation("GHA01-2", (1, 10, 2024), holder=che)),
+        registries.answer(to_che[REQUEST, "GHA01-3"], status=accepted),
+        registries.confirm(to_che[NOTICE, "GHA01-4"],
+                           confirmation("GHA01-4", (21, 30, 2024), holder=che)),
+    ]  # fmt: skip
+    hub.database.write_now(lambda unit: registries.deliverer.pump._record_all(unit, batch))
+    assert hub.status("GHA01-3") is Status.COMPLETED
+    assert hub.database.read_now(lambda c: runs.list_discrepancies(c, open_only=True)) == []

@@ -15,7 +15,8 @@ from article6.model import Status, UnitState
 from article6.outbox import OutboxMessage
 from article6.v1 import transaction_pb2, units_pb2
 from gateway.lifecycle import Outcome
-from gateway.storage import ledger
+from gateway.storage import audit, ledger
+from gateway.storage.records import history
 from gateway.storage.schema import outbox
 from tests.builders import (
     CHE_ACCOUNT,
@@ -53,6 +54,27 @@ def test_an_issuance_completes_at_once_into_the_ledger(hub: HubHarness) -> None:
     assert (outcome.status, outcome.results) == (Status.COMPLETED, [])
     assert holdings(hub, "GHA01") == [(GHA_ACCOUNT, 1, 10**9, UnitState.HELD)]
     assert hub.outbox_to("GHA01") == ["article6.v1.StatusNotice"]
+
+
+def test_an_acceptance_records_both_steps_in_one_status_change(hub: HubHarness) -> None:
+    hub.propose(issuance("GHA01-1", 1, 1000))
+    hub.propose(external("GHA01-2", 1, 250))
+    assert hub.decide("GHA01-2", Status.ACCEPTED).status is Status.COMPLETED
+    steps = hub.database.read_now(lambda c: history(c, "GHA01-2"))
+    assert [status for status, _, _ in steps] == [
+        Status.PROPOSED, Status.CHECKED, Status.ACCEPTED, Status.COMPLETED
+    ]  # fmt: skip
+    changes = hub.database.read_now(
+        lambda c: [
+            (entry.detail["previous"], entry.detail["status"])
+            for entry, _ in audit.entries(c)
+            if entry.subject == "GHA01-2" and entry.action == "transaction.status"
+        ]
+    )
+    assert changes == [
+        (Status.CHECKED.value, Status.ACCEPTED.value),
+        (Status.ACCEPTED.value, Status.COMPLETED.value),
+    ]
 
 
 def test_an_external_transfer_locks_then_completes_with_a_split(hub: HubHarness) -> None:
