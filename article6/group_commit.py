@@ -121,8 +121,7 @@ class GroupWriter:
         with self._owner.engine.begin() as connection:
             unit = Unit(connection, defer=True)
             result = work(unit)
-            unit.flush()
-            self._owner.seal(unit)
+            self._seal(unit)
         for action in unit.take_actions():
             action()
         return result
@@ -190,9 +189,14 @@ class GroupWriter:
             unit = Unit(connection, defer=True)
             for index, change in enumerate(group):
                 outcomes.append(self._one(unit, change.work, first=index == 0))
-            unit.flush()  # the group's history and queued messages, a statement a table
-            self._owner.seal(unit)
+            self._seal(unit)
         return outcomes
+
+    def _seal(self, unit: Unit) -> None:
+        """Just before the commit: the rows the unit kept (history, queued messages: a
+        statement a table), then what the database's owner writes (the hub's audit seal)."""
+        unit.flush()
+        self._owner.seal(unit)
 
     def _alone(self, work: Work) -> Any:
         """A change in a transaction of its own, run again if it lost a unique-key race to

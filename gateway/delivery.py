@@ -86,7 +86,7 @@ class Deliverer:
         if (
             message.attempts == 0
             and message.payload_type == ACQUISITION_REQUEST
-            and not _decides(attempt.receipt)  # a decision ends the wait: nothing to extend
+            and _decided(attempt.receipt) is None  # a decision ends the wait: none to extend
         ):
             assert message.transaction_id, message
             self.lifecycle.offered(unit, message.transaction_id,
@@ -115,14 +115,13 @@ class Deliverer:
         receipt: transaction_pb2.Receipt,
         now: datetime,
     ) -> None:
-        results = [(Code(r.code), r.detail) for r in receipt.results if r.code in _CODES]
-        if receipt.accepted and receipt.status == Status.ACCEPTED.value:
-            self.lifecycle.decide(unit, transaction_id, Status.ACCEPTED, [], now, in_receipt=True)
-        elif not receipt.accepted or receipt.status == Status.REJECTED.value:
-            self.lifecycle.decide(
-                unit, transaction_id, Status.REJECTED, results, now, in_receipt=True
-            )
-        # Otherwise the registry decides later and calls Hub.NotifyStatus.
+        decision = _decided(receipt)
+        if decision is None:  # the registry decides later and calls Hub.NotifyStatus
+            return
+        results = [] if decision is Status.ACCEPTED else [
+            (Code(r.code), r.detail) for r in receipt.results if r.code in _CODES
+        ]  # fmt: skip
+        self.lifecycle.decide(unit, transaction_id, decision, results, now, in_receipt=True)
 
     def _confirmed(
         self,
@@ -194,10 +193,13 @@ async def expire_loop(
 _CODES = frozenset(code.value for code in Code)
 
 
-def _decides(receipt: transaction_pb2.Receipt | Refusal | None) -> bool:
-    """Whether a verified receipt to an AcquisitionRequest carries the acquirer's decision
-    (``_decision`` applies it); otherwise the acquirer decides later."""
+def _decided(receipt: transaction_pb2.Receipt | Refusal | None) -> Status | None:
+    """The acquirer's decision carried in a verified receipt to an AcquisitionRequest
+    (ACCEPTED or REJECTED), or None: it decides later."""
     if not isinstance(receipt, transaction_pb2.Receipt):
-        return False
-    decided = {Status.ACCEPTED.value, Status.REJECTED.value}
-    return not receipt.accepted or receipt.status in decided
+        return None
+    if receipt.accepted and receipt.status == Status.ACCEPTED.value:
+        return Status.ACCEPTED
+    if not receipt.accepted or receipt.status == Status.REJECTED.value:
+        return Status.REJECTED
+    return None
