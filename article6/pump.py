@@ -429,6 +429,7 @@ class Pump:
         try:
             attempts = await self._send(lane.recipient, batch)
             self._judge(lane, attempts)
+            self._observe(attempts)
             await self.write(partial(self._record_all, attempts=attempts))
         except Exception:  # the claims lapse and the messages go again
             self.log.exception("delivery to %s failed; trying again shortly", lane.recipient)
@@ -471,6 +472,19 @@ class Pump:
         if self.counts is not None:
             self.counts.breaker(lane.recipient, lane.breaker.state)
 
+    def _observe(self, attempts: list[Attempt]) -> None:
+        """Count the attempts and log the refusals once each, as they happen: recording them
+        is a change the writer may run again (a lost race, a failed group) or not at all."""
+        for attempt in attempts:
+            recipient, result, receipt = attempt.message.recipient, attempt.result, attempt.receipt
+            failure = result if isinstance(result, Failure) else None
+            if self.counts is not None:
+                self.counts.attempt(recipient, failure)
+            if failure is not None and failure.refusal is not None:
+                self._refused_by(failure.refusal, recipient)
+            elif isinstance(receipt, Refusal):
+                self._refused_receipts(receipt, recipient)
+
     def _record_all(self, unit: Unit, attempts: list[Attempt]) -> None:
         """A batch's attempts in one change: the messages that arrived marked delivered in one
         statement, then what each receipt means."""
@@ -482,12 +496,8 @@ class Pump:
     def _record(self, unit: Unit, attempt: Attempt) -> transaction_pb2.Receipt | None:
         """Record a failed attempt; the verified receipt of one that arrived."""
         message, result, now = attempt.message, attempt.result, datetime.now(UTC)
-        if self.counts is not None:
-            self.counts.attempt(message.recipient, result if isinstance(result, Failure) else None)
         self.peer.attempted(unit, attempt)
         if isinstance(result, Failure):
-            if result.refusal is not None:
-                self._refused_by(result.refusal, message.recipient)
             if result.refusal is not None and result.refusal.code is Code.CLOCK_SKEW:
                 failed(unit.connection, self.table, message, str(result), now,
                               self._restamp(message))  # fmt: skip
@@ -497,7 +507,6 @@ class Pump:
         receipt = attempt.receipt
         assert receipt is not None, "a reply is verified as it arrives (_send)"
         if isinstance(receipt, Refusal):
-            self._refused_receipts(receipt, message.recipient)
             self._retry(unit, message, f"bad receipt: {receipt}")
             return None
         return receipt
@@ -505,15 +514,18 @@ class Pump:
     def _retry(self, unit: Unit, message: OutboxMessage, reason: str) -> None:
         attempts, now = message.attempts + 1, datetime.now(UTC)
         retry_at = self.retry.next_attempt(attempts, message.created_at or now, now)
-        if retry_at is None:
-            if self.counts is not None:
-                self.counts.dead_letter(message.recipient)
-            self.log.warning(
-                "dead letter to %s after %d attempts: %s", message.recipient, attempts, reason,
-                extra={"message_id": message.message_id, "peer": message.recipient,
-                       "transaction_id": message.transaction_id},
-            )  # fmt: skip
+        if retry_at is None:  # counted and told once it is so, whatever runs the change
+            unit.after_commit(partial(self._dead_letter, message, attempts, reason))
         failed(unit.connection, self.table, message, reason, retry_at)
+
+    def _dead_letter(self, message: OutboxMessage, attempts: int, reason: str) -> None:
+        if self.counts is not None:
+            self.counts.dead_letter(message.recipient)
+        self.log.warning(
+            "dead letter to %s after %d attempts: %s", message.recipient, attempts, reason,
+            extra={"message_id": message.message_id, "peer": message.recipient,
+                   "transaction_id": message.transaction_id},
+        )  # fmt: skip
 
     def _restamp(self, message: OutboxMessage) -> bytes:
         envelope = envelope_pb2.Envelope.FromString(message.envelope)

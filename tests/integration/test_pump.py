@@ -21,6 +21,7 @@ from google.protobuf.message import Message
 from sqlalchemy import Engine, create_engine, select, text
 
 from article6.blocks import serial_range
+from article6.breaker import BreakerState
 from article6.codes import Code, Refusal
 from article6.envelope import open_envelope, seal
 from article6.headers import new_header
@@ -33,6 +34,7 @@ from article6.node.sender import KINDS, Sender
 from article6.node.service import Writer
 from article6.outbox import OutboxMessage, claim
 from article6.pump import InMemoryTransport
+from article6.status import Failure
 from article6.unit import Unit
 from article6.v1 import envelope_pb2, transaction_pb2
 from party_registry_stub import accounts
@@ -52,6 +54,7 @@ class Hub:
     proposal, and refuses as stale (1036) the first ``stale`` messages."""
 
     stale: int = 0
+    refused: int = 0  # then refuses these as if their sender were suspended (1005)
     seen: list[tuple[str, str, bytes]] = field(default_factory=list)  # rpc, message id, bytes
 
     async def answer(
@@ -65,6 +68,9 @@ class Hub:
         if self.stale:
             self.stale -= 1
             raise Refusal(Code.CLOCK_SKEW, "sent too long ago")
+        if self.refused:
+            self.refused -= 1
+            raise Refusal(Code.REGISTRY_SUSPENDED, "GHA01 is suspended")
         receipt = transaction_pb2.Receipt(accepted=True, in_reply_to=opened.header.message_id)
         if isinstance(opened.payload, transaction_pb2.TransactionProposal):
             receipt.transaction_id = opened.payload.transaction.transaction_id
@@ -91,17 +97,48 @@ def holding_gha01(books: Engine) -> tuple[RegistryEngine, str]:
 
 
 class Claims:
-    """The writer, noting what each of the pump's claims found."""
+    """The writer, noting what each of the pump's claims found; with ``again``, a recording
+    of attempts is first run and rolled back, as when the writer runs a change again."""
 
-    def __init__(self, writer: Writer) -> None:
+    def __init__(self, writer: Writer, again: bool = False) -> None:
         self.writer = writer
+        self.again = again
         self.found: list[list[OutboxMessage]] = []
 
     async def run(self, work: Any) -> Any:
+        if self.again and isinstance(work, partial) and work.func.__name__ == "_record_all":
+            with pytest.raises(RolledBack):
+                await self.writer.run(partial(_rolled_back, work))
         done = await self.writer.run(work)
         if isinstance(work, partial) and work.func.__name__ == "_claim":
             self.found.append(done)
         return done
+
+
+class RolledBack(Exception):
+    """Raised after a change did its work, so that none of it is kept."""
+
+
+def _rolled_back(work: Callable[[Unit], Any], unit: Unit) -> None:
+    work(unit)
+    raise RolledBack
+
+
+@dataclass
+class Counted:
+    """The pump's metrics, as calls."""
+
+    attempts: list[tuple[str, bool]] = field(default_factory=list)  # recipient, failed
+    dead_letters: list[str] = field(default_factory=list)
+
+    def attempt(self, recipient: str, failure: Failure | None) -> None:
+        self.attempts.append((recipient, failure is not None))
+
+    def dead_letter(self, recipient: str) -> None:
+        self.dead_letters.append(recipient)
+
+    def breaker(self, recipient: str, state: BreakerState) -> None:
+        return
 
 
 @dataclass
@@ -114,16 +151,24 @@ class Gha01:
     account: str
 
 
-async def pumping(books: Engine, hub: Hub, body: Callable[[Gha01], Awaitable[None]]) -> None:
-    """Run ``body`` while GHA01's pump runs."""
+async def pumping(
+    books: Engine,
+    hub: Hub,
+    body: Callable[[Gha01], Awaitable[None]],
+    counted: Counted | None = None,
+    **config: Any,
+) -> None:
+    """Run ``body`` while GHA01's pump runs (its metrics to ``counted``, each recording of
+    attempts run twice when given; ``config``: more of its ``[delivery]`` table)."""
     writer = Writer(books)
-    config = SenderConfig(backoff_initial_seconds=0.05, backoff_max_seconds=0.1)
+    settings = SenderConfig(backoff_initial_seconds=0.05, backoff_max_seconds=0.1, **config)
     channel = grpc.aio.insecure_channel("127.0.0.1:9")  # recovery's, never called here
     registry, account = holding_gha01(books)
-    sender = Sender(registry, config, writer, DIRECTORY, GHA_KEY, channel,
+    sender = Sender(registry, settings, writer, DIRECTORY, GHA_KEY, channel,
                     transport=InMemoryTransport(hub.answer))  # fmt: skip
-    claims = Claims(writer)
+    claims = Claims(writer, again=counted is not None)
     sender.pump.write = claims.run
+    sender.pump.counts = counted
     stopping = asyncio.Event()
     task = asyncio.create_task(sender.run(stopping))
     try:
@@ -207,6 +252,25 @@ def test_a_retry_refused_as_stale_goes_again_restamped_under_the_same_message_id
     (_, first_id, first), (_, again_id, again) = hub.seen[:2]
     assert first_id == again_id
     assert first != again  # stamped and signed again
+
+
+def test_each_attempt_and_dead_letter_is_counted_once_though_its_recording_runs_again(
+    books: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    hub, counted = Hub(stale=1, refused=1), Counted()
+
+    async def body(gha: Gha01) -> None:
+        writer, registry = gha.writer, gha.sender.registry
+        await writer.run(lambda unit: registry.propose(unit, transfer(gha.account)))
+        await until(lambda: bool(counted.dead_letters))
+        found = await writer.run(lambda unit: states(unit.connection))
+        assert found == [("TransactionProposal", "dead", 2)]
+
+    run(partial(pumping, books, hub, body, counted, max_attempts=2))
+    # Stale (1036) goes again at once; refused (1005), it is the second and last attempt.
+    assert counted.attempts == [("HUB", True), ("HUB", True)] == [("HUB", True)] * len(hub.seen)
+    assert counted.dead_letters == ["HUB"]
+    assert sum("dead letter" in r.getMessage() for r in caplog.records) == 1
 
 
 def proposed_then_refused(unit: Unit, registry: RegistryEngine, account: str) -> None:
