@@ -34,7 +34,7 @@ from article6.wire import held_block, transaction_spec
 from gateway.lifecycle import Outcome
 from gateway.storage import ledger
 from gateway.storage import reconciliations as runs
-from gateway.storage.records import TransactionRecord, get_transaction, get_transactions
+from gateway.storage.records import TransactionRecord, get_transactions
 from gateway.storage.schema import transactions
 
 
@@ -69,12 +69,11 @@ def confirm(
     read: ReadAhead | None = None,
 ) -> Outcome:
     """Compare a registry's confirmation of its side of a completed transaction with the
-    ledger (``read``: read ahead for a batch, or None to read here)."""
+    ledger (``read``: read ahead for a batch of them, else read here for this one)."""
     transaction_id = confirmation.transaction_id
     if read is None:
-        record = get_transaction(unit.connection, transaction_id)
-    else:
-        record = read.records.get(transaction_id)
+        read = ReadAhead.read(unit.connection, [transaction_id])
+    record = read.records.get(transaction_id)
     involved = record is not None and sender in {
         record.transferring_registry, record.acquiring_registry,
     }  # fmt: skip
@@ -90,7 +89,7 @@ def confirm(
     refused = _malformed(reported, sender)
     compared = None
     if refused is None:
-        compared = _compare(sender, reported, ranges, _held(unit.connection, ranges, read))
+        compared = _compare(sender, reported, ranges, _held(ranges, read))
     if isinstance(compared, tuple):
         refused = compared
     if refused is not None:
@@ -125,16 +124,11 @@ def _malformed(reported: Sequence[LedgerBlock], sender: str) -> tuple[Code, str]
     return None if overlap is None else (Code.BLOCKS_OVERLAP, overlap)
 
 
-def _held(
-    connection: Connection, ranges: dict[str, list[Block[None]]], read: ReadAhead | None
-) -> dict[str, list[LedgerBlock]]:
-    """The ledger blocks over ``ranges`` by space (those read ahead: a superset, as every
-    comparison cuts them to the ranges)."""
-    if read is not None:
-        return {space: overlapping_blocks(read.held.get(space, []), wanted)
-                for space, wanted in ranges.items()}  # fmt: skip
+def _held(ranges: dict[str, list[Block[None]]], read: ReadAhead) -> dict[str, list[LedgerBlock]]:
+    """The ledger blocks over ``ranges`` by space, of those read ahead (a superset: the
+    ledger around every transaction of the run)."""
     return {
-        space: ledger.neighbourhood(connection, space, wanted).blocks
+        space: overlapping_blocks(read.held.get(space, []), wanted)
         for space, wanted in ranges.items()
     }
 
