@@ -77,12 +77,22 @@ def _met(ok: bool) -> str:
     return "met" if ok else "MISSED"
 
 
-async def _measure(args: argparse.Namespace) -> tuple[list[Row], list[str], list[str]]:
-    """The rows of the main table, of the block-size table, and of the CPU table."""
+@dataclass(frozen=True)
+class Lines:
+    """The rows of the tables after the main one."""
+
+    sizes: list[str]
+    cpu: list[str]
+    stages: list[str]
+
+
+async def _measure(args: argparse.Namespace) -> tuple[list[Row], Lines]:
+    """The rows of the main table, and of the tables after it."""
     rows = [_row("echo baseline (grpc.aio unary, mTLS)", await echo.run(args.echo, args.repeats))]
     floor = rows[0].rate
     size_lines: list[str] = []
     notes: list[str] = []
+    stage_lines: list[str] = []
     for kind in args.databases:
         with hub_database(kind) as url:
             runs, cpu_ms = await single.run(url, args.single, args.repeats)
@@ -91,14 +101,23 @@ async def _measure(args: argparse.Namespace) -> tuple[list[Row], list[str], list
         verdict = f"{row.rate / floor:.2f} x echo, target {SINGLE_TARGET} x: "
         rows.append(replace(row, verdict=verdict + _met(row.rate >= SINGLE_TARGET * floor)))
         with hub_database(kind) as url:
-            runs, sizes, cpu_ms = await transfers.run(url, args.transfers, args.repeats, args.paced)
+            runs, sizes, cpu_ms, stages = await transfers.run(
+                url, args.transfers, args.repeats, args.paced
+            )
+        stage_lines.append(_stages_line(kind, stages))
         notes.append(f"| complete external transfer, hub on {kind} | {cpu_ms} |")
         row = _row(f"complete external transfers, hub on {kind}", runs)
         ok = row.rate >= TRANSFER_RATE_TARGET and row.p99_ms < TRANSFER_P99_TARGET_MS
         verdict = f"target {TRANSFER_RATE_TARGET}/s, p99 < {TRANSFER_P99_TARGET_MS} ms: "
         rows.append(replace(row, verdict=verdict + _met(ok)))
         size_lines.append(_sizes_line(kind, sizes))
-    return rows, size_lines, notes
+    return rows, Lines(size_lines, notes, stage_lines)
+
+
+def _stages_line(kind: str, stages: transfers.Stages) -> str:
+    spans = (stages.proposal, stages.decision, stages.notices)
+    figures = " | ".join(f"{p50:.1f} / {p99:.1f} ms" for p50, p99 in spans)
+    return f"| hub on {kind} | {figures} |"
 
 
 def _sizes_line(kind: str, sizes: transfers.Sizes) -> str:
@@ -142,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
             str(args.single), "--transfers", str(args.transfers), "--databases",
             ",".join(args.databases),
         ])  # fmt: skip
-    rows, size_lines, cpu_lines = asyncio.run(_measure(args))
+    rows, lines = asyncio.run(_measure(args))
     compared = [] if earlier is None else ["", *before.table(earlier, {
         r.name: (f"{r.rate:,.0f} /s", f"{r.p99_ms:.1f} ms") for r in rows
     })]  # fmt: skip
@@ -158,11 +177,17 @@ def main(argv: list[str] | None = None) -> int:
         "| block size (p50 of a transfer, paced at 10/s) | 1 unit | 10^9 units | ratio "
         "(target within 10%) | one transfer of 1,000 blocks |",
         "|---|---:|---:|---|---:|",
-        *size_lines,
+        *lines.sizes,
+        "",
+        "| where a complete transfer's time went at half rate (p50 / p99) | due to the hub's "
+        "record of the proposal | to its completion at the hub (request, decision) | to the "
+        "notices applied in both books |",
+        "|---|---:|---:|---:|",
+        *lines.stages,
         "",
         "| CPU per item in the last closed-loop run | ms by process |",
         "|---|---|",
-        *cpu_lines,
+        *lines.cpu,
         *compared,
         "",
         *isolation.table(

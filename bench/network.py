@@ -12,12 +12,15 @@ from datetime import datetime
 from pathlib import Path
 
 import psycopg
+from sqlalchemy import create_engine, select
 
 from article6.node.config import load_config
 from article6.v1 import transaction_pb2, units_pb2
 from bench.sender import Sender, Units
 from campaign.multihub import POSTGRES_ADMIN, postgres_database
 from demo.network import HUB, PARTIES, Network
+from gateway.config import database_url
+from gateway.storage.schema import transaction_history as history
 
 
 @dataclass
@@ -35,6 +38,24 @@ class Bench:
         with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
             rows = db.execute(query).fetchall()
         return {tid: datetime.fromisoformat(at) for tid, at in rows if tid in wanted}
+
+    def hub_history(self, transaction_ids: Sequence[str]) -> dict[str, dict[int, datetime]]:
+        """When the hub recorded each status of these transactions (status value to UTC
+        time), read beside the running hub."""
+        url = database_url(self.network.database, self.network.folder)
+        wanted = set(transaction_ids)
+        query = select(history.c.transaction_id, history.c.status, history.c.at)
+        engine = create_engine(url)
+        try:
+            with engine.connect() as connection:
+                rows = connection.execute(query).all()
+        finally:
+            engine.dispose()
+        found: dict[str, dict[int, datetime]] = {}
+        for transaction_id, status, at in rows:
+            if transaction_id in wanted:
+                found.setdefault(transaction_id, {})[status] = at
+        return found
 
     async def issue(self, registry: str, blocks: list[units_pb2.UnitBlock]) -> None:
         """Issue ``blocks`` into the registry's account, through its fast sender, and wait

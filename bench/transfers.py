@@ -11,7 +11,8 @@ GHA01's fast sender (``bench.sender``) proposes; the figures:
 
 - **rate**: transfers proposed closed-loop, timed until both registries applied the last;
 - **latency** at half that rate, open-loop: from a transfer's due instant to the later of
-  the two registries' completion (their books' own timestamps);
+  the two registries' completion (their books' own timestamps), and where it went: to the
+  hub's record of the proposal, to its completion there, to both books (the hub's history);
 - **block size**: the latency of transfers of one block of 10^9 units against one unit;
 - **1,000 blocks**: the latency of one transfer of 1,000 separate blocks.
 """
@@ -24,6 +25,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from article6.model import Status
 from article6.v1 import transaction_pb2
 from bench import cpu
 from bench.load import (
@@ -34,6 +36,7 @@ from bench.load import (
     Throughput,
     closed_loop,
     open_loop,
+    percentile,
 )
 from bench.network import Bench, bench_for, running
 
@@ -41,6 +44,35 @@ T = transaction_pb2
 SOURCE, TARGET = "GHA01", "CHE01"
 SIZES = {"1 unit": 1, "10^9 units": 10**9}
 BLOCKS = 1_000
+
+
+@dataclass(frozen=True)
+class Stages:
+    """Where a paced transfer's time went, as (p50, p99) in ms of each stage: from its due
+    instant to the hub's record of the proposal; then to the hub's completion (the
+    acquisition request, the acquirer's decision in its receipt); then to the later of the
+    two registries' books applying the status notices."""
+
+    proposal: tuple[float, float]
+    decision: tuple[float, float]
+    notices: tuple[float, float]
+
+    @classmethod
+    def of(cls, spans: list[tuple[float, float, float]]) -> Stages:
+        """From each transfer's three spans, in seconds."""
+        columns = [[1000 * span[i] for span in spans] for i in range(3)]
+        ends = [(statistics.median(c), percentile(c, 0.99)) for c in columns]
+        return cls(*ends)
+
+    @classmethod
+    def median(cls, runs: list[Stages]) -> Stages:
+        """Each figure's median over repeated runs."""
+        fields = ("proposal", "decision", "notices")
+        return cls(*(
+            (statistics.median(getattr(r, f)[0] for r in runs),
+             statistics.median(getattr(r, f)[1] for r in runs))
+            for f in fields
+        ))  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -58,6 +90,7 @@ class Transfers:
         self.units = bench.units[SOURCE]
         self.next_serial = 1
         self.cpu_ms = ""  # CPU per transfer by process, in the last rate run
+        self.stages: list[Stages] = []  # of each paced run at half rate
 
     async def prepare(self, count: int, size: int = 1, blocks: int = 1) -> list[bytes]:
         """Issue units for ``count`` transfers of ``blocks`` separate blocks of ``size``
@@ -106,7 +139,10 @@ class Transfers:
         self.cpu_ms = cpu.per_item_ms(before, cpu.snapshot(self.bench.pids()), count)
         return Throughput(count, time.perf_counter() - started)
 
-    async def paced(self, count: int, rate: float, size: int = 1, blocks: int = 1) -> Latencies:
+    async def paced(
+        self, count: int, rate: float, size: int = 1, blocks: int = 1, stages: bool = False
+    ) -> Latencies:
+        """Latencies at ``rate``; with ``stages``, where they went is kept in ``self.stages``."""
         raws = await self.prepare(count, size, blocks)
         due: dict[str, datetime] = {}
 
@@ -116,13 +152,31 @@ class Transfers:
 
         await open_loop(one, count, rate)
         done = await self.completed(list(due))
+        if stages:
+            self.stages.append(Stages.of(self._spans(due, done)))
         return Latencies(rate, tuple((done[i] - due[i]).total_seconds() for i in due))
+
+    def _spans(
+        self, due: dict[str, datetime], done: dict[str, datetime]
+    ) -> list[tuple[float, float, float]]:
+        history = self.bench.hub_history(list(due))
+        proposed, completed = Status.PROPOSED.value, Status.COMPLETED.value
+        spans = []
+        for transaction_id, instant in due.items():
+            at = history[transaction_id]
+            spans.append((
+                (at[proposed] - instant).total_seconds(),
+                (at[completed] - at[proposed]).total_seconds(),
+                (done[transaction_id] - at[completed]).total_seconds(),
+            ))  # fmt: skip
+        return spans
 
 
 async def run(
     database: str, count: int, repeats: int, per_size: int = 40
-) -> tuple[list[Run], Sizes, str]:
-    """The runs, the block-size figures, and the CPU per transfer by process (last run)."""
+) -> tuple[list[Run], Sizes, str, Stages]:
+    """The runs, the block-size figures, the CPU per transfer by process (last run), and
+    where a transfer's time went at half rate (medians over the runs)."""
     with running((SOURCE, TARGET), database) as network:
         bench = bench_for(network)
         try:
@@ -133,9 +187,9 @@ async def run(
                 throughput = await transfers.rate(count)
                 half = throughput.per_second / 2
                 paced = max(50, int(half * LATENCY_SECONDS))
-                runs.append(Run(throughput, await transfers.paced(paced, half)))
-            cpu_ms = transfers.cpu_ms
-            return runs, await _sizes(transfers, repeats, per_size), cpu_ms
+                runs.append(Run(throughput, await transfers.paced(paced, half, stages=True)))
+            cpu_ms, stages = transfers.cpu_ms, Stages.median(transfers.stages)
+            return runs, await _sizes(transfers, repeats, per_size), cpu_ms, stages
         finally:
             await bench.close()
 

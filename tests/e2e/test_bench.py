@@ -3,6 +3,7 @@ SQLite and writes its table. Figures are not asserted (timings never are in test
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from bench.__main__ import main
@@ -16,10 +17,12 @@ def test_the_benchmarks_run_and_write_their_table(tmp_path: Path) -> None:
                  "--output", str(output)]  # fmt: skip
     assert main(arguments) == 0
     text = output.read_text()
-    rows = ["echo baseline", "single-registry transactions, hub on sqlite",
+    rows = ["echo baseline", "single-registry transactions, hub on sqlite", "time went at half",
             "complete external transfers, hub on sqlite", "| hub on sqlite |",
             "complete external transfer, hub on sqlite | HUB", "SGP01 silent, ", "| 200 | ",
             "one block altered"]  # fmt: skip
     for row in rows:
         assert row in text, row
     assert "- machine: " in text
+    stage = r"[\d.]+ / [\d.]+ ms"
+    assert re.search(rf"\| hub on sqlite \| {stage} \| {stage} \| {stage} \|", text)

@@ -8,6 +8,7 @@ import asyncio
 import pytest
 
 from bench.load import closed_loop, open_loop, percentile
+from bench.transfers import Stages
 
 
 def test_percentile_is_the_nearest_rank_an_observed_value() -> None:
@@ -46,3 +47,17 @@ def test_an_open_loop_counts_latency_from_each_calls_due_instant() -> None:
     assert len(latencies.seconds) == 5
     assert max(latencies.seconds) >= 0.05  # the slow call's own wait is in its latency
     assert latencies.offered_per_second == 1000.0
+
+
+def test_a_transfers_stages_are_each_spans_median_and_p99_in_ms() -> None:
+    spans = [(0.010 * i, 0.020 * i, 0.001 * i) for i in range(1, 101)]
+    stages = Stages.of(spans)
+    assert stages.proposal == pytest.approx((505.0, 990.0))
+    assert stages.decision == pytest.approx((1010.0, 1980.0))
+    assert stages.notices == pytest.approx((50.5, 99.0))
+    runs = [
+        stages,
+        Stages((1.0, 2.0), (3.0, 4.0), (5.0, 6.0)),
+        Stages((9.0, 9.0), (9.0, 9.0), (9.0, 9.0)),
+    ]
+    assert Stages.median(runs) == Stages((9.0, 9.0), (9.0, 9.0), (9.0, 9.0))
