@@ -53,6 +53,7 @@ async def serve(config: RegistryConfig) -> None:
         ir_grpc.add_InternationalRegistryAdminServiceServicer_to_server(service, admin)
         listen(admin, settings["admin_listen"], server_credentials(node.tls))
         await admin.start()
+    await node.serving()
     await until_signalled()
     if web is not None:
         await web.stop()

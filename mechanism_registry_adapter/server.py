@@ -34,6 +34,7 @@ async def serve(config: RegistryConfig) -> None:
     )
     listen(server, table["intake_listen"], server_credentials(node.tls))
     await server.start()
+    await node.serving()
     await until_signalled()
     await server.stop(grace=5)
     await node.stop()

@@ -66,6 +66,11 @@ class RegistryNode:
         self._lock = DatabaseLock(None)
 
     async def start(self) -> None:
+        """Open the books and serve the Registry service. Health says NOT_SERVING until
+        ``serving``, which the process calls once its other listeners (an admin service, an
+        intake, a portal) are up too: whoever waits for health then finds every port open."""
+        for name in ("", REGISTRY_SERVICE):
+            await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
         self._lock = lock_database(self.config.database, f"registry {self.config.registry_id}")
         raise_fd_limit()
         # One process owns the books: a stopped one's outbox claims are this one's.
@@ -100,6 +105,9 @@ class RegistryNode:
             asyncio.create_task(sender.recover(self.stopping), name="recovery"),
         ]
         self._hub_check = asyncio.create_task(self._check_hub(), name="hub check")
+
+    async def serving(self) -> None:
+        """Say SERVING (see ``start``)."""
         for name in ("", REGISTRY_SERVICE):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         log.info("registry %s serving on %s, metrics on %s, database %s, hub %s at %s",
@@ -153,5 +161,6 @@ async def until_signalled() -> None:
 async def serve(config: RegistryConfig, rules: Rules, tables: Sequence[Schema] = ()) -> None:
     node = RegistryNode(config, rules, tables)
     await node.start()
+    await node.serving()
     await until_signalled()
     await node.stop()

@@ -103,6 +103,7 @@ def test_a_registry_that_applies_a_duplicate_completion_twice_fails_that_check(
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
     asyncio.run_coroutine_threadsafe(node.start(), loop).result(30)
+    asyncio.run_coroutine_threadsafe(node.serving(), loop).result(30)
     try:
         target = RegistryUnderTest(config.listen, "GHA01", account, network.pki)
         battery = RegistryKit(target).run()
