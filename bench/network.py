@@ -43,8 +43,9 @@ class Bench:
         """When the hub recorded each status of these transactions (status value to UTC
         time), read beside the running hub."""
         url = database_url(self.network.database, self.network.folder)
-        wanted = set(transaction_ids)
-        query = select(history.c.transaction_id, history.c.status, history.c.at)
+        query = select(history.c.transaction_id, history.c.status, history.c.at).where(
+            history.c.transaction_id.in_(sorted(set(transaction_ids)))
+        )
         engine = create_engine(url)
         try:
             with engine.connect() as connection:
@@ -53,8 +54,7 @@ class Bench:
             engine.dispose()
         found: dict[str, dict[int, datetime]] = {}
         for transaction_id, status, at in rows:
-            if transaction_id in wanted:
-                found.setdefault(transaction_id, {})[status] = at
+            found.setdefault(transaction_id, {})[status] = at
         return found
 
     async def issue(self, registry: str, blocks: list[units_pb2.UnitBlock]) -> None:
