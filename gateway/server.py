@@ -121,6 +121,12 @@ class Hub:
         return sorted(key.key_id for key in self.directory.keys_of(registry))
 
     async def start(self) -> None:
+        """Open the database and serve the Hub and Admin services. Health says NOT_SERVING
+        until both ports are open and delivery runs: whoever waits for health (the network,
+        a process manager) then finds every port open. gRPC's servicer says SERVING for ""
+        from its construction, so that is set back first."""
+        for service in ("", HUB_SERVICE):
+            await self.health.set(service, health_pb2.HealthCheckResponse.NOT_SERVING)
         self._lock = lock_database(self.config.database, f"hub {self.config.registry_id}")
         raise_fd_limit()
         # The metrics port first: one that is taken stops the hub before anything is changed.

@@ -15,6 +15,7 @@ import grpc
 import grpc.aio
 import pytest
 from google.protobuf.message import Message
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from article6.codes import Code
 from article6.envelope import open_envelope, seal
@@ -332,3 +333,52 @@ def test_a_run_left_holding_by_a_stopped_hub_releases_its_registry_at_the_next_s
             assert receipt.status == T.TRANSACTION_STATUS_CHECKED
 
     run(body)
+
+
+def test_the_hub_says_serving_only_once_both_its_ports_are_open(
+    pki: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whoever waits for health (the network, a supervisor) may call the admin port next: the
+    hub port, open first, answers NOT_SERVING while the admin port is still starting."""
+    seen: list[str] = []
+    make_server = grpc.aio.server
+
+    def server(*args: Any, **kwargs: Any) -> grpc.aio.Server:
+        made = make_server(*args, **kwargs)
+        start = made.start
+
+        async def checked_start() -> None:
+            if seen:  # the hub port is open: ask it, over mTLS, as a caller would
+                seen.append(await _health(hub.config.listen, pki, ""))
+            else:
+                seen.append("(first port)")
+            await start()
+
+        made.start = checked_start  # type: ignore[method-assign]
+        return made
+
+    monkeypatch.setattr(grpc.aio, "server", server)
+    hub = Hub(hub_config(pki, tmp_path, frozenset(), None))
+
+    async def body() -> None:
+        await hub.start()
+        try:
+            assert seen == ["(first port)", "NOT_SERVING"]
+            for service in ("", "article6.v1.Hub"):
+                assert await _health(hub.config.listen, pki, service) == "SERVING"
+                assert await _health(hub.config.admin_listen, pki, service) == "SERVING"
+        finally:
+            await hub.stop()
+
+    run(body)
+
+
+async def _health(endpoint: str, pki: Path, service: str) -> str:
+    channel = secure_channel(endpoint, "HUB", TlsMaterial.load(RegistryFiles(pki, "GHA01")))
+    try:
+        stub = health_pb2_grpc.HealthStub(channel)
+        answer = await stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=10)
+        name: str = health_pb2.HealthCheckResponse.ServingStatus.Name(answer.status)
+        return name
+    finally:
+        await channel.close(grace=None)
