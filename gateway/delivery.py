@@ -40,6 +40,7 @@ from gateway.legs import ReadAhead, confirm
 from gateway.lifecycle import ACQUISITION_REQUEST, Lifecycle, Outcome
 from gateway.mailer import Mailer
 from gateway.metrics import HubMetrics
+from gateway.reads import Reads
 from gateway.storage.database import Database
 
 log = logging.getLogger("gateway.delivery")
@@ -95,15 +96,21 @@ class Deliverer:
     def delivered(
         self, unit: Unit, receipts: Sequence[tuple[OutboxMessage, transaction_pb2.Receipt]]
     ) -> None:
-        """Decisions and leg confirmations in the order they came; each run of confirmations
-        between two decisions compared on what is read once for the run (legs.ReadAhead)."""
+        """Decisions and leg confirmations in the order they came: the decided transactions
+        read in one statement (gateway.reads), and each run of confirmations between two
+        decisions compared on what is read once for the run (legs.ReadAhead)."""
         now = datetime.now(UTC)
+        decided = [
+            m.transaction_id or "" for m, r in receipts if _requested(m) and _decided(r) is not None
+        ]  # the transactions decided in this batch: read in one statement
+        reads = Reads.of(unit.connection, decided, False, False) if decided else None
         run: list[tuple[OutboxMessage, reconciliation_pb2.LegConfirmation]] = []
         for message, receipt in receipts:
-            if message.payload_type == ACQUISITION_REQUEST and message.transaction_id:
+            if _requested(message):
+                assert message.transaction_id
                 self._confirmed(unit, run, now)
                 run = []
-                self._decision(unit, message.transaction_id, receipt, now)
+                self._decision(unit, message.transaction_id, receipt, now, reads)
             if receipt.HasField("leg_confirmation"):
                 run.append((message, receipt.leg_confirmation))
         self._confirmed(unit, run, now)
@@ -114,6 +121,7 @@ class Deliverer:
         transaction_id: str,
         receipt: transaction_pb2.Receipt,
         now: datetime,
+        reads: Reads | None,
     ) -> None:
         decision = _decided(receipt)
         if decision is None:  # the registry decides later and calls Hub.NotifyStatus
@@ -121,7 +129,7 @@ class Deliverer:
         results = [] if decision is Status.ACCEPTED else [
             (Code(r.code), r.detail) for r in receipt.results if r.code in _CODES
         ]  # fmt: skip
-        self.lifecycle.decide(unit, transaction_id, decision, results, now, in_receipt=True)
+        self.lifecycle.decide(unit, transaction_id, decision, results, now, True, reads)
 
     def _confirmed(
         self,
@@ -191,6 +199,11 @@ async def expire_loop(
 
 
 _CODES = frozenset(code.value for code in Code)
+
+
+def _requested(message: OutboxMessage) -> bool:
+    """An AcquisitionRequest, whose receipt may carry the acquirer's decision."""
+    return message.payload_type == ACQUISITION_REQUEST and bool(message.transaction_id)
 
 
 def _decided(receipt: transaction_pb2.Receipt | Refusal | None) -> Status | None:

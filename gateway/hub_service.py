@@ -18,6 +18,7 @@ from functools import partial
 
 import grpc
 from google.protobuf.message import Message
+from sqlalchemy import Connection
 
 from article6.codes import Code, Refusal
 from article6.envelope import Opened, open_envelope
@@ -35,14 +36,14 @@ from gateway.checks import Peer
 from gateway.legs import confirm
 from gateway.lifecycle import Lifecycle, Outcome
 from gateway.mailer import Mailer
+from gateway.reads import Reads
 from gateway.storage.database import Database
-from gateway.storage.reconciliations import reconciling
 from gateway.storage.records import get_transaction
 from gateway.storage.schema import inbox
 
 log = logging.getLogger("gateway.hub")
-Handle = Callable[[Unit, datetime], Outcome]
-"""What a message does, applied in a unit of work at a moment."""
+Handle = Callable[[Opened, Reads, Unit, datetime], Outcome]
+"""What a message does, applied in a unit of work at a moment, with what its batch read ahead."""
 
 PROPOSAL = {"article6.v1.TransactionProposal": transaction_pb2.TransactionProposal}
 NOTICE = {"article6.v1.StatusNotice": transaction_pb2.StatusNotice}
@@ -68,6 +69,10 @@ class HubService:
         self.mailer = mailer
         self.peers = peers
         self.on_refusal = on_refusal
+        self._handles: dict[str, Handle] = {
+            **dict.fromkeys(PROPOSAL, self._proposed), **dict.fromkeys(NOTICE, self._notified),
+            **dict.fromkeys(CONFIRMATION, self._confirmed),
+        }  # fmt: skip
 
     def handler(self, limiter: RateLimiter | None = None) -> grpc.GenericRpcHandler[bytes, bytes]:
         batch = Batch(  # SubmitBatch takes each envelope as its unary RPC would
@@ -92,32 +97,36 @@ class HubService:
         }
 
     def _propose(self, envelope: envelope_pb2.Envelope, context: Context) -> Taken:
-        return self._take(PROPOSAL, self._proposed, envelope, context)
+        return self._take(PROPOSAL, envelope, context)
 
     def _notify(self, envelope: envelope_pb2.Envelope, context: Context) -> Taken:
-        return self._take(NOTICE, self._notified, envelope, context)
+        return self._take(NOTICE, envelope, context)
 
     def _confirm(self, envelope: envelope_pb2.Envelope, context: Context) -> Taken:
-        return self._take(CONFIRMATION, self._confirmed, envelope, context)
+        return self._take(CONFIRMATION, envelope, context)
 
     def _take(
         self,
         accepted: Mapping[str, type[Message]],
-        handle: Callable[[Opened, Unit, datetime], Outcome],
         envelope: envelope_pb2.Envelope,
         context: Context,
     ) -> Taken:
-        """Authenticate a message (on the event loop) and say what applying it does."""
+        """Authenticate a message (on the event loop) and say what applying it alone does."""
         opened = self._open(envelope, context, accepted)
-        return opened, partial(self._respond, opened, partial(handle, opened))
+        return opened, partial(self._respond, opened, None)
 
     async def _apply_all(self, taken: Sequence[Taken]) -> list[Answer]:
         """Apply messages exactly once in one unit of work on the writer (one change of a
         group commit, however many messages)."""
-        answers: list[Answer] = await self.database.write(
-            lambda unit: exactly_once_all(unit, inbox, taken)
-        )
+        answers: list[Answer] = await self.database.write(partial(self._take_all, taken))
         return answers
+
+    def _take_all(self, taken: Sequence[Taken], unit: Unit) -> list[Answer]:
+        """The batch's messages, each given what the batch read ahead (gateway.reads) before
+        the first is applied, each time the writer runs the change."""
+        reads = _reads(unit.connection, [opened for opened, _ in taken])
+        batch = [(opened, partial(self._respond, opened, reads)) for opened, _ in taken]
+        return exactly_once_all(unit, inbox, batch)
 
     def _open(
         self,
@@ -149,12 +158,15 @@ class HubService:
             receipt.results.add(code=code.value, detail=detail)
         return self.mailer.seal(receipt, opened.signer, now)
 
-    def _respond(self, opened: Opened, handle: Handle, unit: Unit, now: datetime) -> bytes:
+    def _respond(self, opened: Opened, reads: Reads | None, unit: Unit, now: datetime) -> bytes:
+        """Apply a message (``reads``: its batch's; None: it reads alone) and sign its receipt."""
         sender = opened.signer
         peer = self.peers().get(sender)
         if peer is None or peer.suspended:
             raise Refusal(Code.REGISTRY_SUSPENDED, f"{sender} is suspended")
-        outcome = handle(unit, now)
+        if reads is None:
+            reads = _reads(unit.connection, [opened])
+        outcome = self._handles[opened.envelope.payload_type](opened, reads, unit, now)
         log.info(
             "%s %s: %s",
             opened.envelope.payload_type.rsplit(".", 1)[-1],
@@ -166,20 +178,20 @@ class HubService:
         )  # fmt: skip
         return self._receipt(opened, outcome, now)
 
-    def _proposed(self, opened: Opened, unit: Unit, now: datetime) -> Outcome:
+    def _proposed(self, opened: Opened, reads: Reads, unit: Unit, now: datetime) -> Outcome:
         proposal = opened.payload
         assert isinstance(proposal, transaction_pb2.TransactionProposal)
-        involved = [opened.signer, proposal.transaction.acquiring_registry]
-        busy = reconciling(unit.connection, involved)
+        busy = reads.reconciling([opened.signer, proposal.transaction.acquiring_registry])
         if busy is not None:  # raised: nothing is recorded, and the sender retries
             raise Refusal(Code.SNAPSHOT_IN_PROGRESS, f"{busy} is being reconciled")
-        return self.lifecycle.propose(unit, opened.signer, proposal.transaction, self.peers(), now)
+        transaction, peers = proposal.transaction, self.peers()
+        return self.lifecycle.propose(unit, opened.signer, transaction, peers, now, reads)
 
-    def _notified(self, opened: Opened, unit: Unit, now: datetime) -> Outcome:
+    def _notified(self, opened: Opened, reads: Reads, unit: Unit, now: datetime) -> Outcome:
         notice, sender = opened.payload, opened.signer
         assert isinstance(notice, transaction_pb2.StatusNotice)
         transaction_id = notice.transaction_id
-        record = get_transaction(unit.connection, transaction_id)
+        record = reads.record(transaction_id)
         if record is None or sender not in {
             record.transferring_registry,
             record.acquiring_registry,
@@ -197,10 +209,11 @@ class HubService:
                 transaction_id, record.status, [(Code.STATUS_TRANSITION_INVALID, detail)]
             )
         results = [(Code(r.code), r.detail) for r in notice.results if r.code in _CODES]
-        return self.lifecycle.decide(unit, transaction_id, Status(notice.status), results, now)
+        decision = Status(notice.status)
+        return self.lifecycle.decide(unit, transaction_id, decision, results, now, reads=reads)
 
     @staticmethod
-    def _confirmed(opened: Opened, unit: Unit, now: datetime) -> Outcome:
+    def _confirmed(opened: Opened, _: Reads, unit: Unit, now: datetime) -> Outcome:
         """A registry's leg confirmation, compared with the ledger at once (gateway.legs)."""
         confirmation = opened.payload
         assert isinstance(confirmation, reconciliation_pb2.LegConfirmation)
@@ -233,3 +246,17 @@ class HubService:
 
 
 _CODES = frozenset(code.value for code in Code)
+
+
+def _reads(connection: Connection, batch: Sequence[Opened]) -> Reads:
+    """Read ahead what the batch's proposals and notices read (gateway.reads)."""
+    named, proposals, confirmations = [], False, False
+    for opened in batch:
+        payload = opened.payload
+        if isinstance(payload, transaction_pb2.TransactionProposal):
+            named.append(payload.transaction.transaction_id)
+            proposals = True
+        elif isinstance(payload, transaction_pb2.StatusNotice | reconciliation_pb2.LegConfirmation):
+            named.append(payload.transaction_id)
+            confirmations = confirmations or isinstance(payload, reconciliation_pb2.LegConfirmation)
+    return Reads.of(connection, named, proposals, confirmations)

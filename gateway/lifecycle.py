@@ -48,8 +48,8 @@ from article6.v1 import transaction_pb2
 from article6.wire import transaction_spec
 from gateway.checks import DEFAULT_POLICY, Peer, Policy, check_proposal
 from gateway.mailer import Mailer
+from gateway.reads import Reads
 from gateway.storage import ledger
-from gateway.storage.reconciliations import frozen
 from gateway.storage.records import (
     AuthorizationRecord,
     TransactionRecord,
@@ -109,14 +109,17 @@ class Lifecycle:
         message: transaction_pb2.Transaction,
         peers: Mapping[str, Peer],
         now: datetime,
+        reads: Reads | None = None,
     ) -> Outcome:
         """Check a proposal and record it as TERMINATED (answered CHECKED_DISCREPANCY), CHECKED
-        or (single registry) COMPLETED."""
+        or (single registry) COMPLETED. ``reads``: read ahead for its batch (gateway.reads)."""
         try:
             check_transaction_id(message.transaction_id, sender)
         except Refusal as refusal:
             return Outcome(message.transaction_id, None, [(refusal.code, refusal.detail)])
-        if get_transaction(unit.connection, message.transaction_id) is not None:
+        if reads is None:
+            reads = Reads.of(unit.connection, [message.transaction_id], True, False)
+        if reads.record(message.transaction_id) is not None:
             detail = f"{message.transaction_id} was proposed before"
             return Outcome(message.transaction_id, None, [(Code.TRANSACTION_ID_REUSED, detail)])
         record = TransactionRecord(
@@ -138,7 +141,7 @@ class Lifecycle:
             check_proposal(spec, sender, peers, self.policy)
             unit.lock_spaces(spaces(spec.blocks))
             _check_authorizations(unit.connection, spec, peers[sender])
-            neighbourhoods = self._check_ledger(unit.connection, spec)
+            neighbourhoods = self._check_ledger(unit.connection, spec, reads)
         except Refusal as refusal:
             results = [(refusal.code, refusal.detail)]
             terminated = replace(record, status=Status.TERMINATED, results=results)
@@ -159,14 +162,14 @@ class Lifecycle:
         return Outcome(record.transaction_id, Status.COMPLETED)
 
     def _check_ledger(
-        self, connection: Connection, spec: TransactionSpec
+        self, connection: Connection, spec: TransactionSpec, reads: Reads
     ) -> list[tuple[Neighbourhood[Held], list[UnitBlock]]]:
         """Refuse unless the ledger allows the proposal; return what was read, for reuse."""
         checked = []
         # Frozen serials first (whatever the proposal says of them, they wait), then the
         # ledger; a locked unit is always held, so locks are checked last.
         for space, wanted in _by_space(spec.blocks).items():
-            held_back = frozen(connection, space, wanted)
+            held_back = reads.frozen(space, wanted)
             if held_back:
                 numbers = ", ".join(str(number) for number in held_back[:5])
                 raise Refusal(Code.UNITS_FROZEN, f"{space} serials frozen by discrepancy {numbers}")
@@ -232,12 +235,16 @@ class Lifecycle:
         results: list[tuple[Code, str]],
         now: datetime,
         in_receipt: bool = False,
+        reads: Reads | None = None,
     ) -> Outcome:
         """Apply the acquiring registry's ACCEPTED or REJECTED; a final transaction stays.
         ``in_receipt``: the decision came in the receipt to the AcquisitionRequest, which is
-        marked delivered in this SQL transaction, so no copy of it is left to stop."""
+        marked delivered in this SQL transaction, so no copy of it is left to stop.
+        ``reads``: read ahead for its batch (gateway.reads)."""
         assert decision in {Status.ACCEPTED, Status.REJECTED}
-        record = get_transaction(unit.connection, transaction_id)
+        if reads is None:
+            reads = Reads.of(unit.connection, [transaction_id], False, False)
+        record = reads.record(transaction_id)
         assert record is not None, transaction_id
         if record.status.final:
             detail = f"{transaction_id} is already {record.status.name.lower()}"

@@ -27,7 +27,6 @@ from article6.unit import Unit
 from article6.v1 import units_pb2
 from article6.wire import held_block, held_block_message
 from gateway.storage import audit
-from gateway.storage.records import storable
 from gateway.storage.schema import discrepancies, outbox, reconciliation_runs, transactions
 
 # article6.v1.ReconciliationStatus
@@ -166,29 +165,16 @@ def get_open_run(connection: Connection, registry: str) -> Run | None:
     return None if row is None else _run(row)
 
 
-def reconciling(connection: Connection, registries: Sequence[str]) -> str | None:
-    """One of ``registries`` whose run holds its proposals, if any (a peer may name anything:
-    only ids that could be stored are looked up)."""
-    named = [registry for registry in dict.fromkeys(registries) if storable(registry, 16)]
-    for pair in (named[i : i + 2] for i in range(0, len(named), 2)):  # a proposal names two
-        found = {row.registry for row in _holding_run_of().rows(
-            connection, {"one": pair[0], "other": pair[-1]}
-        )}  # fmt: skip
-        for registry in pair:
-            if registry in found:
-                return registry
-    return None
+def holding_registries(connection: Connection) -> frozenset[str]:
+    """The registries whose run holds their proposals now (at most one run each)."""
+    return frozenset(row.registry for row in _holding_runs().rows(connection, {}))
 
 
 @cache
-def _holding_run_of() -> Direct:
-    """Built once: every proposal asks (of both its registries in one statement), and
-    constructing costs more than running it."""
+def _holding_runs() -> Direct:
+    """Built once: every batch of proposals asks, and constructing costs more than running it."""
     return Direct(
-        select(reconciliation_runs.c.registry).where(
-            reconciliation_runs.c.registry.in_([bindparam("one"), bindparam("other")]),
-            reconciliation_runs.c.holding.is_(True),
-        )
+        select(reconciliation_runs.c.registry).where(reconciliation_runs.c.holding.is_(True))
     )
 
 
@@ -264,6 +250,16 @@ def frozen(connection: Connection, space: str, ranges: Sequence[Block[Any]]) -> 
     rows = _open_discrepancies_within().rows(connection, values)
     found = [Block(from_db(row.serial_first), from_db(row.serial_last), row.id) for row in rows]
     return [block.attributes for block in overlapping_blocks(found, ranges)]
+
+
+def any_open_discrepancy(connection: Connection) -> bool:
+    """Whether any serial is frozen: while none is, no proposal need ask about its own."""
+    return bool(_any_open().rows(connection, {}))
+
+
+@cache
+def _any_open() -> Direct:
+    return Direct(select(discrepancies.c.id).where(discrepancies.c.open.is_(True)).limit(1))
 
 
 @cache
