@@ -103,7 +103,7 @@ class Deliverer:
         decided = [
             m.transaction_id or "" for m, r in receipts if _requested(m) and _decided(r) is not None
         ]  # the transactions decided in this batch: read in one statement
-        reads = Reads.of(unit.connection, decided, False, False) if decided else None
+        reads = Reads.of(unit.connection, decided) if decided else None
         run: list[tuple[OutboxMessage, reconciliation_pb2.LegConfirmation]] = []
         for message, receipt in receipts:
             if _requested(message):

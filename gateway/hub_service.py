@@ -250,13 +250,15 @@ _CODES = frozenset(code.value for code in Code)
 
 def _reads(connection: Connection, batch: Sequence[Opened]) -> Reads:
     """Read ahead what the batch's proposals and notices read (gateway.reads)."""
-    named, proposals, confirmations = [], False, False
+    named: list[str] = []
+    proposing: list[str] = []
+    confirmations = False
     for opened in batch:
         payload = opened.payload
         if isinstance(payload, transaction_pb2.TransactionProposal):
             named.append(payload.transaction.transaction_id)
-            proposals = True
+            proposing += [opened.signer, payload.transaction.acquiring_registry]
         elif isinstance(payload, transaction_pb2.StatusNotice | reconciliation_pb2.LegConfirmation):
             named.append(payload.transaction_id)
             confirmations = confirmations or isinstance(payload, reconciliation_pb2.LegConfirmation)
-    return Reads.of(connection, named, proposals, confirmations)
+    return Reads.of(connection, named, proposing, confirmations)

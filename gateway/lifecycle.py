@@ -118,7 +118,8 @@ class Lifecycle:
         except Refusal as refusal:
             return Outcome(message.transaction_id, None, [(refusal.code, refusal.detail)])
         if reads is None:
-            reads = Reads.of(unit.connection, [message.transaction_id], True, False)
+            involved = [sender, message.acquiring_registry]
+            reads = Reads.of(unit.connection, [message.transaction_id], involved)
         if reads.record(message.transaction_id) is not None:
             detail = f"{message.transaction_id} was proposed before"
             return Outcome(message.transaction_id, None, [(Code.TRANSACTION_ID_REUSED, detail)])
@@ -243,7 +244,7 @@ class Lifecycle:
         ``reads``: read ahead for its batch (gateway.reads)."""
         assert decision in {Status.ACCEPTED, Status.REJECTED}
         if reads is None:
-            reads = Reads.of(unit.connection, [transaction_id], False, False)
+            reads = Reads.of(unit.connection, [transaction_id])
         record = reads.record(transaction_id)
         assert record is not None, transaction_id
         if record.status.final:

@@ -43,17 +43,22 @@ class Reads:
 
     @classmethod
     def of(
-        cls, connection: Connection, named: Sequence[str], proposals: bool, confirmations: bool
+        cls,
+        connection: Connection,
+        named: Sequence[str],
+        proposing: Sequence[str] = (),
+        confirmations: bool = False,
     ) -> Reads:
         """Read ahead for a batch naming the transactions ``named`` (one entry a message),
-        with or without ``proposals`` and leg ``confirmations``: one statement for the
-        transactions, and two more when it has proposals."""
+        whose proposals name the registries ``proposing`` (none: it has no proposals), with or
+        without leg ``confirmations``: one statement for the transactions, and two more when
+        it has proposals."""
         counts = Counter(named)
         ahead = frozenset(i for i, n in counts.items() if n == 1)
         records = get_transactions(connection, sorted(ahead)) if ahead else {}
-        if not proposals:
+        if not proposing:
             return cls(connection, records, ahead, None, True)
-        holding = holding_registries(connection)
+        holding = holding_registries(connection, proposing)
         any_frozen = confirmations or any_open_discrepancy(connection)
         return cls(connection, records, ahead, holding, any_frozen)
 
@@ -63,7 +68,8 @@ class Reads:
         return get_transaction(self.connection, transaction_id)
 
     def reconciling(self, registries: Sequence[str]) -> str | None:
-        """The first of ``registries`` whose run holds its proposals, if any."""
+        """The first of ``registries`` (named by a proposal of the batch) whose run holds its
+        proposals, if any."""
         assert self.holding is not None, "read ahead for proposals only"
         return next((registry for registry in registries if registry in self.holding), None)
 

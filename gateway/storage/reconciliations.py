@@ -17,7 +17,7 @@ from functools import cache
 from typing import Any
 
 from google.protobuf import json_format
-from sqlalchemy import Connection, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import Connection, Select, and_, bindparam, func, insert, or_, select, update
 
 from article6.block_table import from_db, overlapping_blocks, to_db
 from article6.blocks import Block
@@ -27,6 +27,7 @@ from article6.unit import Unit
 from article6.v1 import units_pb2
 from article6.wire import held_block, held_block_message
 from gateway.storage import audit
+from gateway.storage.records import storable
 from gateway.storage.schema import discrepancies, outbox, reconciliation_runs, transactions
 
 # article6.v1.ReconciliationStatus
@@ -165,16 +166,21 @@ def get_open_run(connection: Connection, registry: str) -> Run | None:
     return None if row is None else _run(row)
 
 
-def holding_registries(connection: Connection) -> frozenset[str]:
-    """The registries whose run holds their proposals now (at most one run each)."""
-    return frozenset(row.registry for row in _holding_runs().rows(connection, {}))
+def holding_registries(connection: Connection, registries: Sequence[str]) -> frozenset[str]:
+    """Those of ``registries`` whose run holds their proposals now, in one statement (a peer
+    may name anything: only ids that could be stored are looked up)."""
+    named = sorted({registry for registry in registries if storable(registry, 16)})
+    if not named:
+        return frozenset()
+    rows = connection.execute(_holding_runs(), {"registries": named})
+    return frozenset(row.registry for row in rows)
 
 
 @cache
-def _holding_runs() -> Direct:
-    """Built once: every batch of proposals asks, and constructing costs more than running it."""
-    return Direct(
-        select(reconciliation_runs.c.registry).where(reconciliation_runs.c.holding.is_(True))
+def _holding_runs() -> Select[Any]:
+    return select(reconciliation_runs.c.registry).where(
+        reconciliation_runs.c.registry.in_(bindparam("registries", expanding=True)),
+        reconciliation_runs.c.holding.is_(True),
     )
 
 
@@ -254,12 +260,12 @@ def frozen(connection: Connection, space: str, ranges: Sequence[Block[Any]]) -> 
 
 def any_open_discrepancy(connection: Connection) -> bool:
     """Whether any serial is frozen: while none is, no proposal need ask about its own."""
-    return bool(_any_open().rows(connection, {}))
+    return connection.execute(_any_open()).first() is not None
 
 
 @cache
-def _any_open() -> Direct:
-    return Direct(select(discrepancies.c.id).where(discrepancies.c.open.is_(True)).limit(1))
+def _any_open() -> Select[Any]:
+    return select(discrepancies.c.id).where(discrepancies.c.open.is_(True)).limit(1)
 
 
 @cache

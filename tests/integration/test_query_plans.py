@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from sqlalchemy import Connection, Engine, event
 
 from article6.node import store
 from article6.outbox import claim
+from gateway.reads import Reads
 from gateway.storage.database import Database
 from gateway.storage.records import expired_transactions
 from gateway.storage.schema import outbox
@@ -74,5 +76,18 @@ def test_the_hubs_claims_and_time_out_sweep_read_only_what_is_due(tmp_path: Path
         claims = full_scans(database.engine, lambda c: claim(c, outbox, now, 64, LEASE, ["CHE01"]))
         assert claims == []
         assert full_scans(database.engine, lambda c: expired_transactions(c, now, 100)) == []
+    finally:
+        database.close()
+
+
+def test_what_a_batch_of_proposals_reads_ahead_uses_an_index(tmp_path: Path) -> None:
+    """Once a batch, for every batch: whatever the number of runs, discrepancies and
+    transactions recorded, each is a lookup (gateway.reads)."""
+    database = Database(f"sqlite:///{tmp_path / 'hub.db'}")
+    database.migrate()
+    try:
+        named = ["GHA01-1", "GHA01-2"]
+        read = partial(Reads.of, named=named, proposing=["GHA01", "CHE01"], confirmations=False)
+        assert full_scans(database.engine, read) == []
     finally:
         database.close()
