@@ -18,7 +18,8 @@ lane, to the hub. Messages leave through the ``Transport`` (gRPC batches in serv
 verifies (on the event loop, as it arrives). Failures back off exponentially with jitter
 (``article6.retry``, persisted as ``next_attempt_at``) until the policy gives up, then become
 dead letters. A retry refused as stale (1036) proves the peer never recorded it, so it is
-re-stamped and re-signed under the same message id (docs/PROTOCOL.md section 7).
+re-stamped and re-signed under the same message id (docs/PROTOCOL.md section 7) and claimed
+again at once. A stopping process's pump stops at once, not after its poll interval.
 
 What a receipt means is the owner's (``Peer``): the hub applies the acquiring registry's
 decision or leg confirmation, a registry settles its proposal; each in the same unit of work
@@ -368,6 +369,7 @@ class Pump:
         claim_every, claimed_at = poll, -IDLE_CLAIM_SECONDS
         for recipient in recipients:
             self._gauge(self.lane(recipient))
+        stop = asyncio.create_task(self._wake_at(stopping))  # not after a whole poll interval
         try:
             while not stopping.is_set():
                 self._wakeup.clear()  # first: what happens meanwhile wakes the next turn
@@ -387,10 +389,15 @@ class Pump:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wakeup.wait(), claim_every)
         finally:
+            stop.cancel()
             self.hand_off.stop()
             self._loop = None
             for task in self._tasks:
                 task.cancel()
+
+    async def _wake_at(self, stopping: asyncio.Event) -> None:
+        await stopping.wait()
+        self._wakeup.set()
 
     def _offer(self, messages: Iterable[OutboxMessage]) -> None:
         """Queue claimed messages in their lanes. A full lane turns a message away: its claim
@@ -431,6 +438,8 @@ class Pump:
             self._judge(lane, attempts)
             self._observe(attempts)
             await self.write(partial(self._record_all, attempts=attempts))
+            if any(_stale(attempt) for attempt in attempts):
+                self._claim_now = True  # re-stamped and due now: not at the next poll
         except Exception:  # the claims lapse and the messages go again
             self.log.exception("delivery to %s failed; trying again shortly", lane.recipient)
         finally:
@@ -498,7 +507,7 @@ class Pump:
         message, result, now = attempt.message, attempt.result, datetime.now(UTC)
         self.peer.attempted(unit, attempt)
         if isinstance(result, Failure):
-            if result.refusal is not None and result.refusal.code is Code.CLOCK_SKEW:
+            if _stale(attempt):
                 failed(unit.connection, self.table, message, str(result), now,
                               self._restamp(message))  # fmt: skip
                 return None
@@ -538,3 +547,13 @@ async def pause(stopping: asyncio.Event, seconds: float) -> None:
     """Sleep ``seconds``, or less if the process is stopping."""
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stopping.wait(), seconds)
+
+
+def _stale(attempt: Attempt) -> bool:
+    """Refused as stale (1036): the peer never recorded it, so it goes again re-stamped."""
+    result = attempt.result
+    return (
+        isinstance(result, Failure)
+        and result.refusal is not None
+        and result.refusal.code is Code.CLOCK_SKEW
+    )

@@ -20,6 +20,7 @@ import pytest
 from google.protobuf.message import Message
 from sqlalchemy import Engine, create_engine, select, text
 
+from article6 import pump
 from article6.blocks import serial_range
 from article6.breaker import BreakerState
 from article6.codes import Code, Refusal
@@ -236,8 +237,11 @@ def test_a_proposal_goes_at_commit_and_the_hubs_receipt_settles_it(books: Engine
 
 
 def test_a_retry_refused_as_stale_goes_again_restamped_under_the_same_message_id(
-    books: Engine,
+    books: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """At once: re-stamped, it is due now, so the pump claims it without waiting for its next
+    poll (here an hour away, so the test fails rather than waits if it did)."""
+    monkeypatch.setattr(pump, "IDLE_CLAIM_SECONDS", 3600.0)
     hub = Hub(stale=1)
 
     async def body(gha: Gha01) -> None:
@@ -248,7 +252,7 @@ def test_a_retry_refused_as_stale_goes_again_restamped_under_the_same_message_id
         assert found == [("TransactionProposal", "delivered", 1),
                          ("LegConfirmation", "delivered", 0)]  # fmt: skip
 
-    run(partial(pumping, books, hub, body))
+    run(partial(pumping, books, hub, body, poll_interval_seconds=3600.0))
     (_, first_id, first), (_, again_id, again) = hub.seen[:2]
     assert first_id == again_id
     assert first != again  # stamped and signed again
