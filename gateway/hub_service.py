@@ -258,7 +258,9 @@ def _reads(connection: Connection, batch: Sequence[Opened]) -> Reads:
         if isinstance(payload, transaction_pb2.TransactionProposal):
             named.append(payload.transaction.transaction_id)
             proposing += [opened.signer, payload.transaction.acquiring_registry]
-        elif isinstance(payload, transaction_pb2.StatusNotice | reconciliation_pb2.LegConfirmation):
+        elif isinstance(payload, transaction_pb2.StatusNotice):
             named.append(payload.transaction_id)
-            confirmations = confirmations or isinstance(payload, reconciliation_pb2.LegConfirmation)
+        elif isinstance(payload, reconciliation_pb2.LegConfirmation):
+            named.append(payload.transaction_id)
+            confirmations = True
     return Reads.of(connection, named, proposing, confirmations)

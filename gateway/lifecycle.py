@@ -117,9 +117,7 @@ class Lifecycle:
             check_transaction_id(message.transaction_id, sender)
         except Refusal as refusal:
             return Outcome(message.transaction_id, None, [(refusal.code, refusal.detail)])
-        if reads is None:
-            involved = [sender, message.acquiring_registry]
-            reads = Reads.of(unit.connection, [message.transaction_id], involved)
+        reads = reads or Reads.alone(unit.connection)
         if reads.record(message.transaction_id) is not None:
             detail = f"{message.transaction_id} was proposed before"
             return Outcome(message.transaction_id, None, [(Code.TRANSACTION_ID_REUSED, detail)])
@@ -243,9 +241,7 @@ class Lifecycle:
         marked delivered in this SQL transaction, so no copy of it is left to stop.
         ``reads``: read ahead for its batch (gateway.reads)."""
         assert decision in {Status.ACCEPTED, Status.REJECTED}
-        if reads is None:
-            reads = Reads.of(unit.connection, [transaction_id])
-        record = reads.record(transaction_id)
+        record = (reads or Reads.alone(unit.connection)).record(transaction_id)
         assert record is not None, transaction_id
         if record.status.final:
             detail = f"{transaction_id} is already {record.status.name.lower()}"

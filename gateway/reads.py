@@ -62,6 +62,11 @@ class Reads:
         any_frozen = confirmations or any_open_discrepancy(connection)
         return cls(connection, records, ahead, holding, any_frozen)
 
+    @classmethod
+    def alone(cls, connection: Connection) -> Reads:
+        """Nothing read ahead: a message applied on its own asks the database each time."""
+        return cls(connection, {}, frozenset(), None, True)
+
     def record(self, transaction_id: str) -> TransactionRecord | None:
         if transaction_id in self.ahead:
             return self.records.get(transaction_id)
