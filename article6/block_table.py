@@ -267,12 +267,19 @@ def _insert_rows(table: Table) -> Direct:
 
 @cache
 def _delete_rows(table: Table) -> Delete:
-    return delete(table).where(table.c.id.in_(bindparam("ids", expanding=True)))
+    return delete(table).where(
+        table.c.space == bindparam("space"),
+        table.c.serial_first.in_(bindparam("firsts", expanding=True)),
+    )
 
 
 @cache
 def _delete_row(table: Table) -> Direct:
-    return Direct(delete(table).where(table.c.id == bindparam("row_id")))
+    return Direct(
+        delete(table).where(
+            table.c.space == bindparam("space"), table.c.serial_first == bindparam("first")
+        )
+    )
 
 
 def overlapping_rows(
@@ -289,49 +296,58 @@ def rows_around(
     connection: Connection, table: Table, space: str, ranges: Iterable[Block[Any]], margin: int
 ) -> dict[int, Any]:
     """Rows overlapping any range widened by ``margin`` (1 to include touching neighbours),
-    by row id. The table needs an integer ``id`` column.
+    by row id. The table needs an integer ``id`` column."""
+    return rows_around_spaces(connection, table, {space: widen(ranges, margin)}).get(space, {})
 
-    On PostgreSQL every range is looked up in one statement, so a transfer of a thousand
-    blocks costs one round trip, not a thousand; SQLite, in process, runs a statement per
-    range, which costs microseconds."""
-    widened = [
+
+def widen(ranges: Iterable[Block[Any]], margin: int) -> list[tuple[int, int]]:
+    """Each range's (first, last) widened by ``margin`` serials, within the serials' bounds."""
+    return [
         (max(wanted.serial_first - margin, 0), min(wanted.serial_last + margin, SERIAL_MAX))
         for wanted in ranges
     ]
-    if connection.dialect.name == "postgresql" and len(widened) > 1:
-        return _rows_around_at_once(connection, table, space, widened)
-    found: dict[int, Any] = {}
-    for first, last in widened:
-        for row in overlapping_rows(connection, table, space, first, last):
-            found[row.id] = row
+
+
+def rows_around_spaces(
+    connection: Connection, table: Table, widened: Mapping[str, Sequence[tuple[int, int]]]
+) -> dict[str, dict[int, Any]]:
+    """The rows sharing a serial with any of the (first, last) ranges, by space and row id.
+
+    On PostgreSQL every range of every space is looked up in one statement, so a transfer of a
+    thousand blocks, or a batch of proposals, costs one round trip, not one a range; SQLite,
+    in process, runs a statement per range, which costs microseconds."""
+    found: dict[str, dict[int, Any]] = {space: {} for space in widened}
+    count = sum(len(spans) for spans in widened.values())
+    if connection.dialect.name == "postgresql" and count > 1:
+        values = {
+            "spaces": [space for space, spans in widened.items() for _ in spans],
+            "firsts": [to_db(first) for spans in widened.values() for first, _ in spans],
+            "lasts": [to_db(last) for spans in widened.values() for _, last in spans],
+        }
+        for row in connection.execute(_lateral_query(table), values):
+            found[row.space][row.id] = row
+        return found
+    for space, spans in widened.items():
+        for first, last in spans:
+            for row in overlapping_rows(connection, table, space, first, last):
+                found[space][row.id] = row
     return found
-
-
-def _rows_around_at_once(
-    connection: Connection, table: Table, space: str, widened: Sequence[tuple[int, int]]
-) -> dict[int, Any]:
-    values = {
-        "space": space,
-        "firsts": [to_db(first) for first, _ in widened],
-        "lasts": [to_db(last) for _, last in widened],
-    }
-    return {row.id: row for row in connection.execute(_lateral_query(table), values)}
 
 
 @cache
 def _lateral_query(table: Table) -> TextClause:
-    """For each range (two arrays), the row starting at or before it that reaches into it,
-    and the rows starting inside it: the same two index range scans as ``overlapping_rows``,
-    for every range at once (PostgreSQL's LATERAL)."""
+    """For each (space, first, last), the row starting at or before the range that reaches
+    into it, and the rows starting inside it: the same two index range scans as
+    ``overlapping_rows``, for every range at once (PostgreSQL's LATERAL)."""
     name = table.name
     return text(f"""
-        SELECT t.* FROM unnest(CAST(:firsts AS bigint[]), CAST(:lasts AS bigint[]))
-            AS r(first, last)
+        SELECT t.* FROM unnest(CAST(:spaces AS text[]), CAST(:firsts AS bigint[]),
+                               CAST(:lasts AS bigint[])) AS r(space, first, last)
         CROSS JOIN LATERAL (
-            (SELECT * FROM {name} WHERE space = :space AND serial_first <= r.first
+            (SELECT * FROM {name} WHERE space = r.space AND serial_first <= r.first
              ORDER BY serial_first DESC LIMIT 1)
             UNION ALL
-            (SELECT * FROM {name} WHERE space = :space AND serial_first > r.first
+            (SELECT * FROM {name} WHERE space = r.space AND serial_first > r.first
              AND serial_first <= r.last)
         ) AS t
         WHERE t.serial_last >= r.first
@@ -361,22 +377,35 @@ def overlapping_blocks(blocks: Iterable[Block[Any]], ranges: Iterable[Block[Any]
 class Neighbourhood(Generic[A]):
     """The blocks of one space that overlap or touch some ranges, read so that a change can
     replace them (touching neighbours included, so the result can be merged into canonical
-    form). ``read`` and ``write`` map a table's rows to blocks and back."""
+    form). ``write`` maps a block to its table row. A row is known by its space and first
+    serial (unique in every block table), so blocks read ahead of a change and kept current
+    by the changes since (gateway.reads) make a neighbourhood as well as rows just read."""
 
     def __init__(
         self,
+        table: Table,
+        space: str,
+        blocks: list[Block[A]],
+        write: Callable[[Block[A]], dict[str, Any]],
+    ) -> None:
+        self.space = space
+        self._table = table
+        self._write = write
+        self.blocks = blocks
+
+    @classmethod
+    def read_around(
+        cls,
         connection: Connection,
         table: Table,
         space: str,
         ranges: Sequence[Block[Any]],
         read: Callable[[Any], Block[A]],
         write: Callable[[Block[A]], dict[str, Any]],
-    ) -> None:
-        self.space = space
-        self._table = table
-        self._write = write
-        self._rows = rows_around(connection, table, space, ranges, margin=1)
-        self.blocks = [read(row) for row in self._rows.values()]
+    ) -> Neighbourhood[A]:
+        """The neighbourhood of ``ranges``, read from the table (``read`` maps its rows)."""
+        rows = rows_around(connection, table, space, ranges, 1)
+        return cls(table, space, [read(row) for row in rows.values()], write)
 
     def overlapping(self, ranges: Sequence[Block[Any]]) -> list[Block[A]]:
         return overlapping_blocks(self.blocks, ranges)
@@ -387,9 +416,10 @@ class Neighbourhood(Generic[A]):
         The few rows of a usual change are deleted one statement each, on the driver; many (a
         transfer of a thousand blocks) in one statement rather than a round trip to
         PostgreSQL per row. Inserts make the same choice in ``Direct.run``."""
-        ids = list(self._rows)
-        if len(ids) > FEW_ROWS:
-            connection.execute(_delete_rows(self._table), {"ids": ids})
-        elif ids:
-            _delete_row(self._table).run(connection, [{"row_id": i} for i in ids])
+        firsts = [to_db(block.serial_first) for block in self.blocks]
+        if len(firsts) > FEW_ROWS:
+            connection.execute(_delete_rows(self._table), {"space": self.space, "firsts": firsts})
+        elif firsts:
+            keys = [{"space": self.space, "first": first} for first in firsts]
+            _delete_row(self._table).run(connection, keys)
         _insert_rows(self._table).run(connection, [self._write(block) for block in blocks])

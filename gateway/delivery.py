@@ -100,10 +100,12 @@ class Deliverer:
         read in one statement (gateway.reads), and each run of confirmations between two
         decisions compared on what is read once for the run (legs.ReadAhead)."""
         now = datetime.now(UTC)
-        decided = [
-            m.transaction_id or "" for m, r in receipts if _requested(m) and _decided(r) is not None
-        ]  # the transactions decided in this batch: read in one statement
-        reads = Reads.of(unit.connection, decided) if decided else None
+        decisions = [(m.transaction_id or "", _decided(r)) for m, r in receipts if _requested(m)]
+        decided = [i for i, decision in decisions if decision is not None]
+        accepted = [i for i, decision in decisions if decision is Status.ACCEPTED]
+        reads = None  # the transactions decided, in one statement, and the ledger around them
+        if decided:
+            reads = Reads.of(unit.connection, decided).with_ledger(unit, [], accepted)
         run: list[tuple[OutboxMessage, reconciliation_pb2.LegConfirmation]] = []
         for message, receipt in receipts:
             if _requested(message):

@@ -18,20 +18,20 @@ from functools import partial
 
 import grpc
 from google.protobuf.message import Message
-from sqlalchemy import Connection
 
 from article6.codes import Code, Refusal
 from article6.envelope import Opened, open_envelope
 from article6.headers import check_fresh
 from article6.inbox import Answer, Taken, exactly_once_all
 from article6.keys import KeyDirectory
-from article6.model import Status
+from article6.model import Status, UnitBlock
 from article6.ratelimit import RateLimiter
 from article6.refusals import OnRefusal
 from article6.service import Batch, Context, EnvelopeMethod, envelope_service, recorded
 from article6.tls import peer_identity
 from article6.unit import Unit
 from article6.v1 import envelope_pb2, reconciliation_pb2, transaction_pb2
+from article6.wire import transaction_spec
 from gateway.checks import Peer
 from gateway.legs import confirm
 from gateway.lifecycle import Lifecycle, Outcome
@@ -124,7 +124,7 @@ class HubService:
     def _take_all(self, taken: Sequence[Taken], unit: Unit) -> list[Answer]:
         """The batch's messages, each given what the batch read ahead (gateway.reads) before
         the first is applied, each time the writer runs the change."""
-        reads = _reads(unit.connection, [opened for opened, _ in taken])
+        reads = _reads(unit, [opened for opened, _ in taken])
         batch = [(opened, partial(self._respond, opened, reads)) for opened, _ in taken]
         return exactly_once_all(unit, inbox, batch)
 
@@ -165,7 +165,7 @@ class HubService:
         if peer is None or peer.suspended:
             raise Refusal(Code.REGISTRY_SUSPENDED, f"{sender} is suspended")
         if reads is None:
-            reads = _reads(unit.connection, [opened])
+            reads = _reads(unit, [opened])
         outcome = self._handles[opened.envelope.payload_type](opened, reads, unit, now)
         log.info(
             "%s %s: %s",
@@ -248,19 +248,33 @@ class HubService:
 _CODES = frozenset(code.value for code in Code)
 
 
-def _reads(connection: Connection, batch: Sequence[Opened]) -> Reads:
+def _reads(unit: Unit, batch: Sequence[Opened]) -> Reads:
     """Read ahead what the batch's proposals and notices read (gateway.reads)."""
     named: list[str] = []
     proposing: list[str] = []
+    proposed: list[tuple[UnitBlock, ...]] = []
+    accepted: list[str] = []
     confirmations = False
     for opened in batch:
         payload = opened.payload
         if isinstance(payload, transaction_pb2.TransactionProposal):
             named.append(payload.transaction.transaction_id)
             proposing += [opened.signer, payload.transaction.acquiring_registry]
+            proposed += _blocks(payload.transaction)
         elif isinstance(payload, transaction_pb2.StatusNotice):
             named.append(payload.transaction_id)
+            if payload.status == Status.ACCEPTED.value:
+                accepted.append(payload.transaction_id)
         elif isinstance(payload, reconciliation_pb2.LegConfirmation):
             named.append(payload.transaction_id)
             confirmations = True
-    return Reads.of(connection, named, proposing, confirmations)
+    reads = Reads.of(unit.connection, named, proposing, confirmations)
+    return reads.with_ledger(unit, proposed, accepted)
+
+
+def _blocks(proposed: transaction_pb2.Transaction) -> list[tuple[UnitBlock, ...]]:
+    """A proposal's blocks, as a list of one; none if it is refused before it reads any."""
+    try:
+        return [transaction_spec(proposed).blocks]
+    except Refusal:
+        return []

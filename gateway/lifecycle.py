@@ -48,8 +48,7 @@ from article6.v1 import transaction_pb2
 from article6.wire import transaction_spec
 from gateway.checks import DEFAULT_POLICY, Peer, Policy, check_proposal
 from gateway.mailer import Mailer
-from gateway.reads import Reads
-from gateway.storage import ledger
+from gateway.reads import LedgerReads, Reads
 from gateway.storage.records import (
     AuthorizationRecord,
     TransactionRecord,
@@ -140,7 +139,7 @@ class Lifecycle:
             check_proposal(spec, sender, peers, self.policy)
             unit.lock_spaces(spaces(spec.blocks))
             _check_authorizations(unit.connection, spec, peers[sender])
-            neighbourhoods = self._check_ledger(unit.connection, spec, reads)
+            neighbourhoods = self._check_ledger(spec, reads)
         except Refusal as refusal:
             results = [(refusal.code, refusal.detail)]
             terminated = replace(record, status=Status.TERMINATED, results=results)
@@ -152,8 +151,8 @@ class Lifecycle:
         _record_authorization(unit, spec, message, sender, now)
         _reserve(unit, spec, +1)
         if spec.crosses_registries:
-            return self._await_acquirer(unit, record, spec, message, now)
-        self._apply(unit, spec, neighbourhoods)
+            return self._await_acquirer(unit, record, spec, message, now, reads.ledger)
+        self._apply(reads.ledger, spec, neighbourhoods)
         completed = replace(record, status=Status.COMPLETED)
         insert_transaction(unit, completed, path=[Status.PROPOSED, Status.CHECKED])
         self._finished(unit, completed)
@@ -161,7 +160,7 @@ class Lifecycle:
         return Outcome(record.transaction_id, Status.COMPLETED)
 
     def _check_ledger(
-        self, connection: Connection, spec: TransactionSpec, reads: Reads
+        self, spec: TransactionSpec, reads: Reads
     ) -> list[tuple[Neighbourhood[Held], list[UnitBlock]]]:
         """Refuse unless the ledger allows the proposal; return what was read, for reuse."""
         checked = []
@@ -172,7 +171,7 @@ class Lifecycle:
             if held_back:
                 numbers = ", ".join(str(number) for number in held_back[:5])
                 raise Refusal(Code.UNITS_FROZEN, f"{space} serials frozen by discrepancy {numbers}")
-            neighbourhood = ledger.neighbourhood(connection, space, wanted)
+            neighbourhood = reads.ledger.neighbourhood(space, wanted)
             present = neighbourhood.overlapping(wanted)
             if spec.type is TransactionType.ISSUANCE:
                 if present:
@@ -183,7 +182,7 @@ class Lifecycle:
                     )
             else:
                 holdings.check_held(wanted, present, spec.source)
-            locked_by = ledger.lock_overlaps(connection, space, wanted)
+            locked_by = reads.ledger.lockers(space, wanted)
             if locked_by:
                 raise Refusal(Code.UNITS_LOCKED, f"locked by {', '.join(locked_by)}")
             checked.append((neighbourhood, wanted))
@@ -196,11 +195,12 @@ class Lifecycle:
         spec: TransactionSpec,
         message: transaction_pb2.Transaction,
         now: datetime,
+        book: LedgerReads,
     ) -> Outcome:
         respond_by = now + self.acceptance_timeout
         checked = replace(record, status=Status.CHECKED, respond_by=respond_by)
         insert_transaction(unit, checked, path=[Status.PROPOSED])
-        ledger.add_locks(unit.connection, record.transaction_id, spec.blocks)
+        book.lock(record.transaction_id, spec.blocks)
         request = transaction_pb2.AcquisitionRequest(transaction=message)
         request.respond_by.FromDatetime(respond_by)
         self.mailer.post(unit, spec.acquiring_registry, request, spec.transaction_id, now)
@@ -208,7 +208,7 @@ class Lifecycle:
 
     def _apply(
         self,
-        unit: Unit,
+        book: LedgerReads,
         spec: TransactionSpec,
         neighbourhoods: list[tuple[Neighbourhood[Held], list[UnitBlock]]],
     ) -> None:
@@ -218,11 +218,11 @@ class Lifecycle:
         for neighbourhood, wanted in neighbourhoods:
             if spec.type is TransactionType.ISSUANCE:
                 new = [holdings.holding(block, spec.target) for block in wanted]
-                neighbourhood.replace(unit.connection, holdings.add(neighbourhood.blocks, new))
+                book.replace(neighbourhood, holdings.add(neighbourhood.blocks, new))
             else:
                 _assert_held(wanted, neighbourhood.overlapping(wanted), spec)
                 moved = holdings.move(neighbourhood.blocks, wanted, change)
-                neighbourhood.replace(unit.connection, moved)
+                book.replace(neighbourhood, moved)
 
     # --- acquiring registry's answer -----------------------------------------------------
 
@@ -241,7 +241,8 @@ class Lifecycle:
         marked delivered in this SQL transaction, so no copy of it is left to stop.
         ``reads``: read ahead for its batch (gateway.reads)."""
         assert decision in {Status.ACCEPTED, Status.REJECTED}
-        record = (reads or Reads.alone(unit.connection)).record(transaction_id)
+        reads = reads or Reads.alone(unit.connection)
+        record = reads.record(transaction_id)
         assert record is not None, transaction_id
         if record.status.final:
             detail = f"{transaction_id} is already {record.status.name.lower()}"
@@ -252,14 +253,15 @@ class Lifecycle:
         unit.lock_spaces(spaces(spec.blocks))
         if decision is Status.REJECTED:
             results = results or [(Code.ACQUIRING_REGISTRY_REFUSED, "")]
-            self._end(unit, record, Status.REJECTED, results, now, in_receipt)
+            self._end(unit, reads.ledger, record, Status.REJECTED, results, now, in_receipt)
             return Outcome(transaction_id, Status.REJECTED)
-        self._complete(unit, record, spec, now, in_receipt)
+        self._complete(unit, reads.ledger, record, spec, now, in_receipt)
         return Outcome(transaction_id, Status.COMPLETED)
 
     def _complete(
         self,
         unit: Unit,
+        book: LedgerReads,
         record: TransactionRecord,
         spec: TransactionSpec,
         now: datetime,
@@ -267,12 +269,12 @@ class Lifecycle:
     ) -> None:
         """Accepted, and so completed, in the same SQL transaction."""
         neighbourhoods = [
-            (ledger.neighbourhood(unit.connection, space, wanted), wanted)
+            (book.neighbourhood(space, wanted), wanted)
             for space, wanted in _by_space(spec.blocks).items()
         ]
         with pipelined(unit.connection):  # the ledger's rows and the locks: one round trip
-            self._apply(unit, spec, neighbourhoods)
-            ledger.release_locks(unit.connection, record.transaction_id)
+            self._apply(book, spec, neighbourhoods)
+            book.unlock(record.transaction_id, spec.blocks)
         if not in_receipt:
             obsolete_outbox(unit, record.transaction_id, ACQUISITION_REQUEST)
         record = set_status(unit, record, Status.COMPLETED, now, path=[Status.ACCEPTED])
@@ -282,6 +284,7 @@ class Lifecycle:
     def _end(
         self,
         unit: Unit,
+        book: LedgerReads,
         record: TransactionRecord,
         status: Status,
         results: list[tuple[Code, str]],
@@ -290,8 +293,9 @@ class Lifecycle:
     ) -> None:
         """Reject (the acquirer's refusal) or cancel: release the locks (and any first-transfer
         reservation) and tell both registries."""
-        ledger.release_locks(unit.connection, record.transaction_id)
-        _reserve(unit, transaction_spec(transaction_pb2.Transaction.FromString(record.body)), -1)
+        spec = transaction_spec(transaction_pb2.Transaction.FromString(record.body))
+        book.unlock(record.transaction_id, spec.blocks)
+        _reserve(unit, spec, -1)
         if not in_receipt:
             obsolete_outbox(unit, record.transaction_id, ACQUISITION_REQUEST)
         record = set_status(unit, record, status, now, results)
@@ -332,7 +336,7 @@ class Lifecycle:
             record = get_transaction(unit.connection, transaction_id)
             assert record is not None
             results = [(Code.TRANSACTION_TIMED_OUT, f"no answer by {record.respond_by}")]
-            self._end(unit, record, Status.CANCELLED, results, now)
+            self._end(unit, LedgerReads(unit.connection), record, Status.CANCELLED, results, now)
             cancelled.append((transaction_id, record.acquiring_registry))
         return cancelled
 

@@ -14,6 +14,14 @@ applied, so it must not answer anything an earlier message of the same batch cha
 - serials are frozen only by comparing a leg confirmation: a batch that holds one asks the
   database for each proposal's serials, as a lone proposal would.
 
+The ledger's blocks and locks around the serials of the batch's proposals and accepted
+decisions are read ahead too (``LedgerReads``: two statements on PostgreSQL, under the serial
+spaces' locks, taken first for the whole batch). Every change the batch makes to them goes
+through it and is applied to what was read as well as to the tables, so that what it holds
+stays what the tables hold; a message's read is answered from it only when it was read ahead
+for those very ranges (it holds every block sharing a serial with them), and otherwise from
+the database.
+
 It is read each time the writer runs the batch's change (again after a lost unique-key race),
 and before any message is applied: when a refusal has the batch taken again, message by
 message, after its first pass was undone, what it read is still the state before the batch.
@@ -21,16 +29,27 @@ message, after its first pass was undone, what it read is still the state before
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from functools import partial
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Connection
 
+from article6.block_table import Neighbourhood, widen
 from article6.blocks import Block
+from article6.limits import MAX_BLOCKS_READ_AHEAD
+from article6.model import Held, UnitBlock
+from article6.unit import Unit
+from article6.v1 import transaction_pb2
+from article6.wire import transaction_spec
+from gateway.storage import ledger
 from gateway.storage.reconciliations import any_open_discrepancy, frozen, holding_registries
 from gateway.storage.records import TransactionRecord, get_transaction, get_transactions
+
+A = TypeVar("A")
 
 
 @dataclass(frozen=True)
@@ -40,6 +59,7 @@ class Reads:
     ahead: frozenset[str]  # transaction ids read ahead, recorded or not
     holding: frozenset[str] | None  # registries held by a reconciliation run (proposals)
     any_frozen: bool  # False: no serial is frozen, no proposal need ask about its own
+    ledger: LedgerReads
 
     @classmethod
     def of(
@@ -56,16 +76,32 @@ class Reads:
         counts = Counter(named)
         ahead = frozenset(i for i, n in counts.items() if n == 1)
         records = get_transactions(connection, sorted(ahead)) if ahead else {}
+        alone = LedgerReads(connection)
         if not proposing:
-            return cls(connection, records, ahead, None, True)
+            return cls(connection, records, ahead, None, True, alone)
         holding = holding_registries(connection, proposing)
         any_frozen = confirmations or any_open_discrepancy(connection)
-        return cls(connection, records, ahead, holding, any_frozen)
+        return cls(connection, records, ahead, holding, any_frozen, alone)
 
     @classmethod
     def alone(cls, connection: Connection) -> Reads:
         """Nothing read ahead: a message applied on its own asks the database each time."""
-        return cls(connection, {}, frozenset(), None, True)
+        return cls(connection, {}, frozenset(), None, True, LedgerReads(connection))
+
+    def with_ledger(
+        self, unit: Unit, proposed: Sequence[Sequence[UnitBlock]], accepted: Sequence[str]
+    ) -> Reads:
+        """These reads, with the ledger read ahead (``LedgerReads.ahead``) for the blocks of
+        the batch's proposals and of the transactions it accepts (read ahead: ``record``)."""
+        decided = [
+            _blocks(record.body)
+            for record in (self.records.get(i) for i in accepted if i in self.ahead)
+            if record is not None and not record.status.final
+        ]
+        ledger_reads = LedgerReads.ahead(unit, proposed, decided)
+        return Reads(
+            self.connection, self.records, self.ahead, self.holding, self.any_frozen, ledger_reads
+        )
 
     def record(self, transaction_id: str) -> TransactionRecord | None:
         if transaction_id in self.ahead:
@@ -81,3 +117,154 @@ class Reads:
     def frozen(self, space: str, ranges: Sequence[Block[Any]]) -> list[int]:
         """The open discrepancies sharing a serial with ``ranges`` of ``space``."""
         return frozen(self.connection, space, ranges) if self.any_frozen else []
+
+
+def _blocks(body: bytes) -> tuple[UnitBlock, ...]:
+    return transaction_spec(transaction_pb2.Transaction.FromString(body)).blocks
+
+
+class _Space(Generic[A]):
+    """One serial space's blocks (disjoint), sorted by first serial."""
+
+    def __init__(self, blocks: Iterable[Block[A]]) -> None:
+        self.blocks = sorted(blocks, key=lambda block: block.serial_first)
+        self.firsts = [block.serial_first for block in self.blocks]
+        self.lasts = [block.serial_last for block in self.blocks]  # sorted too: disjoint
+
+    def meeting(self, first: int, last: int) -> list[Block[A]]:
+        """The blocks sharing a serial with ``first..last``: two bisections."""
+        start = bisect_left(self.lasts, first)
+        return self.blocks[start : bisect_right(self.firsts, last, lo=start)]
+
+    def remove(self, first: int) -> None:
+        """Remove the block starting at ``first``, if it is here."""
+        index = bisect_left(self.firsts, first)
+        if index < len(self.firsts) and self.firsts[index] == first:
+            del self.blocks[index], self.firsts[index], self.lasts[index]
+
+    def add(self, block: Block[A]) -> None:
+        index = bisect_left(self.firsts, block.serial_first)
+        self.blocks.insert(index, block)
+        self.firsts.insert(index, block.serial_first)
+        self.lasts.insert(index, block.serial_last)
+
+
+@dataclass
+class _Ahead(Generic[A]):
+    """One table's blocks (ledger blocks, or locks) read ahead around some ranges, kept as
+    the batch changes them: every block of the table that shares a serial with a range read
+    ahead is here, as it is in the table now."""
+
+    margin: int  # the serials either side of a range that a read of it asks for
+    covered: dict[str, set[tuple[int, int]]]  # the (widened) ranges read ahead, by space
+    spaces: dict[str, _Space[A]]
+
+    @classmethod
+    def read(
+        cls,
+        found: Callable[[Mapping[str, Sequence[tuple[int, int]]]], dict[str, list[Block[A]]]],
+        wanted: Mapping[str, Sequence[Block[Any]]],
+        margin: int,
+    ) -> _Ahead[A]:
+        """``found``: the table's blocks sharing a serial with some ranges, by space."""
+        widened = {space: widen(ranges, margin) for space, ranges in wanted.items()}
+        covered = {space: set(spans) for space, spans in widened.items()}
+        spaces = {space: _Space(blocks) for space, blocks in found(widened).items()}
+        return cls(margin, covered, spaces)
+
+    def find(self, space: str, ranges: Sequence[Block[Any]]) -> list[Block[A]] | None:
+        """The blocks a read of ``ranges`` finds now; None unless read ahead for them."""
+        widened = widen(ranges, self.margin)
+        if not self.covered.get(space, set()).issuperset(widened):
+            return None
+        found: dict[int, Block[A]] = {}
+        for span in widened:
+            found.update((block.serial_first, block) for block in self.spaces[space].meeting(*span))
+        return list(found.values())
+
+    def replaced(self, space: str, old: Iterable[Block[Any]], new: Iterable[Block[A]]) -> None:
+        """The table's ``old`` blocks of ``space`` are now ``new``."""
+        held = self.spaces.setdefault(space, _Space(()))
+        for block in old:
+            held.remove(block.serial_first)
+        for block in new:
+            held.add(block)
+
+
+class LedgerReads:
+    """The ledger's blocks and the transactions' locks as a batch's messages read and change
+    them: read ahead once for the batch (``ahead``), or from the database each time."""
+
+    def __init__(
+        self,
+        connection: Connection,
+        blocks: _Ahead[Held] | None = None,
+        locks: _Ahead[str] | None = None,
+    ) -> None:
+        self.connection = connection
+        self._blocks = blocks
+        self._locks = locks
+
+    @classmethod
+    def ahead(
+        cls,
+        unit: Unit,
+        proposed: Sequence[Sequence[UnitBlock]],
+        decided: Sequence[Sequence[UnitBlock]],
+    ) -> LedgerReads:
+        """Read ahead, under the locks of their serial spaces (taken now, in order, for the
+        whole batch), the ledger around the blocks of each proposal and decision and the
+        locks on each proposal's; a message of more than MAX_BLOCKS_READ_AHEAD blocks reads
+        its own. Nothing is read for a batch without such blocks."""
+        proposed = [b for b in proposed if len(b) <= MAX_BLOCKS_READ_AHEAD]
+        decided = [b for b in decided if len(b) <= MAX_BLOCKS_READ_AHEAD]
+        if not proposed and not decided:
+            return cls(unit.connection)
+        around, locking = _by_space([*proposed, *decided]), _by_space(proposed)
+        unit.lock_spaces(around)
+        connection = unit.connection
+        blocks = _Ahead.read(partial(ledger.blocks_around, connection), around, margin=1)
+        locks = _Ahead.read(partial(ledger.locks_around, connection), locking, margin=0)
+        return cls(connection, blocks, locks)
+
+    def neighbourhood(self, space: str, wanted: Sequence[Block[Any]]) -> Neighbourhood[Held]:
+        """The ledger blocks of ``space`` overlapping or touching ``wanted``."""
+        found = self._blocks.find(space, wanted) if self._blocks else None
+        if found is None:
+            return ledger.neighbourhood(self.connection, space, wanted)
+        return ledger.neighbourhood_of(space, found)
+
+    def lockers(self, space: str, wanted: Sequence[Block[Any]]) -> list[str]:
+        """The transactions holding locks on any serial of ``wanted``, sorted."""
+        found = self._locks.find(space, wanted) if self._locks else None
+        if found is None:
+            return ledger.lock_overlaps(self.connection, space, wanted)
+        return sorted({block.attributes for block in found})
+
+    def replace(self, neighbourhood: Neighbourhood[Held], blocks: Sequence[Block[Held]]) -> None:
+        """Replace a neighbourhood's blocks with ``blocks`` (the same serials, rearranged)."""
+        neighbourhood.replace(self.connection, blocks)
+        if self._blocks is not None:
+            self._blocks.replaced(neighbourhood.space, neighbourhood.blocks, blocks)
+
+    def lock(self, transaction_id: str, blocks: Sequence[UnitBlock]) -> None:
+        ledger.add_locks(self.connection, transaction_id, blocks)
+        if self._locks is not None:
+            for space, in_space in _by_space([blocks]).items():
+                locked = [block.with_attributes(transaction_id) for block in in_space]
+                self._locks.replaced(space, (), locked)
+
+    def unlock(self, transaction_id: str, blocks: Sequence[UnitBlock]) -> None:
+        """Release a transaction's locks: those on its ``blocks``."""
+        ledger.release_locks(self.connection, transaction_id)
+        if self._locks is not None:
+            for space, in_space in _by_space([blocks]).items():
+                self._locks.replaced(space, in_space, ())
+
+
+def _by_space(block_lists: Sequence[Sequence[UnitBlock]]) -> dict[str, list[UnitBlock]]:
+    grouped: dict[str, list[UnitBlock]] = {}
+    for blocks in block_lists:
+        for block in blocks:
+            grouped.setdefault(block.attributes.originating_registry, []).append(block)
+    return grouped

@@ -180,7 +180,7 @@ def neighbourhood(
     connection: Connection, registry: str, space: str, ranges: Sequence[Block[Any]]
 ) -> Neighbourhood[Held]:
     """This registry's holdings of ``space`` overlapping or touching ``ranges``."""
-    return Neighbourhood(
+    return Neighbourhood.read_around(
         connection, holdings, space, ranges, partial(_held, registry=registry), _row
     )
 

@@ -7,7 +7,7 @@ or before the range, and the rows starting inside it. No query scans a space.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Row, func, select
@@ -18,6 +18,8 @@ from article6.block_table import (
     block_row,
     digest_texts,
     digest_totals,
+    from_db,
+    rows_around_spaces,
     rows_at,
     unit_block,
 )
@@ -27,7 +29,7 @@ from article6.reconciliation import Place, Tree
 from gateway.storage.schema import ledger_blocks, locks
 
 
-def _ledger_block(row: Row[Any]) -> LedgerBlock:
+def ledger_block(row: Row[Any]) -> LedgerBlock:
     unit = unit_block(row)
     held = Held(Holder(row.registry, row.account_id), unit.attributes)
     return unit.with_attributes(held)
@@ -43,7 +45,35 @@ def neighbourhood(
     connection: Connection, space: str, ranges: Sequence[Block[Any]]
 ) -> Neighbourhood[Held]:
     """The ledger blocks of ``space`` overlapping or touching ``ranges``."""
-    return Neighbourhood(connection, ledger_blocks, space, ranges, _ledger_block, _ledger_row)
+    return Neighbourhood.read_around(
+        connection, ledger_blocks, space, ranges, ledger_block, _ledger_row
+    )
+
+
+def neighbourhood_of(space: str, blocks: list[LedgerBlock]) -> Neighbourhood[Held]:
+    """The neighbourhood made of ledger ``blocks`` of ``space`` known to be in the table."""
+    return Neighbourhood(ledger_blocks, space, blocks, _ledger_row)
+
+
+def blocks_around(
+    connection: Connection, widened: Mapping[str, Sequence[tuple[int, int]]]
+) -> dict[str, list[LedgerBlock]]:
+    """The ledger blocks sharing a serial with any of these (first, last) ranges, by space:
+    one statement on PostgreSQL."""
+    found = rows_around_spaces(connection, ledger_blocks, widened)
+    return {space: [ledger_block(row) for row in rows.values()] for space, rows in found.items()}
+
+
+def locks_around(
+    connection: Connection, widened: Mapping[str, Sequence[tuple[int, int]]]
+) -> dict[str, list[Block[str]]]:
+    """The locks on any serial of these ranges, as blocks of the locking transaction's id."""
+    found = rows_around_spaces(connection, locks, widened)
+    return {space: [lock_block(row) for row in rows.values()] for space, rows in found.items()}
+
+
+def lock_block(row: Row[Any]) -> Block[str]:
+    return Block(from_db(row.serial_first), from_db(row.serial_last), row.transaction_id)
 
 
 def lock_overlaps(connection: Connection, space: str, ranges: Sequence[Block[Any]]) -> list[str]:
@@ -74,7 +104,7 @@ def tree_of_registry(connection: Connection, registry: str, fanout: int, depth: 
 def blocks_at(connection: Connection, registry: str, places: Sequence[Place]) -> list[LedgerBlock]:
     """The registry's ledger blocks starting at ``places``."""
     rows = rows_at(connection, ledger_blocks, places)
-    return [_ledger_block(row) for row in rows if row.registry == registry]
+    return [ledger_block(row) for row in rows if row.registry == registry]
 
 
 def blocks_of_registry(connection: Connection, registry: str | None = None) -> list[LedgerBlock]:
@@ -82,4 +112,4 @@ def blocks_of_registry(connection: Connection, registry: str | None = None) -> l
     query = select(ledger_blocks).order_by(ledger_blocks.c.space, ledger_blocks.c.serial_first)
     if registry is not None:
         query = query.where(ledger_blocks.c.registry == registry)
-    return [_ledger_block(row) for row in connection.execute(query)]
+    return [ledger_block(row) for row in connection.execute(query)]

@@ -1,21 +1,26 @@
 """A batch of messages at the hub reads once what its messages read before they change
 anything (gateway.reads), and each message is still answered as if it came alone: over
-Hub.SubmitBatch on loopback mutual TLS, the hub on SQLite."""
+Hub.SubmitBatch on loopback mutual TLS, the hub on SQLite (and on PostgreSQL where named)."""
 
 from __future__ import annotations
 
 import re
 from collections import Counter
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+import psycopg
+import pytest
 from google.protobuf.message import Message
 from sqlalchemy import event
 
 from article6.codes import Code
 from article6.v1 import envelope_pb2, reconciliation_pb2, transaction_pb2
 from gateway.server import Hub
+from gateway.storage import ledger
 from tests.builders import external, issuance
+from tests.databases import postgres_database
 from tests.integration.test_hub_legs import confirmation
 from tests.integration.test_hub_rpc import Registry, run, running_hub
 
@@ -120,3 +125,100 @@ def test_serials_frozen_by_a_confirmation_stop_a_proposal_later_in_the_same_batc
             assert proposed.status == T.TRANSACTION_STATUS_CHECKED_DISCREPANCY
 
     run(body)
+
+
+def _held(hub: Hub, registry: str) -> list[tuple[int, int]]:
+    blocks = hub.database.read_now(lambda c: ledger.blocks_of_registry(c, registry))
+    return [(block.serial_first, block.serial_last) for block in blocks]
+
+
+def test_a_proposal_sees_what_an_earlier_one_of_its_batch_did_to_the_ledger_and_locks(
+    pki: Path, tmp_path: Path, hub_database_url: str
+) -> None:
+    """The ledger and the locks are read ahead for the whole batch, and each message sees
+    them as the earlier ones left them: units issued by the first proposal are there for the
+    second, and serials it locked are locked for the third."""
+
+    async def body() -> None:
+        async with running_hub(pki, tmp_path, database=hub_database_url) as (hub, registries):
+            gha = registries["GHA01"]
+            batch = [issuance("GHA01-1", 1, 100), external("GHA01-2", 1, 10),
+                     external("GHA01-3", 5, 15), issuance("GHA01-4", 50, 60),
+                     external("GHA01-5", 11, 20)]  # fmt: skip
+            receipts = await _batch(gha, [_proposal(t) for t in batch])
+            assert [r.status for r in receipts] == [
+                T.TRANSACTION_STATUS_COMPLETED, T.TRANSACTION_STATUS_CHECKED,
+                T.TRANSACTION_STATUS_CHECKED_DISCREPANCY, T.TRANSACTION_STATUS_CHECKED_DISCREPANCY,
+                T.TRANSACTION_STATUS_CHECKED,
+            ]  # fmt: skip
+            assert _codes(receipts[2]) == [Code.UNITS_LOCKED.value]
+            assert _codes(receipts[3]) == [Code.SERIALS_ALREADY_ISSUED.value]
+            assert _held(hub, "GHA01") == [(1, 100)]
+
+    run(body)
+
+
+def test_decisions_in_one_batch_each_see_the_ledger_the_one_before_left(
+    pki: Path, tmp_path: Path, hub_database_url: str
+) -> None:
+    """Three transfers of neighbouring serials accepted in one batch: each completion merges
+    its units into the acquirer's block that the one before it wrote in the same batch, so
+    the ledger ends as two blocks, not overlapping or broken ones."""
+
+    async def body() -> None:
+        async with running_hub(pki, tmp_path, database=hub_database_url) as (hub, registries):
+            gha, che = registries["GHA01"], registries["CHE01"]
+            assert (await gha.propose(issuance("GHA01-1", 1, 100))).accepted
+            ids = ["GHA01-2", "GHA01-3", "GHA01-4"]
+            proposals = [external(i, 10 * n + 1, 10 * n + 10) for n, i in enumerate(ids)]
+            await _batch(gha, [_proposal(p) for p in proposals])
+            accepted = T.TRANSACTION_STATUS_ACCEPTED
+            notices = [T.StatusNotice(transaction_id=i, status=accepted) for i in ids]
+            receipts = await _batch(che, list(notices))
+            assert [r.status for r in receipts] == [T.TRANSACTION_STATUS_COMPLETED] * 3
+            assert _held(hub, "CHE01") == [(1, 30)]
+            assert _held(hub, "GHA01") == [(31, 100)]
+
+    run(body)
+
+
+@pytest.mark.postgres
+def test_on_postgresql_a_batch_reads_the_ledger_and_the_locks_in_one_statement_each(
+    pki: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Twenty transfers in one batch: the ledger around all their serials in one statement
+    and the locks on them in another, not two statements a proposal; and their twenty
+    completions in one batch read the ledger in one statement."""
+    statements: list[str] = []
+    execute = psycopg.Cursor.execute
+
+    def traced(cursor: psycopg.Cursor[Any], query: Any, *args: Any, **kwargs: Any) -> Any:
+        statements.append(str(query))
+        return execute(cursor, query, *args, **kwargs)
+
+    async def body(url: str) -> None:
+        async with running_hub(pki, tmp_path, database=url) as (_, registries):
+            gha, che = registries["GHA01"], registries["CHE01"]
+            assert (await gha.propose(issuance("GHA01-1", 1, 1000))).accepted
+            ids = [f"GHA01-{n}" for n in range(2, 22)]
+            transfers = [external(i, 10 * n, 10 * n + 9) for n, i in enumerate(ids, start=2)]
+            monkeypatch.setattr(psycopg.Cursor, "execute", traced)
+            receipts = await _batch(gha, [_proposal(t) for t in transfers])
+            assert [r.status for r in receipts] == [T.TRANSACTION_STATUS_CHECKED] * 20
+            assert _selects(statements) == {"ledger_blocks": 1, "locks": 1}
+            statements.clear()
+            accepted = T.TRANSACTION_STATUS_ACCEPTED
+            notices = [T.StatusNotice(transaction_id=i, status=accepted) for i in ids]
+            receipts = await _batch(che, list(notices))
+            assert [r.status for r in receipts] == [T.TRANSACTION_STATUS_COMPLETED] * 20
+            assert _selects(statements) == {"ledger_blocks": 1}
+
+    with postgres_database() as url:
+        run(partial(body, url))
+
+
+def _selects(statements: list[str]) -> Counter[str]:
+    """SELECTs of the ledger's blocks or its locks, by table."""
+    found = (re.search(r"\bFROM (ledger_blocks|locks)\b", sql) for sql in statements
+             if sql.lstrip().startswith("SELECT"))  # fmt: skip
+    return Counter(match.group(1) for match in found if match)
