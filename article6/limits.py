@@ -18,6 +18,7 @@ MAX_BATCH_ENVELOPES = 256
 MAX_BLOCKS_PER_TRANSACTION = 10_000  # spec (2015): blocks in one transaction
 MAX_CONFIRMED_BLOCKS = 100_000  # blocks in one leg confirmation
 MAX_BLOCKS_READ_AHEAD = 16  # blocks of one message whose ledger a hub batch reads ahead
+MAX_SPACES_READ_AHEAD = 32  # serial spaces a hub batch reads ahead (more: each message alone)
 MAX_PARENTS_PER_QUERY = 1_024  # spec: parents in one HashTreeRequest a registry answers
 MAX_LEAVES_PER_QUERY = 4_096  # spec: leaves in one BlockListRequest a registry answers
 # Operators send and fetch whole AEF workbooks (a Party's year, ~60 bytes a row): the admin

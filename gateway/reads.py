@@ -40,7 +40,7 @@ from sqlalchemy import Connection
 
 from article6.block_table import Neighbourhood, widen
 from article6.blocks import Block
-from article6.limits import MAX_BLOCKS_READ_AHEAD
+from article6.limits import MAX_BLOCKS_READ_AHEAD, MAX_SPACES_READ_AHEAD
 from article6.model import Held, UnitBlock
 from article6.unit import Unit
 from article6.v1 import transaction_pb2
@@ -215,12 +215,14 @@ class LedgerReads:
         """Read ahead, under the locks of their serial spaces (taken now, in order, for the
         whole batch), the ledger around the blocks of each proposal and decision and the
         locks on each proposal's; a message of more than MAX_BLOCKS_READ_AHEAD blocks reads
-        its own. Nothing is read for a batch without such blocks."""
+        its own. Nothing is read for a batch without such blocks, nor for one naming more
+        than MAX_SPACES_READ_AHEAD spaces (a space lock is a statement each: its messages
+        lock and read their own, as alone)."""
         proposed = [b for b in proposed if len(b) <= MAX_BLOCKS_READ_AHEAD]
         decided = [b for b in decided if len(b) <= MAX_BLOCKS_READ_AHEAD]
-        if not proposed and not decided:
-            return cls(unit.connection)
         around, locking = _by_space([*proposed, *decided]), _by_space(proposed)
+        if not around or len(around) > MAX_SPACES_READ_AHEAD:
+            return cls(unit.connection)
         unit.lock_spaces(around)
         connection = unit.connection
         blocks = _Ahead.read(partial(ledger.blocks_around, connection), around, margin=1)

@@ -3,13 +3,19 @@ batch changes them, they answer as a read of the table would."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import cast
 
 from hypothesis import given
 from hypothesis import strategies as st
 
 from article6.blocks import Block
-from gateway.reads import _Ahead, _Space
+from article6.limits import MAX_BLOCKS_READ_AHEAD, MAX_SPACES_READ_AHEAD
+from article6.model import UnitBlock
+from article6.unit import Unit
+from article6.wire import unit_block
+from gateway.reads import LedgerReads, _Ahead, _Space
+from tests.builders import block as wire_block
 
 
 @st.composite
@@ -67,3 +73,29 @@ def test_only_ranges_read_ahead_are_answered_and_changes_are_seen() -> None:
     new = [Block(1, 9, "old"), Block(10, 10, "new"), Block(11, 100, "old")]
     ahead.replaced("GHA01", [Block(1, 100, "old")], new)
     assert ahead.find("GHA01", [Block(10, 10, None)]) == new
+
+
+class _Unit:
+    """What ``LedgerReads.ahead`` uses of a unit of work, noting the spaces it locks."""
+
+    def __init__(self) -> None:
+        self.connection = None
+        self.locked: list[list[str]] = []
+
+    def lock_spaces(self, spaces: Iterable[str]) -> None:
+        self.locked.append(sorted(spaces))
+
+
+def block(first: int, last: int, space: str = "GHA01") -> UnitBlock:
+    return unit_block(wire_block(first, last, space))
+
+
+def test_a_batch_naming_too_many_spaces_locks_and_reads_nothing_ahead() -> None:
+    """Its messages then lock and read their own spaces, as a message alone does."""
+    many = [[block(1, 1, space=f"X{n:04}")] for n in range(MAX_SPACES_READ_AHEAD + 1)]
+    wide = [[block(1, 1)] * (MAX_BLOCKS_READ_AHEAD + 1)]
+    for proposed in (many, wide, []):
+        unit = _Unit()
+        reads = LedgerReads.ahead(cast(Unit, unit), proposed, [])
+        assert unit.locked == []
+        assert (reads._blocks, reads._locks) == (None, None)
