@@ -15,7 +15,9 @@ connection with notes hidden on it. The unit owns:
   ``flush`` writes them just before the commit, one statement a table for the whole group
   (one round trip on PostgreSQL) rather than one a row;
 - savepoints (``savepoint``): a change, or a step of one, that raises is rolled back alone,
-  and takes the entries, actions and rows it noted with it (``mark``, ``rewind``).
+  and takes the entries, actions and rows it noted with it (``mark``, ``rewind``), and runs
+  the undo actions it noted (``on_rewind``) for what it changed outside the database that
+  must follow the database (a hub batch's copy of the ledger it read ahead).
 """
 
 from __future__ import annotations
@@ -43,9 +45,10 @@ class Mark(NamedTuple):
     rows: int
     written: int  # rows in the database
     locked: int  # serial spaces locked
+    undo: int  # actions undoing changes to what a change keeps outside the database
 
 
-START = Mark(0, 0, 0, 0, 0)
+START = Mark(0, 0, 0, 0, 0, 0)
 
 
 class SpaceBusy(Exception):
@@ -75,6 +78,7 @@ class Unit:
     rows: list[Kept] = field(default_factory=list)
     written: int = 0  # how many of ``rows`` are in the database
     locked: list[str] = field(default_factory=list)  # serial spaces locked (PostgreSQL)
+    undo: list[Callable[[], None]] = field(default_factory=list)  # ``on_rewind``, in order
 
     def record(self, actor: str, action: str, subject: str, **detail: Any) -> None:
         """Note an audit entry; it is written when the transaction commits, or never."""
@@ -84,6 +88,12 @@ class Unit:
     def after_commit(self, action: Callable[[], None]) -> None:
         """Run ``action`` once the transaction has committed (never if it rolls back)."""
         self.actions.append(action)
+
+    def on_rewind(self, action: Callable[[], None]) -> None:
+        """Run ``action`` if what was done since the innermost savepoint is rolled back: it
+        undoes a change to something kept outside the database that follows the database
+        (a batch's copy of rows it read ahead, say), so that the two stay alike."""
+        self.undo.append(action)
 
     def insert(self, statement: Direct, row: dict[str, Any]) -> Later:
         """Insert ``row`` with ``statement`` (an INSERT into an append-only table that nothing
@@ -145,13 +155,18 @@ class Unit:
     def mark(self) -> Mark:
         """Where the notes stand: a change's savepoint begins here."""
         return Mark(
-            len(self.entries), len(self.actions), len(self.rows), self.written, len(self.locked)
-        )
+            len(self.entries), len(self.actions), len(self.rows), self.written, len(self.locked),
+            len(self.undo),
+        )  # fmt: skip
 
     def rewind(self, mark: Mark) -> None:
         """Forget what was noted after ``mark``: a change rolled back to its savepoint, and
         with it any rows written since (the earlier of which are to be written again) and
-        any locks taken since (a rolled-back savepoint releases them)."""
+        any locks taken since (a rolled-back savepoint releases them); the ``on_rewind``
+        actions noted since run, latest first."""
+        for action in reversed(self.undo[mark.undo :]):
+            action()
+        del self.undo[mark.undo :]
         del self.entries[mark.entries :], self.actions[mark.actions :], self.rows[mark.rows :]
         del self.locked[mark.locked :]
         self.written = min(self.written, mark.written)

@@ -182,7 +182,7 @@ class _Ahead(Generic[A]):
             found.update((block.serial_first, block) for block in self.spaces[space].meeting(*span))
         return list(found.values())
 
-    def replaced(self, space: str, old: Iterable[Block[Any]], new: Iterable[Block[A]]) -> None:
+    def replaced(self, space: str, old: Iterable[Block[A]], new: Iterable[Block[A]]) -> None:
         """The table's ``old`` blocks of ``space`` are now ``new``."""
         held = self.spaces.setdefault(space, _Space(()))
         for block in old:
@@ -193,17 +193,24 @@ class _Ahead(Generic[A]):
 
 class LedgerReads:
     """The ledger's blocks and the transactions' locks as a batch's messages read and change
-    them: read ahead once for the batch (``ahead``), or from the database each time."""
+    them: read ahead once for the batch (``ahead``), or from the database each time.
+
+    What was read ahead follows the tables through the batch's changes, and back again when
+    a savepoint is rolled back (``Unit.on_rewind``): a message that raises, or a batch's first
+    pass undone to be taken again message by message (``article6.inbox``)."""
 
     def __init__(
         self,
         connection: Connection,
         blocks: _Ahead[Held] | None = None,
         locks: _Ahead[str] | None = None,
+        unit: Unit | None = None,
     ) -> None:
+        assert unit is not None or (blocks is None and locks is None), "rewound with a unit"
         self.connection = connection
         self._blocks = blocks
         self._locks = locks
+        self._unit = unit
 
     @classmethod
     def ahead(
@@ -227,7 +234,7 @@ class LedgerReads:
         connection = unit.connection
         blocks = _Ahead.read(partial(ledger.blocks_around, connection), around, margin=1)
         locks = _Ahead.read(partial(ledger.locks_around, connection), locking, margin=0)
-        return cls(connection, blocks, locks)
+        return cls(connection, blocks, locks, unit)
 
     def neighbourhood(self, space: str, wanted: Sequence[Block[Any]]) -> Neighbourhood[Held]:
         """The ledger blocks of ``space`` overlapping or touching ``wanted``."""
@@ -246,22 +253,35 @@ class LedgerReads:
     def replace(self, neighbourhood: Neighbourhood[Held], blocks: Sequence[Block[Held]]) -> None:
         """Replace a neighbourhood's blocks with ``blocks`` (the same serials, rearranged)."""
         neighbourhood.replace(self.connection, blocks)
-        if self._blocks is not None:
-            self._blocks.replaced(neighbourhood.space, neighbourhood.blocks, blocks)
+        self._replaced(self._blocks, neighbourhood.space, neighbourhood.blocks, blocks)
 
     def lock(self, transaction_id: str, blocks: Sequence[UnitBlock]) -> None:
         ledger.add_locks(self.connection, transaction_id, blocks)
-        if self._locks is not None:
-            for space, in_space in _by_space([blocks]).items():
-                locked = [block.with_attributes(transaction_id) for block in in_space]
-                self._locks.replaced(space, (), locked)
+        for space, in_space in _by_space([blocks]).items():
+            locked = [block.with_attributes(transaction_id) for block in in_space]
+            self._replaced(self._locks, space, (), locked)
 
     def unlock(self, transaction_id: str, blocks: Sequence[UnitBlock]) -> None:
         """Release a transaction's locks: those on its ``blocks``."""
         ledger.release_locks(self.connection, transaction_id)
-        if self._locks is not None:
-            for space, in_space in _by_space([blocks]).items():
-                self._locks.replaced(space, in_space, ())
+        for space, in_space in _by_space([blocks]).items():
+            locked = [block.with_attributes(transaction_id) for block in in_space]
+            self._replaced(self._locks, space, locked, ())
+
+    def _replaced(
+        self,
+        ahead: _Ahead[A] | None,
+        space: str,
+        old: Sequence[Block[A]],
+        new: Sequence[Block[A]],
+    ) -> None:
+        """The table's ``old`` blocks are now ``new``: so too in what was read ahead, until a
+        savepoint rolls the change back."""
+        if ahead is None:
+            return
+        assert self._unit is not None
+        ahead.replaced(space, old, new)
+        self._unit.on_rewind(partial(ahead.replaced, space, new, old))
 
 
 def _by_space(block_lists: Sequence[Sequence[UnitBlock]]) -> dict[str, list[UnitBlock]]:

@@ -261,3 +261,22 @@ def _free(connection: Connection, space: str) -> bool:
         return bool(
             connection.execute(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": key}).scalar()
         )
+
+
+def test_a_rolled_back_savepoint_runs_the_undo_actions_noted_inside_it_latest_first(
+    database: Database,
+) -> None:
+    """What a change keeps outside the database follows it back (``Unit.on_rewind``): the
+    actions noted inside a savepoint that rolls back run, newest first; those before it, and
+    those of a savepoint that was released, do not."""
+    undone: list[str] = []
+    with database.engine.begin() as connection:
+        unit = Unit(connection)
+        unit.on_rewind(lambda: undone.append("before"))
+        with unit.savepoint():
+            unit.on_rewind(lambda: undone.append("kept"))
+        with contextlib.suppress(RuntimeError), unit.savepoint():
+            unit.on_rewind(lambda: undone.append("first"))
+            unit.on_rewind(lambda: undone.append("second"))
+            raise RuntimeError("the change fails")
+    assert undone == ["second", "first"]

@@ -6,19 +6,23 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
 
+import grpc
 import psycopg
 import pytest
 from google.protobuf.message import Message
+from google.rpc import status_pb2  # type: ignore[import-untyped]
 from sqlalchemy import event
 
 from article6.codes import Code
 from article6.v1 import envelope_pb2, reconciliation_pb2, transaction_pb2
 from gateway.server import Hub
 from gateway.storage import ledger
+from gateway.storage import reconciliations as runs
 from tests.builders import external, issuance
 from tests.databases import postgres_database
 from tests.integration.test_hub_legs import confirmation
@@ -222,3 +226,31 @@ def _selects(statements: list[str]) -> Counter[str]:
     found = (re.search(r"\bFROM (ledger_blocks|locks)\b", sql) for sql in statements
              if sql.lstrip().startswith("SELECT"))  # fmt: skip
     return Counter(match.group(1) for match in found if match)
+
+
+def test_a_batch_taken_again_after_a_refusal_starts_from_the_ledger_before_it(
+    pki: Path, tmp_path: Path, hub_database_url: str
+) -> None:
+    """The first pass issues units, then a proposal is refused by raising (its acquirer is
+    being reconciled), which undoes the pass; the batch is taken again message by message.
+    The ledger read ahead must be back as it was before the batch, or the issuance would
+    find its own units of the undone pass and be refused (2002) the second time."""
+
+    async def body() -> None:
+        async with running_hub(pki, tmp_path, database=hub_database_url) as (hub, registries):
+            gha = registries["GHA01"]
+            assert (await gha.propose(issuance("GHA01-1", 1, 100))).accepted
+            now = datetime.now(UTC)
+            hub.database.write_now(lambda unit: runs.insert_run(unit, "RUN-1", "CHE01", 16, 2, now))
+            batch = [issuance("GHA01-2", 200, 300), external("GHA01-3", 1, 10)]
+            sealed = envelope_pb2.EnvelopeBatch(envelopes=[gha.seal(_proposal(t)) for t in batch])
+            issued, held = (await gha.hub.SubmitBatch(sealed, timeout=10)).answers
+            receipt = gha.open(issued.reply, T.Receipt)
+            assert isinstance(receipt, T.Receipt)
+            assert (receipt.status, _codes(receipt)) == (T.TRANSACTION_STATUS_COMPLETED, [])
+            status = status_pb2.Status.FromString(held.status)
+            assert status.code == grpc.StatusCode.UNAVAILABLE.value[0]
+            assert str(Code.SNAPSHOT_IN_PROGRESS.value) in status.message
+            assert _held(hub, "GHA01") == [(1, 100), (200, 300)]
+
+    run(body)
