@@ -121,6 +121,11 @@ def authorization_spec(granted: transaction_pb2.Authorization) -> AuthorizationS
     )  # fmt: skip
 
 
+def stored_spec(body: bytes) -> TransactionSpec:
+    """A recorded transaction's spec, from the bytes of it that its books keep."""
+    return transaction_spec(transaction_pb2.Transaction.FromString(body))
+
+
 def transaction_spec(message: transaction_pb2.Transaction) -> TransactionSpec:
     use = None
     if message.HasField("use"):

@@ -29,8 +29,8 @@ from article6.limits import LEG_LATER_TRANSACTIONS, MAX_CONFIRMED_BLOCKS
 from article6.model import LedgerBlock, Status, UnitBlock
 from article6.reconciliation import block_differences
 from article6.unit import Unit
-from article6.v1 import reconciliation_pb2, transaction_pb2
-from article6.wire import held_block, transaction_spec
+from article6.v1 import reconciliation_pb2
+from article6.wire import held_block, stored_spec
 from gateway.lifecycle import Outcome
 from gateway.storage import ledger
 from gateway.storage import reconciliations as runs
@@ -189,7 +189,7 @@ def _cut(blocks: Sequence[LedgerBlock], ranges: Sequence[Block[None]]) -> list[L
 
 
 def _ranges(record: TransactionRecord) -> dict[str, list[Block[None]]]:
-    spec = transaction_spec(transaction_pb2.Transaction.FromString(record.body))
+    spec = stored_spec(record.body)
     found: dict[str, list[Block[None]]] = {}
     for block in spec.blocks:
         space = block.attributes.originating_registry
@@ -226,7 +226,7 @@ def _superseded(
     if len(rows) > LEG_LATER_TRANSACTIONS:
         return True
     for row in rows:
-        later = transaction_spec(transaction_pb2.Transaction.FromString(row.body))
+        later = stored_spec(row.body)
         if any(_overlaps(block, ranges) for block in later.blocks):
             return True
     return False

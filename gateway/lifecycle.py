@@ -45,7 +45,7 @@ from article6.model import (
 )
 from article6.unit import Unit
 from article6.v1 import transaction_pb2
-from article6.wire import transaction_spec
+from article6.wire import stored_spec, transaction_spec
 from gateway.checks import DEFAULT_POLICY, Peer, Policy, check_proposal
 from gateway.mailer import Mailer
 from gateway.reads import LedgerReads, Reads
@@ -249,7 +249,7 @@ class Lifecycle:
             return Outcome(
                 transaction_id, record.status, [(Code.TRANSACTION_ALREADY_FINAL, detail)]
             )
-        spec = transaction_spec(transaction_pb2.Transaction.FromString(record.body))
+        spec = stored_spec(record.body)
         unit.lock_spaces(spaces(spec.blocks))
         if decision is Status.REJECTED:
             results = results or [(Code.ACQUIRING_REGISTRY_REFUSED, "")]
@@ -293,7 +293,7 @@ class Lifecycle:
     ) -> None:
         """Reject (the acquirer's refusal) or cancel: release the locks (and any first-transfer
         reservation) and tell both registries."""
-        spec = transaction_spec(transaction_pb2.Transaction.FromString(record.body))
+        spec = stored_spec(record.body)
         book.unlock(record.transaction_id, spec.blocks)
         _reserve(unit, spec, -1)
         if not in_receipt:

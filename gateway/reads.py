@@ -32,7 +32,7 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any, Generic, TypeVar
 
@@ -43,8 +43,7 @@ from article6.blocks import Block
 from article6.limits import MAX_BLOCKS_READ_AHEAD, MAX_SPACES_READ_AHEAD
 from article6.model import Held, UnitBlock
 from article6.unit import Unit
-from article6.v1 import transaction_pb2
-from article6.wire import transaction_spec
+from article6.wire import stored_spec
 from gateway.storage import ledger
 from gateway.storage.reconciliations import any_open_discrepancy, frozen, holding_registries
 from gateway.storage.records import TransactionRecord, get_transaction, get_transactions
@@ -94,14 +93,11 @@ class Reads:
         """These reads, with the ledger read ahead (``LedgerReads.ahead``) for the blocks of
         the batch's proposals and of the transactions it accepts (read ahead: ``record``)."""
         decided = [
-            _blocks(record.body)
+            stored_spec(record.body).blocks
             for record in (self.records.get(i) for i in accepted if i in self.ahead)
             if record is not None and not record.status.final
         ]
-        ledger_reads = LedgerReads.ahead(unit, proposed, decided)
-        return Reads(
-            self.connection, self.records, self.ahead, self.holding, self.any_frozen, ledger_reads
-        )
+        return replace(self, ledger=LedgerReads.ahead(unit, proposed, decided))
 
     def record(self, transaction_id: str) -> TransactionRecord | None:
         if transaction_id in self.ahead:
@@ -117,10 +113,6 @@ class Reads:
     def frozen(self, space: str, ranges: Sequence[Block[Any]]) -> list[int]:
         """The open discrepancies sharing a serial with ``ranges`` of ``space``."""
         return frozen(self.connection, space, ranges) if self.any_frozen else []
-
-
-def _blocks(body: bytes) -> tuple[UnitBlock, ...]:
-    return transaction_spec(transaction_pb2.Transaction.FromString(body)).blocks
 
 
 class _Space(Generic[A]):

@@ -59,8 +59,8 @@ from article6.tls import TlsMaterial, channel_credentials, channel_options
 from article6.unit import Unit
 from article6.v1 import international_registry_pb2 as ir_pb2
 from article6.v1 import international_registry_pb2_grpc as ir_grpc
-from article6.v1 import mechanism_pb2, transaction_pb2
-from article6.wire import transaction_spec, unit_block
+from article6.v1 import mechanism_pb2
+from article6.wire import stored_spec, unit_block
 from mechanism_registry_adapter import book, leg
 from mechanism_registry_adapter.formats import Unreadable, read_csv, read_json_lines
 from mechanism_registry_adapter.instructions import InstructionState
@@ -226,7 +226,7 @@ def forwarded(connection: Connection, ir_registry: str) -> tuple[list[leg.Forwar
         if local is None or local.status is not Status.COMPLETED:
             forwards.append(leg.Forward(record.transfer_transaction_id, "?", ()))
             continue
-        spec = transaction_spec(transaction_pb2.Transaction.FromString(local.body))
+        spec = stored_spec(local.body)
         assert spec.type is TransactionType.FIRST_TRANSFER
         assert spec.first_transfer is not None
         party = spec.first_transfer.first_transferring_party

@@ -7,10 +7,10 @@ or before the range, and the rows starting inside it. No query scans a space.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Row, func, select
+from sqlalchemy import Connection, Row, Table, func, select
 
 from article6 import sql
 from article6.block_table import (
@@ -27,6 +27,8 @@ from article6.blocks import Block
 from article6.model import Held, Holder, LedgerBlock
 from article6.reconciliation import Place, Tree
 from gateway.storage.schema import ledger_blocks, locks
+
+A = TypeVar("A")
 
 
 def ledger_block(row: Row[Any]) -> LedgerBlock:
@@ -60,16 +62,24 @@ def blocks_around(
 ) -> dict[str, list[LedgerBlock]]:
     """The ledger blocks sharing a serial with any of these (first, last) ranges, by space:
     one statement on PostgreSQL."""
-    found = rows_around_spaces(connection, ledger_blocks, widened)
-    return {space: [ledger_block(row) for row in rows.values()] for space, rows in found.items()}
+    return _around(connection, ledger_blocks, widened, ledger_block)
 
 
 def locks_around(
     connection: Connection, widened: Mapping[str, Sequence[tuple[int, int]]]
 ) -> dict[str, list[Block[str]]]:
     """The locks on any serial of these ranges, as blocks of the locking transaction's id."""
-    found = rows_around_spaces(connection, locks, widened)
-    return {space: [lock_block(row) for row in rows.values()] for space, rows in found.items()}
+    return _around(connection, locks, widened, lock_block)
+
+
+def _around(
+    connection: Connection,
+    table: Table,
+    widened: Mapping[str, Sequence[tuple[int, int]]],
+    read: Callable[[Row[Any]], Block[A]],
+) -> dict[str, list[Block[A]]]:
+    found = rows_around_spaces(connection, table, widened)
+    return {space: [read(row) for row in rows.values()] for space, rows in found.items()}
 
 
 def lock_block(row: Row[Any]) -> Block[str]:
