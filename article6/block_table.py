@@ -411,15 +411,30 @@ class Neighbourhood(Generic[A]):
         return overlapping_blocks(self.blocks, ranges)
 
     def replace(self, connection: Connection, blocks: Sequence[Block[A]]) -> None:
-        """Replace the rows read with ``blocks`` (the same serials, rearranged).
+        """Replace the rows read with ``blocks`` (the same serials, rearranged)."""
+        delete_rows(connection, self._table, self.space, self.firsts())
+        insert_rows(connection, self._table, self.rows(blocks))
 
-        The few rows of a usual change are deleted one statement each, on the driver; many (a
-        transfer of a thousand blocks) in one statement rather than a round trip to
-        PostgreSQL per row. Inserts make the same choice in ``Direct.run``."""
-        firsts = [to_db(block.serial_first) for block in self.blocks]
-        if len(firsts) > FEW_ROWS:
-            connection.execute(_delete_rows(self._table), {"space": self.space, "firsts": firsts})
-        elif firsts:
-            keys = [{"space": self.space, "first": first} for first in firsts]
-            _delete_row(self._table).run(connection, keys)
-        _insert_rows(self._table).run(connection, [self._write(block) for block in blocks])
+    def firsts(self) -> list[int]:
+        """The stored first serials of the blocks read: the keys their rows are deleted by."""
+        return [to_db(block.serial_first) for block in self.blocks]
+
+    def rows(self, blocks: Sequence[Block[A]]) -> list[dict[str, Any]]:
+        """The table rows of ``blocks``."""
+        return [self._write(block) for block in blocks]
+
+
+def delete_rows(connection: Connection, table: Table, space: str, firsts: Sequence[int]) -> None:
+    """Delete the rows of ``space`` with these stored first serials: a few, one statement
+    each on the driver; many (a transfer of a thousand blocks, a batch's changes), in one
+    statement rather than a round trip to PostgreSQL per row. Inserts make the same choice
+    in ``Direct.run``."""
+    if len(firsts) > FEW_ROWS:
+        connection.execute(_delete_rows(table), {"space": space, "firsts": list(firsts)})
+    elif firsts:
+        keys = [{"space": space, "first": first} for first in firsts]
+        _delete_row(table).run(connection, keys)
+
+
+def insert_rows(connection: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    _insert_rows(table).run(connection, rows)

@@ -121,6 +121,7 @@ class GroupWriter:
         with self._owner.engine.begin() as connection:
             unit = Unit(connection, defer=True)
             result = work(unit)
+            unit.catch_up()
             self._seal(unit)
         for action in unit.take_actions():
             action()
@@ -219,6 +220,7 @@ class GroupWriter:
             try:
                 with unit.savepoint() as mark:
                     result = work(unit)
+                    unit.catch_up()  # before the next change reads what this one wrote
             except IntegrityError as error:  # another hub recorded it first: look again
                 failure = error
                 continue

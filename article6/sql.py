@@ -15,6 +15,7 @@ from sqlalchemy import (
     Column,
     Connection,
     DateTime,
+    Delete,
     Dialect,
     Engine,
     Index,
@@ -34,7 +35,7 @@ from sqlalchemy.exc import OperationalError
 
 from article6.block_table import rows_around, to_db
 from article6.blocks import Block
-from article6.direct import Direct
+from article6.direct import FEW_ROWS, Direct
 from article6.process import StartupError
 from article6.snapshot import SNAPSHOT
 
@@ -123,18 +124,23 @@ def lock(
     connection: Connection, locks: Table, transaction_id: str, blocks: Sequence[Block[Any]]
 ) -> None:
     """Lock ``blocks`` (unit blocks: their space is their originating registry)."""
-    _insert_locks(locks).run(
-        connection,
-        [
-            {
-                "transaction_id": transaction_id,
-                "space": block.attributes.originating_registry,
-                "serial_first": to_db(block.serial_first),
-                "serial_last": to_db(block.serial_last),
-            }
-            for block in blocks
-        ],
-    )
+    add_lock_rows(connection, locks, lock_rows(transaction_id, blocks))
+
+
+def lock_rows(transaction_id: str, blocks: Sequence[Block[Any]]) -> list[dict[str, Any]]:
+    return [
+        {
+            "transaction_id": transaction_id,
+            "space": block.attributes.originating_registry,
+            "serial_first": to_db(block.serial_first),
+            "serial_last": to_db(block.serial_last),
+        }
+        for block in blocks
+    ]
+
+
+def add_lock_rows(connection: Connection, locks: Table, rows: Sequence[dict[str, Any]]) -> None:
+    _insert_locks(locks).run(connection, rows)
 
 
 @cache
@@ -143,12 +149,26 @@ def _insert_locks(locks: Table) -> Direct:
 
 
 def unlock(connection: Connection, locks: Table, transaction_id: str) -> None:
-    _unlock(locks).run(connection, {"id": transaction_id})
+    unlock_all(connection, locks, [transaction_id])
+
+
+def unlock_all(connection: Connection, locks: Table, transaction_ids: Sequence[str]) -> None:
+    """Release every lock of these transactions: one statement each for a few, one in all
+    for many (as ``block_table.delete_rows``)."""
+    if len(transaction_ids) > FEW_ROWS:
+        connection.execute(_unlock_all(locks), {"ids": list(transaction_ids)})
+    elif transaction_ids:
+        _unlock(locks).run(connection, [{"id": i} for i in transaction_ids])
 
 
 @cache
 def _unlock(locks: Table) -> Direct:
     return Direct(delete(locks).where(locks.c.transaction_id == bindparam("id")))
+
+
+@cache
+def _unlock_all(locks: Table) -> Delete:
+    return delete(locks).where(locks.c.transaction_id.in_(bindparam("ids", expanding=True)))
 
 
 def shown_url(url: str) -> str:

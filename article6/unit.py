@@ -14,6 +14,9 @@ connection with notes hidden on it. The unit owns:
   transaction's history, queued messages): a unit made by the group writer keeps them, and
   ``flush`` writes them just before the commit, one statement a table for the whole group
   (one round trip on PostgreSQL) rather than one a row;
+- writes a change keeps back to make them together (``write_behind``: a hub batch's changes
+  to the ledger and the locks), made when the change ends, or earlier when something is
+  about to read those tables another way (``catch_up``);
 - savepoints (``savepoint``): a change, or a step of one, that raises is rolled back alone,
   and takes the entries, actions and rows it noted with it (``mark``, ``rewind``), and runs
   the undo actions it noted (``on_rewind``) for what it changed outside the database that
@@ -27,6 +30,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, text
@@ -79,6 +83,7 @@ class Unit:
     written: int = 0  # how many of ``rows`` are in the database
     locked: list[str] = field(default_factory=list)  # serial spaces locked (PostgreSQL)
     undo: list[Callable[[], None]] = field(default_factory=list)  # ``on_rewind``, in order
+    behind: list[Callable[[], None]] = field(default_factory=list)  # ``write_behind``
 
     def record(self, actor: str, action: str, subject: str, **detail: Any) -> None:
         """Note an audit entry; it is written when the transaction commits, or never."""
@@ -94,6 +99,24 @@ class Unit:
         undoes a change to something kept outside the database that follows the database
         (a batch's copy of rows it read ahead, say), so that the two stay alike."""
         self.undo.append(action)
+
+    def write_behind(self, write: Callable[[], None]) -> None:
+        """Have ``write`` make the writes kept back by something of this change (a hub
+        batch's changes to the ledger): the writer calls it when the change ends
+        (``catch_up``), so nothing kept back outlives its change. Registered inside a
+        savepoint that rolls back, it is forgotten with what it kept."""
+        self.on_rewind(partial(self._forget_writer, len(self.behind)))
+        self.behind.append(write)
+
+    def catch_up(self) -> None:
+        """Make the writes kept back (``write_behind``) now: at the end of a change, and by
+        any step that reads the tables they change other than through what kept them (a leg
+        confirmation reading the ledger, say). Writers with nothing kept do nothing."""
+        for write in self.behind:
+            write()
+
+    def _forget_writer(self, count: int) -> None:
+        del self.behind[count:]
 
     def insert(self, statement: Direct, row: dict[str, Any]) -> Later:
         """Insert ``row`` with ``statement`` (an INSERT into an append-only table that nothing

@@ -144,7 +144,7 @@ class Deliverer:
         wanted = [(m, c) for m, c in run if self._expected(m, c)]
         if not wanted:
             return
-        read = ReadAhead.read(unit.connection, [c.transaction_id for _, c in wanted])
+        read = ReadAhead.read(unit, [c.transaction_id for _, c in wanted])
         for message, confirmation in wanted:
             self._compared(unit, message, confirmation, now, read)
 

@@ -48,7 +48,11 @@ class ReadAhead:
     held: dict[str, list[LedgerBlock]]  # by serial space
 
     @classmethod
-    def read(cls, connection: Connection, transaction_ids: Sequence[str]) -> ReadAhead:
+    def read(cls, unit: Unit, transaction_ids: Sequence[str]) -> ReadAhead:
+        """Read for a run of confirmations, after the writes its batch kept back (a completion
+        earlier in it: ``Unit.catch_up``), so it compares the ledger as it is now."""
+        unit.catch_up()
+        connection = unit.connection
         records = get_transactions(connection, transaction_ids)
         wanted: dict[str, list[Block[None]]] = {}
         for record in records.values():
@@ -72,7 +76,7 @@ def confirm(
     ledger (``read``: read ahead for a batch of them, else read here for this one)."""
     transaction_id = confirmation.transaction_id
     if read is None:
-        read = ReadAhead.read(unit.connection, [transaction_id])
+        read = ReadAhead.read(unit, [transaction_id])
     record = read.records.get(transaction_id)
     involved = record is not None and sender in {
         record.transferring_registry, record.acquiring_registry,

@@ -17,10 +17,12 @@ applied, so it must not answer anything an earlier message of the same batch cha
 The ledger's blocks and locks around the serials of the batch's proposals and accepted
 decisions are read ahead too (``LedgerReads``: two statements on PostgreSQL, under the serial
 spaces' locks, taken first for the whole batch). Every change the batch makes to them goes
-through it and is applied to what was read as well as to the tables, so that what it holds
-stays what the tables hold; a message's read is answered from it only when it was read ahead
-for those very ranges (it holds every block sharing a serial with them), and otherwise from
-the database.
+through it and is applied to what was read, so that what it holds stays what the tables
+will hold; a message's read is answered from it only when it was read ahead for those very
+ranges (it holds every block sharing a serial with them), and otherwise from the database.
+The changes themselves are kept back and written together when the batch's change ends
+(``_Writes``: a statement or two a table for the batch, not four a message), or before
+anything reads those tables from the database.
 
 It is read each time the writer runs the batch's change (again after a lost unique-key race),
 and before any message is applied: when a refusal has the batch taken again, message by
@@ -32,19 +34,20 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Table
 
-from article6.block_table import Neighbourhood, widen
+from article6 import sql
+from article6.block_table import Neighbourhood, delete_rows, insert_rows, widen
 from article6.blocks import Block
 from article6.limits import MAX_BLOCKS_READ_AHEAD, MAX_SPACES_READ_AHEAD
 from article6.model import Held, UnitBlock
 from article6.unit import Unit
 from article6.wire import stored_spec
-from gateway.storage import ledger
+from gateway.storage import ledger, schema
 from gateway.storage.reconciliations import any_open_discrepancy, frozen, holding_registries
 from gateway.storage.records import TransactionRecord, get_transaction, get_transactions
 
@@ -183,6 +186,101 @@ class _Ahead(Generic[A]):
             held.add(block)
 
 
+@dataclass(frozen=True)
+class _Replaced:
+    space: str
+    firsts: list[int]  # the stored first serials of the rows replaced
+    rows: list[dict[str, Any]]  # the rows replacing them
+
+
+@dataclass(frozen=True)
+class _Locked:
+    transaction_id: str
+    rows: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class _Unlocked:
+    transaction_id: str
+
+
+_Change = _Replaced | _Locked | _Unlocked
+
+
+class _Writes:
+    """A batch's changes to the ledger's blocks and the locks, kept back and made together
+    when its change ends (``Unit.write_behind``): a statement or two per table for the whole
+    batch, where each message took four. They are made earlier when the batch reads either
+    table from the database (``Unit.catch_up``), so it reads what it wrote. A change is netted
+    against the later ones: a block written and replaced within the batch (a run of
+    neighbouring transfers, each rewriting the block the last one wrote) is never written.
+
+    What is kept follows a savepoint's rollback: a change kept inside it is forgotten, and
+    changes written inside it are kept again (the rollback undid them in the database)."""
+
+    def __init__(self, unit: Unit, ledger_table: Table, lock_table: Table) -> None:
+        self._unit = unit
+        self._ledger = ledger_table
+        self._locks = lock_table
+        self._kept: list[_Change] = []
+        unit.write_behind(self.write)
+
+    def keep(self, change: _Change) -> None:
+        self._unit.on_rewind(partial(self._forget, len(self._kept)))
+        self._kept.append(change)
+
+    def write(self) -> None:
+        kept, self._kept = self._kept, []
+        if not kept:
+            return
+        self._unit.on_rewind(partial(self._restore, kept))
+        net, connection = _Net.of(kept), self._unit.connection
+        for space, firsts in net.deleted.items():
+            delete_rows(connection, self._ledger, space, sorted(firsts))
+        insert_rows(connection, self._ledger, list(net.inserted.values()))
+        sql.unlock_all(connection, self._locks, sorted(net.unlocked))
+        sql.add_lock_rows(
+            connection, self._locks, [r for rows in net.locked.values() for r in rows]
+        )
+
+    def _forget(self, count: int) -> None:
+        del self._kept[count:]
+
+    def _restore(self, kept: list[_Change]) -> None:
+        self._kept = kept
+
+
+@dataclass
+class _Net:
+    """What some changes come to: the ledger rows to delete (stored first serials by space),
+    then those to insert; the transactions whose locks to delete, then the locks to insert."""
+
+    deleted: dict[str, set[int]] = field(default_factory=dict)
+    inserted: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
+    unlocked: set[str] = field(default_factory=set)
+    locked: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, kept: Sequence[_Change]) -> _Net:
+        """``kept``, in order. A row inserted by one change and deleted by a later one is
+        neither (no key is inserted while a row holds it: the tables' unique indexes)."""
+        net = cls()
+        for change in kept:
+            if isinstance(change, _Replaced):
+                gone = net.deleted.setdefault(change.space, set())
+                for first in change.firsts:
+                    if net.inserted.pop((change.space, first), None) is None:
+                        gone.add(first)
+                rows = change.rows
+                net.inserted.update(((change.space, row["serial_first"]), row) for row in rows)
+            elif isinstance(change, _Locked):
+                net.locked.setdefault(change.transaction_id, []).extend(change.rows)
+            else:  # every lock of the transaction: those in the table too, if any
+                net.locked.pop(change.transaction_id, None)
+                net.unlocked.add(change.transaction_id)
+        return net
+
+
 class LedgerReads:
     """The ledger's blocks and the transactions' locks as a batch's messages read and change
     them: read ahead once for the batch (``ahead``), or from the database each time.
@@ -203,6 +301,8 @@ class LedgerReads:
         self._blocks = blocks
         self._locks = locks
         self._unit = unit
+        # Read ahead, the batch's writes wait for its end; alone, a message writes at once.
+        self._writes = _Writes(unit, schema.ledger_blocks, schema.locks) if unit else None
 
     @classmethod
     def ahead(
@@ -232,6 +332,7 @@ class LedgerReads:
         """The ledger blocks of ``space`` overlapping or touching ``wanted``."""
         found = self._blocks.find(space, wanted) if self._blocks else None
         if found is None:
+            self._catch_up()
             return ledger.neighbourhood(self.connection, space, wanted)
         return ledger.neighbourhood_of(space, found)
 
@@ -239,26 +340,42 @@ class LedgerReads:
         """The transactions holding locks on any serial of ``wanted``, sorted."""
         found = self._locks.find(space, wanted) if self._locks else None
         if found is None:
+            self._catch_up()
             return ledger.lock_overlaps(self.connection, space, wanted)
         return sorted({block.attributes for block in found})
 
     def replace(self, neighbourhood: Neighbourhood[Held], blocks: Sequence[Block[Held]]) -> None:
         """Replace a neighbourhood's blocks with ``blocks`` (the same serials, rearranged)."""
-        neighbourhood.replace(self.connection, blocks)
+        if self._writes is None:
+            neighbourhood.replace(self.connection, blocks)
+        else:
+            firsts, rows = neighbourhood.firsts(), neighbourhood.rows(blocks)
+            self._writes.keep(_Replaced(neighbourhood.space, firsts, rows))
         self._replaced(self._blocks, neighbourhood.space, neighbourhood.blocks, blocks)
 
     def lock(self, transaction_id: str, blocks: Sequence[UnitBlock]) -> None:
-        ledger.add_locks(self.connection, transaction_id, blocks)
+        if self._writes is None:
+            ledger.add_locks(self.connection, transaction_id, blocks)
+        else:
+            self._writes.keep(_Locked(transaction_id, sql.lock_rows(transaction_id, blocks)))
         for space, in_space in _by_space([blocks]).items():
             locked = [block.with_attributes(transaction_id) for block in in_space]
             self._replaced(self._locks, space, (), locked)
 
     def unlock(self, transaction_id: str, blocks: Sequence[UnitBlock]) -> None:
         """Release a transaction's locks: those on its ``blocks``."""
-        ledger.release_locks(self.connection, transaction_id)
+        if self._writes is None:
+            ledger.release_locks(self.connection, transaction_id)
+        else:
+            self._writes.keep(_Unlocked(transaction_id))
         for space, in_space in _by_space([blocks]).items():
             locked = [block.with_attributes(transaction_id) for block in in_space]
             self._replaced(self._locks, space, locked, ())
+
+    def _catch_up(self) -> None:
+        """Before reading the tables: the batch's writes kept back until now."""
+        if self._unit is not None:
+            self._unit.catch_up()
 
     def _replaced(
         self,

@@ -191,14 +191,19 @@ def test_on_postgresql_a_batch_reads_the_ledger_and_the_locks_in_one_statement_e
     pki: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Twenty transfers in one batch: the ledger around all their serials in one statement
-    and the locks on them in another, not two statements a proposal; and their twenty
-    completions in one batch read the ledger in one statement."""
+    and the locks on them in another, not two statements a proposal, and their locks written
+    in one; and their twenty completions in one batch read the ledger in one statement and
+    write it in two, with one more for the locks released."""
     statements: list[str] = []
-    execute = psycopg.Cursor.execute
+    execute, executemany = psycopg.Cursor.execute, psycopg.Cursor.executemany
 
     def traced(cursor: psycopg.Cursor[Any], query: Any, *args: Any, **kwargs: Any) -> Any:
         statements.append(str(query))
         return execute(cursor, query, *args, **kwargs)
+
+    def traced_many(cursor: psycopg.Cursor[Any], query: Any, *args: Any, **kwargs: Any) -> Any:
+        statements.append(str(query))
+        return executemany(cursor, query, *args, **kwargs)
 
     async def body(url: str) -> None:
         async with running_hub(pki, tmp_path, database=url) as (_, registries):
@@ -207,15 +212,22 @@ def test_on_postgresql_a_batch_reads_the_ledger_and_the_locks_in_one_statement_e
             ids = [f"GHA01-{n}" for n in range(2, 22)]
             transfers = [external(i, 10 * n, 10 * n + 9) for n, i in enumerate(ids, start=2)]
             monkeypatch.setattr(psycopg.Cursor, "execute", traced)
+            monkeypatch.setattr(psycopg.Cursor, "executemany", traced_many)
             receipts = await _batch(gha, [_proposal(t) for t in transfers])
             assert [r.status for r in receipts] == [T.TRANSACTION_STATUS_CHECKED] * 20
             assert _selects(statements) == {"ledger_blocks": 1, "locks": 1}
+            assert _writes(statements) == {"INSERT locks": 1}
             statements.clear()
             accepted = T.TRANSACTION_STATUS_ACCEPTED
             notices = [T.StatusNotice(transaction_id=i, status=accepted) for i in ids]
             receipts = await _batch(che, list(notices))
             assert [r.status for r in receipts] == [T.TRANSACTION_STATUS_COMPLETED] * 20
             assert _selects(statements) == {"ledger_blocks": 1}
+            # Each completion replaced blocks the one before it wrote: what reaches the table
+            # is the net change, in a statement each for the rows gone and the rows written.
+            assert _writes(statements) == {
+                "DELETE ledger_blocks": 1, "INSERT ledger_blocks": 1, "DELETE locks": 1,
+            }  # fmt: skip
 
     with postgres_database() as url:
         run(partial(body, url))
@@ -226,6 +238,14 @@ def _selects(statements: list[str]) -> Counter[str]:
     found = (re.search(r"\bFROM (ledger_blocks|locks)\b", sql) for sql in statements
              if sql.lstrip().startswith("SELECT"))  # fmt: skip
     return Counter(match.group(1) for match in found if match)
+
+
+def _writes(statements: list[str]) -> Counter[str]:
+    """INSERTs and DELETEs of the ledger's blocks or its locks, by verb and table (an
+    executemany, pipelined, counts once)."""
+    found = (re.match(r"\s*(INSERT INTO|DELETE FROM) (ledger_blocks|locks)\b", sql)
+             for sql in statements)  # fmt: skip
+    return Counter(f"{m.group(1).split()[0]} {m.group(2)}" for m in found if m)
 
 
 def test_a_batch_taken_again_after_a_refusal_starts_from_the_ledger_before_it(

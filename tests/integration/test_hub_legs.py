@@ -21,11 +21,14 @@ from article6.keys import DirectoryKey, KeyDirectory, SigningKey
 from article6.model import Held, Holder, Status
 from article6.outbox import OutboxMessage, claim, release_claims
 from article6.pump import Attempt, DeliveryConfig, InMemoryTransport
+from article6.unit import Unit
 from article6.v1 import envelope_pb2, reconciliation_pb2, transaction_pb2
 from article6.wire import held_block_message, unit_block
 from gateway import legs
 from gateway.delivery import Deliverer
 from gateway.legs import confirm
+from gateway.lifecycle import Outcome
+from gateway.reads import Reads
 from gateway.storage import reconciliations as runs
 from gateway.storage.schema import outbox
 from tests.builders import (
@@ -292,3 +295,23 @@ def test_decisions_and_confirmations_in_one_batch_are_applied_in_the_order_sent(
     hub.database.write_now(lambda unit: registries.deliverer.pump._record_all(unit, batch))
     assert hub.status("GHA01-3") is Status.COMPLETED
     assert hub.database.read_now(lambda c: runs.list_discrepancies(c, open_only=True)) == []
+
+
+def test_a_confirmation_compares_the_ledger_a_batch_changed_before_it_in_its_unit(
+    hub: HubHarness,
+) -> None:
+    """A batch's completions keep their ledger writes back until its change ends
+    (gateway.reads); a confirmation later in the same unit of work reads the ledger itself,
+    so they are written first (``Unit.catch_up``). Read before them, the ledger would still
+    give GHA01 the serials CHE01 reports, a refusal (7007) of a true report."""
+    assert hub.propose(external("GHA01-2", 1, 10)).status is Status.CHECKED
+    held = confirmation("GHA01-2", (1, 10, 2024), holder=Holder("CHE01", CHE_ACCOUNT))
+    message = reconciliation_pb2.LegConfirmation.FromString(held)
+
+    def batch(unit: Unit) -> tuple[Outcome, Outcome]:
+        reads = Reads.of(unit.connection, ["GHA01-2"]).with_ledger(unit, [], ["GHA01-2"])
+        decided = hub.lifecycle.decide(unit, "GHA01-2", Status.ACCEPTED, [], hub.now, reads=reads)
+        return decided, confirm(unit, "CHE01", message, hub.now)
+
+    decided, compared = hub.database.write_now(batch)
+    assert (decided.status, compared.results) == (Status.COMPLETED, [])

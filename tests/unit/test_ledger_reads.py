@@ -3,18 +3,31 @@ batch changes them, they answer as a read of the table would."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Mapping, Sequence
 from typing import cast
 
 from hypothesis import given
 from hypothesis import strategies as st
+from sqlalchemy import Connection, create_engine, select
 
 from article6.blocks import Block
 from article6.limits import MAX_BLOCKS_READ_AHEAD, MAX_SPACES_READ_AHEAD
 from article6.model import UnitBlock
 from article6.unit import Unit
 from article6.wire import unit_block
-from gateway.reads import LedgerReads, _Ahead, _Space
+from gateway.reads import (
+    LedgerReads,
+    _Ahead,
+    _Change,
+    _Locked,
+    _Net,
+    _Replaced,
+    _Space,
+    _Unlocked,
+    _Writes,
+)
+from gateway.storage import schema
 from tests.builders import block as wire_block
 
 
@@ -99,3 +112,108 @@ def test_a_batch_naming_too_many_spaces_locks_and_reads_nothing_ahead() -> None:
         reads = LedgerReads.ahead(cast(Unit, unit), proposed, [])
         assert unit.locked == []
         assert (reads._blocks, reads._locks) == (None, None)
+
+
+Rows = dict[tuple[str, int], int]  # a ledger: (space, stored first serial) -> a value
+Locks = set[tuple[str, int]]  # (transaction id, stored first serial)
+
+
+@st.composite
+def changes(draw: st.DrawFn) -> tuple[Rows, Locks, list[_Change]]:
+    """A ledger and locks, and changes to them as a batch makes them: a replacement deletes
+    rows that are there and inserts keys that are not; a lock or an unlock names any
+    transaction, with locks or not."""
+    keys = st.tuples(st.sampled_from("AB"), st.integers(0, 12))
+    ledger = draw(st.dictionaries(keys, st.integers(0, 9), max_size=8))
+    held = draw(st.sets(st.tuples(st.integers(0, 3), st.integers(0, 9))))
+    locks = {(f"T{n}", first) for n, first in held}
+    state, count = dict(ledger), 4
+    made: list[_Change] = []
+    for _ in range(draw(st.integers(0, 12))):
+        kind = draw(st.sampled_from(["replace", "lock", "unlock"]))
+        if kind == "replace":
+            space = draw(st.sampled_from("AB"))
+            there = sorted(first for s, first in state if s == space)
+            gone = draw(st.lists(st.sampled_from(there), unique=True)) if there else []
+            for first in gone:
+                del state[space, first]
+            free = [first for first in range(13) if (space, first) not in state]
+            new = draw(st.lists(st.sampled_from(free), unique=True, max_size=3))
+            rows = [{"serial_first": first, "value": draw(st.integers(0, 9))} for first in new]
+            state.update(((space, row["serial_first"]), row["value"]) for row in rows)
+            made.append(_Replaced(space, gone, rows))
+        elif kind == "lock":
+            firsts = draw(st.lists(st.integers(0, 9), unique=True, min_size=1, max_size=3))
+            locker = draw(st.integers(0, count))  # a new transaction, or one with locks
+            made.append(_Locked(f"T{locker}", [{"serial_first": f} for f in firsts]))
+            count += locker == count
+        else:
+            made.append(_Unlocked(f"T{draw(st.integers(0, count))}"))
+    return ledger, locks, made
+
+
+def _one_by_one(ledger: Rows, locks: Locks, made: list[_Change]) -> tuple[Rows, Locks]:
+    ledger, locks = dict(ledger), set(locks)
+    for change in made:
+        if isinstance(change, _Replaced):
+            for first in change.firsts:
+                del ledger[change.space, first]
+            for row in change.rows:
+                assert (change.space, row["serial_first"]) not in ledger
+                ledger[change.space, row["serial_first"]] = row["value"]
+        elif isinstance(change, _Locked):
+            locks |= {(change.transaction_id, row["serial_first"]) for row in change.rows}
+        else:
+            locks = {lock for lock in locks if lock[0] != change.transaction_id}
+    return ledger, locks
+
+
+@given(changes())
+def test_a_batchs_changes_netted_leave_the_tables_as_made_one_by_one(
+    case: tuple[Rows, Locks, list[_Change]],
+) -> None:
+    """Deleting the net's rows and then inserting its rows (each key not there), then the
+    same for the locks, ends where making each change in turn ends."""
+    ledger, locks, made = case
+    net = _Net.of(made)
+    after = {key: value for key, value in ledger.items()
+             if key[1] not in net.deleted.get(key[0], set())}  # fmt: skip
+    for (space, first), row in net.inserted.items():
+        assert (space, first) not in after
+        after[space, first] = row["value"]
+    locked = {lock for lock in locks if lock[0] not in net.unlocked}
+    locked |= {(i, row["serial_first"]) for i, rows in net.locked.items() for row in rows}
+    assert (after, locked) == _one_by_one(ledger, locks, made)
+
+
+def _locked(connection: Connection) -> list[str]:
+    rows = connection.execute(select(schema.locks.c.transaction_id))
+    return sorted(row.transaction_id for row in rows)
+
+
+def _lock(transaction_id: str, first: int) -> _Locked:
+    row = {"transaction_id": transaction_id, "space": "GHA01", "serial_first": first,
+           "serial_last": first}  # fmt: skip
+    return _Locked(transaction_id, [row])
+
+
+def test_writes_kept_back_follow_a_savepoints_rollback() -> None:
+    """A change kept inside a savepoint that rolls back is forgotten; changes written inside
+    one are kept again, the rollback having undone them in the table."""
+    engine = create_engine("sqlite://")
+    schema.metadata.create_all(engine)
+    with engine.begin() as connection:
+        unit = Unit(connection)
+        writes = _Writes(unit, schema.ledger_blocks, schema.locks)
+        writes.keep(_lock("T1", 1))
+        with contextlib.suppress(RuntimeError), unit.savepoint():
+            writes.keep(_lock("T2", 2))
+            unit.catch_up()
+            assert _locked(connection) == ["T1", "T2"]
+            writes.keep(_lock("T3", 3))
+            raise RuntimeError
+        assert _locked(connection) == []
+        unit.catch_up()
+        assert _locked(connection) == ["T1"]
+        unit.catch_up()  # nothing kept: nothing written twice
+        assert _locked(connection) == ["T1"]
