@@ -144,7 +144,7 @@ class Lifecycle:
             results = [(refusal.code, refusal.detail)]
             terminated = replace(record, status=Status.TERMINATED, results=results)
             path = [Status.PROPOSED, Status.CHECKED_DISCREPANCY]
-            insert_transaction(unit, terminated, path=path)
+            insert_transaction(unit, terminated, path, reads.ledger.insert_transaction)
             self._finished(unit, terminated)
             return Outcome(record.transaction_id, Status.CHECKED_DISCREPANCY, results)
         # An authorization's version is recorded before what its binding first transfers counts.
@@ -154,7 +154,8 @@ class Lifecycle:
             return self._await_acquirer(unit, record, spec, message, now, reads.ledger)
         self._apply(reads.ledger, spec, neighbourhoods)
         completed = replace(record, status=Status.COMPLETED)
-        insert_transaction(unit, completed, path=[Status.PROPOSED, Status.CHECKED])
+        path = [Status.PROPOSED, Status.CHECKED]
+        insert_transaction(unit, completed, path, reads.ledger.insert_transaction)
         self._finished(unit, completed)
         self._notify(unit, completed, spec.registries, now)
         return Outcome(record.transaction_id, Status.COMPLETED)
@@ -199,7 +200,7 @@ class Lifecycle:
     ) -> Outcome:
         respond_by = now + self.acceptance_timeout
         checked = replace(record, status=Status.CHECKED, respond_by=respond_by)
-        insert_transaction(unit, checked, path=[Status.PROPOSED])
+        insert_transaction(unit, checked, [Status.PROPOSED], book.insert_transaction)
         book.lock(record.transaction_id, spec.blocks)
         request = transaction_pb2.AcquisitionRequest(transaction=message)
         request.respond_by.FromDatetime(respond_by)

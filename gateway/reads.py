@@ -105,6 +105,7 @@ class Reads:
     def record(self, transaction_id: str) -> TransactionRecord | None:
         if transaction_id in self.ahead:
             return self.records.get(transaction_id)
+        self.ledger.catch_up()  # an earlier message of the batch may have recorded it
         return get_transaction(self.connection, transaction_id)
 
     def reconciling(self, registries: Sequence[str]) -> str | None:
@@ -204,22 +205,31 @@ class _Unlocked:
     transaction_id: str
 
 
-_Change = _Replaced | _Locked | _Unlocked
+@dataclass(frozen=True)
+class _Recorded:
+    row: dict[str, Any]  # a new transaction's
+
+
+_Change = _Replaced | _Locked | _Unlocked | _Recorded
 
 
 class _Writes:
-    """A batch's changes to the ledger's blocks and the locks, kept back and made together
-    when its change ends (``Unit.write_behind``): a statement or two per table for the whole
-    batch, where each message took four. They are made earlier when the batch reads either
-    table from the database (``Unit.catch_up``), so it reads what it wrote. A change is netted
-    against the later ones: a block written and replaced within the batch (a run of
-    neighbouring transfers, each rewriting the block the last one wrote) is never written.
+    """A batch's new transactions and its changes to the ledger's blocks and the locks, kept
+    back and made together when its change ends (``Unit.write_behind``): a statement or two
+    per table for the whole batch, where each transfer took five. They are made earlier when
+    the batch reads one of those tables from the database (``Unit.catch_up``), so it reads
+    what it wrote. A change to the ledger is netted against the later ones: a block written
+    and replaced within the batch (a run of neighbouring transfers, each rewriting the block
+    the last one wrote) is never written.
 
     What is kept follows a savepoint's rollback: a change kept inside it is forgotten, and
     changes written inside it are kept again (the rollback undid them in the database)."""
 
-    def __init__(self, unit: Unit, ledger_table: Table, lock_table: Table) -> None:
+    def __init__(
+        self, unit: Unit, transactions: Table, ledger_table: Table, lock_table: Table
+    ) -> None:
         self._unit = unit
+        self._transactions = transactions
         self._ledger = ledger_table
         self._locks = lock_table
         self._kept: list[_Change] = []
@@ -235,6 +245,7 @@ class _Writes:
             return
         self._unit.on_rewind(partial(self._restore, kept))
         net, connection = _Net.of(kept), self._unit.connection
+        insert_rows(connection, self._transactions, net.recorded)  # first: a race raises here
         for space, firsts in net.deleted.items():
             delete_rows(connection, self._ledger, space, sorted(firsts))
         insert_rows(connection, self._ledger, list(net.inserted.values()))
@@ -252,9 +263,11 @@ class _Writes:
 
 @dataclass
 class _Net:
-    """What some changes come to: the ledger rows to delete (stored first serials by space),
-    then those to insert; the transactions whose locks to delete, then the locks to insert."""
+    """What some changes come to: the new transactions; the ledger rows to delete (stored
+    first serials by space), then those to insert; the transactions whose locks to delete,
+    then the locks to insert."""
 
+    recorded: list[dict[str, Any]] = field(default_factory=list)
     deleted: dict[str, set[int]] = field(default_factory=dict)
     inserted: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
     unlocked: set[str] = field(default_factory=set)
@@ -273,6 +286,8 @@ class _Net:
                         gone.add(first)
                 rows = change.rows
                 net.inserted.update(((change.space, row["serial_first"]), row) for row in rows)
+            elif isinstance(change, _Recorded):
+                net.recorded.append(change.row)
             elif isinstance(change, _Locked):
                 net.locked.setdefault(change.transaction_id, []).extend(change.rows)
             else:  # every lock of the transaction: those in the table too, if any
@@ -302,7 +317,9 @@ class LedgerReads:
         self._locks = locks
         self._unit = unit
         # Read ahead, the batch's writes wait for its end; alone, a message writes at once.
-        self._writes = _Writes(unit, schema.ledger_blocks, schema.locks) if unit else None
+        self._writes = (
+            _Writes(unit, schema.transactions, schema.ledger_blocks, schema.locks) if unit else None
+        )
 
     @classmethod
     def ahead(
@@ -332,7 +349,7 @@ class LedgerReads:
         """The ledger blocks of ``space`` overlapping or touching ``wanted``."""
         found = self._blocks.find(space, wanted) if self._blocks else None
         if found is None:
-            self._catch_up()
+            self.catch_up()
             return ledger.neighbourhood(self.connection, space, wanted)
         return ledger.neighbourhood_of(space, found)
 
@@ -340,9 +357,18 @@ class LedgerReads:
         """The transactions holding locks on any serial of ``wanted``, sorted."""
         found = self._locks.find(space, wanted) if self._locks else None
         if found is None:
-            self._catch_up()
+            self.catch_up()
             return ledger.lock_overlaps(self.connection, space, wanted)
         return sorted({block.attributes for block in found})
+
+    def insert_transaction(self, row: dict[str, Any]) -> None:
+        """Insert a new transaction's row (``records.insert_transaction``). Kept back with the
+        batch's other writes: the batch reads a transaction it names once from what was read
+        ahead, and one it names again from the table (``Reads.record``), after catching up."""
+        if self._writes is None:
+            insert_rows(self.connection, schema.transactions, [row])
+        else:
+            self._writes.keep(_Recorded(row))
 
     def replace(self, neighbourhood: Neighbourhood[Held], blocks: Sequence[Block[Held]]) -> None:
         """Replace a neighbourhood's blocks with ``blocks`` (the same serials, rearranged)."""
@@ -372,7 +398,7 @@ class LedgerReads:
             locked = [block.with_attributes(transaction_id) for block in in_space]
             self._replaced(self._locks, space, locked, ())
 
-    def _catch_up(self) -> None:
+    def catch_up(self) -> None:
         """Before reading the tables: the batch's writes kept back until now."""
         if self._unit is not None:
             self._unit.catch_up()

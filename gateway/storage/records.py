@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
@@ -74,29 +74,23 @@ def _record(row: Any) -> TransactionRecord:
     )
 
 
-def insert_transaction(unit: Unit, record: TransactionRecord, path: Sequence[Status] = ()) -> None:
+def insert_transaction(
+    unit: Unit,
+    record: TransactionRecord,
+    path: Sequence[Status] = (),
+    write: Callable[[dict[str, Any]], None] | None = None,
+) -> None:
     """Record a new transaction in ``record.status``, with the history of every status on
-    ``path`` it went through on the way within this SQL transaction (``record.status`` last)."""
+    ``path`` it went through on the way within this SQL transaction (``record.status`` last).
+    ``write``: how its row is written (kept back with a hub batch's writes, gateway.reads);
+    by default, at once."""
     statuses = [*path, record.status]
     assert len(set(statuses)) == len(statuses), statuses
-    # Values as parameters, not .values(): the statement is then compiled once and reused.
-    _insert(transactions).run(
-        unit.connection,
-        {
-            "transaction_id": record.transaction_id,
-            "type": record.type,
-            "proposer": record.proposer,
-            "transferring_registry": record.transferring_registry,
-            "acquiring_registry": record.acquiring_registry,
-            "quantity": record.quantity,
-            "status": record.status.value,
-            "results": encode_results(record.results),
-            "body": record.body,
-            "proposed_at": record.proposed_at,
-            "status_at": record.status_at,
-            "respond_by": record.respond_by,
-        },
-    )
+    row = _row(record)
+    if write is None:
+        _insert(transactions).run(unit.connection, row)
+    else:
+        write(row)
     for status in statuses:
         results = record.results if status is record.status else ()
         _history(unit, record.transaction_id, status, record.status_at, results)
@@ -107,6 +101,24 @@ def insert_transaction(unit: Unit, record: TransactionRecord, path: Sequence[Sta
         codes=[code.value for code, _ in record.results],
         body_sha256=hashlib.sha256(record.body).hexdigest(),
     )  # fmt: skip
+
+
+def _row(record: TransactionRecord) -> dict[str, Any]:
+    # Values as parameters, not .values(): the statement is then compiled once and reused.
+    return {
+        "transaction_id": record.transaction_id,
+        "type": record.type,
+        "proposer": record.proposer,
+        "transferring_registry": record.transferring_registry,
+        "acquiring_registry": record.acquiring_registry,
+        "quantity": record.quantity,
+        "status": record.status.value,
+        "results": encode_results(record.results),
+        "body": record.body,
+        "proposed_at": record.proposed_at,
+        "status_at": record.status_at,
+        "respond_by": record.respond_by,
+    }
 
 
 def _history(

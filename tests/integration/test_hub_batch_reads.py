@@ -191,9 +191,9 @@ def test_on_postgresql_a_batch_reads_the_ledger_and_the_locks_in_one_statement_e
     pki: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Twenty transfers in one batch: the ledger around all their serials in one statement
-    and the locks on them in another, not two statements a proposal, and their locks written
-    in one; and their twenty completions in one batch read the ledger in one statement and
-    write it in two, with one more for the locks released."""
+    and the locks on them in another, not two statements a proposal, and the transactions
+    and their locks written in one each; and their twenty completions in one batch read the
+    ledger in one statement and write it in two, with one more for the locks released."""
     statements: list[str] = []
     execute, executemany = psycopg.Cursor.execute, psycopg.Cursor.executemany
 
@@ -216,7 +216,7 @@ def test_on_postgresql_a_batch_reads_the_ledger_and_the_locks_in_one_statement_e
             receipts = await _batch(gha, [_proposal(t) for t in transfers])
             assert [r.status for r in receipts] == [T.TRANSACTION_STATUS_CHECKED] * 20
             assert _selects(statements) == {"ledger_blocks": 1, "locks": 1}
-            assert _writes(statements) == {"INSERT locks": 1}
+            assert _writes(statements) == {"INSERT transactions": 1, "INSERT locks": 1}
             statements.clear()
             accepted = T.TRANSACTION_STATUS_ACCEPTED
             notices = [T.StatusNotice(transaction_id=i, status=accepted) for i in ids]
@@ -241,9 +241,9 @@ def _selects(statements: list[str]) -> Counter[str]:
 
 
 def _writes(statements: list[str]) -> Counter[str]:
-    """INSERTs and DELETEs of the ledger's blocks or its locks, by verb and table (an
-    executemany, pipelined, counts once)."""
-    found = (re.match(r"\s*(INSERT INTO|DELETE FROM) (ledger_blocks|locks)\b", sql)
+    """INSERTs and DELETEs of transactions, the ledger's blocks or its locks, by verb and
+    table (an executemany, pipelined, counts once)."""
+    found = (re.match(r"\s*(INSERT INTO|DELETE FROM) (transactions|ledger_blocks|locks)\b", sql)
              for sql in statements)  # fmt: skip
     return Counter(f"{m.group(1).split()[0]} {m.group(2)}" for m in found if m)
 

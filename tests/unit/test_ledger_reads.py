@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterable, Mapping, Sequence
-from typing import cast
+from typing import Any, cast
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -22,6 +22,7 @@ from gateway.reads import (
     _Change,
     _Locked,
     _Net,
+    _Recorded,
     _Replaced,
     _Space,
     _Unlocked,
@@ -122,7 +123,7 @@ Locks = set[tuple[str, int]]  # (transaction id, stored first serial)
 def changes(draw: st.DrawFn) -> tuple[Rows, Locks, list[_Change]]:
     """A ledger and locks, and changes to them as a batch makes them: a replacement deletes
     rows that are there and inserts keys that are not; a lock or an unlock names any
-    transaction, with locks or not."""
+    transaction, with locks or not; a new transaction is recorded."""
     keys = st.tuples(st.sampled_from("AB"), st.integers(0, 12))
     ledger = draw(st.dictionaries(keys, st.integers(0, 9), max_size=8))
     held = draw(st.sets(st.tuples(st.integers(0, 3), st.integers(0, 9))))
@@ -130,7 +131,7 @@ def changes(draw: st.DrawFn) -> tuple[Rows, Locks, list[_Change]]:
     state, count = dict(ledger), 4
     made: list[_Change] = []
     for _ in range(draw(st.integers(0, 12))):
-        kind = draw(st.sampled_from(["replace", "lock", "unlock"]))
+        kind = draw(st.sampled_from(["replace", "lock", "unlock", "record"]))
         if kind == "replace":
             space = draw(st.sampled_from("AB"))
             there = sorted(first for s, first in state if s == space)
@@ -147,13 +148,17 @@ def changes(draw: st.DrawFn) -> tuple[Rows, Locks, list[_Change]]:
             locker = draw(st.integers(0, count))  # a new transaction, or one with locks
             made.append(_Locked(f"T{locker}", [{"serial_first": f} for f in firsts]))
             count += locker == count
-        else:
+        elif kind == "unlock":
             made.append(_Unlocked(f"T{draw(st.integers(0, count))}"))
+        else:
+            made.append(_Recorded({"transaction_id": f"R{len(made)}"}))
     return ledger, locks, made
 
 
-def _one_by_one(ledger: Rows, locks: Locks, made: list[_Change]) -> tuple[Rows, Locks]:
-    ledger, locks = dict(ledger), set(locks)
+def _one_by_one(
+    ledger: Rows, locks: Locks, made: list[_Change]
+) -> tuple[Rows, Locks, list[dict[str, Any]]]:
+    ledger, locks, recorded = dict(ledger), set(locks), []
     for change in made:
         if isinstance(change, _Replaced):
             for first in change.firsts:
@@ -163,9 +168,11 @@ def _one_by_one(ledger: Rows, locks: Locks, made: list[_Change]) -> tuple[Rows, 
                 ledger[change.space, row["serial_first"]] = row["value"]
         elif isinstance(change, _Locked):
             locks |= {(change.transaction_id, row["serial_first"]) for row in change.rows}
-        else:
+        elif isinstance(change, _Unlocked):
             locks = {lock for lock in locks if lock[0] != change.transaction_id}
-    return ledger, locks
+        else:
+            recorded.append(change.row)
+    return ledger, locks, recorded
 
 
 @given(changes())
@@ -173,7 +180,8 @@ def test_a_batchs_changes_netted_leave_the_tables_as_made_one_by_one(
     case: tuple[Rows, Locks, list[_Change]],
 ) -> None:
     """Deleting the net's rows and then inserting its rows (each key not there), then the
-    same for the locks, ends where making each change in turn ends."""
+    same for the locks, ends where making each change in turn ends; every new transaction
+    is recorded, in order."""
     ledger, locks, made = case
     net = _Net.of(made)
     after = {key: value for key, value in ledger.items()
@@ -183,7 +191,7 @@ def test_a_batchs_changes_netted_leave_the_tables_as_made_one_by_one(
         after[space, first] = row["value"]
     locked = {lock for lock in locks if lock[0] not in net.unlocked}
     locked |= {(i, row["serial_first"]) for i, rows in net.locked.items() for row in rows}
-    assert (after, locked) == _one_by_one(ledger, locks, made)
+    assert (after, locked, net.recorded) == _one_by_one(ledger, locks, made)
 
 
 def _locked(connection: Connection) -> list[str]:
@@ -204,7 +212,7 @@ def test_writes_kept_back_follow_a_savepoints_rollback() -> None:
     schema.metadata.create_all(engine)
     with engine.begin() as connection:
         unit = Unit(connection)
-        writes = _Writes(unit, schema.ledger_blocks, schema.locks)
+        writes = _Writes(unit, schema.transactions, schema.ledger_blocks, schema.locks)
         writes.keep(_lock("T1", 1))
         with contextlib.suppress(RuntimeError), unit.savepoint():
             writes.keep(_lock("T2", 2))
