@@ -19,6 +19,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from article6.limits import DEFAULT_RATE_LIMIT_PER_SECOND
 from article6.v1 import transaction_pb2
 from bench.load import Latencies
 from bench.network import Bench, bench_for, running
@@ -66,10 +67,15 @@ def silent_listener(endpoint: str) -> Iterator[None]:
 
 async def flood(bench: Bench, backlog: int) -> None:
     """SGP01's fast sender proposes ``backlog`` one-unit issuances, each answered by a
-    completion notice to SGP01 (in chunks, within the hub's default rate limit)."""
+    completion notice to SGP01 (in chunks within the hub's default rate limit: a chunk
+    starts once the bucket has refilled by one, however fast the hub took the last)."""
     sender, units = bench.senders[SILENT], bench.units[SILENT]
     serial = 1
+    loop = asyncio.get_running_loop()
+    due = loop.time()
     for start in range(0, backlog, CHUNK):
+        await asyncio.sleep(max(0.0, due - loop.time()))
+        due = loop.time() + CHUNK / DEFAULT_RATE_LIMIT_PER_SECOND
         raws = []
         for _ in range(min(CHUNK, backlog - start)):
             raws.append(
