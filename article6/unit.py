@@ -14,9 +14,9 @@ connection with notes hidden on it. The unit owns:
   transaction's history, queued messages): a unit made by the group writer keeps them, and
   ``flush`` writes them just before the commit, one statement a table for the whole group
   (one round trip on PostgreSQL) rather than one a row;
-- writes a change keeps back to make them together (``write_behind``: a hub batch's changes
-  to the ledger and the locks), made when the change ends, or earlier when something is
-  about to read those tables another way (``catch_up``);
+- writes a change keeps back to make them together (``write_behind``: a hub batch's new
+  transactions and its changes to the ledger and the locks), made when the change ends, or
+  earlier when something is about to read those tables another way (``catch_up``);
 - savepoints (``savepoint``): a change, or a step of one, that raises is rolled back alone,
   and takes the entries, actions and rows it noted with it (``mark``, ``rewind``), and runs
   the undo actions it noted (``on_rewind``) for what it changed outside the database that
@@ -102,7 +102,7 @@ class Unit:
 
     def write_behind(self, write: Callable[[], None]) -> None:
         """Have ``write`` make the writes kept back by something of this change (a hub
-        batch's changes to the ledger): the writer calls it when the change ends
+        batch's, gateway.reads): the writer calls it when the change ends
         (``catch_up``), so nothing kept back outlives its change. Registered inside a
         savepoint that rolls back, it is forgotten with what it kept."""
         self.on_rewind(partial(self._forget_writer, len(self.behind)))
