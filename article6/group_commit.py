@@ -18,8 +18,9 @@ Each change still behaves as if it were alone:
   written for the whole group just before it, so a failure there is the commit's;
 - if the commit itself fails, nothing of the group was written, and each change is run again
   in a transaction of its own, as it would have been without grouping;
-- a change that loses a unique-key race to another hub (``IntegrityError``) is run again, up
-  to ``WRITE_CONFLICT_ATTEMPTS`` times, whether it runs alone or in a group: one rule for
+- a change that loses a unique-key race to another hub (``IntegrityError``), or finds a row
+  it read changed by another hub (``WriteConflict``), is run again, up to
+  ``WRITE_CONFLICT_ATTEMPTS`` times, whether it runs alone or in a group: one rule for
   write conflicts, at the hub and at every registry.
 
 At most ``MAX_WAITING_CHANGES`` changes wait for the writer; beyond, ``apply`` waits for room,
@@ -49,7 +50,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 
 from article6.limits import MAX_CHANGES_PER_COMMIT, MAX_WAITING_CHANGES, WRITE_CONFLICT_ATTEMPTS
-from article6.unit import SpaceBusy, Unit
+from article6.unit import SpaceBusy, Unit, WriteConflict
 
 log = logging.getLogger("article6.group_commit")
 
@@ -201,11 +202,12 @@ class GroupWriter:
 
     def _alone(self, work: Work) -> Any:
         """A change in a transaction of its own, run again if it lost a unique-key race to
-        another hub, as in a group (``_one``): one rule for write conflicts everywhere."""
+        another hub or found a row changed by one, as in a group (``_one``): one rule for
+        write conflicts everywhere."""
         for attempt in range(1, WRITE_CONFLICT_ATTEMPTS + 1):
             try:
                 return self.now(work)
-            except IntegrityError:
+            except (IntegrityError, WriteConflict):
                 if attempt == WRITE_CONFLICT_ATTEMPTS:
                     raise
         raise AssertionError("unreachable")
@@ -221,7 +223,7 @@ class GroupWriter:
                 with unit.savepoint() as mark:
                     result = work(unit)
                     unit.catch_up()  # before the next change reads what this one wrote
-            except IntegrityError as error:  # another hub recorded it first: look again
+            except (IntegrityError, WriteConflict) as error:  # another hub was first: look again
                 failure = error
                 continue
             except SpaceBusy:

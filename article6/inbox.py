@@ -33,7 +33,7 @@ from article6.direct import Direct
 from article6.envelope import Opened
 from article6.headers import check_fresh
 from article6.sql import UtcDateTime
-from article6.unit import SpaceBusy, Unit
+from article6.unit import SpaceBusy, Unit, WriteConflict
 
 Respond = Callable[[Unit, datetime], bytes]
 """Apply a message's effects at a moment and return its signed response's bytes."""
@@ -69,9 +69,10 @@ def exactly_once_all(unit: Unit, inbox: Table, batch: Sequence[Taken]) -> list[A
     replays, reused ids (3001) and stale messages (1036) are answered before anything is
     done, and if applying a message raises, what the batch did is undone and it runs again
     with a savepoint per message, so a refusal costs its batch a second pass, never a wrong
-    effect. A lost unique-key race or a busy serial space (``SpaceBusy``) is raised to the
-    writer, which runs the whole batch again (``article6.group_commit``). A batch of one
-    raises what its message raised, and the writer rolls its change back.
+    effect. A lost unique-key race, a row changed by another hub (``WriteConflict``) or a
+    busy serial space (``SpaceBusy``) is raised to the writer, which runs the whole batch
+    again (``article6.group_commit``). A batch of one raises what its message raised, and
+    the writer rolls its change back.
     """
     if len(batch) == 1:  # what it raises is the caller's to roll back: no savepoint
         return [exactly_once(unit, inbox, *batch[0])]
@@ -123,14 +124,14 @@ def _apply(unit: Unit, opened: Opened, respond: Respond, now: datetime, careful:
     if not careful:
         try:
             return respond(unit, now)
-        except (IntegrityError, SpaceBusy):
+        except (IntegrityError, SpaceBusy, WriteConflict):
             raise
         except Exception as error:
             raise _Raised from error
     try:
         with unit.savepoint():
             return respond(unit, now)
-    except (IntegrityError, SpaceBusy):
+    except (IntegrityError, SpaceBusy, WriteConflict):
         raise
     except Exception as error:  # the message's alone: its savepoint took its effects
         return error

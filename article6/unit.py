@@ -15,8 +15,10 @@ connection with notes hidden on it. The unit owns:
   ``flush`` writes them just before the commit, one statement a table for the whole group
   (one round trip on PostgreSQL) rather than one a row;
 - writes a change keeps back to make them together (``write_behind``: a hub batch's new
-  transactions and its changes to the ledger and the locks), made when the change ends, or
-  earlier when something is about to read those tables another way (``catch_up``);
+  transactions, their status changes and its changes to the ledger and the locks), made when
+  the change ends, or earlier when something is about to read those tables another way
+  (``catch_up``); a kept write that finds a row changed by another process since it was read
+  raises ``WriteConflict``, and the writer runs the change again;
 - savepoints (``savepoint``): a change, or a step of one, that raises is rolled back alone,
   and takes the entries, actions and rows it noted with it (``mark``, ``rewind``), and runs
   the undo actions it noted (``on_rewind``) for what it changed outside the database that
@@ -57,6 +59,12 @@ START = Mark(0, 0, 0, 0, 0, 0)
 
 class SpaceBusy(Exception):
     """A change later in a group found a serial space locked by another transaction."""
+
+
+class WriteConflict(Exception):
+    """A write found a row no longer as the change read it: another process (a second hub on
+    the same database) changed it since. Like a lost unique-key race, the change is run
+    again from its reads (``article6.group_commit``)."""
 
 
 @dataclass

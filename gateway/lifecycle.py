@@ -278,7 +278,9 @@ class Lifecycle:
             book.unlock(record.transaction_id, spec.blocks)
         if not in_receipt:
             obsolete_outbox(unit, record.transaction_id, ACQUISITION_REQUEST)
-        record = set_status(unit, record, Status.COMPLETED, now, path=[Status.ACCEPTED])
+        record = set_status(
+            unit, record, Status.COMPLETED, now, path=[Status.ACCEPTED], write=book.change_status
+        )
         self._finished(unit, record)
         self._notify(unit, record, spec.registries, now)
 
@@ -299,7 +301,7 @@ class Lifecycle:
         _reserve(unit, spec, -1)
         if not in_receipt:
             obsolete_outbox(unit, record.transaction_id, ACQUISITION_REQUEST)
-        record = set_status(unit, record, status, now, results)
+        record = set_status(unit, record, status, now, results, write=book.change_status)
         self._finished(unit, record)
         registries = {record.transferring_registry, record.acquiring_registry}
         self._notify(unit, record, frozenset(registries), now)

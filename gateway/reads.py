@@ -49,7 +49,12 @@ from article6.unit import Unit
 from article6.wire import stored_spec
 from gateway.storage import ledger, schema
 from gateway.storage.reconciliations import any_open_discrepancy, frozen, holding_registries
-from gateway.storage.records import TransactionRecord, get_transaction, get_transactions
+from gateway.storage.records import (
+    TransactionRecord,
+    change_statuses,
+    get_transaction,
+    get_transactions,
+)
 
 A = TypeVar("A")
 
@@ -210,13 +215,19 @@ class _Recorded:
     row: dict[str, Any]  # a new transaction's
 
 
-_Change = _Replaced | _Locked | _Unlocked | _Recorded
+@dataclass(frozen=True)
+class _StatusChanged:
+    change: dict[str, Any]  # records.set_status's
+
+
+_Change = _Replaced | _Locked | _Unlocked | _Recorded | _StatusChanged
 
 
 class _Writes:
-    """A batch's new transactions and its changes to the ledger's blocks and the locks, kept
-    back and made together when its change ends (``Unit.write_behind``): a statement or two
-    per table for the whole batch, where each transfer took five. They are made earlier when
+    """A batch's new transactions, their status changes, and its changes to the ledger's
+    blocks and the locks, kept back and made together when its change ends
+    (``Unit.write_behind``): a statement or two per table for the whole batch, where each
+    transfer took six. They are made earlier when
     the batch reads one of those tables from the database (``Unit.catch_up``), so it reads
     what it wrote. A change to the ledger is netted against the later ones: a block written
     and replaced within the batch (a run of neighbouring transfers, each rewriting the block
@@ -246,6 +257,8 @@ class _Writes:
         self._unit.on_rewind(partial(self._restore, kept))
         net, connection = _Net.of(kept), self._unit.connection
         insert_rows(connection, self._transactions, net.recorded)  # first: a race raises here
+        if net.statuses:  # then statuses: another hub's change raises here (WriteConflict)
+            change_statuses(connection, net.statuses)
         for space, firsts in net.deleted.items():
             delete_rows(connection, self._ledger, space, sorted(firsts))
         insert_rows(connection, self._ledger, list(net.inserted.values()))
@@ -263,11 +276,12 @@ class _Writes:
 
 @dataclass
 class _Net:
-    """What some changes come to: the new transactions; the ledger rows to delete (stored
-    first serials by space), then those to insert; the transactions whose locks to delete,
-    then the locks to insert."""
+    """What some changes come to: the new transactions, then the status changes, in order;
+    the ledger rows to delete (stored first serials by space), then those to insert; the
+    transactions whose locks to delete, then the locks to insert."""
 
     recorded: list[dict[str, Any]] = field(default_factory=list)
+    statuses: list[dict[str, Any]] = field(default_factory=list)
     deleted: dict[str, set[int]] = field(default_factory=dict)
     inserted: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
     unlocked: set[str] = field(default_factory=set)
@@ -288,6 +302,8 @@ class _Net:
                 net.inserted.update(((change.space, row["serial_first"]), row) for row in rows)
             elif isinstance(change, _Recorded):
                 net.recorded.append(change.row)
+            elif isinstance(change, _StatusChanged):
+                net.statuses.append(change.change)
             elif isinstance(change, _Locked):
                 net.locked.setdefault(change.transaction_id, []).extend(change.rows)
             else:  # every lock of the transaction: those in the table too, if any
@@ -369,6 +385,14 @@ class LedgerReads:
             insert_rows(self.connection, schema.transactions, [row])
         else:
             self._writes.keep(_Recorded(row))
+
+    def change_status(self, change: dict[str, Any]) -> None:
+        """Change a transaction's status (``records.set_status``), kept back as its insert
+        is: a transaction the batch names again is read after catching up."""
+        if self._writes is None:
+            change_statuses(self.connection, [change])
+        else:
+            self._writes.keep(_StatusChanged(change))
 
     def replace(self, neighbourhood: Neighbourhood[Held], blocks: Sequence[Block[Held]]) -> None:
         """Replace a neighbourhood's blocks with ``blocks`` (the same serials, rearranged)."""

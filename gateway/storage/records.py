@@ -16,7 +16,7 @@ from article6.codes import Code
 from article6.direct import Direct
 from article6.model import AuthorizationSpec, FirstTransferTrigger, Purpose, Status
 from article6.outbox import OutboxMessage, message_of
-from article6.unit import Unit
+from article6.unit import Unit, WriteConflict
 from gateway.storage import audit
 from gateway.storage.schema import authorization_versions as authorization_versions_table
 from gateway.storage.schema import (
@@ -192,17 +192,19 @@ def set_status(
     at: datetime,
     results: Results = (),
     path: Sequence[Status] = (),
+    write: Callable[[dict[str, Any]], None] | None = None,
 ) -> TransactionRecord:
     """Move a transaction to ``status`` through the statuses on ``path`` (ACCEPTED on the way
     to COMPLETED, say): one UPDATE, and a history row and an audit entry for each step. A
-    final status never changes (asserted in SQL)."""
+    final status never changes (asserted). ``write``: how the UPDATE is made (kept back with
+    a hub batch's writes, gateway.reads); by default, at once (``change_statuses``)."""
     assert not record.status.final, f"{record.transaction_id} is final ({record.status.name})"
-    changed = _status_change().run(
-        unit.connection,
-        {"id": record.transaction_id, "was": record.status.value, "status": status.value,
-         "status_at": at, "results": encode_results(results)},
-    )  # fmt: skip
-    assert changed == 1, f"{record.transaction_id} changed under us"
+    change = {"id": record.transaction_id, "was": record.status.value, "status": status.value,
+              "status_at": at, "results": encode_results(results)}  # fmt: skip
+    if write is None:
+        change_statuses(unit.connection, [change])
+    else:
+        write(change)
     previous = record.status
     for step in [*path, status]:
         _history(unit, record.transaction_id, step, at, results if step is status else ())
@@ -214,6 +216,17 @@ def set_status(
     return TransactionRecord(
         **{**record.__dict__, "status": status, "status_at": at, "results": list(results)}
     )
+
+
+def change_statuses(connection: Connection, changes: Sequence[dict[str, Any]]) -> None:
+    """Make ``set_status``'s changes: one statement (pipelined on PostgreSQL). Each changes
+    its transaction only if it is still in the status it was read in (``was``); one that is
+    not was changed by another hub since, and the change that read it is run again from its
+    reads (``WriteConflict``)."""
+    changed = _status_change().run(connection, changes)
+    if changed != len(changes):
+        ids = ", ".join(change["id"] for change in changes[:5])
+        raise WriteConflict(f"{len(changes) - changed} of the transactions {ids} changed")
 
 
 def extend_respond_by(connection: Connection, transaction_id: str, respond_by: datetime) -> None:

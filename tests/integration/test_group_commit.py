@@ -18,7 +18,7 @@ from sqlalchemy import Connection, event, exc, insert, select, text
 from article6.codes import Code, Refusal
 from article6.direct import Direct
 from article6.limits import MAX_WAITING_CHANGES, WRITE_CONFLICT_ATTEMPTS
-from article6.unit import Unit
+from article6.unit import Unit, WriteConflict
 from gateway.storage import audit
 from gateway.storage.database import Database
 from gateway.storage.schema import transaction_history
@@ -144,24 +144,39 @@ async def _busy_space(url: str) -> None:
         database.close()
 
 
-def test_a_change_that_lost_a_race_runs_again_alone_as_in_a_group(database: Database) -> None:
+@pytest.mark.parametrize(
+    "conflict",
+    [
+        exc.IntegrityError("INSERT ...", {}, Exception("UNIQUE constraint failed")),
+        WriteConflict("1 of the transactions T1 changed since it was read"),
+    ],
+    ids=["unique-key race", "row changed"],
+)
+def test_a_change_that_lost_a_race_runs_again_alone_as_in_a_group(
+    database: Database, conflict: Exception
+) -> None:
+    """Another hub inserted the same row first, or changed a row the change read."""
     calls: list[int] = []
 
     def lost_once(unit: Unit) -> str:
         calls.append(1)
-        if len(calls) == 1:  # another hub inserted the same row first
-            raise exc.IntegrityError("INSERT ...", {}, Exception("UNIQUE constraint failed"))
+        if len(calls) == 1:
+            raise conflict
         return "recorded"
 
     assert asyncio.run(database.write(lost_once)) == "recorded"
     assert len(calls) == 2
     calls.clear()
+    grouped = asyncio.run(_grouped(database, [lost_once, _note("other", [])]))
+    assert grouped == ["recorded", "other"]
+    assert len(calls) == 2
+    calls.clear()
 
     def always_lost(unit: Unit) -> None:
         calls.append(1)
-        raise exc.IntegrityError("INSERT ...", {}, Exception("UNIQUE constraint failed"))
+        raise conflict
 
-    with pytest.raises(exc.IntegrityError):
+    with pytest.raises(type(conflict)):
         asyncio.run(database.write(always_lost))
     assert len(calls) == WRITE_CONFLICT_ATTEMPTS
 

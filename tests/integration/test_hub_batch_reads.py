@@ -16,13 +16,16 @@ import psycopg
 import pytest
 from google.protobuf.message import Message
 from google.rpc import status_pb2  # type: ignore[import-untyped]
-from sqlalchemy import event
+from sqlalchemy import Connection, event
 
 from article6.codes import Code
+from article6.model import Status
 from article6.v1 import envelope_pb2, reconciliation_pb2, transaction_pb2
+from gateway import reads
 from gateway.server import Hub
 from gateway.storage import ledger
 from gateway.storage import reconciliations as runs
+from gateway.storage.records import change_statuses
 from tests.builders import external, issuance
 from tests.databases import postgres_database
 from tests.integration.test_hub_legs import confirmation
@@ -193,7 +196,8 @@ def test_on_postgresql_a_batch_reads_the_ledger_and_the_locks_in_one_statement_e
     """Twenty transfers in one batch: the ledger around all their serials in one statement
     and the locks on them in another, not two statements a proposal, and the transactions
     and their locks written in one each; and their twenty completions in one batch read the
-    ledger in one statement and write it in two, with one more for the locks released."""
+    ledger in one statement and write it in two, with one more for the locks released and
+    one for the twenty status changes."""
     statements: list[str] = []
     execute, executemany = psycopg.Cursor.execute, psycopg.Cursor.executemany
 
@@ -227,7 +231,54 @@ def test_on_postgresql_a_batch_reads_the_ledger_and_the_locks_in_one_statement_e
             # is the net change, in a statement each for the rows gone and the rows written.
             assert _writes(statements) == {
                 "DELETE ledger_blocks": 1, "INSERT ledger_blocks": 1, "DELETE locks": 1,
+                "UPDATE transactions": 1,
             }  # fmt: skip
+
+    with postgres_database() as url:
+        run(partial(body, url))
+
+
+@pytest.mark.postgres
+def test_a_status_another_hub_changed_after_the_batch_read_it_has_the_batch_run_again(
+    pki: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two transfers accepted in one batch. After the batch read them, and before it writes
+    their status changes (kept back to the batch's end), another hub on the same database
+    ends one (cancelled, its locks released). The batch's status change finds that one no
+    longer CHECKED (WriteConflict), and the whole batch runs again from its reads: the
+    cancelled transfer is answered as final (3004), the other completes, and only its units
+    move."""
+    ended: list[str] = []
+
+    def raced(connection: Connection, changes: list[dict[str, Any]]) -> None:
+        if not ended:  # the first write of the batch: another hub was quicker
+            ended.append(changes[0]["id"])
+            with psycopg.connect(connection.engine.url.set(drivername="postgresql")
+                                 .render_as_string(hide_password=False)) as other:  # fmt: skip
+                cancelled = Status.CANCELLED.value
+                other.execute("UPDATE transactions SET status = %s WHERE transaction_id = %s",
+                              (cancelled, ended[0]))  # fmt: skip
+                other.execute("DELETE FROM locks WHERE transaction_id = %s", (ended[0],))
+        change_statuses(connection, changes)
+
+    async def body(url: str) -> None:
+        async with running_hub(pki, tmp_path, database=url) as (hub, registries):
+            gha, che = registries["GHA01"], registries["CHE01"]
+            assert (await gha.propose(issuance("GHA01-1", 1, 100))).accepted
+            transfers = [external("GHA01-2", 1, 10), external("GHA01-3", 11, 20)]
+            await _batch(gha, [_proposal(t) for t in transfers])
+            monkeypatch.setattr(reads, "change_statuses", raced)
+            accepted = T.TRANSACTION_STATUS_ACCEPTED
+            notices = [T.StatusNotice(transaction_id=t.transaction_id, status=accepted)
+                       for t in transfers]  # fmt: skip
+            first, second = await _batch(che, list(notices))
+            assert ended == ["GHA01-2"]
+            assert (first.status, _codes(first)) == (
+                T.TRANSACTION_STATUS_CANCELLED, [Code.TRANSACTION_ALREADY_FINAL.value]
+            )  # fmt: skip
+            assert (second.status, _codes(second)) == (T.TRANSACTION_STATUS_COMPLETED, [])
+            assert _held(hub, "CHE01") == [(11, 20)]
+            assert _held(hub, "GHA01") == [(1, 10), (21, 100)]
 
     with postgres_database() as url:
         run(partial(body, url))
@@ -241,10 +292,10 @@ def _selects(statements: list[str]) -> Counter[str]:
 
 
 def _writes(statements: list[str]) -> Counter[str]:
-    """INSERTs and DELETEs of transactions, the ledger's blocks or its locks, by verb and
-    table (an executemany, pipelined, counts once)."""
-    found = (re.match(r"\s*(INSERT INTO|DELETE FROM) (transactions|ledger_blocks|locks)\b", sql)
-             for sql in statements)  # fmt: skip
+    """INSERTs, UPDATEs and DELETEs of transactions, the ledger's blocks or its locks, by verb
+    and table (an executemany, pipelined, counts once)."""
+    verbs, tables = "INSERT INTO|UPDATE|DELETE FROM", "transactions|ledger_blocks|locks"
+    found = (re.match(rf"\s*({verbs}) ({tables})\b", sql) for sql in statements)
     return Counter(f"{m.group(1).split()[0]} {m.group(2)}" for m in found if m)
 
 

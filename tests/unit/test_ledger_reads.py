@@ -25,6 +25,7 @@ from gateway.reads import (
     _Recorded,
     _Replaced,
     _Space,
+    _StatusChanged,
     _Unlocked,
     _Writes,
 )
@@ -123,7 +124,8 @@ Locks = set[tuple[str, int]]  # (transaction id, stored first serial)
 def changes(draw: st.DrawFn) -> tuple[Rows, Locks, list[_Change]]:
     """A ledger and locks, and changes to them as a batch makes them: a replacement deletes
     rows that are there and inserts keys that are not; a lock or an unlock names any
-    transaction, with locks or not; a new transaction is recorded."""
+    transaction, with locks or not; a new transaction is recorded; a transaction's status
+    changes."""
     keys = st.tuples(st.sampled_from("AB"), st.integers(0, 12))
     ledger = draw(st.dictionaries(keys, st.integers(0, 9), max_size=8))
     held = draw(st.sets(st.tuples(st.integers(0, 3), st.integers(0, 9))))
@@ -131,7 +133,7 @@ def changes(draw: st.DrawFn) -> tuple[Rows, Locks, list[_Change]]:
     state, count = dict(ledger), 4
     made: list[_Change] = []
     for _ in range(draw(st.integers(0, 12))):
-        kind = draw(st.sampled_from(["replace", "lock", "unlock", "record"]))
+        kind = draw(st.sampled_from(["replace", "lock", "unlock", "record", "status"]))
         if kind == "replace":
             space = draw(st.sampled_from("AB"))
             there = sorted(first for s, first in state if s == space)
@@ -150,15 +152,19 @@ def changes(draw: st.DrawFn) -> tuple[Rows, Locks, list[_Change]]:
             count += locker == count
         elif kind == "unlock":
             made.append(_Unlocked(f"T{draw(st.integers(0, count))}"))
-        else:
+        elif kind == "record":
             made.append(_Recorded({"transaction_id": f"R{len(made)}"}))
+        else:
+            made.append(_StatusChanged({"id": f"R{draw(st.integers(0, len(made)))}"}))
     return ledger, locks, made
 
 
 def _one_by_one(
     ledger: Rows, locks: Locks, made: list[_Change]
-) -> tuple[Rows, Locks, list[dict[str, Any]]]:
-    ledger, locks, recorded = dict(ledger), set(locks), []
+) -> tuple[Rows, Locks, list[dict[str, Any]], list[dict[str, Any]]]:
+    ledger, locks = dict(ledger), set(locks)
+    recorded: list[dict[str, Any]] = []
+    statuses: list[dict[str, Any]] = []
     for change in made:
         if isinstance(change, _Replaced):
             for first in change.firsts:
@@ -170,9 +176,11 @@ def _one_by_one(
             locks |= {(change.transaction_id, row["serial_first"]) for row in change.rows}
         elif isinstance(change, _Unlocked):
             locks = {lock for lock in locks if lock[0] != change.transaction_id}
-        else:
+        elif isinstance(change, _Recorded):
             recorded.append(change.row)
-    return ledger, locks, recorded
+        else:
+            statuses.append(change.change)
+    return ledger, locks, recorded, statuses
 
 
 @given(changes())
@@ -181,7 +189,8 @@ def test_a_batchs_changes_netted_leave_the_tables_as_made_one_by_one(
 ) -> None:
     """Deleting the net's rows and then inserting its rows (each key not there), then the
     same for the locks, ends where making each change in turn ends; every new transaction
-    is recorded, in order."""
+    is recorded, and every status changed, in order (all the new transactions first: a
+    status change is made after its transaction's insert either way)."""
     ledger, locks, made = case
     net = _Net.of(made)
     after = {key: value for key, value in ledger.items()
@@ -191,7 +200,7 @@ def test_a_batchs_changes_netted_leave_the_tables_as_made_one_by_one(
         after[space, first] = row["value"]
     locked = {lock for lock in locks if lock[0] not in net.unlocked}
     locked |= {(i, row["serial_first"]) for i, rows in net.locked.items() for row in rows}
-    assert (after, locked, net.recorded) == _one_by_one(ledger, locks, made)
+    assert (after, locked, net.recorded, net.statuses) == _one_by_one(ledger, locks, made)
 
 
 def _locked(connection: Connection) -> list[str]:
