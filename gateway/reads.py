@@ -227,11 +227,10 @@ class _Writes:
     """A batch's new transactions, their status changes, and its changes to the ledger's
     blocks and the locks, kept back and made together when its change ends
     (``Unit.write_behind``): a statement or two per table for the whole batch, where each
-    transfer took six. They are made earlier when
-    the batch reads one of those tables from the database (``Unit.catch_up``), so it reads
-    what it wrote. A change to the ledger is netted against the later ones: a block written
-    and replaced within the batch (a run of neighbouring transfers, each rewriting the block
-    the last one wrote) is never written.
+    transfer took six. They are made earlier when the batch reads one of those tables from
+    the database (``Unit.catch_up``), so it reads what it wrote. A change to the ledger is
+    netted against the later ones: a block written and replaced within the batch (a run of
+    neighbouring transfers, each rewriting the block the last one wrote) is never written.
 
     What is kept follows a savepoint's rollback: a change kept inside it is forgotten, and
     changes written inside it are kept again (the rollback undid them in the database)."""

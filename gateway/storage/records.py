@@ -225,8 +225,8 @@ def change_statuses(connection: Connection, changes: Sequence[dict[str, Any]]) -
     reads (``WriteConflict``)."""
     changed = _status_change().run(connection, changes)
     if changed != len(changes):
-        ids = ", ".join(change["id"] for change in changes[:5])
-        raise WriteConflict(f"{len(changes) - changed} of the transactions {ids} changed")
+        ids, missed = ", ".join(change["id"] for change in changes[:5]), len(changes) - changed
+        raise WriteConflict(f"{missed} of {len(changes)} transactions changed since read ({ids})")
 
 
 def extend_respond_by(connection: Connection, transaction_id: str, respond_by: datetime) -> None:

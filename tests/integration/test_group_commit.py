@@ -148,7 +148,7 @@ async def _busy_space(url: str) -> None:
     "conflict",
     [
         exc.IntegrityError("INSERT ...", {}, Exception("UNIQUE constraint failed")),
-        WriteConflict("1 of the transactions T1 changed since it was read"),
+        WriteConflict("1 of 1 transactions changed since read (T1)"),
     ],
     ids=["unique-key race", "row changed"],
 )
