@@ -77,20 +77,16 @@ def _record(row: Any) -> TransactionRecord:
 def insert_transaction(
     unit: Unit,
     record: TransactionRecord,
-    path: Sequence[Status] = (),
-    write: Callable[[dict[str, Any]], None] | None = None,
+    path: Sequence[Status],
+    write: Callable[[dict[str, Any]], None],
 ) -> None:
     """Record a new transaction in ``record.status``, with the history of every status on
     ``path`` it went through on the way within this SQL transaction (``record.status`` last).
-    ``write``: how its row is written (kept back with a hub batch's writes, gateway.reads);
-    by default, at once."""
+    ``write``: how its row is written, at once or kept back with a hub batch's writes
+    (``gateway.reads.LedgerReads.insert_transaction``)."""
     statuses = [*path, record.status]
     assert len(set(statuses)) == len(statuses), statuses
-    row = _row(record)
-    if write is None:
-        _insert(transactions).run(unit.connection, row)
-    else:
-        write(row)
+    write(_row(record))
     for status in statuses:
         results = record.results if status is record.status else ()
         _history(unit, record.transaction_id, status, record.status_at, results)
@@ -192,19 +188,17 @@ def set_status(
     at: datetime,
     results: Results = (),
     path: Sequence[Status] = (),
-    write: Callable[[dict[str, Any]], None] | None = None,
+    *,
+    write: Callable[[dict[str, Any]], None],
 ) -> TransactionRecord:
     """Move a transaction to ``status`` through the statuses on ``path`` (ACCEPTED on the way
     to COMPLETED, say): one UPDATE, and a history row and an audit entry for each step. A
-    final status never changes (asserted). ``write``: how the UPDATE is made (kept back with
-    a hub batch's writes, gateway.reads); by default, at once (``change_statuses``)."""
+    final status never changes (asserted). ``write``: how the UPDATE is made, at once or kept
+    back with a hub batch's writes (``gateway.reads.LedgerReads.change_status``, which makes
+    it with ``change_statuses``)."""
     assert not record.status.final, f"{record.transaction_id} is final ({record.status.name})"
-    change = {"id": record.transaction_id, "was": record.status.value, "status": status.value,
-              "status_at": at, "results": encode_results(results)}  # fmt: skip
-    if write is None:
-        change_statuses(unit.connection, [change])
-    else:
-        write(change)
+    write({"id": record.transaction_id, "was": record.status.value, "status": status.value,
+           "status_at": at, "results": encode_results(results)})  # fmt: skip
     previous = record.status
     for step in [*path, status]:
         _history(unit, record.transaction_id, step, at, results if step is status else ())
