@@ -29,7 +29,6 @@ from sqlalchemy import Connection
 from article6 import holdings
 from article6.block_table import Neighbourhood
 from article6.codes import Code, Refusal
-from article6.direct import pipelined
 from article6.identifiers import check_registry_id, check_transaction_id
 from article6.model import (
     AuthorizationSpec,
@@ -273,7 +272,7 @@ class Lifecycle:
             (book.neighbourhood(space, wanted), wanted)
             for space, wanted in _by_space(spec.blocks).items()
         ]
-        with pipelined(unit.connection):  # the ledger's rows and the locks: one round trip
+        with book.writing():
             self._apply(book, spec, neighbourhoods)
             book.unlock(record.transaction_id, spec.blocks)
         if not in_receipt:

@@ -33,7 +33,8 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any, Generic, TypeVar
@@ -43,6 +44,7 @@ from sqlalchemy import Connection, Table
 from article6 import sql
 from article6.block_table import Neighbourhood, delete_rows, insert_rows, widen
 from article6.blocks import Block
+from article6.direct import pipelined
 from article6.limits import MAX_BLOCKS_READ_AHEAD, MAX_SPACES_READ_AHEAD
 from article6.model import Held, UnitBlock
 from article6.unit import Unit
@@ -420,6 +422,17 @@ class LedgerReads:
         for space, in_space in _by_space([blocks]).items():
             locked = [block.with_attributes(transaction_id) for block in in_space]
             self._replaced(self._locks, space, locked, ())
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        """Around a change's writes to the ledger and the locks. Alone, they go to PostgreSQL
+        in one round trip (``pipelined``); kept back for the batch, nothing is sent here, and
+        a pipeline with nothing in it would still cost a round trip (its sync)."""
+        if self._writes is not None:
+            yield
+            return
+        with pipelined(self.connection):
+            yield
 
     def catch_up(self) -> None:
         """Before reading the tables: the batch's writes kept back until now."""

@@ -10,7 +10,20 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, Table, and_, bindparam, insert, or_, select, update
+from sqlalchemy import (
+    ARRAY,
+    Connection,
+    String,
+    Table,
+    and_,
+    any_,
+    bindparam,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 
 from article6.codes import Code
 from article6.direct import Direct
@@ -154,8 +167,23 @@ def get_transactions(
     if len(wanted) < 2:  # none, or one by the prebuilt statement
         found = [_record(row) for i in wanted for row in _by_id().rows(connection, {"id": i})]
         return {record.transaction_id: record for record in found}
-    query = select(transactions).where(transactions.c.transaction_id.in_(wanted))
-    return {row.transaction_id: _record(row) for row in connection.execute(query)}
+    postgresql = connection.dialect.name == "postgresql"
+    ids = wanted if postgresql else json.dumps(wanted)  # an array, or SQLite's JSON text
+    rows = _by_ids(postgresql).rows(connection, {"ids": ids})
+    return {row.transaction_id: _record(row) for row in rows}
+
+
+@cache
+def _by_ids(postgresql: bool) -> Direct:
+    """Built once, as ``_by_id``: the ids are one parameter (an array on PostgreSQL, a JSON
+    list SQLite reads with ``json_each``), so one statement serves any number of them."""
+    column = transactions.c.transaction_id
+    if postgresql:
+        return Direct(
+            select(transactions).where(column == any_(bindparam("ids", type_=ARRAY(String))))
+        )
+    listed = func.json_each(bindparam("ids", type_=String)).table_valued("value")
+    return Direct(select(transactions).where(column.in_(select(listed.c.value))))
 
 
 @cache

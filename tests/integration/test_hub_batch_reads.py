@@ -197,9 +197,16 @@ def test_on_postgresql_a_batch_reads_the_ledger_and_the_locks_in_one_statement_e
     and the locks on them in another, not two statements a proposal, and the transactions
     and their locks written in one each; and their twenty completions in one batch read the
     ledger in one statement and write it in two, with one more for the locks released and
-    one for the twenty status changes."""
+    one for the twenty status changes, and no pipeline of their own (an empty one would
+    still cost a round trip each)."""
     statements: list[str] = []
     execute, executemany = psycopg.Cursor.execute, psycopg.Cursor.executemany
+    pipelines: list[object] = []
+    pipeline = psycopg.Connection.pipeline
+
+    def counted(connection: psycopg.Connection[Any]) -> Any:
+        pipelines.append(connection)
+        return pipeline(connection)
 
     def traced(cursor: psycopg.Cursor[Any], query: Any, *args: Any, **kwargs: Any) -> Any:
         statements.append(str(query))
@@ -222,6 +229,7 @@ def test_on_postgresql_a_batch_reads_the_ledger_and_the_locks_in_one_statement_e
             assert _selects(statements) == {"ledger_blocks": 1, "locks": 1}
             assert _writes(statements) == {"INSERT transactions": 1, "INSERT locks": 1}
             statements.clear()
+            monkeypatch.setattr(psycopg.Connection, "pipeline", counted)
             accepted = T.TRANSACTION_STATUS_ACCEPTED
             notices = [T.StatusNotice(transaction_id=i, status=accepted) for i in ids]
             receipts = await _batch(che, list(notices))
@@ -233,6 +241,7 @@ def test_on_postgresql_a_batch_reads_the_ledger_and_the_locks_in_one_statement_e
                 "DELETE ledger_blocks": 1, "INSERT ledger_blocks": 1, "DELETE locks": 1,
                 "UPDATE transactions": 1,
             }  # fmt: skip
+            assert pipelines == []
 
     with postgres_database() as url:
         run(partial(body, url))

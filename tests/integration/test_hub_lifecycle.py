@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 import pytest
@@ -16,7 +17,7 @@ from article6.outbox import OutboxMessage
 from article6.v1 import transaction_pb2, units_pb2
 from gateway.lifecycle import Outcome
 from gateway.storage import audit, ledger
-from gateway.storage.records import history
+from gateway.storage.records import get_transactions, history
 from gateway.storage.schema import outbox
 from tests.builders import (
     CHE_ACCOUNT,
@@ -75,6 +76,21 @@ def test_an_acceptance_records_both_steps_in_one_status_change(hub: HubHarness) 
         (Status.CHECKED.value, Status.ACCEPTED.value),
         (Status.ACCEPTED.value, Status.COMPLETED.value),
     ]
+
+
+def test_transactions_read_together_are_those_read_one_by_one(hub: HubHarness) -> None:
+    """One statement for many ids (an array on PostgreSQL, JSON on SQLite): the recorded
+    ones, each as read alone; ids never recorded or not storable are simply absent."""
+    hub.propose(issuance("GHA01-1", 1, 1000))
+    for n in range(2, 5):
+        hub.propose(external(f"GHA01-{n}", 10 * n, 10 * n + 9))
+    wanted = ["GHA01-3", "GHA01-1", "GHA01-9", "x" * 41, "GHA01-4", "GHA01-3", "it's"]
+    found = hub.database.read_now(lambda c: get_transactions(c, wanted))
+    alone = {}
+    for i in wanted:
+        alone.update(hub.database.read_now(partial(get_transactions, transaction_ids=[i])))
+    assert sorted(found) == ["GHA01-1", "GHA01-3", "GHA01-4"]
+    assert found == alone
 
 
 def test_an_external_transfer_locks_then_completes_with_a_split(hub: HubHarness) -> None:
