@@ -427,8 +427,8 @@ class Neighbourhood(Generic[A]):
 def delete_rows(connection: Connection, table: Table, space: str, firsts: Sequence[int]) -> None:
     """Delete the rows of ``space`` with these stored first serials: a few, one statement
     each on the driver; many (a transfer of a thousand blocks, a batch's changes), in one
-    statement rather than a round trip to PostgreSQL per row. Inserts make the same choice
-    in ``Direct.run``."""
+    statement rather than a round trip to PostgreSQL per row. An insert of several rows is
+    always one statement there (``Direct.run``)."""
     if len(firsts) > FEW_ROWS:
         connection.execute(_delete_rows(table), {"space": space, "firsts": list(firsts)})
     elif firsts:

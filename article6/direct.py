@@ -12,14 +12,15 @@ from __future__ import annotations
 from collections import namedtuple
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import Connection, Dialect, Insert, exc
+from sqlalchemy import Column, Connection, Dialect, Insert, String, Table, TypeDecorator, exc
 from sqlalchemy.sql.expression import Executable
 
-# More rows than this in one change go as one statement (SQLAlchemy's multi-row INSERT, an IN
-# list for a DELETE): on PostgreSQL, one round trip instead of one a row.
+# More rows than this in one change go as one statement (an IN list for a DELETE): on
+# PostgreSQL, one round trip instead of one a row. An INSERT of several rows is always one
+# statement there (``Direct.run``).
 FEW_ROWS = 8
 
 
@@ -75,7 +76,7 @@ class Direct:
 
     def __init__(self, statement: Executable) -> None:
         self.statement = statement
-        self._prepared: dict[tuple[str, frozenset[str]], _Prepared] = {}
+        self._prepared: dict[tuple[str, frozenset[str], bool], _Prepared] = {}
 
     def rows(self, connection: Connection, params: Mapping[str, Any]) -> list[Any]:
         prepared = self._prepare(connection.dialect, params)
@@ -109,16 +110,18 @@ class Direct:
         self, connection: Connection, params: Mapping[str, Any] | Sequence[Mapping[str, Any]]
     ) -> int:
         """Execute (once, or once per mapping of a sequence); the rows changed. On PostgreSQL,
-        an INSERT of more than ``FEW_ROWS`` rows (a transfer of a thousand blocks, a batch's
-        transactions) goes through SQLAlchemy, which sends it as multi-row statements where
-        the driver would take a round trip per row; SQLite, in process, takes them fastest
-        from its own ``executemany``."""
+        an INSERT of several rows (a transfer of a thousand blocks, a batch's transactions) is
+        one statement (``_unnest``); other statements of several rows go in one pipelined
+        round trip, a statement a row."""
         batch: list[Mapping[str, Any]] = [params] if isinstance(params, Mapping) else list(params)
         if not batch:
             return 0
-        many = len(batch) > FEW_ROWS and connection.dialect.name == "postgresql"
-        if many and isinstance(self.statement, Insert):
-            return int(connection.execute(self.statement, batch).rowcount)
+        if len(batch) > 1 and self._unnests(connection.dialect):
+            prepared = self._prepare(connection.dialect, batch[0], unnest=True)
+            cursor = _cursor(connection)
+            with prepared.errors:
+                cursor.execute(prepared.sql, _arrays(prepared, batch))
+            return int(cursor.rowcount)
         prepared = self._prepare(connection.dialect, batch[0])
         cursor = _cursor(connection)
         with prepared.errors:
@@ -152,11 +155,23 @@ class Direct:
         assert len(ids) == len(rows), (len(ids), len(rows))
         return ids
 
-    def _prepare(self, dialect: Dialect, params: Mapping[str, Any]) -> _Prepared:
-        key = (dialect.name, frozenset(params))
+    def _unnests(self, dialect: Dialect) -> bool:
+        """An INSERT of several rows on PostgreSQL goes as one statement (``_unnest``), not a
+        statement a row (psycopg's ``executemany``, which SQLAlchemy's own execution of an
+        INSERT without RETURNING also comes to); SQLite, in process, takes them fastest from
+        its own ``executemany``."""
+        return dialect.name == "postgresql" and isinstance(self.statement, Insert)
+
+    def _prepare(
+        self, dialect: Dialect, params: Mapping[str, Any], unnest: bool = False
+    ) -> _Prepared:
+        key = (dialect.name, frozenset(params), unnest)
         prepared = self._prepared.get(key)
         if prepared is None:
             prepared = _compile(self.statement, dialect, sorted(params))
+            if unnest:
+                assert isinstance(self.statement, Insert)
+                prepared = _unnest(self.statement, dialect, prepared)
             self._prepared[key] = prepared
         return prepared
 
@@ -186,6 +201,49 @@ def _compile(statement: Executable, dialect: Dialect, keys: list[str]) -> _Prepa
     ordered = tuple(binds[name] for name in names)
     rendered = None if dialect.positional else names
     return _Prepared(compiled.string, ordered, rendered, row, results, errors)
+
+
+def _unnest(statement: Insert, dialect: Dialect, single: _Prepared) -> _Prepared:
+    """The INSERT of one row (``single``) as ``INSERT ... SELECT * FROM unnest(...)``: each
+    column's values are one array parameter, so a batch of any size is one statement, the
+    same text each time (PostgreSQL prepares it once). Rows are inserted in the batch's order.
+    A string array is TEXT[]: an explicit cast to VARCHAR(n)[] would cut an oversized value
+    short, where the column's own assignment refuses it, as for a row inserted alone."""
+    assert single.names is not None, "PostgreSQL's drivers take named parameters"
+    table = statement.table
+    assert isinstance(table, Table)
+    preparer = dialect.identifier_preparer
+    columns = [table.c[bind.key if bind.key is not None else name]
+               for bind, name in zip(single.binds, single.names, strict=True)]  # fmt: skip
+    arrays = ", ".join(
+        f"%({name})s::{_element_type(column, dialect)}[]"
+        for name, column in zip(single.names, columns, strict=True)
+    )
+    names = ", ".join(preparer.format_column(column) for column in columns)
+    into = f"INSERT INTO {preparer.format_table(table)} ({names})"
+    sql = f"{into} SELECT * FROM unnest({arrays})"  # noqa: S608 (our schema's names; values are parameters)
+    return replace(single, sql=sql, errors=_Errors(dialect, sql))
+
+
+def _element_type(column: Column[Any], dialect: Dialect) -> str:
+    impl = column.type.dialect_impl(dialect)
+    if isinstance(impl, TypeDecorator):
+        impl = impl.impl_instance
+    return "TEXT" if isinstance(impl, String) else str(impl.compile(dialect=dialect))
+
+
+def _arrays(prepared: _Prepared, rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
+    """One array of values a parameter, for ``_unnest``'s statement."""
+    assert prepared.names is not None
+    arrays: dict[str, list[Any]] = {}
+    for name, bind in zip(prepared.names, prepared.binds, strict=True):
+        if bind.key is None:
+            arrays[name] = [bind.constant] * len(rows)
+        elif bind.process is None:
+            arrays[name] = [row[bind.key] for row in rows]
+        else:
+            arrays[name] = [bind.process(row[bind.key]) for row in rows]
+    return arrays
 
 
 def _bound(prepared: _Prepared, params: Mapping[str, Any]) -> Any:

@@ -4,7 +4,7 @@ the same values back, the same transaction, the same errors (SQLite and PostgreS
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -19,6 +19,7 @@ from sqlalchemy import (
     Table,
     bindparam,
     exc,
+    func,
     insert,
     select,
     update,
@@ -97,6 +98,36 @@ def test_a_pipeline_writes_as_statements_one_by_one_and_its_errors_are_sqlalchem
         with engine.connect() as connection:
             names = connection.execute(select(things.c.name).order_by(things.c.id)).scalars()
             assert names.all() == ["n0", "m1", "n2"]
+    finally:
+        metadata.drop_all(engine)
+        engine.dispose()
+
+
+def test_rows_inserted_together_are_those_inserted_one_by_one(hub_database_url: str) -> None:
+    """Several rows in one INSERT (on PostgreSQL one statement, each column's values an
+    array): the same values in the batch's order, and the same refusals as a row alone (a
+    duplicate key; on PostgreSQL, a string longer than its column), the whole INSERT undone."""
+    engine = make_engine(hub_database_url)
+    metadata.create_all(engine)
+    rows = [
+        {"name": f"n{i}", "open": i % 2 == 0, "body": bytes([i]) * i, "kind": "k",
+         "at": AT + timedelta(days=i, microseconds=i)}
+        for i in range(5)
+    ]  # fmt: skip
+    new = {**rows[0], "name": "new"}
+    try:
+        with engine.begin() as connection:
+            assert ADD.run(connection, rows) == 5
+            found = connection.execute(select(things).order_by(things.c.id)).mappings().all()
+            assert [{k: v for k, v in row.items() if k != "id"} for row in found] == rows
+            with pytest.raises(exc.IntegrityError), connection.begin_nested():
+                ADD.run(connection, [new, rows[2]])
+            if engine.dialect.name == "postgresql":  # SQLite keeps any length
+                with pytest.raises(exc.DataError), connection.begin_nested():
+                    ADD.run(connection, [new, {**rows[0], "name": "x" * 17}])
+            assert ADD.run(connection, [new, {**new, "name": "x" * 16}]) == 2
+            count = connection.execute(select(func.count()).select_from(things)).scalar()
+            assert count == 7
     finally:
         metadata.drop_all(engine)
         engine.dispose()
