@@ -76,7 +76,7 @@ class Direct:
 
     def __init__(self, statement: Executable) -> None:
         self.statement = statement
-        self._prepared: dict[tuple[str, frozenset[str], bool], _Prepared] = {}
+        self._prepared: dict[tuple[str, frozenset[str], int], _Prepared] = {}
 
     def rows(self, connection: Connection, params: Mapping[str, Any]) -> list[Any]:
         prepared = self._prepare(connection.dialect, params)
@@ -117,7 +117,7 @@ class Direct:
         if not batch:
             return 0
         if len(batch) > 1 and self._unnests(connection.dialect):
-            prepared = self._prepare(connection.dialect, batch[0], unnest=True)
+            prepared = self._prepare(connection.dialect, batch[0], _UNNEST)
             cursor = _cursor(connection)
             with prepared.errors:
                 cursor.execute(prepared.sql, _arrays(prepared, batch))
@@ -133,22 +133,22 @@ class Direct:
 
     def insert_all(self, connection: Connection, rows: Sequence[Mapping[str, Any]]) -> list[int]:
         """Execute an INSERT of each row (with the same keys); the new rows' integer primary
-        keys, in order (PostgreSQL returns them, as SQLAlchemy compiles the statement there;
-        SQLite reports each). Several rows on PostgreSQL go in one pipelined round trip."""
+        keys, in order (PostgreSQL returns them; SQLite reports each). Several rows on
+        PostgreSQL are one statement (``_unnest``)."""
         if not rows:
             return []
-        prepared = self._prepare(connection.dialect, rows[0])
-        cursor = _cursor(connection)
-        with prepared.errors:
-            if connection.dialect.name == "postgresql" and len(rows) > 1:
-                cursor.executemany(
-                    prepared.sql, [_bound(prepared, r) for r in rows], returning=True
-                )
-                ids = [_new_id(cursor)]
-                while cursor.nextset():
-                    ids.append(_new_id(cursor))
-            else:  # SQLite runs in process; a lone row is dearer pipelined
-                ids = []
+        if len(rows) > 1 and self._unnests(connection.dialect):
+            prepared = self._prepare(connection.dialect, rows[0], _UNNEST_RETURNING)
+            cursor = _cursor(connection)
+            with prepared.errors:
+                cursor.execute(prepared.sql, _arrays(prepared, rows))
+                # Made in the rows' order (``_unnest``), so their ids rise in it.
+                ids = sorted(int(row[0]) for row in cursor.fetchall())
+        else:  # SQLite runs in process, a statement a row
+            prepared = self._prepare(connection.dialect, rows[0])
+            cursor = _cursor(connection)
+            ids = []
+            with prepared.errors:
                 for row in rows:
                     cursor.execute(prepared.sql, _bound(prepared, row))
                     ids.append(_new_id(cursor))
@@ -162,16 +162,14 @@ class Direct:
         its own ``executemany``."""
         return dialect.name == "postgresql" and isinstance(self.statement, Insert)
 
-    def _prepare(
-        self, dialect: Dialect, params: Mapping[str, Any], unnest: bool = False
-    ) -> _Prepared:
-        key = (dialect.name, frozenset(params), unnest)
+    def _prepare(self, dialect: Dialect, params: Mapping[str, Any], form: int = 0) -> _Prepared:
+        key = (dialect.name, frozenset(params), form)
         prepared = self._prepared.get(key)
         if prepared is None:
             prepared = _compile(self.statement, dialect, sorted(params))
-            if unnest:
+            if form:
                 assert isinstance(self.statement, Insert)
-                prepared = _unnest(self.statement, dialect, prepared)
+                prepared = _unnest(self.statement, dialect, prepared, form == _UNNEST_RETURNING)
             self._prepared[key] = prepared
         return prepared
 
@@ -203,12 +201,17 @@ def _compile(statement: Executable, dialect: Dialect, keys: list[str]) -> _Prepa
     return _Prepared(compiled.string, ordered, rendered, row, results, errors)
 
 
-def _unnest(statement: Insert, dialect: Dialect, single: _Prepared) -> _Prepared:
-    """The INSERT of one row (``single``) as ``INSERT ... SELECT * FROM unnest(...)``: each
+def _unnest(statement: Insert, dialect: Dialect, single: _Prepared, returning: bool) -> _Prepared:
+    """The INSERT of one row (``single``) as ``INSERT ... SELECT ... FROM unnest(...)``: each
     column's values are one array parameter, so a batch of any size is one statement, the
-    same text each time (PostgreSQL prepares it once). Rows are inserted in the batch's order.
-    A string array is TEXT[]: an explicit cast to VARCHAR(n)[] would cut an oversized value
-    short, where the column's own assignment refuses it, as for a row inserted alone."""
+    same text each time (PostgreSQL prepares it once). A string array is TEXT[]: an explicit
+    cast to VARCHAR(n)[] would cut an oversized value short, where the column's own
+    assignment refuses it, as for a row inserted alone.
+
+    ``returning``: the new rows' ids back. The rows are inserted in the batch's order (ORDER
+    BY their place in it), so the table's sequence numbers them in that order, and the ids
+    sorted are the rows' in order: SQLAlchemy's "insertmanyvalues" relies on the same
+    (``Insert.returning(sort_by_parameter_order=True)``); RETURNING itself promises no order."""
     assert single.names is not None, "PostgreSQL's drivers take named parameters"
     table = statement.table
     assert isinstance(table, Table)
@@ -222,7 +225,17 @@ def _unnest(statement: Insert, dialect: Dialect, single: _Prepared) -> _Prepared
     names = ", ".join(preparer.format_column(column) for column in columns)
     into = f"INSERT INTO {preparer.format_table(table)} ({names})"
     sql = f"{into} SELECT * FROM unnest({arrays})"  # noqa: S608 (our schema's names; values are parameters)
+    if returning:
+        key = table.autoincrement_column
+        assert key is not None, f"{table.name}: ids back need a sequence-numbered key"
+        places = ", ".join(f"c{i}" for i in range(len(columns)))
+        rows = f"unnest({arrays}) WITH ORDINALITY AS u({places}, place)"
+        back = preparer.quote(key.name)
+        sql = f"{into} SELECT {places} FROM {rows} ORDER BY place RETURNING {back}"  # noqa: S608 (as above)
     return replace(single, sql=sql, errors=_Errors(dialect, sql))
+
+
+_UNNEST, _UNNEST_RETURNING = 1, 2  # the forms of ``_unnest`` a ``Direct`` prepares
 
 
 def _element_type(column: Column[Any], dialect: Dialect) -> str:

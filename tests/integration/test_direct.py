@@ -106,7 +106,8 @@ def test_a_pipeline_writes_as_statements_one_by_one_and_its_errors_are_sqlalchem
 def test_rows_inserted_together_are_those_inserted_one_by_one(hub_database_url: str) -> None:
     """Several rows in one INSERT (on PostgreSQL one statement, each column's values an
     array): the same values in the batch's order, and the same refusals as a row alone (a
-    duplicate key; on PostgreSQL, a string longer than its column), the whole INSERT undone."""
+    duplicate key; on PostgreSQL, a string longer than its column), the whole INSERT undone;
+    the new rows' ids, each the id of its row."""
     engine = make_engine(hub_database_url)
     metadata.create_all(engine)
     rows = [
@@ -128,6 +129,11 @@ def test_rows_inserted_together_are_those_inserted_one_by_one(hub_database_url: 
             assert ADD.run(connection, [new, {**new, "name": "x" * 16}]) == 2
             count = connection.execute(select(func.count()).select_from(things)).scalar()
             assert count == 7
+            more = [{**rows[0], "name": f"m{i}"} for i in (3, 1, 2)]
+            ids = ADD.insert_all(connection, more)  # each row's new id, in the rows' order
+            for row_id, row in zip(ids, more, strict=True):
+                name = connection.execute(select(things.c.name).where(things.c.id == row_id))
+                assert name.scalar_one() == row["name"]
     finally:
         metadata.drop_all(engine)
         engine.dispose()
