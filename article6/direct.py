@@ -72,17 +72,27 @@ class Direct:
     DBAPI connection itself, inside the caller's SQL transaction. Only simple statements
     qualify: no expanding parameters, and every bound value given (no column defaults computed
     at execution), which ``_compile`` asserts. Rows come back as named tuples with the
-    selected columns' keys."""
+    selected columns' keys.
 
-    def __init__(self, statement: Executable) -> None:
+    ``replan``: PostgreSQL plans the query afresh each time ``rows`` runs it, for a query
+    whose best plan depends on its values (ids given as one array). psycopg prepares a
+    statement run often, and the server may then keep one plan for any values, costed on the
+    table as it was then: made on a small table, a scan of the whole table, kept as it
+    grows."""
+
+    def __init__(self, statement: Executable, replan: bool = False) -> None:
         self.statement = statement
+        self.replan = replan
         self._prepared: dict[tuple[str, frozenset[str], int], _Prepared] = {}
 
     def rows(self, connection: Connection, params: Mapping[str, Any]) -> list[Any]:
         prepared = self._prepare(connection.dialect, params)
         cursor = _cursor(connection)
         with prepared.errors:
-            cursor.execute(prepared.sql, _bound(prepared, params))
+            if self.replan and connection.dialect.name == "postgresql":
+                cursor.execute(prepared.sql, _bound(prepared, params), prepare=False)
+            else:
+                cursor.execute(prepared.sql, _bound(prepared, params))
             fetched = cursor.fetchall()
         assert prepared.row is not None, "rows() of a statement that selects nothing"
         if any(prepared.results):

@@ -175,13 +175,13 @@ def get_transactions(
 
 @cache
 def _by_ids(postgresql: bool) -> Direct:
-    """Built once, as ``_by_id``: the ids are one parameter (an array on PostgreSQL, a JSON
-    list SQLite reads with ``json_each``), so one statement serves any number of them."""
+    """Built once, as ``_by_id``: the ids are one parameter (an array on PostgreSQL, planned
+    for its values each time, a JSON list SQLite reads with ``json_each``), so one statement
+    serves any number of them."""
     column = transactions.c.transaction_id
     if postgresql:
-        return Direct(
-            select(transactions).where(column == any_(bindparam("ids", type_=ARRAY(String))))
-        )
+        ids = bindparam("ids", type_=ARRAY(String))
+        return Direct(select(transactions).where(column == any_(ids)), replan=True)
     listed = func.json_each(bindparam("ids", type_=String)).table_valued("value")
     return Direct(select(transactions).where(column.in_(select(listed.c.value))))
 
