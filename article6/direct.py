@@ -127,11 +127,7 @@ class Direct:
         if not batch:
             return 0
         if len(batch) > 1 and self._unnests(connection.dialect):
-            prepared = self._prepare(connection.dialect, batch[0], _UNNEST)
-            cursor = _cursor(connection)
-            with prepared.errors:
-                cursor.execute(prepared.sql, _arrays(prepared, batch))
-            return int(cursor.rowcount)
+            return int(self._unnested(connection, batch, _UNNEST).rowcount)
         prepared = self._prepare(connection.dialect, batch[0])
         cursor = _cursor(connection)
         with prepared.errors:
@@ -148,13 +144,10 @@ class Direct:
         if not rows:
             return []
         if len(rows) > 1 and self._unnests(connection.dialect):
-            prepared = self._prepare(connection.dialect, rows[0], _UNNEST_RETURNING)
-            cursor = _cursor(connection)
-            with prepared.errors:
-                cursor.execute(prepared.sql, _arrays(prepared, rows))
-                # Made in the rows' order (``_unnest``), so their ids rise in it.
-                ids = sorted(int(row[0]) for row in cursor.fetchall())
-        else:  # SQLite runs in process, a statement a row
+            returned = self._unnested(connection, rows, _UNNEST_RETURNING).fetchall()
+            # Made in the rows' order (``_unnest``), so their ids rise in it.
+            ids = sorted(int(row[0]) for row in returned)
+        else:  # a lone row, or SQLite (in process): a statement a row
             prepared = self._prepare(connection.dialect, rows[0])
             cursor = _cursor(connection)
             ids = []
@@ -171,6 +164,17 @@ class Direct:
         INSERT without RETURNING also comes to); SQLite, in process, takes them fastest from
         its own ``executemany``."""
         return dialect.name == "postgresql" and isinstance(self.statement, Insert)
+
+    def _unnested(
+        self, connection: Connection, rows: Sequence[Mapping[str, Any]], form: int
+    ) -> Any:
+        """Run ``_unnest``'s statement (``form``) for ``rows``: the cursor, for its count or
+        the ids it returns."""
+        prepared = self._prepare(connection.dialect, rows[0], form)
+        cursor = _cursor(connection)
+        with prepared.errors:
+            cursor.execute(prepared.sql, _arrays(prepared, rows))
+        return cursor
 
     def _prepare(self, dialect: Dialect, params: Mapping[str, Any], form: int = 0) -> _Prepared:
         key = (dialect.name, frozenset(params), form)
