@@ -14,6 +14,7 @@ import sys
 from datetime import UTC, datetime
 
 EXTRA_FIELDS = ("transaction_id", "message_id", "peer", "codes", "registry")
+_encode = json.JSONEncoder(default=str).encode  # built once: a line is logged per message
 
 
 class JsonFormatter(logging.Formatter):
@@ -35,7 +36,7 @@ class JsonFormatter(logging.Formatter):
                 entry[name] = value
         if record.exc_info:
             entry["error"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
+        return _encode(entry)
 
 
 def configure_logging(service: str, level: str = "INFO") -> None:

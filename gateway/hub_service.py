@@ -167,7 +167,9 @@ class HubService:
         if reads is None:
             reads = _reads(unit, [opened])
         outcome = self._handles[opened.envelope.payload_type](opened, reads, unit, now)
-        log.info(
+        # Logged once committed: a change rolled back or run again logs nothing twice.
+        unit.after_commit(partial(
+            log.info,
             "%s %s: %s",
             opened.envelope.payload_type.rsplit(".", 1)[-1],
             outcome.transaction_id,
@@ -175,7 +177,7 @@ class HubService:
             extra={"transaction_id": outcome.transaction_id,
                    "message_id": opened.header.message_id, "peer": sender,
                    "codes": [code.value for code, _ in outcome.results]},
-        )  # fmt: skip
+        ))  # fmt: skip
         return self._receipt(opened, outcome, now)
 
     def _proposed(self, opened: Opened, reads: Reads, unit: Unit, now: datetime) -> Outcome:

@@ -14,6 +14,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Protocol
 
 from google.protobuf.message import Message
@@ -269,8 +270,8 @@ class RegistryEngine:
                 confirmation = None
         if status.final:
             self.rules.on_final(self, unit, message, status, results)
-        log.info("%s %s", message.transaction_id, status.name,
-                 extra={"transaction_id": message.transaction_id})  # fmt: skip
+        unit.after_commit(partial(log.info, "%s %s", message.transaction_id, status.name,
+                                  extra={"transaction_id": message.transaction_id}))  # fmt: skip
         return confirmation
 
     def _confirmation(

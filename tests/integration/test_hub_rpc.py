@@ -307,6 +307,35 @@ def test_proposals_involving_a_registry_under_reconciliation_wait_and_record_not
     run(body)
 
 
+def test_the_hub_logs_a_message_once_and_only_once_its_effects_are_committed(
+    pki: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A batch whose second proposal is held back (7002) is undone and taken again message
+    by message: the first and third are logged once each, the second not at all."""
+    caplog.set_level(logging.INFO, "gateway.hub")
+
+    async def body() -> None:
+        async with running_hub(pki, tmp_path) as (hub, registries):
+            gha = registries["GHA01"]
+            now = datetime.now(UTC)
+            hub.database.write_now(lambda unit: runs.insert_run(unit, "RUN-1", "CHE01", 16, 2, now))
+            proposals = [
+                issuance("GHA01-1", 1, 100),
+                external("GHA01-2", 1, 10),
+                issuance("GHA01-3", 200, 300),
+            ]
+            envelopes = [gha.seal(T.TransactionProposal(transaction=t)) for t in proposals]
+            reply = await gha.hub.SubmitBatch(envelope_pb2.EnvelopeBatch(envelopes=envelopes))
+            assert [a.WhichOneof("answer") for a in reply.answers] == ["reply", "status", "reply"]
+
+    run(body)
+    logged = [r.getMessage() for r in caplog.records if r.name == "gateway.hub"]
+    assert logged == [
+        "TransactionProposal GHA01-1: COMPLETED",
+        "TransactionProposal GHA01-3: COMPLETED",
+    ]
+
+
 def test_a_run_left_holding_by_a_stopped_hub_releases_its_registry_at_the_next_start(
     pki: Path, tmp_path: Path
 ) -> None:

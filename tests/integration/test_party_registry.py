@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -85,6 +86,31 @@ def test_a_completion_is_applied_exactly_once_however_often_it_arrives(engine: E
         assert units(connection, "CHE01") == [(format_account_id("CHE01", 1001), 1, 10, 1)]
         che.settle(Unit(connection), transfer, Status.CANCELLED)  # a final status never changes
         assert store.get_transaction(connection, "GHA01-2").status is Status.COMPLETED  # type: ignore[union-attr]
+
+
+def test_a_settled_status_is_logged_once_committed_and_never_when_rolled_back(
+    engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, "registry")
+    che = registry("CHE01")
+    with engine.begin() as connection:
+        accounts.open_account(connection, "CHE01", AccountType.HOLDING, frozenset({"CA0001"}))
+        transfer = external("GHA01-2", 1, 10)
+        che.acquisition(connection, transfer)
+        unit = Unit(connection)
+
+        def settled_then_failed() -> None:
+            with unit.savepoint():
+                che.settle(unit, transfer, Status.COMPLETED)
+                raise RuntimeError("the change fails after settling")
+
+        with pytest.raises(RuntimeError):
+            settled_then_failed()
+        che.settle(unit, transfer, Status.COMPLETED)
+        assert not caplog.records  # not committed yet
+    for action in unit.take_actions():
+        action()
+    assert [r.getMessage() for r in caplog.records] == ["GHA01-2 COMPLETED"]
 
 
 def test_a_proposal_locks_its_units_until_the_final_status(engine: Engine) -> None:
