@@ -45,7 +45,6 @@ RETRY_BATCH_AFTER_SECONDS = 300.0  # a peer without the batch RPC is asked again
 MAX_CHANGES_PER_COMMIT = 128  # bounds the work a failed group commit redoes
 MAX_WAITING_CHANGES = 4 * MAX_CHANGES_PER_COMMIT  # queued for the writer; callers wait beyond
 WRITE_CONFLICT_ATTEMPTS = 3  # a change that lost a race to another hub is run again this often
-PING_AFTER_IDLE_SECONDS = 1.0  # a PostgreSQL connection idle this long is tried before reuse
 
 # --- the hub's delivery ----------------------------------------------------------------------
 

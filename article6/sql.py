@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import time
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from functools import cache
@@ -32,13 +31,11 @@ from sqlalchemy import (
     insert,
     make_url,
 )
-from sqlalchemy.exc import InvalidatePoolError, OperationalError
-from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.exc import OperationalError
 
 from article6.block_table import rows_around, to_db
 from article6.blocks import Block
 from article6.direct import FEW_ROWS, Direct
-from article6.limits import PING_AFTER_IDLE_SECONDS
 from article6.process import StartupError
 from article6.snapshot import SNAPSHOT
 
@@ -76,9 +73,7 @@ def make_engine(url: str, immediate: bool = True) -> Engine:
     reply leaves), and BEGIN IMMEDIATE for writers, so a read-then-write never fails half way
     when another process writes the same file."""
     if not url.startswith("sqlite"):
-        engine = create_engine(url, pool_size=4)
-        _ping_after_idle(engine)
-        return engine
+        return create_engine(url, pool_pre_ping=True, pool_size=4)
     _create_private(make_url(url).database)
     engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
@@ -98,34 +93,6 @@ def make_engine(url: str, immediate: bool = True) -> Engine:
         connection.exec_driver_sql("BEGIN IMMEDIATE" if writes else "BEGIN")
 
     return engine
-
-
-def _ping_after_idle(engine: Engine) -> None:
-    """Try a pooled connection (``SELECT 1``) before lending it only if it has been idle for
-    ``PING_AFTER_IDLE_SECONDS``: one that fails, a server restarted meanwhile, is replaced
-    with every connection pooled before it, as SQLAlchemy's ``pool_pre_ping`` does. That
-    option tries it at every checkout, a round trip and 0.1 ms of the caller's CPU for each
-    transaction (measured alone: a one-statement transaction took 0.76 ms instead of 0.59),
-    though under load the connection was used a few milliseconds earlier; a disconnect that a statement finds instead (the server gone
-    while the connection was in use, as a ping at checkout could not have prevented either)
-    fails that one transaction and invalidates the pool all the same."""
-
-    @event.listens_for(engine, "checkin")
-    def on_checkin(_: Any, record: ConnectionPoolEntry) -> None:
-        record.info[_IDLE_SINCE] = time.monotonic()
-
-    @event.listens_for(engine, "checkout")
-    def on_checkout(dbapi_connection: Any, record: ConnectionPoolEntry, _: Any) -> None:
-        idle_since = record.info.pop(_IDLE_SINCE, None)
-        if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE_SECONDS:
-            return
-        try:
-            engine.dialect.do_ping(dbapi_connection)
-        except engine.dialect.loaded_dbapi.Error as error:
-            raise InvalidatePoolError(f"a pooled connection failed its ping: {error}") from error
-
-
-_IDLE_SINCE = "a6_idle_since"
 
 
 # --- locks of pending transactions ---------------------------------------------------------
