@@ -4,6 +4,7 @@ with a description of what it is, in plain text (no reST markup)."""
 from __future__ import annotations
 
 import argparse
+import logging
 import re
 import subprocess
 import sys
@@ -17,17 +18,22 @@ import pytest
 from article6.cli import main as article6
 from article6.config_check import ConfigError
 from article6.help import undescribed
+from article6.model import Status
+from article6.node import store
 from article6.process import command_line
 from article6.sql import shown_url
-from article6.v1 import admin_pb2, units_pb2
+from article6.v1 import admin_pb2, transaction_pb2, units_pb2
 from demo.network import MECHANISM, Network, free_port
 from gateway.__main__ import main as hub
 from gateway.admin_cli import _context, _discrepancy_line, _reconcile, _run_line
 from gateway.admin_cli import main as admin
 from international_registry.__main__ import main as international
 from mechanism_registry_adapter.__main__ import main as mechanism
+from party_registry_stub import accounts
 from party_registry_stub.__main__ import main as registry
+from tests.builders import CHE_ACCOUNT, block, transaction
 
+T = transaction_pb2
 SCRIPTS: dict[str, Callable[[list[str]], int]] = {
     "article6": article6, "article6-hub": hub, "article6-admin": admin,
     "article6-registry": registry, "article6-ir": international,
@@ -255,3 +261,29 @@ def test_every_option_is_described_with_its_default(
             if isinstance(action, argparse._SubParsersAction)
         ]
         assert "(default: 50)" in transactions.format_help()
+
+
+def test_removing_a_test_space_cancels_its_waiting_transactions_and_logs_each_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, "registry")
+    network = Network(tmp_path, registries=("CHE01",))
+    network.write()
+    config = str(network.config("CHE01"))
+    assert registry(["open-account", "--config", config, "--ca", "CA0001"]) == 0
+    books = store.open_database(f"sqlite:///{tmp_path / 'che01.db'}", accounts.metadata)
+    waiting = transaction("KIT01-1", T.TRANSACTION_TYPE_EXTERNAL_TRANSFER, [block(1, 10, "KIT01")],
+                          sender="KIT01", acquirer="CHE01", target=CHE_ACCOUNT)  # fmt: skip
+    with books.begin() as connection:
+        store.put_transaction(connection, "KIT01-1", role="acquirer", status=Status.ACCEPTED,
+                              body=waiting.SerializeToString())  # fmt: skip
+    capsys.readouterr()
+    argv = ["remove-space", "--config", config, "--space", "KIT01", "--reason", "kit run"]
+    assert registry(argv) == 0
+    assert "cancelled 1 waiting transaction(s)" in capsys.readouterr().out
+    with books.connect() as connection:
+        removed = store.get_transaction(connection, "KIT01-1")
+    books.dispose()
+    assert removed is not None
+    assert removed.status is Status.CANCELLED
+    assert [r.getMessage() for r in caplog.records] == ["KIT01-1 CANCELLED"]
