@@ -29,7 +29,7 @@ from article6.limits import LEG_LATER_TRANSACTIONS, MAX_CONFIRMED_BLOCKS
 from article6.model import LedgerBlock, Status, UnitBlock
 from article6.reconciliation import block_differences
 from article6.unit import Unit
-from article6.v1 import reconciliation_pb2
+from article6.v1 import reconciliation_pb2, transaction_pb2
 from article6.wire import held_block, stored_spec
 from gateway.lifecycle import Outcome
 from gateway.storage import ledger
@@ -45,6 +45,7 @@ class ReadAhead:
     a confirmation). Nothing a confirmation writes changes either."""
 
     records: dict[str, TransactionRecord]
+    ranges: dict[str, dict[str, list[Block[None]]]]  # by transaction, then serial space
     held: dict[str, list[LedgerBlock]]  # by serial space
 
     @classmethod
@@ -54,15 +55,18 @@ class ReadAhead:
         unit.catch_up()
         connection = unit.connection
         records = get_transactions(connection, transaction_ids)
-        wanted: dict[str, list[Block[None]]] = {}
-        for record in records.values():
-            for space, ranges in _ranges(record).items():
-                wanted.setdefault(space, []).extend(ranges)
-        held = {
-            space: ledger.neighbourhood(connection, space, ranges).blocks
-            for space, ranges in wanted.items()
+        ranges = {  # only a completed transaction is compared, and its body was checked
+            i: _ranges(record) for i, record in records.items() if record.status is Status.COMPLETED
         }
-        return cls(records, held)
+        wanted: dict[str, list[Block[None]]] = {}
+        for by_space in ranges.values():
+            for space, found in by_space.items():
+                wanted.setdefault(space, []).extend(found)
+        held = {
+            space: ledger.neighbourhood(connection, space, found).blocks
+            for space, found in wanted.items()
+        }
+        return cls(records, ranges, held)
 
 
 def confirm(
@@ -89,7 +93,7 @@ def confirm(
     if len(confirmation.blocks) > MAX_CONFIRMED_BLOCKS:
         raise Refusal(Code.TOO_MANY_BLOCKS, f"{len(confirmation.blocks)} blocks")
     reported = [held_block(message) for message in confirmation.blocks]
-    ranges = _ranges(record)
+    ranges = read.ranges[transaction_id]
     refused = _malformed(reported, sender)
     compared = None
     if refused is None:
@@ -149,11 +153,14 @@ def _compare(
     for space, wanted in ranges.items():
         held = held_by_space[space]
         theirs = [b for b in reported if b.attributes.unit.originating_registry == space]
+        mine = _cut([block for block in held if block.attributes.holder.registry == sender], wanted)
+        cut = _cut(theirs, wanted)
+        if cut == mine:  # the usual answer; ledger blocks are disjoint, so none is elsewhere
+            continue
         claimed = _claimed_elsewhere(held, theirs, sender, wanted)
         if claimed is not None:
             return Code.LEG_CONFIRMATION_NOT_OWN, claimed
-        mine = [block for block in held if block.attributes.holder.registry == sender]
-        only_mine, only_theirs = block_differences(_cut(mine, wanted), _cut(theirs, wanted))
+        only_mine, only_theirs = block_differences(mine, cut)
         found.hub_only.extend(only_mine)
         found.registry_only.extend(only_theirs)
     return found
@@ -193,10 +200,11 @@ def _cut(blocks: Sequence[LedgerBlock], ranges: Sequence[Block[None]]) -> list[L
 
 
 def _ranges(record: TransactionRecord) -> dict[str, list[Block[None]]]:
-    spec = stored_spec(record.body)
+    """The transaction's serial ranges by serial space, read from its recorded message's
+    own fields: the body was checked when it was recorded, so it is not made a spec again."""
     found: dict[str, list[Block[None]]] = {}
-    for block in spec.blocks:
-        space = block.attributes.originating_registry
+    for block in transaction_pb2.Transaction.FromString(record.body).blocks:
+        space = block.originating_registry
         found.setdefault(space, []).append(serial_range(block.serial_first, block.serial_last))
     return found
 

@@ -315,3 +315,20 @@ def test_a_confirmation_compares_the_ledger_a_batch_changed_before_it_in_its_uni
 
     decided, compared = hub.database.write_now(batch)
     assert (decided.status, compared.results) == (Status.COMPLETED, [])
+
+
+def test_a_confirmation_of_a_refused_proposal_is_answered_whatever_its_recorded_blocks(
+    hub: HubHarness,
+) -> None:
+    """A refused proposal is recorded with the blocks it came with, overlapping ones too:
+    only a completed transaction's serials are read for a comparison, so confirming the
+    refused one is answered with its status, and nothing changes."""
+    pieces = [block(1, 600), block(500, 1000)]
+    refused = hub.propose(transaction("GHA01-2", XFER, pieces))
+    assert refused.status is Status.CHECKED_DISCREPANCY  # the DES status of a refusal
+    assert [code for code, _ in refused.results] == [Code.BLOCKS_OVERLAP]
+    before = hub.state()
+    lie = confirmation("GHA01-2", (1, 1000, 2024))
+    assert submit(hub, "GHA01", lie) == [Code.STATUS_TRANSITION_INVALID]
+    assert hub.state() == before
+    assert hub.database.read_now(runs.open_count) == 0
