@@ -192,7 +192,7 @@ def _compile(statement: Executable, dialect: Dialect, keys: list[str]) -> _Prepa
     compiled = statement.compile(dialect=dialect, column_keys=keys)  # type: ignore[attr-defined]
     binds: dict[str, _Bind] = {}
     for bind, name in compiled.bind_names.items():
-        process = bind.type._cached_bind_processor(dialect)
+        process = bind.type.dialect_impl(dialect).bind_processor(dialect)
         if bind.key in keys:
             binds[name] = _Bind(bind.key, None, process)
             continue
@@ -207,7 +207,8 @@ def _compile(statement: Executable, dialect: Dialect, keys: list[str]) -> _Prepa
     columns = getattr(statement, "selected_columns", None)
     if columns is not None and len(columns):
         row = namedtuple("Row", [column.key for column in columns])  # type: ignore[misc, no-redef]
-        results = tuple(column.type._cached_result_processor(dialect, None) for column in columns)
+        implementations = (column.type.dialect_impl(dialect) for column in columns)
+        results = tuple(kind.result_processor(dialect, None) for kind in implementations)
     names = tuple(compiled.positiontup) if dialect.positional else tuple(binds)
     errors = _Errors(dialect, compiled.string)
     ordered = tuple(binds[name] for name in names)
